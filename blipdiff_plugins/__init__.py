@@ -1,0 +1,38 @@
+"""Subject-driven image generation (BLIP-Diffusion and family) for diffusers.
+
+Public classes are imported on first attribute access, so ``import blipdiff_plugins`` stays cheap
+and never imports optional backends. diffusers resolves saved components through this module
+(``model_index.json`` names ``blipdiff_plugins``), so every component class is exported here.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Blip2SubjectEncoder": "blipdiff_plugins.adapters.blip2_qformer",
+    "SubjectImageProcessor": "blipdiff_plugins.adapters.subject_image_processor",
+    "InfixPromptInjector": "blipdiff_plugins.adapters.infix_prompt_injector",
+    "BlipDiffusionPipeline": "blipdiff_plugins.pipelines.pipeline_blip_diffusion",
+    "BlipDiffusionPipelineOutput": "blipdiff_plugins.pipelines.pipeline_blip_diffusion",
+    "build_builtin_pipeline": "blipdiff_plugins.builtin",
+    "Registry": "blipdiff_plugins.registry",
+    "SUBJECT_ENCODERS": "blipdiff_plugins.registry",
+    "PROMPT_INJECTORS": "blipdiff_plugins.registry",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'blipdiff_plugins' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

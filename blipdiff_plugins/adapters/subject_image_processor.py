@@ -1,0 +1,87 @@
+"""Preprocessing of subject images for the BLIP-2 vision encoder."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import PIL.Image
+import torch
+from transformers.image_processing_utils import ImageProcessingMixin
+
+from ..images import ImageLike, load_images
+
+OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+RESIZE_MODES = ("crop", "squash")
+
+
+class SubjectImageProcessor(ImageProcessingMixin):
+    """Turns subject images into normalised ``(batch, 3, size, size)`` pixel tensors.
+
+    Args:
+        image_size (`int`, defaults to 224): side of the square the vision encoder expects.
+        resize_mode (`str`, defaults to ``"crop"``): ``"crop"`` resizes the short side to ``image_size``
+            (bicubic) and centre-crops, as the original LAVIS code; ``"squash"`` resizes to
+            ``image_size x image_size`` ignoring the aspect ratio, as diffusers' `BlipImageProcessor`.
+        image_mean (`tuple[float]`): per-channel mean, CLIP's by default.
+        image_std (`tuple[float]`): per-channel standard deviation, CLIP's by default.
+        alpha (`str`, defaults to ``"composite"``): transparent pixels are composited over white;
+            ``"drop"`` discards the alpha channel as both original implementations do.
+    """
+
+    model_input_names = ["pixel_values"]
+
+    def __init__(
+        self,
+        image_size: int = 224,
+        resize_mode: str = "crop",
+        image_mean: Sequence[float] = OPENAI_CLIP_MEAN,
+        image_std: Sequence[float] = OPENAI_CLIP_STD,
+        alpha: str = "composite",
+        **kwargs,  # ImageProcessingMixin round-trips its own bookkeeping keys through here
+    ):
+        super().__init__(**kwargs)
+        if resize_mode not in RESIZE_MODES:
+            raise ValueError(f"`resize_mode` must be one of {RESIZE_MODES}, got {resize_mode!r}.")
+        if alpha not in ("composite", "drop"):
+            raise ValueError(f"`alpha` must be 'composite' or 'drop', got {alpha!r}.")
+        if int(image_size) <= 0:
+            raise ValueError(f"`image_size` must be positive, got {image_size!r}.")
+        self.image_size = int(image_size)
+        self.resize_mode = resize_mode
+        self.image_mean = [float(v) for v in image_mean]
+        self.image_std = [float(v) for v in image_std]
+        self.alpha = alpha
+
+    def _resize(self, image: PIL.Image.Image) -> PIL.Image.Image:
+        size = self.image_size
+        if self.resize_mode == "squash":
+            return image.resize((size, size), PIL.Image.BICUBIC)
+        # torchvision's Resize(int) + CenterCrop on PIL images, which LAVIS uses.
+        width, height = image.size
+        if width <= height:
+            new_width, new_height = size, int(size * height / width)
+        else:
+            new_width, new_height = int(size * width / height), size
+        if (new_width, new_height) != (width, height):
+            image = image.resize((new_width, new_height), PIL.Image.BICUBIC)
+        top = int(round((new_height - size) / 2.0))
+        left = int(round((new_width - size) / 2.0))
+        return image.crop((left, top, left + size, top + size))
+
+    def preprocess(self, images: ImageLike | Sequence[ImageLike], *, argument: str = "subject_images") -> torch.Tensor:
+        """Images (paths, PIL, arrays, tensors, a folder) to a float32 ``(batch, 3, size, size)`` tensor."""
+        pil_images = load_images(images, argument=argument, alpha=self.alpha)
+        mean = np.asarray(self.image_mean, dtype=np.float32)
+        std = np.asarray(self.image_std, dtype=np.float32)
+        arrays = []
+        for image in pil_images:
+            array = np.asarray(self._resize(image), dtype=np.float32) / 255.0
+            arrays.append((array - mean) / std)
+        # (batch, height, width, 3) -> (batch, 3, height, width)
+        return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+    def __call__(self, images, **kwargs) -> torch.Tensor:
+        return self.preprocess(images, **kwargs)

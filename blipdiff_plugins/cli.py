@@ -1,0 +1,41 @@
+"""The ``blipdiff`` command line: one subcommand a module in ``blipdiff_plugins.commands``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Each module defines ``add_parser(subparsers)``; the parser's ``func`` default runs it.
+# Modules are imported only to build the parser, heavy imports happen inside ``run``.
+COMMAND_MODULES = (
+    "blipdiff_plugins.commands.generate",
+    "blipdiff_plugins.commands.convert",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="blipdiff",
+        description="Subject-driven image generation with BLIP-Diffusion on diffusers.",
+        epilog="Run 'blipdiff <command> --help' for the options of one command.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, KeyError, ImportError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"blipdiff {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,393 @@
+"""Zero-shot subject-driven text-to-image generation with BLIP-Diffusion."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import PIL.Image
+import torch
+from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel
+from diffusers.image_processor import VaeImageProcessor
+from diffusers.loaders import StableDiffusionLoraLoaderMixin, TextualInversionLoaderMixin
+from diffusers.schedulers import KarrasDiffusionSchedulers
+from diffusers.utils import BaseOutput
+from transformers import CLIPTextModel, CLIPTokenizer, PreTrainedTokenizerBase
+
+from ..adapters.blip2_qformer import Blip2SubjectEncoder
+from ..adapters.infix_prompt_injector import InfixPromptInjector
+from ..adapters.subject_image_processor import SubjectImageProcessor
+from ..images import ImageLike
+from .denoising import (
+    check_image_size,
+    decode_latents,
+    denoise,
+    extra_step_kwargs,
+    prepare_latents,
+    vae_scale_factor,
+)
+from .subject_conditioning import (
+    as_list,
+    check_subject_word,
+    encode_plain_prompts,
+    encode_subject_groups,
+    encode_subject_prompts,
+    group_subject_images,
+)
+
+OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+
+
+@dataclass
+class BlipDiffusionPipelineOutput(BaseOutput):
+    """Output of the BLIP-Diffusion pipelines.
+
+    Args:
+        images (`list[PIL.Image.Image]`, `np.ndarray` or `torch.Tensor`): the generated images, or
+            latents for ``output_type="latent"``.
+    """
+
+    images: list[PIL.Image.Image] | np.ndarray | torch.Tensor
+
+
+class BlipDiffusionPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin, TextualInversionLoaderMixin):
+    """Subject-driven generation: a few images of a subject plus its category word, rendered in new scenes.
+
+    The subject encoder turns the subject images into ``num_query_tokens`` embeddings that are spliced
+    into the prompt's CLIP token embeddings (BLIP-Diffusion, Li et al. 2023). Loads our saved layout and
+    the published ``Salesforce/blipdiffusion`` layout with `from_pretrained`.
+
+    Args:
+        tokenizer (`CLIPTokenizer`): tokenizer of the text encoder.
+        text_encoder (`CLIPTextModel`): the stock transformers CLIP text encoder.
+        vae (`AutoencoderKL`): image autoencoder.
+        unet (`UNet2DConditionModel`): the denoiser.
+        scheduler (`KarrasDiffusionSchedulers`): any diffusers scheduler; PNDM in the release.
+        subject_encoder (`Blip2SubjectEncoder`): BLIP-2 Q-Former subject encoder with projection.
+        subject_tokenizer (`BertTokenizer`): tokenizer of the subject category words.
+        subject_image_processor (`SubjectImageProcessor`): subject image preprocessing.
+        subject_position (`int`, defaults to 2): token index where the subject embeddings are spliced in.
+    """
+
+    model_cpu_offload_seq = "subject_encoder->text_encoder->unet->vae"
+    _optional_components = []
+    _callback_tensor_inputs = ["latents", "prompt_embeds"]
+
+    def __init__(
+        self,
+        tokenizer: CLIPTokenizer,
+        text_encoder: CLIPTextModel,
+        vae: AutoencoderKL,
+        unet: UNet2DConditionModel,
+        scheduler: KarrasDiffusionSchedulers,
+        subject_encoder: Blip2SubjectEncoder,
+        subject_tokenizer: PreTrainedTokenizerBase,
+        subject_image_processor: SubjectImageProcessor,
+        subject_position: int = 2,
+    ):
+        super().__init__()
+        self.register_modules(
+            tokenizer=tokenizer,
+            text_encoder=text_encoder,
+            vae=vae,
+            unet=unet,
+            scheduler=scheduler,
+            subject_encoder=subject_encoder,
+            subject_tokenizer=subject_tokenizer,
+            subject_image_processor=subject_image_processor,
+        )
+        self.register_to_config(subject_position=subject_position)
+        self.vae_scale_factor = vae_scale_factor(vae) if vae is not None else 8
+        self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
+        self.prompt_injector = InfixPromptInjector(position=subject_position)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
+        """Load our saved layout, or the published ``Salesforce/blipdiffusion`` diffusers layout.
+
+        The published layout names a library (``blip_diffusion``) that no longer exists; it is read by
+        `load_published_pipeline`, which takes the same ``torch_dtype``, ``revision``, ``cache_dir`` and
+        ``subject_tokenizer`` arguments. All other folders go through `DiffusionPipeline.from_pretrained`.
+        """
+        from .published_layout import is_published_layout, load_published_pipeline
+
+        if is_published_layout(pretrained_model_name_or_path, revision=kwargs.get("revision"), cache_dir=kwargs.get("cache_dir")):
+            return load_published_pipeline(cls, pretrained_model_name_or_path, **kwargs)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    # ----------------------------------------------------------------------------------- encoding
+    @torch.no_grad()
+    def encode_subject(
+        self,
+        images: ImageLike | Sequence[ImageLike],
+        subject: str,
+        *,
+        weights: Sequence[float] | None = None,
+    ) -> torch.Tensor:
+        """Subject embeddings of one subject, ``(1, num_query_tokens, hidden)``, to reuse across calls.
+
+        Args:
+            images: one image, a list of images of the same subject, or a folder of them (path, PIL,
+                array or tensor). Several images give the mean of their embeddings.
+            subject (`str`): the subject's category word, e.g. ``"dog"``.
+            weights (`list[float]`, *optional*): per-image weights instead of the plain mean.
+        """
+        word = check_subject_word(subject, "subject")
+        group = list(images) if isinstance(images, (list, tuple)) else [images]
+        if weights is not None:
+            pixel_count = self.subject_image_processor.preprocess(group if len(group) > 1 else group[0]).shape[0]
+            if len(weights) != pixel_count:
+                raise ValueError(f"`weights` has {len(weights)} entries for {pixel_count} images.")
+            weights = [list(weights)]
+        return encode_subject_groups(
+            self.subject_encoder,
+            self.subject_tokenizer,
+            self.subject_image_processor,
+            [group],
+            [word],
+            device=self._execution_device,
+            weights=weights,
+        )
+
+    def encode_prompt(
+        self,
+        prompt: str | list[str],
+        *,
+        subject_embeds: torch.Tensor | None = None,
+        target_subject: str | list[str] | None = None,
+        prompt_strength: float = 1.0,
+        prompt_reps: int = 20,
+        device: torch.device | None = None,
+    ) -> torch.Tensor:
+        """Conditional text embeddings ``(batch, seq_len, hidden)``, the subject spliced in when given."""
+        device = device or self._execution_device
+        prompts = as_list(prompt, "prompt")
+        targets = None if target_subject is None else [check_subject_word(w, "target_subject") for w in as_list(target_subject, "target_subject", len(prompts))]
+        if subject_embeds is not None and subject_embeds.shape[0] == 1 and len(prompts) > 1:
+            subject_embeds = subject_embeds.expand(len(prompts), -1, -1)
+        return encode_subject_prompts(
+            self.text_encoder,
+            self.tokenizer,
+            self.prompt_injector,
+            prompts,
+            targets,
+            subject_embeds,
+            prompt_strength=prompt_strength,
+            prompt_reps=prompt_reps,
+            device=device,
+        )
+
+    @torch.no_grad()
+    def encode_negative_prompt(self, negative_prompt: str | list[str], batch_size: int, device=None) -> torch.Tensor:
+        """Unconditional branch: plain text (no subject), padded to the text encoder's length."""
+        negatives = as_list(negative_prompt, "negative_prompt", batch_size)
+        if not all(isinstance(text, str) for text in negatives):
+            raise ValueError(f"`negative_prompt` must be a string or a list of strings, got {negative_prompt!r}.")
+        return encode_plain_prompts(self.text_encoder, self.tokenizer, negatives, device or self._execution_device)
+
+    # ----------------------------------------------------------------------------------- checks
+    def check_inputs(self, prompt, prompt_embeds, subject_images, subject_embeds, guidance_scale, num_inference_steps, output_type, callback_on_step_end_tensor_inputs):
+        if prompt is None and prompt_embeds is None:
+            raise ValueError("Pass `prompt` (a string or a list of strings) or `prompt_embeds`.")
+        if prompt is not None and prompt_embeds is not None:
+            raise ValueError("Pass either `prompt` or `prompt_embeds`, not both.")
+        if prompt is not None:
+            prompts = as_list(prompt, "prompt")
+            if not prompts or not all(isinstance(text, str) for text in prompts):
+                raise ValueError(f"`prompt` must be a string or a non-empty list of strings, got {prompt!r}.")
+        if subject_images is not None and subject_embeds is not None:
+            raise ValueError("Pass either `subject_images` (with `source_subject`) or `subject_embeds`, not both.")
+        if subject_embeds is not None:
+            expected = (self.subject_encoder.num_query_tokens, self.text_encoder.config.hidden_size)
+            if subject_embeds.ndim != 3 or tuple(subject_embeds.shape[1:]) != expected:
+                raise ValueError(f"`subject_embeds` must have shape (batch, {expected[0]}, {expected[1]}), got {tuple(subject_embeds.shape)}.")
+        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+            raise ValueError(f"`num_inference_steps` must be a positive integer, got {num_inference_steps!r}.")
+        if not isinstance(guidance_scale, (int, float)) or guidance_scale < 0:
+            raise ValueError(f"`guidance_scale` must be a number >= 0 (1 or less turns guidance off), got {guidance_scale!r}.")
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {output_type!r}.")
+        unknown = [name for name in callback_on_step_end_tensor_inputs if name not in self._callback_tensor_inputs]
+        if unknown:
+            raise ValueError(f"`callback_on_step_end_tensor_inputs` may hold {self._callback_tensor_inputs}, got {unknown}.")
+
+    def prepare_conditioning(
+        self,
+        *,
+        prompt,
+        subject_images,
+        source_subject,
+        target_subject,
+        subject_embeds,
+        negative_prompt,
+        prompt_embeds,
+        negative_prompt_embeds,
+        guidance_scale,
+        num_images_per_prompt,
+        prompt_strength,
+        prompt_reps,
+        device,
+    ) -> tuple[torch.Tensor, int]:
+        """Text conditioning for the U-Net, ``[negative; positive]`` under guidance, and the prompt count."""
+        if prompt_embeds is None:
+            prompts = as_list(prompt, "prompt")
+            batch_size = len(prompts)
+            if subject_images is not None:
+                groups, words = group_subject_images(subject_images, source_subject, batch_size)
+                subject_embeds = encode_subject_groups(
+                    self.subject_encoder, self.subject_tokenizer, self.subject_image_processor, groups, words, device=device
+                )
+                if target_subject is None:
+                    target_subject = words
+            elif source_subject is not None and subject_embeds is None:
+                raise ValueError("`source_subject` was given without `subject_images`; pass the subject's images too.")
+            if subject_embeds is not None:
+                if subject_embeds.shape[0] not in (1, batch_size):
+                    raise ValueError(f"`subject_embeds` has batch {subject_embeds.shape[0]} for {batch_size} prompts; pass 1 or {batch_size}.")
+                if target_subject is None:
+                    raise ValueError("Pass `target_subject` (the category word to render, e.g. 'dog') with `subject_embeds`.")
+                subject_embeds = subject_embeds.to(device=device, dtype=self.text_encoder.dtype)
+            prompt_embeds = self.encode_prompt(
+                prompts,
+                subject_embeds=subject_embeds,
+                target_subject=target_subject,
+                prompt_strength=prompt_strength,
+                prompt_reps=prompt_reps,
+                device=device,
+            )
+        else:
+            batch_size = prompt_embeds.shape[0]
+        prompt_embeds = prompt_embeds.to(device=device, dtype=self.unet.dtype)
+        if guidance_scale > 1.0:
+            if negative_prompt_embeds is None:
+                negative_prompt_embeds = self.encode_negative_prompt("" if negative_prompt is None else negative_prompt, batch_size, device)
+            elif tuple(negative_prompt_embeds.shape) != tuple(prompt_embeds.shape):
+                raise ValueError(f"`negative_prompt_embeds` {tuple(negative_prompt_embeds.shape)} must match `prompt_embeds` {tuple(prompt_embeds.shape)}.")
+            negative_prompt_embeds = negative_prompt_embeds.to(device=device, dtype=self.unet.dtype)
+            if negative_prompt_embeds.shape[1] != prompt_embeds.shape[1]:
+                raise ValueError("Negative and positive prompt embeddings differ in length.")
+        prompt_embeds = prompt_embeds.repeat_interleave(num_images_per_prompt, dim=0)
+        if guidance_scale > 1.0:
+            negative_prompt_embeds = negative_prompt_embeds.repeat_interleave(num_images_per_prompt, dim=0)
+            prompt_embeds = torch.cat([negative_prompt_embeds, prompt_embeds])
+        return prompt_embeds, batch_size
+
+    def postprocess(self, latents: torch.Tensor, output_type: str):
+        if output_type == "latent":
+            return latents
+        image = decode_latents(self.vae, latents)
+        return self.image_processor.postprocess(image, output_type=output_type)
+
+    # ----------------------------------------------------------------------------------- call
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str | list[str] | None = None,
+        subject_images: ImageLike | Sequence[ImageLike] | Sequence[Sequence[ImageLike]] | None = None,
+        source_subject: str | list[str] | None = None,
+        target_subject: str | list[str] | None = None,
+        *,
+        subject_embeds: torch.Tensor | None = None,
+        negative_prompt: str | list[str] | None = None,
+        guidance_scale: float = 7.5,
+        num_inference_steps: int = 50,
+        height: int | None = None,
+        width: int | None = None,
+        num_images_per_prompt: int = 1,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        prompt_strength: float = 1.0,
+        prompt_reps: int = 20,
+        eta: float = 0.0,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        cross_attention_kwargs: dict[str, Any] | None = None,
+        callback_on_step_end: Callable[[DiffusionPipeline, int, int, dict], dict] | None = None,
+        callback_on_step_end_tensor_inputs: list[str] = ("latents",),
+    ) -> BlipDiffusionPipelineOutput | tuple:
+        """Generate images of the subject in the prompts' scenes.
+
+        Args:
+            prompt (`str` or `list[str]`): what the subject does or where it is, e.g. ``"swimming underwater"``.
+                The released template makes it ``"a {target_subject} {prompt}"``, repeated.
+            subject_images (image, list of images, or list of lists, *optional*): images of the subject
+                (paths, PIL, arrays, tensors or a folder). With one `source_subject` word all images show one
+                subject and their embeddings are averaged; with one word per prompt, entry ``i`` holds the
+                image(s) of prompt ``i``'s subject.
+            source_subject (`str` or `list[str]`, *optional*): category word of the subject images, e.g. ``"dog"``.
+            target_subject (`str` or `list[str]`, *optional*): category word to render; defaults to `source_subject`.
+            subject_embeds (`torch.Tensor`, *optional*): precomputed `encode_subject` output,
+                ``(1 or batch, num_query_tokens, hidden)``, instead of `subject_images`. Without any subject the
+                prompt is encoded as plain text (text-only generation).
+            negative_prompt (`str` or `list[str]`, *optional*): unconditional-branch text, one or one per prompt.
+            guidance_scale (`float`, defaults to 7.5): classifier-free guidance weight; <= 1 disables guidance.
+            num_inference_steps (`int`, defaults to 50): denoising steps.
+            height (`int`, *optional*): image height in pixels, a multiple of the VAE factor; the U-Net's
+                ``sample_size`` times the VAE factor by default.
+            width (`int`, *optional*): image width, likewise.
+            num_images_per_prompt (`int`, defaults to 1): images generated for each prompt.
+            generator (`torch.Generator` or `list[torch.Generator]`, *optional*): for reproducible noise.
+            latents (`torch.Tensor`, *optional*): initial noise ``(batch * num_images_per_prompt, C, h, w)``.
+            prompt_embeds (`torch.Tensor`, *optional*): precomputed conditional embeddings (see `encode_prompt`).
+            negative_prompt_embeds (`torch.Tensor`, *optional*): precomputed unconditional embeddings.
+            prompt_strength (`float`, defaults to 1.0): with `prompt_reps`, how often the prompt is repeated.
+            prompt_reps (`int`, defaults to 20): the released prompt-amplification repeat count.
+            eta (`float`, defaults to 0.0): DDIM eta, for schedulers that take it.
+            output_type (`str`, defaults to ``"pil"``): ``"pil"``, ``"np"``, ``"pt"`` or ``"latent"``.
+            return_dict (`bool`, defaults to True): return a `BlipDiffusionPipelineOutput` instead of a tuple.
+            cross_attention_kwargs (`dict`, *optional*): passed to the U-Net's attention processors.
+            callback_on_step_end (`Callable`, *optional*): ``fn(pipe, step, timestep, tensors) -> dict`` after
+                each step; may return replacement ``latents``.
+            callback_on_step_end_tensor_inputs (`list[str]`, defaults to ``["latents"]``): tensors it receives.
+
+        Returns:
+            `BlipDiffusionPipelineOutput` or ``(images,)``.
+        """
+        callback_on_step_end_tensor_inputs = list(callback_on_step_end_tensor_inputs)
+        self.check_inputs(prompt, prompt_embeds, subject_images, subject_embeds, guidance_scale, num_inference_steps, output_type, callback_on_step_end_tensor_inputs)
+        if not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
+            raise ValueError(f"`num_images_per_prompt` must be a positive integer, got {num_images_per_prompt!r}.")
+        height = height or self.unet.config.sample_size * self.vae_scale_factor
+        width = width or self.unet.config.sample_size * self.vae_scale_factor
+        check_image_size(height, width, self.vae_scale_factor)
+        device = self._execution_device
+
+        prompt_embeds, batch_size = self.prepare_conditioning(
+            prompt=prompt,
+            subject_images=subject_images,
+            source_subject=source_subject,
+            target_subject=target_subject,
+            subject_embeds=subject_embeds,
+            negative_prompt=negative_prompt,
+            prompt_embeds=prompt_embeds,
+            negative_prompt_embeds=negative_prompt_embeds,
+            guidance_scale=guidance_scale,
+            num_images_per_prompt=num_images_per_prompt,
+            prompt_strength=prompt_strength,
+            prompt_reps=prompt_reps,
+            device=device,
+        )
+
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        shape = (batch_size * num_images_per_prompt, self.unet.config.in_channels, height // self.vae_scale_factor, width // self.vae_scale_factor)
+        latents = prepare_latents(self.scheduler, shape, generator=generator, device=device, dtype=prompt_embeds.dtype, latents=latents)
+        latents = denoise(
+            self,
+            latents,
+            self.scheduler.timesteps,
+            prompt_embeds,
+            guidance_scale=guidance_scale,
+            step_kwargs=extra_step_kwargs(self.scheduler, generator, eta),
+            cross_attention_kwargs=cross_attention_kwargs,
+            callback_on_step_end=callback_on_step_end,
+            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+        )
+        images = self.postprocess(latents, output_type)
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (images,)
+        return BlipDiffusionPipelineOutput(images=images)
