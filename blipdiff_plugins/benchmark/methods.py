@@ -1,0 +1,238 @@
+"""Generation methods a DreamBench run can use, registered in ``BENCHMARK_METHODS``.
+
+A method turns (subject, prompt, generators) into images. ``prepare_subject`` runs once per subject
+(encode or fine-tune the subject), ``generate`` once per batch of images of one prompt; ``describe``
+returns the JSON settings that make a run's identity (resuming checks them).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable, Sequence
+
+import PIL.Image
+import torch
+
+from blipdiff_plugins.registry import Registry
+
+from .config import GenerationConfig
+from .dataset import DreamBenchPrompt
+
+BENCHMARK_METHODS = Registry("benchmark method")
+REFERENCE_MODES = ("mean", "first")
+
+
+def _images_of(output: Any) -> list[PIL.Image.Image]:
+    images = output.images if hasattr(output, "images") else output
+    if isinstance(images, PIL.Image.Image):
+        images = [images]
+    images = list(images)
+    if not all(isinstance(image, PIL.Image.Image) for image in images):
+        raise ValueError(
+            "The pipeline returned something other than PIL images; call it with output_type='pil' "
+            "or return a list of PIL images."
+        )
+    return images
+
+
+def _check_reference(reference: str) -> str:
+    if reference not in REFERENCE_MODES:
+        raise ValueError(f"`reference`: {reference!r} is not one of {', '.join(REFERENCE_MODES)}.")
+    return reference
+
+
+class BlipDiffusionZeroShot:
+    """BLIP-Diffusion without fine-tuning: the subject embedding comes from the reference images.
+
+    Args:
+        pipeline (`BlipDiffusionPipeline`): a pipeline with ``encode_subject`` and the subject-aware ``__call__``.
+        reference (`str`, defaults to `"mean"`):
+            "mean" uses the mean subject embedding of all of the subject's images; "first" only its first image.
+    """
+
+    name = "blip_diffusion"
+
+    def __init__(self, pipeline, *, reference: str = "mean"):
+        self.pipeline = pipeline
+        self.reference = _check_reference(reference)
+        self._subject_embeds = None
+
+    def describe(self) -> dict:
+        return {"name": self.name, "reference": self.reference}
+
+    def prepare_subject(self, subject: dict, reference_images: Sequence[PIL.Image.Image]) -> None:
+        images = list(reference_images) if self.reference == "mean" else list(reference_images)[:1]
+        self._subject_embeds = self.pipeline.encode_subject(images=images, subject=subject["class_noun"])
+
+    def generate(
+        self,
+        *,
+        subject: dict,
+        prompt: DreamBenchPrompt,
+        generators: list[torch.Generator],
+        config: GenerationConfig,
+    ) -> list[PIL.Image.Image]:
+        if self._subject_embeds is None:
+            raise RuntimeError("prepare_subject must run before generate.")
+        # The pipeline writes "a {target_subject} {prompt}", so property prompts ("a red {0} {1}") move
+        # their adjective into the target subject ("red dog") and keep an empty context.
+        output = self.pipeline(
+            prompt=prompt.context,
+            subject_embeds=self._subject_embeds,
+            target_subject=prompt.target_subject(subject["class_noun"]),
+            negative_prompt=config.negative_prompt,
+            guidance_scale=config.guidance_scale,
+            num_inference_steps=config.num_inference_steps,
+            height=config.height,
+            width=config.width,
+            num_images_per_prompt=len(generators),
+            generator=generators,
+            prompt_reps=config.prompt_reps,
+            output_type="pil",
+        )
+        return _images_of(output)
+
+
+class BlipDiffusionFinetuned(BlipDiffusionZeroShot):
+    """BLIP-Diffusion fine-tuned on each subject's images through ``blipdiff_plugins.finetune.finetune``.
+
+    Args:
+        pipeline (`BlipDiffusionPipeline`): the base pipeline; ``pipeline.load_subject`` installs each fine-tune.
+        strategy (`str`, *optional*): fine-tune strategy name; the fine-tune API's default when `None`.
+        steps (`int`, *optional*): fine-tune steps per subject; the fine-tune API's default when `None`.
+    """
+
+    name = "blip_diffusion_finetuned"
+
+    def __init__(self, pipeline, *, strategy: str | None = None, steps: int | None = None):
+        super().__init__(pipeline, reference="mean")
+        if steps is not None and (not isinstance(steps, int) or steps < 1):
+            raise ValueError(f"`steps` must be a positive integer or None, got {steps!r}.")
+        self.strategy = strategy
+        self.steps = steps
+        try:
+            self._finetune = importlib.import_module("blipdiff_plugins.finetune").finetune
+        except (ImportError, AttributeError) as error:
+            raise ImportError(
+                "Method 'blip_diffusion_finetuned' needs blipdiff_plugins.finetune.finetune (per-subject "
+                f"fine-tuning), which is not available in this installation ({error}). Use method "
+                "'blip_diffusion' (zero-shot) instead, or update blipdiff_plugins."
+            ) from error
+
+    def describe(self) -> dict:
+        return {"name": self.name, "strategy": self.strategy, "steps": self.steps}
+
+    def prepare_subject(self, subject: dict, reference_images: Sequence[PIL.Image.Image]) -> None:
+        options = {key: value for key, value in (("strategy", self.strategy), ("steps", self.steps)) if value is not None}
+        result = self._finetune(self.pipeline, images=list(reference_images), subject=subject["class_noun"], **options)
+        self.pipeline.load_subject(result)
+        self._subject_embeds = result.subject_embeds
+
+
+class TextToImage:
+    """The floor: the same pipeline with the text prompt only (``"a {class} {context}"``), no subject.
+
+    Args:
+        pipeline (`BlipDiffusionPipeline`): called with ``subject_embeds=None`` and ``subject_images=None``.
+    """
+
+    name = "text_to_image"
+
+    def __init__(self, pipeline):
+        self.pipeline = pipeline
+
+    def describe(self) -> dict:
+        return {"name": self.name}
+
+    def prepare_subject(self, subject: dict, reference_images: Sequence[PIL.Image.Image]) -> None:
+        pass
+
+    def generate(self, *, subject, prompt, generators, config) -> list[PIL.Image.Image]:
+        output = self.pipeline(
+            prompt=prompt.text(subject["class_noun"]),
+            subject_embeds=None,
+            subject_images=None,
+            negative_prompt=config.negative_prompt,
+            guidance_scale=config.guidance_scale,
+            num_inference_steps=config.num_inference_steps,
+            height=config.height,
+            width=config.width,
+            num_images_per_prompt=len(generators),
+            generator=generators,
+            prompt_reps=config.prompt_reps,
+            output_type="pil",
+        )
+        return _images_of(output)
+
+
+class DiffusersPipelineMethod:
+    """Any text-to-image callable, e.g. a diffusers pipeline fine-tuned with DreamBooth.
+
+    It is called as ``pipeline(prompt=[text] * n, generator=[...], num_inference_steps=..., guidance_scale=...,
+    height=..., width=...)`` and may return an object with ``.images`` or a list of PIL images.
+
+    Args:
+        pipeline (`Callable`): the pipeline or function.
+        name (`str`, *optional*): a label for result files; defaults to the callable's class name.
+        identifier (`str`, defaults to `""`): the rare token of a DreamBooth-style model (``"sks"``), put
+            before the class noun; the CLIP-T text never contains it.
+        negative_prompt (`bool`, defaults to `False`): also pass the config's negative prompt.
+    """
+
+    name = "diffusers_pipeline"
+
+    def __init__(self, pipeline: Callable, *, name: str | None = None, identifier: str = "", negative_prompt: bool = False):
+        if not callable(pipeline):
+            raise ValueError(f"`pipeline` must be callable (a diffusers pipeline or a function), got {type(pipeline).__name__}.")
+        self.pipeline = pipeline
+        self.label = name or type(pipeline).__name__
+        self.identifier = identifier
+        self.negative_prompt = negative_prompt
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "pipeline": self.label,
+            "identifier": self.identifier,
+            "negative_prompt": self.negative_prompt,
+        }
+
+    def prepare_subject(self, subject: dict, reference_images: Sequence[PIL.Image.Image]) -> None:
+        pass
+
+    def generate(self, *, subject, prompt, generators, config) -> list[PIL.Image.Image]:
+        text = prompt.text(subject["class_noun"], self.identifier)
+        options = {"negative_prompt": [config.negative_prompt] * len(generators)} if self.negative_prompt else {}
+        output = self.pipeline(
+            prompt=[text] * len(generators),
+            generator=generators,
+            num_inference_steps=config.num_inference_steps,
+            guidance_scale=config.guidance_scale,
+            height=config.height,
+            width=config.width,
+            **options,
+        )
+        return _images_of(output)
+
+
+BENCHMARK_METHODS.register(
+    "blip_diffusion",
+    "blipdiff_plugins.benchmark.methods:BlipDiffusionZeroShot",
+    description="BLIP-Diffusion zero-shot; subject embedding = mean over the reference images (or the first).",
+    defaults={"reference": "mean"},
+)
+BENCHMARK_METHODS.register(
+    "blip_diffusion_finetuned",
+    "blipdiff_plugins.benchmark.methods:BlipDiffusionFinetuned",
+    description="BLIP-Diffusion fine-tuned per subject through blipdiff_plugins.finetune.",
+)
+BENCHMARK_METHODS.register(
+    "text_to_image",
+    "blipdiff_plugins.benchmark.methods:TextToImage",
+    description="Text-only floor: the same pipeline without subject.",
+)
+BENCHMARK_METHODS.register(
+    "diffusers_pipeline",
+    "blipdiff_plugins.benchmark.methods:DiffusersPipelineMethod",
+    description="Any user-supplied text-to-image callable or diffusers pipeline.",
+)
