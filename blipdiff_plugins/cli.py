@@ -11,6 +11,7 @@ import sys
 COMMAND_MODULES = (
     "blipdiff_plugins.commands.generate",
     "blipdiff_plugins.commands.convert",
+    "blipdiff_plugins.commands.bench",
 )
 
 

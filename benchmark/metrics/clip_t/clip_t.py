@@ -1,0 +1,88 @@
+"""DreamBench CLIP-T: cosine of the CLIP ViT-B/32 image embedding and the text embedding of its prompt."""
+
+import datasets
+import evaluate
+
+from blipdiff_plugins.benchmark.backbones import DEFAULT_CLIP_BACKBONE
+from blipdiff_plugins.benchmark.clip import ClipEmbedder
+from blipdiff_plugins.benchmark.evaluate_support import backbone_from_config_name, safe_config_name
+from blipdiff_plugins.benchmark.metrics import paired_cosine
+
+_DESCRIPTION = """
+CLIP-T score of DreamBench (DreamBooth, BLIP-Diffusion): the cosine similarity of the CLIP ViT-B/32 image
+embedding of a generated image and the text embedding of its prompt, written "a {class} {context}" (the
+class noun, no identifier token). Not multiplied by 100 and not clamped at 0 (torchmetrics' CLIPScore is
+100 * max(this, 0)). The result is the mean over images; pass `subjects` to also get the subject-macro mean.
+Choose another backbone (CLIP ViT-L/14) by config name or `backbone=`.
+"""
+
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions (`list` of PIL images or paths): generated images.
+    references (`list[str]`): each image's text, "a {class} {context}".
+    subjects (`list[str]`, *optional*): each prediction's subject, for the subject-macro mean.
+Returns:
+    clip_t (`float`): mean cosine over images.
+    clip_t_per_image (`list[float]`): each image's cosine.
+    clip_t_subject_macro (`float`): mean over subjects, when `subjects` is given.
+    protocol (`dict`): backbone, preprocessing, text and aggregation.
+Examples:
+    >>> clip_t = evaluate.load("benchmark/metrics/clip_t")
+    >>> clip_t.compute(predictions=[generated], references=["a dog in the jungle"])
+"""
+
+_CITATION = """
+@inproceedings{ruiz2023dreambooth, title={DreamBooth: Fine Tuning Text-to-Image Diffusion Models for Subject-Driven Generation},
+  author={Ruiz, Nataniel and Li, Yuanzhen and Jampani, Varun and Pritch, Yael and Rubinstein, Michael and Aberman, Kfir},
+  booktitle={CVPR}, year={2023}}
+"""
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+class ClipT(evaluate.Metric):
+    def __init__(self, *args, backbone=None, device="cpu", batch_size=32, **kwargs):
+        self._backbone_argument = backbone
+        self._config_name_argument = kwargs.get("config_name", args[0] if args else None)
+        self._device = device
+        self._batch_size = batch_size
+        super().__init__(*args, **kwargs)
+
+    def _build_data_dir(self):
+        self.config_name = safe_config_name(self.config_name)
+        return super()._build_data_dir()
+
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=datasets.Features({"predictions": datasets.Image(), "references": datasets.Value("string")}),
+            reference_urls=["https://github.com/google/dreambooth", "https://arxiv.org/abs/2305.14720"],
+        )
+
+    def _download_and_prepare(self, dl_manager):
+        # Loaded once here, never in _compute.
+        backbone = backbone_from_config_name(self._config_name_argument, self._backbone_argument, DEFAULT_CLIP_BACKBONE)
+        self.embedder = ClipEmbedder(backbone, device=self._device, batch_size=self._batch_size)
+
+    def _compute(self, predictions, references, subjects=None):
+        if len(predictions) != len(references):
+            raise ValueError(f"got {len(predictions)} predictions and {len(references)} texts; pass one text per image.")
+        images = [image.convert("RGB") for image in predictions]
+        scores = paired_cosine(self.embedder.embed_images(images), self.embedder.embed_texts(list(references))).tolist()
+        result = {"clip_t": sum(scores) / len(scores) if scores else None, "clip_t_per_image": scores}
+        if subjects is not None:
+            if len(subjects) != len(scores):
+                raise ValueError(f"`subjects` has {len(subjects)} entries for {len(scores)} predictions; pass one per prediction.")
+            by_subject = {}
+            for subject, score in zip(subjects, scores):
+                by_subject.setdefault(subject, []).append(score)
+            means = [sum(v) / len(v) for v in by_subject.values()]
+            result["clip_t_subject_macro"] = sum(means) / len(means)
+        result["protocol"] = {
+            "clip": self.embedder.protocol,
+            "text": "a {class} {context} (class noun, no identifier token)",
+            "scale": "cosine in [-1, 1]; not x100, not clamped",
+            "aggregation": "mean over images",
+        }
+        return result

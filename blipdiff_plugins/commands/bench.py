@@ -1,0 +1,156 @@
+"""``blipdiff bench``: run DreamBench (generate, score, report) with a registered method."""
+
+from __future__ import annotations
+
+import argparse
+
+DEFAULT_DATASET = "../shared/data/dreambench"
+
+
+def _int_list(text: str) -> list[int]:
+    """Parse "0,3,20-24" into [0, 3, 20, 21, 22, 23, 24]."""
+    values = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                start, end = (int(p) for p in part.split("-", 1))
+                values.extend(range(start, end + 1))
+            else:
+                values.append(int(part))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"--prompts: {text!r} is not a list like '0,3,20-24'.")
+    return values
+
+
+def _name_list(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "bench",
+        help="run the DreamBench benchmark (DINO, CLIP-I, CLIP-T)",
+        description=(
+            "Generate DreamBench images with a method, score them with DINO, CLIP-I and CLIP-T under the "
+            "BLIP-Diffusion authors' protocol, and write summary.json, leaderboard.json, results.md and plots. "
+            "Shard across processes with 'accelerate launch -m blipdiff_plugins.cli bench ...'."
+        ),
+    )
+    parser.add_argument("--model", required=True, help="pipeline folder or Hub id, or 'builtin' / 'builtin:<size>' (random weights)")
+    parser.add_argument("--method", default="blip_diffusion", help="blip_diffusion, blip_diffusion_finetuned, text_to_image or diffusers_pipeline (default: %(default)s)")
+    parser.add_argument("--reference", default="mean", choices=("mean", "first"), help="blip_diffusion subject embedding: mean of all images or the first (default: %(default)s)")
+    parser.add_argument("--finetune-strategy", default=None, help="blip_diffusion_finetuned: fine-tune strategy")
+    parser.add_argument("--finetune-steps", type=int, default=None, help="blip_diffusion_finetuned: steps per subject")
+    parser.add_argument("--identifier", default="", help="diffusers_pipeline: rare token before the class noun (e.g. sks)")
+    parser.add_argument("--dataset", default=DEFAULT_DATASET, help="DreamBench folder or Hub dataset id (default: %(default)s)")
+    parser.add_argument("--subjects", type=_name_list, default=None, help="comma-separated subjects (default: all 30)")
+    parser.add_argument("--prompts", type=_int_list, default=None, help="prompt indices, e.g. '0,3,20-24' (default: all 25)")
+    parser.add_argument("--limit", type=int, default=None, help="stop after this many images of the plan")
+    parser.add_argument("--num-images", type=int, default=4, help="images per prompt (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=100, help="denoising steps (default: %(default)s, the authors')")
+    parser.add_argument("--guidance", type=float, default=7.5, help="guidance scale (default: %(default)s)")
+    parser.add_argument("--size", type=int, default=None, help="image height and width (default: 512, or the built-in model's size)")
+    parser.add_argument("--seed", type=int, default=0, help="base seed; each image's seed derives from it (default: %(default)s)")
+    parser.add_argument("--no-negative-prompt", action="store_true", help="do not use the authors' negative prompt")
+    parser.add_argument("--prompt-reps", type=int, default=20, help="BLIP-Diffusion prompt repetition (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=None, help="images per pipeline call (default: images per prompt)")
+    parser.add_argument("--output", required=True, help="run folder (images, results.jsonl, reports)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --output; nothing done is redone")
+    parser.add_argument("--dino-backbone", default="facebook/dino-vits16", help="DINO backbone id or path; 'none' to skip (default: %(default)s)")
+    parser.add_argument("--clip-backbone", default="openai/clip-vit-base-patch32", help="CLIP backbone id or path; 'none' to skip (default: %(default)s)")
+    parser.add_argument("--reference-set", default="all", choices=("all", "first"), help="real images compared with: all (published) or the first")
+    parser.add_argument("--embedding-cache", default=None, help="folder to keep reference embeddings across runs")
+    parser.add_argument("--device", default=None, help="device for the pipeline and metrics (default: cuda if available)")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _load_pipeline(model: str, method: str, device):
+    if model == "builtin" or model.startswith("builtin:"):
+        from blipdiff_plugins.builtin import build_builtin_pipeline
+
+        size = model.partition(":")[2] or "small"
+        return build_builtin_pipeline(size).to(device)
+    if method == "diffusers_pipeline":
+        from diffusers import DiffusionPipeline
+
+        return DiffusionPipeline.from_pretrained(model).to(device)
+    from blipdiff_plugins import BlipDiffusionPipeline
+
+    return BlipDiffusionPipeline.from_pretrained(model).to(device)
+
+
+def _image_size(pipeline, requested: int | None) -> int:
+    if requested is not None:
+        return requested
+    # The built-in models make small images; ask the U-Net and VAE what they make natively.
+    unet, vae = getattr(pipeline, "unet", None), getattr(pipeline, "vae", None)
+    if unet is not None and vae is not None:
+        return int(unet.config.sample_size) * 2 ** (len(vae.config.block_out_channels) - 1)
+    return 512
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from accelerate import PartialState
+
+    from blipdiff_plugins.benchmark.config import AUTHORS_NEGATIVE_PROMPT, GenerationConfig
+    from blipdiff_plugins.benchmark.dataset import load_dreambench
+    from blipdiff_plugins.benchmark.methods import BENCHMARK_METHODS
+    from blipdiff_plugins.benchmark.report import markdown_table, write_reports
+    from blipdiff_plugins.benchmark.runner import run_benchmark
+    from blipdiff_plugins.benchmark.scorer import DreamBenchScorer
+
+    state = PartialState(cpu=args.device == "cpu")
+    device = torch.device(args.device) if args.device else state.device
+    method_class = BENCHMARK_METHODS.get(args.method)  # unknown names raise KeyError with close matches
+    dataset = load_dreambench(args.dataset, subjects=args.subjects)
+    pipeline = _load_pipeline(args.model, args.method, device)
+    options = {
+        "blip_diffusion": {"reference": args.reference},
+        "blip_diffusion_finetuned": {"strategy": args.finetune_strategy, "steps": args.finetune_steps},
+        "diffusers_pipeline": {"identifier": args.identifier, "name": args.model},
+    }.get(args.method, {})
+    method = method_class(pipeline, **options)
+    size = _image_size(pipeline, args.size)
+    config = GenerationConfig(
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance,
+        height=size,
+        width=size,
+        negative_prompt=None if args.no_negative_prompt else AUTHORS_NEGATIVE_PROMPT,
+        prompt_reps=args.prompt_reps,
+        num_images_per_prompt=args.num_images,
+        seed=args.seed,
+    )
+    dino = None if args.dino_backbone.lower() == "none" else args.dino_backbone
+    clip = None if args.clip_backbone.lower() == "none" else args.clip_backbone
+    scorer = None
+    if dino or clip:
+        scorer = DreamBenchScorer.from_backbones(
+            dino_backbone=dino, clip_backbone=clip, device=device, reference_set=args.reference_set, cache_dir=args.embedding_cache
+        )
+    result = run_benchmark(
+        dataset=dataset,
+        method=method,
+        output_dir=args.output,
+        config=config,
+        scorer=scorer,
+        model=args.model,
+        prompt_indices=args.prompts,
+        limit=args.limit,
+        batch_size=args.batch_size,
+        resume=args.resume,
+        state=state,
+    )
+    if state.is_main_process:
+        print(f"{result.generated} images generated, {result.skipped_done} already done, {result.seconds:.1f} s.")
+        if scorer is not None:
+            summary = write_reports(args.output, plots=not args.no_plots)
+            print(markdown_table(summary))
+        print(f"Results in {args.output}")
+    return 0
