@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in output sidecars
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, KeyError, ImportError) as error:

@@ -60,7 +60,7 @@ def to_rgb(image: PIL.Image.Image, *, alpha: str = "composite", background=(255,
         array = np.asarray(image, dtype=np.float64)
         peak = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
         array = np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return PIL.Image.fromarray(array, mode="L").convert("RGB")
+        return PIL.Image.fromarray(array).convert("RGB")
     has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
         image.mode == "P" and "transparency" in image.info
     )

@@ -1,0 +1,37 @@
+"""``blipdiff convert``: a LAVIS BLIP-Diffusion checkpoint (folder or tarball) into our saved layout."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "convert",
+        help="convert an original LAVIS checkpoint to a diffusers folder",
+        description="Convert the original LAVIS BLIP-Diffusion checkpoint (blip_model/, proj_layer/, unet/, vae/, "
+        "text_encoder/; a folder or .tar.gz) into a folder that BlipDiffusionPipeline.from_pretrained loads. "
+        "Pickles are read with torch.load(weights_only=True) only.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("source", help="LAVIS checkpoint folder or tarball")
+    parser.add_argument("output", help="new output folder (must not exist)")
+    parser.add_argument("--tokenizer", default="openai/clip-vit-large-patch14", help="CLIP tokenizer folder or Hub id")
+    parser.add_argument("--subject-tokenizer", default="google-bert/bert-base-uncased", help="BERT tokenizer folder or Hub id")
+    parser.add_argument("--resize-mode", default="crop", choices=("crop", "squash"), help="subject image preprocessing")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args) -> int:
+    from ..lavis_checkpoint import convert_lavis_checkpoint
+
+    convert_lavis_checkpoint(
+        args.source,
+        args.output,
+        tokenizer_name_or_path=args.tokenizer,
+        subject_tokenizer_name_or_path=args.subject_tokenizer,
+        resize_mode=args.resize_mode,
+    )
+    print(f"Wrote {args.output}; load it with BlipDiffusionPipeline.from_pretrained({args.output!r}).")
+    return 0

@@ -1,0 +1,93 @@
+"""``blipdiff generate``: render a subject in new scenes, one PNG and one JSON sidecar per image."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+import sys
+from pathlib import Path
+
+from .common import add_model_arguments, load_pipeline, versions, write_json, write_png
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "generate",
+        help="generate images of a subject from its photos and a prompt",
+        description="Generate images of a subject (given by a few photos and its category word) in the scenes of "
+        "your prompts. Writes NNN-<prompt>.png and a .json sidecar with every setting next to each image.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--subject-image", nargs="+", required=True, metavar="PATH", help="image file(s) or a folder of the subject")
+    parser.add_argument("--subject", required=True, help="category word of the subject, e.g. dog")
+    parser.add_argument("--target-subject", default=None, help="category word to render (default: --subject)")
+    parser.add_argument("--prompt", nargs="+", required=True, help="one or more prompts, e.g. 'swimming underwater'")
+    parser.add_argument("--negative-prompt", default="", help="text to steer away from")
+    parser.add_argument("--num-images", type=int, default=1, help="images per prompt")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first image; image i uses seed + i")
+    parser.add_argument("--steps", type=int, default=25, help="denoising steps")
+    parser.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale")
+    parser.add_argument("--height", type=int, default=None, help="image height (default: the model's)")
+    parser.add_argument("--width", type=int, default=None, help="image width (default: the model's)")
+    parser.add_argument("--prompt-reps", type=int, default=20, help="released prompt repetition count")
+    parser.add_argument("--prompt-strength", type=float, default=1.0, help="scales --prompt-reps")
+    parser.add_argument("--output", default="outputs", help="output folder")
+    add_model_arguments(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def slug(text: str, limit: int = 40) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit] or "image"
+
+
+def run(args) -> int:
+    import torch
+
+    if args.num_images < 1:
+        raise ValueError(f"`--num-images` must be at least 1, got {args.num_images}.")
+    if args.steps < 1:
+        raise ValueError(f"`--steps` must be at least 1, got {args.steps}.")
+    pipe = load_pipeline(args)
+    device = pipe._execution_device
+    subject_embeds = pipe.encode_subject(args.subject_image, args.subject)
+    total = len(args.prompt) * args.num_images
+    generators = [torch.Generator(device="cpu").manual_seed(args.seed + index) for index in range(total)]
+    output = pipe(
+        prompt=args.prompt,
+        subject_embeds=subject_embeds,
+        target_subject=args.target_subject or args.subject,
+        negative_prompt=args.negative_prompt,
+        guidance_scale=args.guidance,
+        num_inference_steps=args.steps,
+        height=args.height,
+        width=args.width,
+        num_images_per_prompt=args.num_images,
+        generator=generators,
+        prompt_reps=args.prompt_reps,
+        prompt_strength=args.prompt_strength,
+    )
+    out_dir = Path(args.output)
+    command = "blipdiff " + " ".join(shlex.quote(a) for a in getattr(args, "argv", sys.argv[1:]))
+    settings = {key: value for key, value in vars(args).items() if key not in ("func", "argv")}
+    for index, image in enumerate(output.images):
+        prompt = args.prompt[index // args.num_images]
+        path = out_dir / f"{index:03d}-{slug(prompt)}.png"
+        write_png(path, image)
+        write_json(
+            path.with_suffix(".json"),
+            {
+                "image": path.name,
+                "prompt": prompt,
+                "image_index": index,
+                "seed": args.seed + index,
+                "settings": settings,
+                "device": str(device),
+                "versions": versions(),
+                "command": command,
+                "note": "generate again with the same settings (all prompts, seed, num_images) to reproduce this image exactly",
+            },
+        )
+        print(path)
+    return 0
