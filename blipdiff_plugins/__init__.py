@@ -21,6 +21,9 @@ _EXPORTS = {
     "Registry": "blipdiff_plugins.registry",
     "SUBJECT_ENCODERS": "blipdiff_plugins.registry",
     "PROMPT_INJECTORS": "blipdiff_plugins.registry",
+    "FINETUNE_STRATEGIES": "blipdiff_plugins.registry",
+    "PREPROCESSORS": "blipdiff_plugins.registry",
+    "ATTENTION_PROCESSORS": "blipdiff_plugins.registry",
 }
 
 __all__ = sorted(_EXPORTS)

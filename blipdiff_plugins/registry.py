@@ -130,3 +130,8 @@ PROMPT_INJECTORS.register(
     "blipdiff_plugins.adapters.infix_prompt_injector:InfixPromptInjector",
     description="Splice subject embeddings into the CLIP text encoder's input embeddings at a token position.",
 )
+
+# Filled by their own modules' entries below; each entry lives next to its registry.
+FINETUNE_STRATEGIES = Registry("finetune strategy")
+PREPROCESSORS = Registry("preprocessor")
+ATTENTION_PROCESSORS = Registry("attention processor")
