@@ -136,8 +136,9 @@ def run_benchmark(
 ) -> BenchmarkRun:
     """Generate every (subject, prompt, image) of ``dataset``, save the PNGs and one JSON line per image.
 
-    Run it under ``accelerate launch`` to shard: process ``i`` of ``k`` takes work items ``i, i+k, ...`` and
-    writes ``results.shard-<i>.jsonl``; the main process merges them into ``results.jsonl`` at the end.
+    Run it under ``accelerate launch`` (GPUs) or ``torchrun`` (CPU processes) to shard: process ``i`` of ``k``
+    takes work items ``i, i+k, ...`` and writes ``results.shard-<i>.jsonl``; the main process merges them into
+    ``results.jsonl`` at the end.
 
     Args:
         dataset ([`DreamBench`]): the subjects to run (filter with `load_dreambench(subjects=...)`).
@@ -162,7 +163,8 @@ def run_benchmark(
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
-    state = state or PartialState()
+    # PartialState shards CPU processes (torchrun, mpirun) only when asked for the CPU.
+    state = state or PartialState(cpu=not torch.cuda.is_available())
     output_dir = Path(output_dir)
     batch_size = batch_size or config.num_images_per_prompt
     if batch_size < 1:

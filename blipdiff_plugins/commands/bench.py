@@ -36,7 +36,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description=(
             "Generate DreamBench images with a method, score them with DINO, CLIP-I and CLIP-T under the "
             "BLIP-Diffusion authors' protocol, and write summary.json, leaderboard.json, results.md and plots. "
-            "Shard across processes with 'accelerate launch -m blipdiff_plugins.cli bench ...'."
+            "Shard across processes with 'accelerate launch -m blipdiff_plugins.cli bench ...' (GPUs) or "
+            "'torchrun --nproc_per_node N -m blipdiff_plugins.cli bench ...' (CPU)."
         ),
     )
     parser.add_argument("--model", required=True, help="pipeline folder or Hub id, or 'builtin' / 'builtin:<size>' (random weights)")
@@ -105,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     from blipdiff_plugins.benchmark.runner import run_benchmark
     from blipdiff_plugins.benchmark.scorer import DreamBenchScorer
 
-    state = PartialState(cpu=args.device == "cpu")
+    # CPU processes shard only when PartialState is asked for the CPU.
+    state = PartialState(cpu=args.device == "cpu" or not torch.cuda.is_available())
     device = torch.device(args.device) if args.device else state.device
     method_class = BENCHMARK_METHODS.get(args.method)  # unknown names raise KeyError with close matches
     dataset = load_dreambench(args.dataset, subjects=args.subjects)
