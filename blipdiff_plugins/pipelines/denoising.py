@@ -109,3 +109,11 @@ def decode_latents(vae, latents: torch.Tensor) -> torch.Tensor:
     if shift:
         latents = latents + shift
     return vae.decode(latents, return_dict=False)[0]
+
+
+def postprocess(vae, image_processor, latents: torch.Tensor, output_type: str):
+    """Latents to the requested output type; ``"latent"`` returns them undecoded."""
+    if output_type == "latent":
+        return latents
+    image = decode_latents(vae, latents)
+    return image_processor.postprocess(image, output_type=output_type)

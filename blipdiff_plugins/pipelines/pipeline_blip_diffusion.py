@@ -20,21 +20,14 @@ from ..adapters.blip2_qformer import Blip2SubjectEncoder
 from ..adapters.infix_prompt_injector import InfixPromptInjector
 from ..adapters.subject_image_processor import SubjectImageProcessor
 from ..images import ImageLike
+from . import subject_conditioning as conditioning
 from .denoising import (
     check_image_size,
-    decode_latents,
     denoise,
     extra_step_kwargs,
+    postprocess,
     prepare_latents,
     vae_scale_factor,
-)
-from .subject_conditioning import (
-    as_list,
-    check_subject_word,
-    encode_plain_prompts,
-    encode_subject_groups,
-    encode_subject_prompts,
-    group_subject_images,
 )
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
@@ -134,22 +127,7 @@ class BlipDiffusionPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin, T
             subject (`str`): the subject's category word, e.g. ``"dog"``.
             weights (`list[float]`, *optional*): per-image weights instead of the plain mean.
         """
-        word = check_subject_word(subject, "subject")
-        group = list(images) if isinstance(images, (list, tuple)) else [images]
-        if weights is not None:
-            pixel_count = self.subject_image_processor.preprocess(group if len(group) > 1 else group[0]).shape[0]
-            if len(weights) != pixel_count:
-                raise ValueError(f"`weights` has {len(weights)} entries for {pixel_count} images.")
-            weights = [list(weights)]
-        return encode_subject_groups(
-            self.subject_encoder,
-            self.subject_tokenizer,
-            self.subject_image_processor,
-            [group],
-            [word],
-            device=self._execution_device,
-            weights=weights,
-        )
+        return conditioning.encode_subject(self, images, subject, weights=weights)
 
     def encode_prompt(
         self,
@@ -162,18 +140,11 @@ class BlipDiffusionPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin, T
         device: torch.device | None = None,
     ) -> torch.Tensor:
         """Conditional text embeddings ``(batch, seq_len, hidden)``, the subject spliced in when given."""
-        device = device or self._execution_device
-        prompts = as_list(prompt, "prompt")
-        targets = None if target_subject is None else [check_subject_word(w, "target_subject") for w in as_list(target_subject, "target_subject", len(prompts))]
-        if subject_embeds is not None and subject_embeds.shape[0] == 1 and len(prompts) > 1:
-            subject_embeds = subject_embeds.expand(len(prompts), -1, -1)
-        return encode_subject_prompts(
-            self.text_encoder,
-            self.tokenizer,
-            self.prompt_injector,
-            prompts,
-            targets,
-            subject_embeds,
+        return conditioning.encode_prompt(
+            self,
+            prompt,
+            subject_embeds=subject_embeds,
+            target_subject=target_subject,
             prompt_strength=prompt_strength,
             prompt_reps=prompt_reps,
             device=device,
@@ -182,36 +153,14 @@ class BlipDiffusionPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin, T
     @torch.no_grad()
     def encode_negative_prompt(self, negative_prompt: str | list[str], batch_size: int, device=None) -> torch.Tensor:
         """Unconditional branch: plain text (no subject), padded to the text encoder's length."""
-        negatives = as_list(negative_prompt, "negative_prompt", batch_size)
-        if not all(isinstance(text, str) for text in negatives):
-            raise ValueError(f"`negative_prompt` must be a string or a list of strings, got {negative_prompt!r}.")
-        return encode_plain_prompts(self.text_encoder, self.tokenizer, negatives, device or self._execution_device)
+        return conditioning.encode_negative_prompt(self, negative_prompt, batch_size, device)
 
     # ----------------------------------------------------------------------------------- checks
     def check_inputs(self, prompt, prompt_embeds, subject_images, subject_embeds, guidance_scale, num_inference_steps, output_type, callback_on_step_end_tensor_inputs):
-        if prompt is None and prompt_embeds is None:
-            raise ValueError("Pass `prompt` (a string or a list of strings) or `prompt_embeds`.")
-        if prompt is not None and prompt_embeds is not None:
-            raise ValueError("Pass either `prompt` or `prompt_embeds`, not both.")
-        if prompt is not None:
-            prompts = as_list(prompt, "prompt")
-            if not prompts or not all(isinstance(text, str) for text in prompts):
-                raise ValueError(f"`prompt` must be a string or a non-empty list of strings, got {prompt!r}.")
-        if subject_images is not None and subject_embeds is not None:
-            raise ValueError("Pass either `subject_images` (with `source_subject`) or `subject_embeds`, not both.")
-        if subject_embeds is not None:
-            expected = (self.subject_encoder.num_query_tokens, self.text_encoder.config.hidden_size)
-            if subject_embeds.ndim != 3 or tuple(subject_embeds.shape[1:]) != expected:
-                raise ValueError(f"`subject_embeds` must have shape (batch, {expected[0]}, {expected[1]}), got {tuple(subject_embeds.shape)}.")
-        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
-            raise ValueError(f"`num_inference_steps` must be a positive integer, got {num_inference_steps!r}.")
-        if not isinstance(guidance_scale, (int, float)) or guidance_scale < 0:
-            raise ValueError(f"`guidance_scale` must be a number >= 0 (1 or less turns guidance off), got {guidance_scale!r}.")
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {output_type!r}.")
-        unknown = [name for name in callback_on_step_end_tensor_inputs if name not in self._callback_tensor_inputs]
-        if unknown:
-            raise ValueError(f"`callback_on_step_end_tensor_inputs` may hold {self._callback_tensor_inputs}, got {unknown}.")
+        conditioning.check_inputs(
+            self, prompt, prompt_embeds, subject_images, subject_embeds, guidance_scale, num_inference_steps, output_type,
+            callback_on_step_end_tensor_inputs, output_types=OUTPUT_TYPES,
+        )
 
     def prepare_conditioning(
         self,
@@ -231,54 +180,25 @@ class BlipDiffusionPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin, T
         device,
     ) -> tuple[torch.Tensor, int]:
         """Text conditioning for the U-Net, ``[negative; positive]`` under guidance, and the prompt count."""
-        if prompt_embeds is None:
-            prompts = as_list(prompt, "prompt")
-            batch_size = len(prompts)
-            if subject_images is not None:
-                groups, words = group_subject_images(subject_images, source_subject, batch_size)
-                subject_embeds = encode_subject_groups(
-                    self.subject_encoder, self.subject_tokenizer, self.subject_image_processor, groups, words, device=device
-                )
-                if target_subject is None:
-                    target_subject = words
-            elif source_subject is not None and subject_embeds is None:
-                raise ValueError("`source_subject` was given without `subject_images`; pass the subject's images too.")
-            if subject_embeds is not None:
-                if subject_embeds.shape[0] not in (1, batch_size):
-                    raise ValueError(f"`subject_embeds` has batch {subject_embeds.shape[0]} for {batch_size} prompts; pass 1 or {batch_size}.")
-                if target_subject is None:
-                    raise ValueError("Pass `target_subject` (the category word to render, e.g. 'dog') with `subject_embeds`.")
-                subject_embeds = subject_embeds.to(device=device, dtype=self.text_encoder.dtype)
-            prompt_embeds = self.encode_prompt(
-                prompts,
-                subject_embeds=subject_embeds,
-                target_subject=target_subject,
-                prompt_strength=prompt_strength,
-                prompt_reps=prompt_reps,
-                device=device,
-            )
-        else:
-            batch_size = prompt_embeds.shape[0]
-        prompt_embeds = prompt_embeds.to(device=device, dtype=self.unet.dtype)
-        if guidance_scale > 1.0:
-            if negative_prompt_embeds is None:
-                negative_prompt_embeds = self.encode_negative_prompt("" if negative_prompt is None else negative_prompt, batch_size, device)
-            elif tuple(negative_prompt_embeds.shape) != tuple(prompt_embeds.shape):
-                raise ValueError(f"`negative_prompt_embeds` {tuple(negative_prompt_embeds.shape)} must match `prompt_embeds` {tuple(prompt_embeds.shape)}.")
-            negative_prompt_embeds = negative_prompt_embeds.to(device=device, dtype=self.unet.dtype)
-            if negative_prompt_embeds.shape[1] != prompt_embeds.shape[1]:
-                raise ValueError("Negative and positive prompt embeddings differ in length.")
-        prompt_embeds = prompt_embeds.repeat_interleave(num_images_per_prompt, dim=0)
-        if guidance_scale > 1.0:
-            negative_prompt_embeds = negative_prompt_embeds.repeat_interleave(num_images_per_prompt, dim=0)
-            prompt_embeds = torch.cat([negative_prompt_embeds, prompt_embeds])
-        return prompt_embeds, batch_size
+        return conditioning.prepare_conditioning(
+            self,
+            prompt=prompt,
+            subject_images=subject_images,
+            source_subject=source_subject,
+            target_subject=target_subject,
+            subject_embeds=subject_embeds,
+            negative_prompt=negative_prompt,
+            prompt_embeds=prompt_embeds,
+            negative_prompt_embeds=negative_prompt_embeds,
+            guidance_scale=guidance_scale,
+            num_images_per_prompt=num_images_per_prompt,
+            prompt_strength=prompt_strength,
+            prompt_reps=prompt_reps,
+            device=device,
+        )
 
     def postprocess(self, latents: torch.Tensor, output_type: str):
-        if output_type == "latent":
-            return latents
-        image = decode_latents(self.vae, latents)
-        return self.image_processor.postprocess(image, output_type=output_type)
+        return postprocess(self.vae, self.image_processor, latents, output_type)
 
     # ----------------------------------------------------------------------------------- call
     @torch.no_grad()
