@@ -133,5 +133,20 @@ PROMPT_INJECTORS.register(
 
 # Filled by their own modules' entries below; each entry lives next to its registry.
 FINETUNE_STRATEGIES = Registry("finetune strategy")
+FINETUNE_STRATEGIES.register(
+    "full_unet",
+    "blipdiff_plugins.adapters.finetune_strategies:FullUNetStrategy",
+    description="The released recipe: the whole U-Net and the subject embedding train (lr 5e-6, batch 3).",
+)
+FINETUNE_STRATEGIES.register(
+    "lora",
+    "blipdiff_plugins.adapters.finetune_strategies:LoraStrategy",
+    description="PEFT LoRA on the U-Net attention projections plus the subject embedding; diffusers LoRA format.",
+)
+FINETUNE_STRATEGIES.register(
+    "embedding_only",
+    "blipdiff_plugins.adapters.finetune_strategies:EmbeddingOnlyStrategy",
+    description="Only the subject embedding trains: the smallest per-subject file.",
+)
 PREPROCESSORS = Registry("preprocessor")
 ATTENTION_PROCESSORS = Registry("attention processor")
