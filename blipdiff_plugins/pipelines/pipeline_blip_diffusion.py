@@ -108,7 +108,13 @@ class BlipDiffusionPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin, T
 
         if is_published_layout(pretrained_model_name_or_path, revision=kwargs.get("revision"), cache_dir=kwargs.get("cache_dir")):
             return load_published_pipeline(cls, pretrained_model_name_or_path, **kwargs)
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        from .saved_layout import check_saved_layout, name_failing_component
+
+        check_saved_layout(pretrained_model_name_or_path, components=kwargs)
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        except (OSError, ValueError, RuntimeError) as error:
+            raise name_failing_component(pretrained_model_name_or_path, error) from error
 
     # ----------------------------------------------------------------------------------- encoding
     @torch.no_grad()

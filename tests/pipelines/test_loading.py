@@ -1,0 +1,121 @@
+import shutil
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DiffusionPipeline
+
+from blipdiff_plugins import BlipDiffusionPipeline
+from blipdiff_plugins.checkpoint_conversion import CheckpointError, load_pickle_checkpoint
+from blipdiff_plugins.lavis_checkpoint import convert_lavis_checkpoint
+
+from ..conftest import PARITY_DIR, REPO_ROOT, generator
+from ..lavis_layout import write_lavis_checkpoint
+
+
+def images(pipe, subject_image):
+    pipe.set_progress_bar_config(disable=True)
+    return pipe("on a beach", subject_image, "dog", num_inference_steps=2, generator=generator(0), output_type="np").images
+
+
+def test_saved_layout_round_trip(tiny_pipeline, saved_tiny_pipeline, subject_image):
+    loaded = BlipDiffusionPipeline.from_pretrained(saved_tiny_pipeline)
+    assert (saved_tiny_pipeline / "subject_encoder" / "diffusion_pytorch_model.safetensors").is_file()
+    assert (saved_tiny_pipeline / "subject_tokenizer").is_dir()
+    np.testing.assert_array_equal(images(loaded, subject_image), images(tiny_pipeline, subject_image))
+
+
+def test_community_shim_loads_saved_layout(tiny_pipeline, saved_tiny_pipeline, subject_image):
+    pipe = DiffusionPipeline.from_pretrained(
+        saved_tiny_pipeline, custom_pipeline=str(REPO_ROOT / "pipelines" / "blip_diffusion.py"), trust_remote_code=True
+    )
+    assert type(pipe).__name__ == "BlipDiffusionPipeline"
+    np.testing.assert_array_equal(images(pipe, subject_image), images(tiny_pipeline, subject_image))
+
+
+def test_published_layout_saves_to_our_layout(tmp_path, subject_image):
+    published = BlipDiffusionPipeline.from_pretrained(PARITY_DIR / "tiny16", subject_tokenizer_name_or_path=str(PARITY_DIR / "bert_tokenizer"))
+    published.save_pretrained(tmp_path / "ours")
+    reloaded = BlipDiffusionPipeline.from_pretrained(tmp_path / "ours")
+    np.testing.assert_array_equal(images(reloaded, subject_image), images(published, subject_image))
+
+
+def test_published_layout_missing_component(tmp_path):
+    folder = tmp_path / "published"
+    shutil.copytree(PARITY_DIR / "tiny16", folder)
+    shutil.rmtree(folder / "vae")
+    with pytest.raises(CheckpointError, match=r"^vae: .*no 'vae' sub-folder"):
+        BlipDiffusionPipeline.from_pretrained(folder, subject_tokenizer_name_or_path=str(PARITY_DIR / "bert_tokenizer"))
+
+
+def test_published_layout_mismatching_shape(tmp_path):
+    folder = tmp_path / "published"
+    shutil.copytree(PARITY_DIR / "tiny16", folder)
+    state = torch.load(folder / "qformer" / "pytorch_model.bin", weights_only=True)
+    state["query_tokens"] = torch.zeros(1, 8, 32)
+    torch.save(state, folder / "qformer" / "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match=r"subject_encoder: key 'query_tokens' has shape \(1, 8, 32\)"):
+        BlipDiffusionPipeline.from_pretrained(folder, subject_tokenizer_name_or_path=str(PARITY_DIR / "bert_tokenizer"))
+
+
+def test_saved_layout_missing_component(tmp_path, saved_tiny_pipeline):
+    folder = tmp_path / "pipe"
+    shutil.copytree(saved_tiny_pipeline, folder)
+    shutil.rmtree(folder / "unet")
+    with pytest.raises(CheckpointError, match=r"^unet: .*no 'unet' sub-folder"):
+        BlipDiffusionPipeline.from_pretrained(folder)
+
+
+def test_saved_layout_mismatching_shape(tmp_path, saved_tiny_pipeline):
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "pipe"
+    shutil.copytree(saved_tiny_pipeline, folder)
+    weights = folder / "subject_encoder" / "diffusion_pytorch_model.safetensors"
+    state = load_file(weights)
+    state["query_tokens"] = torch.zeros(1, 8, 32)
+    save_file(state, weights)
+    with pytest.raises(CheckpointError, match=r"^subject_encoder: .*query_tokens"):
+        BlipDiffusionPipeline.from_pretrained(folder)
+
+
+class NotATensor:
+    pass
+
+
+def test_unsafe_pickle_refused(tmp_path):
+    path = tmp_path / "blip_weight.pt"
+    torch.save({"weights": torch.zeros(2), "payload": NotATensor()}, path)
+    with pytest.raises(CheckpointError, match="Refusing to run its code"):
+        load_pickle_checkpoint(path, component="subject_encoder")
+
+
+@pytest.mark.parametrize("as_tarball", [False, True])
+def test_lavis_layout_converts_and_generates(tmp_path, tiny_components, tiny_pipeline, subject_image, as_tarball):
+    source = write_lavis_checkpoint(tiny_components, tmp_path / "lavis" / "BLIP-Diffusion_v1")
+    if as_tarball:
+        with tarfile.open(tmp_path / "blip-diffusion.tar.gz", "w:gz") as archive:
+            archive.add(source, arcname="BLIP-Diffusion_v1")
+        source = tmp_path / "blip-diffusion.tar.gz"
+    pipe = convert_lavis_checkpoint(
+        source,
+        tmp_path / "converted",
+        tokenizer=tiny_components["tokenizer"],
+        subject_tokenizer=tiny_components["subject_tokenizer"],
+    )
+    torch.testing.assert_close(pipe.encode_subject(subject_image, "dog"), tiny_pipeline.encode_subject(subject_image, "dog"), atol=1e-5, rtol=1e-5)
+    reloaded = BlipDiffusionPipeline.from_pretrained(tmp_path / "converted")
+    np.testing.assert_allclose(images(reloaded, subject_image), images(tiny_pipeline, subject_image), atol=1e-5)
+
+
+def test_lavis_conversion_refuses_existing_output_and_missing_parts(tmp_path, tiny_components):
+    source = write_lavis_checkpoint(tiny_components, tmp_path / "lavis")
+    (tmp_path / "exists").mkdir()
+    with pytest.raises(FileExistsError, match="already exists"):
+        convert_lavis_checkpoint(source, tmp_path / "exists")
+    shutil.rmtree(source / "proj_layer")
+    with pytest.raises(CheckpointError, match="proj_layer"):
+        convert_lavis_checkpoint(source, tmp_path / "out", tokenizer=tiny_components["tokenizer"], subject_tokenizer=tiny_components["subject_tokenizer"])
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob(".out.partial-*"))

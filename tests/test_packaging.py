@@ -1,0 +1,17 @@
+import subprocess
+import sys
+import zipfile
+
+from .conftest import REPO_ROOT
+
+
+def test_wheel_ships_only_blipdiff_plugins(tmp_path):
+    subprocess.run(
+        [sys.executable, "-c", "import sys; from setuptools import build_meta; build_meta.build_wheel(sys.argv[1])", str(tmp_path)],
+        cwd=REPO_ROOT, check=True, capture_output=True,
+    )
+    wheel = next(tmp_path.glob("*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    top_level = {name.split("/")[0] for name in names if not name.split("/")[0].endswith((".dist-info", ".data"))}
+    assert top_level == {"blipdiff_plugins"}
+    assert "blipdiff_plugins/commands/generate.py" in names
