@@ -12,6 +12,7 @@ COMMAND_MODULES = (
     "blipdiff_plugins.commands.generate",
     "blipdiff_plugins.commands.convert",
     "blipdiff_plugins.commands.bench",
+    "blipdiff_plugins.commands.style",
 )
 
 

@@ -149,4 +149,30 @@ FINETUNE_STRATEGIES.register(
     description="Only the subject embedding trains: the smallest per-subject file.",
 )
 PREPROCESSORS = Registry("preprocessor")
+
+# ControlNet structure maps (controlnet-aux); defaults are the detector's keyword arguments.
+_PREPROCESSOR_MODULE = "blipdiff_plugins.adapters.preprocessors"
+for _name, _class, _description, _defaults in (
+    ("canny", "CannyPreprocessor", "Canny edges, no weights.", {"low_threshold": 100, "high_threshold": 200}),
+    ("shuffle", "ContentShufflePreprocessor", "Content shuffle (random smooth warp), no weights.", {"f": 256, "seed": 0}),
+    ("hed", "HEDPreprocessor", "HED soft edges.", {"safe": False, "scribble": False}),
+    ("pidi", "PidiPreprocessor", "PiDiNet soft edges.", {"safe": False, "scribble": False, "apply_filter": False}),
+    ("midas", "MidasPreprocessor", "MiDaS DPT-Hybrid depth.", {"a": 6.283185307179586, "bg_th": 0.1}),
+    ("mlsd", "MLSDPreprocessor", "M-LSD straight lines.", {"thr_v": 0.1, "thr_d": 0.1}),
+    ("lineart", "LineartPreprocessor", "Line art of photos.", {"coarse": False}),
+    ("lineart_anime", "LineartAnimePreprocessor", "Anime line art.", {}),
+    ("openpose", "OpenposePreprocessor", "OpenPose skeletons.", {"include_body": True, "include_hand": False, "include_face": False}),
+    ("normalbae", "NormalBaePreprocessor", "NormalBae surface normals.", {}),
+    ("zoe", "ZoePreprocessor", "ZoeDepth depth.", {"gamma_corrected": False}),
+    ("leres", "LeresPreprocessor", "LeReS depth (boost: LeReS++).", {"thr_a": 0, "thr_b": 0, "boost": False}),
+):
+    PREPROCESSORS.register(
+        _name,
+        f"{_PREPROCESSOR_MODULE}:{_class}",
+        description=_description,
+        extra="controlnet",
+        defaults={**_defaults, "detect_resolution": 512},
+    )
+del _name, _class, _description, _defaults
+
 ATTENTION_PROCESSORS = Registry("attention processor")

@@ -1,0 +1,154 @@
+"""``blipdiff style``: subject-driven style transfer, one PNG and one JSON sidecar per image plus the control map."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from .common import add_model_arguments, load_pipeline, resolve_device, versions, write_json, write_png
+from .generate import slug
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "style",
+        help="render a subject with the structure of one image and the look of another",
+        description="Subject-driven style transfer (BLIP-Diffusion): the structure of --structure-image (canny "
+        "edges 30/70 by default, or any --preprocessor) drives a ControlNet while --style-image gives the "
+        "appearance. Writes NNN-<prompt>.png with a .json sidecar, and control.png (the structure map used).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--style-image", nargs="+", required=True, metavar="PATH", help="image file(s) or a folder of the style subject")
+    parser.add_argument("--style-subject", required=True, help="category word of the style image, e.g. flower")
+    parser.add_argument("--structure-image", required=True, metavar="PATH", help="image whose structure is kept")
+    parser.add_argument("--target-subject", required=True, help="category word to render, e.g. teapot")
+    parser.add_argument("--prompt", nargs="+", default=[""], help="one or more scene prompts")
+    parser.add_argument("--preprocessor", default="canny", help="structure extractor: canny, hed, midas, openpose, ...")
+    parser.add_argument("--preprocessor-param", nargs="*", default=[], metavar="KEY=VALUE", help="preprocessor parameters, values as JSON (e.g. low_threshold=30)")
+    parser.add_argument("--preprocessor-weights", default=None, help="Hub repo or folder of detector weights (default lllyasviel/Annotators)")
+    parser.add_argument("--controlnet", default=None, help="ControlNet folder or Hub id replacing the model's")
+    parser.add_argument("--conditioning-scale", type=float, default=1.0, help="ControlNet residual scale")
+    parser.add_argument("--negative-prompt", default="", help="text to steer away from")
+    parser.add_argument("--num-images", type=int, default=1, help="images per prompt")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first image; image i uses seed + i")
+    parser.add_argument("--steps", type=int, default=25, help="denoising steps")
+    parser.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale")
+    parser.add_argument("--height", type=int, default=None, help="image height (default: the model's)")
+    parser.add_argument("--width", type=int, default=None, help="image width (default: the model's)")
+    parser.add_argument("--output", default="outputs", help="output folder")
+    add_model_arguments(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def parse_params(pairs: list[str]) -> dict:
+    params = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key:
+            raise ValueError(f"`--preprocessor-param` entries look like KEY=VALUE, got {pair!r}.")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params
+
+
+def load_controlnet_pipeline(args):
+    """The ControlNet pipeline of ``--model``; the built-in model gets a random ControlNet shaped like its U-Net."""
+    import torch
+
+    from ..pipelines.control_conditioning import controlnet_from_unet
+    from ..pipelines.pipeline_blip_diffusion_controlnet import BlipDiffusionControlNetPipeline
+
+    if args.model == "builtin" or args.model.startswith("builtin:"):
+        from ..builtin import BUILTIN_NOTICE, build_builtin_components
+        from ..pipelines.denoising import vae_scale_factor
+
+        size = args.model.partition(":")[2] or "small"
+        print(f"Using the {BUILTIN_NOTICE}.", file=sys.stderr)
+        components = build_builtin_components(size)
+        components["controlnet"] = controlnet_from_unet(components["unet"], vae_scale_factor(components["vae"]))
+        pipe = BlipDiffusionControlNetPipeline(**components)
+        if args.dtype != "float32":
+            pipe = pipe.to(dtype=getattr(torch, args.dtype))
+        pipe = pipe.to(resolve_device(args.device))
+        if args.scheduler:
+            import diffusers
+
+            from .common import SCHEDULERS
+
+            pipe.scheduler = getattr(diffusers, SCHEDULERS[args.scheduler]).from_config(pipe.scheduler.config)
+    else:
+        pipe = load_pipeline(args, pipeline_class=BlipDiffusionControlNetPipeline)
+    if args.controlnet:
+        from diffusers import ControlNetModel
+
+        controlnet = ControlNetModel.from_pretrained(args.controlnet, torch_dtype=getattr(torch, args.dtype))
+        pipe.register_modules(controlnet=controlnet.to(pipe.device))
+    return pipe
+
+
+def run(args) -> int:
+    import torch
+
+    from ..registry import PREPROCESSORS
+    from ..style_transfer import style_transfer
+
+    if args.num_images < 1:
+        raise ValueError(f"`--num-images` must be at least 1, got {args.num_images}.")
+    if args.steps < 1:
+        raise ValueError(f"`--steps` must be at least 1, got {args.steps}.")
+    PREPROCESSORS.entry(args.preprocessor)  # unknown names fail before the model loads
+    params = parse_params(args.preprocessor_param)
+    pipe = load_controlnet_pipeline(args)
+    total = len(args.prompt) * args.num_images
+    generators = [torch.Generator(device="cpu").manual_seed(args.seed + index) for index in range(total)]
+    result = style_transfer(
+        pipe,
+        style_image=args.style_image if len(args.style_image) > 1 else args.style_image[0],
+        style_subject=args.style_subject,
+        structure_image=args.structure_image,
+        target_subject=args.target_subject,
+        prompt=args.prompt,
+        preprocessor=args.preprocessor,
+        preprocessor_params=params or None,
+        preprocessor_weights=args.preprocessor_weights,
+        negative_prompt=args.negative_prompt,
+        guidance_scale=args.guidance,
+        num_inference_steps=args.steps,
+        height=args.height,
+        width=args.width,
+        num_images_per_prompt=args.num_images,
+        controlnet_conditioning_scale=args.conditioning_scale,
+        generator=generators,
+    )
+    out_dir = Path(args.output)
+    command = "blipdiff " + " ".join(shlex.quote(a) for a in getattr(args, "argv", sys.argv[1:]))
+    settings = {key: value for key, value in vars(args).items() if key not in ("func", "argv")}
+    control_path = out_dir / "control.png"
+    write_png(control_path, result.control_image)
+    print(control_path)
+    for index, image in enumerate(result.images):
+        prompt = args.prompt[index // args.num_images]
+        path = out_dir / f"{index:03d}-{slug(args.target_subject + ' ' + prompt)}.png"
+        write_png(path, image)
+        write_json(
+            path.with_suffix(".json"),
+            {
+                "image": path.name,
+                "control_image": control_path.name,
+                "prompt": prompt,
+                "image_index": index,
+                "seed": args.seed + index,
+                "settings": settings,
+                "device": str(pipe._execution_device),
+                "versions": versions(),
+                "command": command,
+            },
+        )
+        print(path)
+    return 0
