@@ -65,31 +65,45 @@ def denoise(
     callback_on_step_end=None,
     callback_on_step_end_tensor_inputs: list[str] = ("latents",),
     callback_tensors: dict | None = None,
+    scheduler=None,
+    combine_guidance: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    embeds_for_step: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
+    latents_hook: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Run the scheduler from ``latents`` over ``timesteps``.
 
     ``prompt_embeds`` holds ``[negative; positive]`` when ``guidance_scale > 1`` (batch order of the
-    original pipeline), only the positive half otherwise.
+    original pipeline), only the positive half otherwise. Optional hooks (attention control, inversion):
+    ``scheduler`` instead of ``pipe.scheduler``; ``combine_guidance(noise_uncond, noise_text)`` instead of
+    the usual guidance formula; ``embeds_for_step(index, prompt_embeds)`` the embeddings of one step;
+    ``latents_hook(index, timestep, latents)`` after each scheduler step, before the callback.
     """
     do_guidance = guidance_scale > 1.0
+    scheduler = scheduler if scheduler is not None else pipe.scheduler
     callback_tensors = dict(callback_tensors or {})
     with pipe.progress_bar(total=len(timesteps)) as progress_bar:
         for index, timestep in enumerate(timesteps):
             latent_model_input = torch.cat([latents] * 2) if do_guidance else latents
-            latent_model_input = pipe.scheduler.scale_model_input(latent_model_input, timestep)
-            extra = unet_kwargs_fn(index, timestep, latent_model_input, prompt_embeds) if unet_kwargs_fn else {}
+            latent_model_input = scheduler.scale_model_input(latent_model_input, timestep)
+            step_embeds = embeds_for_step(index, prompt_embeds) if embeds_for_step is not None else prompt_embeds
+            extra = unet_kwargs_fn(index, timestep, latent_model_input, step_embeds) if unet_kwargs_fn else {}
             noise_pred = pipe.unet(
                 latent_model_input,
                 timestep,
-                encoder_hidden_states=prompt_embeds,
+                encoder_hidden_states=step_embeds,
                 cross_attention_kwargs=cross_attention_kwargs,
                 return_dict=False,
                 **extra,
             )[0]
             if do_guidance:
                 noise_uncond, noise_text = noise_pred.chunk(2)
-                noise_pred = noise_uncond + guidance_scale * (noise_text - noise_uncond)
-            latents = pipe.scheduler.step(noise_pred, timestep, latents, **step_kwargs, return_dict=False)[0]
+                if combine_guidance is not None:
+                    noise_pred = combine_guidance(noise_uncond, noise_text)
+                else:
+                    noise_pred = noise_uncond + guidance_scale * (noise_text - noise_uncond)
+            latents = scheduler.step(noise_pred, timestep, latents, **step_kwargs, return_dict=False)[0]
+            if latents_hook is not None:
+                latents = latents_hook(index, timestep, latents)
 
             if callback_on_step_end is not None:
                 callback_tensors["latents"] = latents
