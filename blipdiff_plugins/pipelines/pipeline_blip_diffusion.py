@@ -20,6 +20,7 @@ from ..adapters.blip2_qformer import Blip2SubjectEncoder
 from ..adapters.infix_prompt_injector import InfixPromptInjector
 from ..adapters.subject_image_processor import SubjectImageProcessor
 from ..images import ImageLike
+from ..loaders.subject_model import SubjectModelLoaderMixin
 from . import subject_conditioning as conditioning
 from .denoising import (
     check_image_size,
@@ -45,7 +46,7 @@ class BlipDiffusionPipelineOutput(BaseOutput):
     images: list[PIL.Image.Image] | np.ndarray | torch.Tensor
 
 
-class BlipDiffusionPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin, TextualInversionLoaderMixin):
+class BlipDiffusionPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin, TextualInversionLoaderMixin, SubjectModelLoaderMixin):
     """Subject-driven generation: a few images of a subject plus its category word, rendered in new scenes.
 
     The subject encoder turns the subject images into ``num_query_tokens`` embeddings that are spliced

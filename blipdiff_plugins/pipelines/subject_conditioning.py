@@ -273,6 +273,9 @@ def prepare_conditioning(
             )
             if target_subject is None:
                 target_subject = words
+        elif subject_embeds is None and source_subject is None and getattr(pipe, "loaded_subject", None) is not None:
+            # `load_subject` / `finetune` set a subject that stands in for subject images
+            subject_embeds, target_subject = pipe.loaded_subject.subject_embeds, target_subject or pipe.loaded_subject.subject
         elif source_subject is not None and subject_embeds is None:
             raise ValueError("`source_subject` was given without `subject_images`; pass the subject's images too.")
         if subject_embeds is not None:
