@@ -334,7 +334,6 @@ def load_dreambench(
                 logger.warning("DreamBench: skipping %s/%s: %s", name, file, reason)
         if not good:
             skipped_subjects.append(name)
-            logger.warning("DreamBench: skipping subject %r: no readable reference image", name)
             continue
         rows.append(
             {
@@ -345,6 +344,11 @@ def load_dreambench(
                 "reference_images": good,
                 "num_references": len(good),
             }
+        )
+    if skipped_subjects:
+        logger.warning(
+            "DreamBench: skipping %d subject(s) without a readable reference image in %s: %s",
+            len(skipped_subjects), root, ", ".join(skipped_subjects),
         )
     features = datasets.Features(
         {
