@@ -27,6 +27,16 @@ _EXPORTS = {
     "FINETUNE_STRATEGIES": "blipdiff_plugins.registry",
     "PREPROCESSORS": "blipdiff_plugins.registry",
     "ATTENTION_PROCESSORS": "blipdiff_plugins.registry",
+    "BlipDiffusionEditPipeline": "blipdiff_plugins.pipelines.pipeline_blip_diffusion_edit",
+    "BlipDiffusionEditPipelineOutput": "blipdiff_plugins.pipelines.pipeline_blip_diffusion_edit",
+    "AttentionStore": "blipdiff_plugins.adapters.attention_store",
+    "AttentionStoreProcessor": "blipdiff_plugins.adapters.attention_store",
+    "attention_control": "blipdiff_plugins.adapters.attention_store",
+    "PromptToPromptController": "blipdiff_plugins.adapters.prompt_to_prompt",
+    "LocalBlend": "blipdiff_plugins.adapters.prompt_to_prompt",
+    "mix_subjects": "blipdiff_plugins.interpolation",
+    "render_interpolation": "blipdiff_plugins.interpolation",
+    "subject_attention_maps": "blipdiff_plugins.attention_maps",
 }
 
 __all__ = sorted(_EXPORTS)

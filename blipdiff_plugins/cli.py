@@ -13,6 +13,10 @@ COMMAND_MODULES = (
     "blipdiff_plugins.commands.convert",
     "blipdiff_plugins.commands.bench",
     "blipdiff_plugins.commands.style",
+    "blipdiff_plugins.commands.edit",
+    "blipdiff_plugins.commands.interpolate",
+    "blipdiff_plugins.commands.attention",
+    "blipdiff_plugins.commands.finetune",
 )
 
 

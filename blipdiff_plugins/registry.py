@@ -176,3 +176,9 @@ for _name, _class, _description, _defaults in (
 del _name, _class, _description, _defaults
 
 ATTENTION_PROCESSORS = Registry("attention processor")
+ATTENTION_PROCESSORS.register(
+    "attention_store",
+    "blipdiff_plugins.adapters.attention_store:AttentionStoreProcessor",
+    description="Exposes softmax attention to a controller: records maps (AttentionStore) or edits them "
+    "(prompt-to-prompt); idle layers keep their previous (SDPA) processor. Install with attention_control().",
+)

@@ -1,0 +1,128 @@
+"""``blipdiff edit``: replace the subject of a generated or a real image with yours (prompt-to-prompt)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from .common import add_model_arguments, load_pipeline, versions, write_json, write_png
+from .generate import slug
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "edit",
+        help="put your subject into a generated or a real image, keeping the rest",
+        description="Subject-driven editing (BLIP-Diffusion, prompt-to-prompt). Without --image: generate "
+        "'a {source-subject} {prompt}' and the same image with your subject. With --image: invert the photo "
+        "(DDIM, or null-text with --inversion null_text), then edit it. Writes NNN-source.png (or "
+        "NNN-reconstruction.png), NNN-edited.png, NNN-pair.png and a .json sidecar per pair.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--subject-image", nargs="+", required=True, metavar="PATH", help="image file(s) or a folder of your subject")
+    parser.add_argument("--target-subject", required=True, help="category word of your subject, e.g. cat")
+    parser.add_argument("--source-subject", required=True, help="the subject word of the source image/prompt, e.g. dog")
+    parser.add_argument("--prompt", nargs="+", required=True, help="scene prompt(s), e.g. 'sitting on the beach'")
+    parser.add_argument("--image", nargs="+", default=None, metavar="PATH", help="real photo(s) to edit, one per prompt (scaled to cover the output size, centre-cropped)")
+    parser.add_argument("--inversion", default="ddim", choices=("ddim", "null_text"), help="inversion of real images")
+    parser.add_argument("--null-text-steps", type=int, default=10, help="optimiser steps per step for null-text inversion")
+    parser.add_argument("--edit", default="refine", choices=("refine", "replace", "reweight"), help="attention edit")
+    parser.add_argument("--alignment", default="tokens", choices=("tokens", "original"), help="token alignment; 'original' reproduces LAVIS (off by 16 after the subject block)")
+    parser.add_argument("--cross-replace", type=float, default=0.8, help="fraction of steps with cross-attention from the source")
+    parser.add_argument("--self-replace", type=float, default=0.4, help="fraction of steps with self-attention from the source")
+    parser.add_argument("--no-blend", action="store_true", help="edit the whole image (no local blend)")
+    parser.add_argument("--blend-words", nargs="+", default=None, help="source words making the edit mask (default: --source-subject)")
+    parser.add_argument("--blend-threshold", type=float, default=0.3, help="edit-mask threshold (0.15 for try-on)")
+    parser.add_argument("--equalizer", nargs="*", default=[], metavar="WORD=SCALE", help="target word scales for --edit reweight")
+    parser.add_argument("--negative-prompt", default="", help="text to steer away from")
+    parser.add_argument("--num-images", type=int, default=1, help="pairs per prompt")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first pair; pair i uses seed + i")
+    parser.add_argument("--steps", type=int, default=50, help="denoising steps")
+    parser.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale")
+    parser.add_argument("--height", type=int, default=None, help="image height (default: the model's)")
+    parser.add_argument("--width", type=int, default=None, help="image width (default: the model's)")
+    parser.add_argument("--output", default="outputs", help="output folder")
+    add_model_arguments(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def parse_equalizer(pairs: list[str]) -> dict:
+    values = {}
+    for pair in pairs:
+        word, separator, scale = pair.partition("=")
+        try:
+            values[word] = float(scale)
+        except ValueError:
+            separator = ""
+        if not separator or not word:
+            raise ValueError(f"`--equalizer` entries look like WORD=SCALE (e.g. red=2), got {pair!r}.")
+    return values
+
+
+def run(args) -> int:
+    import torch
+
+    from ..interpolation import labelled_grid
+    from ..pipelines.pipeline_blip_diffusion_edit import BlipDiffusionEditPipeline
+
+    if args.num_images < 1:
+        raise ValueError(f"`--num-images` must be at least 1, got {args.num_images}.")
+    pipe = load_pipeline(args, pipeline_class=BlipDiffusionEditPipeline)
+    subject_embeds = pipe.encode_subject(args.subject_image, args.target_subject)
+    common = dict(
+        subject_embeds=subject_embeds,
+        edit=args.edit,
+        alignment=args.alignment,
+        cross_replace_steps=args.cross_replace,
+        self_replace_steps=args.self_replace,
+        local_blend=not args.no_blend,
+        blend_words=args.blend_words,
+        blend_threshold=args.blend_threshold,
+        equalizer=parse_equalizer(args.equalizer) or None,
+        negative_prompt=args.negative_prompt,
+        guidance_scale=args.guidance,
+        num_inference_steps=args.steps,
+        height=args.height,
+        width=args.width,
+        num_images_per_prompt=args.num_images,
+    )
+    if args.image:
+        if len(args.image) not in (1, len(args.prompt)):
+            raise ValueError(f"`--image` has {len(args.image)} files for {len(args.prompt)} prompts; pass one or {len(args.prompt)}.")
+        output = pipe.edit_image(args.image, args.prompt, args.source_subject, args.target_subject, inversion=args.inversion, null_text_steps=args.null_text_steps, **common)
+        source_name = "reconstruction"
+    else:
+        total = len(args.prompt) * args.num_images
+        generators = [torch.Generator("cpu").manual_seed(args.seed + index) for index in range(total)]
+        output = pipe(args.prompt, args.source_subject, args.target_subject, generator=generators, **common)
+        source_name = "source"
+    out_dir = Path(args.output)
+    command = "blipdiff " + " ".join(shlex.quote(a) for a in getattr(args, "argv", sys.argv[1:]))
+    settings = {key: value for key, value in vars(args).items() if key not in ("func", "argv")}
+    for index, (source, edited) in enumerate(zip(output.source_images, output.edited_images)):
+        prompt = args.prompt[index // args.num_images]
+        stem = f"{index:03d}-{slug(prompt)}"
+        paths = {source_name: out_dir / f"{stem}-{source_name}.png", "edited": out_dir / f"{stem}-edited.png", "pair": out_dir / f"{stem}-pair.png"}
+        write_png(paths[source_name], source)
+        write_png(paths["edited"], edited)
+        write_png(paths["pair"], labelled_grid([source, edited], [source_name, f"edited: {args.target_subject}"]))
+        mask_fraction = None if output.masks is None else float(output.masks[index].float().mean())
+        write_json(
+            out_dir / f"{stem}.json",
+            {
+                "images": {key: path.name for key, path in paths.items()},
+                "prompt": prompt,
+                "mode": "real image" if args.image else "generate then edit",
+                "seed": None if args.image else args.seed + index,
+                "edit_mask_fraction": mask_fraction,
+                "settings": settings,
+                "versions": versions(),
+                "command": command,
+            },
+        )
+        print(paths["pair"])
+    return 0
