@@ -19,8 +19,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "your prompts. Writes NNN-<prompt>.png and a .json sidecar with every setting next to each image.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--subject-image", nargs="+", required=True, metavar="PATH", help="image file(s) or a folder of the subject")
-    parser.add_argument("--subject", required=True, help="category word of the subject, e.g. dog")
+    parser.add_argument("--subject-image", nargs="+", default=None, metavar="PATH", help="image file(s) or a folder of the subject")
+    parser.add_argument("--subject", default=None, help="category word of the subject, e.g. dog (required with --subject-image)")
+    parser.add_argument("--subject-model", default=None, metavar="DIR", help="a fine-tuned subject model (blipdiff finetune) instead of --subject-image")
     parser.add_argument("--target-subject", default=None, help="category word to render (default: --subject)")
     parser.add_argument("--prompt", nargs="+", required=True, help="one or more prompts, e.g. 'swimming underwater'")
     parser.add_argument("--negative-prompt", default="", help="text to steer away from")
@@ -51,7 +52,14 @@ def run(args) -> int:
         raise ValueError(f"`--steps` must be at least 1, got {args.steps}.")
     pipe = load_pipeline(args)
     device = pipe._execution_device
-    subject_embeds = pipe.encode_subject(args.subject_image, args.subject)
+    if args.subject_model:
+        subject_embeds = None  # the loaded subject stands in (BlipDiffusionPipeline.load_subject)
+        loaded = pipe.load_subject(args.subject_model)
+        args.subject = args.subject or loaded.subject
+    elif not args.subject_image or not args.subject:
+        raise ValueError("Pass `--subject-image` with `--subject` (e.g. --subject-image photos/ --subject dog), or `--subject-model DIR`.")
+    else:
+        subject_embeds = pipe.encode_subject(args.subject_image, args.subject)
     total = len(args.prompt) * args.num_images
     generators = [torch.Generator(device="cpu").manual_seed(args.seed + index) for index in range(total)]
     output = pipe(

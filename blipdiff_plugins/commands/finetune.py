@@ -1,0 +1,107 @@
+"""``blipdiff finetune``: fine-tune a subject and save it as a shareable subject model."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from .common import add_model_arguments, load_pipeline
+
+STRATEGIES = ("full_unet", "lora", "embedding_only")
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "finetune",
+        help="fine-tune a subject from a few photos (full U-Net, LoRA or embedding only)",
+        description="Fine-tune a subject (a few photos and its category word) and save a subject model: the subject "
+        "embedding, LoRA or U-Net weights, a config and a Hub model card. Runs under 'accelerate launch' too.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--images", nargs="+", required=True, metavar="PATH", help="image files or a folder of the subject")
+    parser.add_argument("--subject", required=True, help="category word of the subject, e.g. dog")
+    parser.add_argument("--name", default=None, help="display name for the model card, e.g. 'Max the corgi'")
+    parser.add_argument("--strategy", default="full_unet", choices=STRATEGIES, help="what trains besides the subject embedding")
+    parser.add_argument("--steps", type=int, default=40, help="optimizer steps (the authors: 40 animals .. 150 clothes)")
+    parser.add_argument("--learning-rate", type=float, default=None, help="default: the strategy's (5e-6 full_unet, 1e-4 lora, 1e-3 embedding_only)")
+    parser.add_argument("--batch-size", type=int, default=None, help="images per step and process (default: 3)")
+    parser.add_argument("--rank", type=int, default=None, help="LoRA rank (default 8)")
+    parser.add_argument("--lora-alpha", type=float, default=None, help="LoRA alpha (default 8)")
+    parser.add_argument("--lora-dropout", type=float, default=None, help="LoRA dropout (default 0)")
+    parser.add_argument("--target-modules", nargs="+", default=None, help="LoRA target modules (default to_q to_k to_v to_out.0)")
+    parser.add_argument("--resolution", type=int, default=None, help="training image side (default: the model's)")
+    parser.add_argument("--gradient-accumulation-steps", type=int, default=1)
+    parser.add_argument("--gradient-checkpointing", action="store_true", help="less memory, more compute")
+    parser.add_argument("--mixed-precision", default="auto", choices=("auto", "no", "fp16", "bf16"), help="auto: fp16 on GPU")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoint-every", type=int, default=None, help="save a resumable checkpoint every N steps")
+    parser.add_argument("--resume", default=None, help="'latest' or a checkpoint folder")
+    parser.add_argument("--validation-prompt", nargs="+", default=[], help="prompts rendered into a grid every --validation-every steps")
+    parser.add_argument("--validation-every", type=int, default=None)
+    parser.add_argument("--validation-steps", type=int, default=25, help="denoising steps of validation and sample images")
+    parser.add_argument("--output", default="subject_model", help="output folder (the subject model; checkpoints and validation inside)")
+    parser.add_argument("--push-to-hub", default=None, metavar="REPO_ID", help="also upload the subject model to this Hub repo")
+    add_model_arguments(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def strategy_from_args(args) -> dict:
+    strategy = {"strategy": args.strategy}
+    for flag, key in (("learning_rate", "learning_rate"), ("batch_size", "batch_size")):
+        if getattr(args, flag) is not None:
+            strategy[key] = getattr(args, flag)
+    lora_flags = {"rank": args.rank, "alpha": args.lora_alpha, "dropout": args.lora_dropout, "target_modules": args.target_modules}
+    given = {key: value for key, value in lora_flags.items() if value is not None}
+    if given and args.strategy != "lora":
+        names = ", ".join("--" + {"alpha": "lora-alpha", "dropout": "lora-dropout", "target_modules": "target-modules"}.get(k, k) for k in given)
+        raise ValueError(f"{names} only apply to `--strategy lora`, got --strategy {args.strategy}.")
+    strategy.update({key: tuple(value) if isinstance(value, list) else value for key, value in given.items()})
+    return strategy
+
+
+def run(args) -> int:
+    from ..training.finetune import finetune
+
+    strategy = strategy_from_args(args)
+    images = args.images[0] if len(args.images) == 1 else args.images
+    pipe = load_pipeline(args)
+    pipe.set_progress_bar_config(disable=True)
+    output = Path(args.output)
+    model = finetune(
+        pipe,
+        images=images,
+        subject=args.subject,
+        strategy=strategy,
+        steps=args.steps,
+        resolution=args.resolution,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        gradient_checkpointing=args.gradient_checkpointing,
+        mixed_precision=args.mixed_precision,
+        seed=args.seed,
+        output_dir=output,
+        checkpoint_every=args.checkpoint_every,
+        resume=args.resume,
+        validation_prompts=args.validation_prompt,
+        validation_every=args.validation_every,
+        validation_steps=args.validation_steps,
+        base_model=args.model,
+        progress_bar=True,
+    )
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:
+        return 0
+    model.name = args.name
+    model.save_pretrained(output)
+    print(f"Saved the {args.strategy} subject model of {args.subject!r} to {output.resolve()}")
+    if model.training.get("skipped_files"):
+        print(f"Skipped unreadable files: {', '.join(model.training['skipped_files'])}", file=sys.stderr)
+    if args.push_to_hub:
+        print(f"Uploaded to the Hub: {model.push_to_hub(args.push_to_hub)}")
+    model_flag = f" --model {shlex.quote(args.model)}" if args.model != "builtin" else ""
+    print("Generate with it:")
+    print(f"  blipdiff generate{model_flag} --subject-model {shlex.quote(str(output))} --prompt 'on a beach' --output outputs")
+    return 0
