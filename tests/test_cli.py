@@ -52,3 +52,15 @@ def test_generate_reports_bad_input(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
     code = main(["generate", "--model", "builtin:tiny", "--subject-image", str(tmp_path), "--subject", "dog", "--prompt", "x", "--steps", "0"])
     assert code == 2 and "--steps" in capsys.readouterr().err
+
+
+def test_convert_published_layout_then_community_shim(tmp_path):
+    from diffusers import DiffusionPipeline
+
+    from .conftest import PARITY_DIR, REPO_ROOT
+
+    out = tmp_path / "converted"
+    assert main(["convert", str(PARITY_DIR / "tiny16"), str(out), "--subject-tokenizer", str(PARITY_DIR / "bert_tokenizer")]) == 0
+    pipe = DiffusionPipeline.from_pretrained(out, custom_pipeline=str(REPO_ROOT / "pipelines" / "blip_diffusion.py"), trust_remote_code=True)
+    assert pipe.subject_encoder.num_query_tokens == 16
+    assert main(["convert", str(PARITY_DIR / "tiny16"), str(out)]) == 2  # refuses to overwrite

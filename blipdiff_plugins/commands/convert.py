@@ -8,13 +8,15 @@ import argparse
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "convert",
-        help="convert an original LAVIS checkpoint to a diffusers folder",
+        help="convert an original LAVIS or published diffusers checkpoint to our folder layout",
         description="Convert the original LAVIS BLIP-Diffusion checkpoint (blip_model/, proj_layer/, unet/, vae/, "
-        "text_encoder/; a folder or .tar.gz) into a folder that BlipDiffusionPipeline.from_pretrained loads. "
+        "text_encoder/; a folder or .tar.gz), or the published diffusers layout (Salesforce/blipdiffusion, whose "
+        "model_index.json names the vanished 'blip_diffusion' library), into a folder that "
+        "BlipDiffusionPipeline.from_pretrained and DiffusionPipeline.from_pretrained(custom_pipeline=...) load. "
         "Pickles are read with torch.load(weights_only=True) only.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("source", help="LAVIS checkpoint folder or tarball")
+    parser.add_argument("source", help="LAVIS checkpoint folder or tarball, or a published-layout folder or Hub id")
     parser.add_argument("output", help="new output folder (must not exist)")
     parser.add_argument("--tokenizer", default="openai/clip-vit-large-patch14", help="CLIP tokenizer folder or Hub id")
     parser.add_argument("--subject-tokenizer", default="google-bert/bert-base-uncased", help="BERT tokenizer folder or Hub id")
@@ -24,8 +26,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from ..lavis_checkpoint import convert_lavis_checkpoint
+    from pathlib import Path
 
+    from ..lavis_checkpoint import convert_lavis_checkpoint, save_atomically
+    from ..pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline
+    from ..pipelines.published_layout import is_published_layout
+
+    if is_published_layout(args.source):
+        if Path(args.output).exists():
+            raise ValueError(f"`output`: {args.output!r} already exists; choose a new folder.")
+        pipe = BlipDiffusionPipeline.from_pretrained(
+            args.source, subject_tokenizer_name_or_path=args.subject_tokenizer, resize_mode=args.resize_mode
+        )
+        save_atomically(pipe, args.output)
+        print(f"Wrote {args.output}; load it with BlipDiffusionPipeline.from_pretrained({args.output!r}).")
+        return 0
     convert_lavis_checkpoint(
         args.source,
         args.output,
