@@ -159,7 +159,8 @@ class FakeBlipDiffusionPipeline:
         for gen in generators:
             if self.fail_after is not None and self.images_made >= self.fail_after:
                 raise KeyboardInterrupt("simulated kill")
-            tag = f"{prompt}|{target_subject}|{None if subject_embeds is None else float(subject_embeds.mean()):.4f}"
+            subject_tag = "none" if subject_embeds is None else f"{float(subject_embeds.mean()):.4f}"
+            tag = f"{prompt}|{target_subject}|{subject_tag}"
             images.append(fake_image(_seed_of(gen), tag, height))
             self.images_made += 1
         self.calls.append({"prompt": prompt, "target_subject": target_subject, "n": num_images_per_prompt,

@@ -1,0 +1,101 @@
+import PIL.Image
+import pytest
+import torch
+
+from blipdiff_plugins.benchmark.config import AUTHORS_NEGATIVE_PROMPT, GenerationConfig
+from blipdiff_plugins.benchmark.dataset import DreamBenchPrompt
+from blipdiff_plugins.benchmark.methods import BENCHMARK_METHODS
+
+from conftest import FakeBlipDiffusionPipeline
+
+SUBJECT = {"subject": "dog", "class_noun": "dog", "category": "live", "subject_index": 10}
+PROMPT = DreamBenchPrompt(3, "a {0} {1} on a cobblestone street", "", "on a cobblestone street", "recontextualization")
+
+
+def test_generation_config_defaults_are_the_authors_and_round_trip():
+    config = GenerationConfig()
+    assert (config.num_inference_steps, config.guidance_scale, config.height, config.width) == (100, 7.5, 512, 512)
+    assert config.negative_prompt == AUTHORS_NEGATIVE_PROMPT and config.num_images_per_prompt == 4
+    assert GenerationConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match=r"unknown keys \['steps'\]"):
+        GenerationConfig.from_dict({"steps": 50})
+    with pytest.raises(ValueError, match="`num_inference_steps` must be a positive integer, got 0"):
+        GenerationConfig(num_inference_steps=0)
+    with pytest.raises(Exception):
+        config.seed = 3  # frozen
+    seeds = {config.image_seed(s, p, i) for s in range(30) for p in range(25) for i in range(4)}
+    assert len(seeds) == 3000
+
+
+def test_registry_entries():
+    assert BENCHMARK_METHODS.names() == ["blip_diffusion", "blip_diffusion_finetuned", "diffusers_pipeline", "text_to_image"]
+    assert BENCHMARK_METHODS.defaults("blip_diffusion") == {"reference": "mean"}
+    with pytest.raises(KeyError, match="Did you mean 'blip_diffusion'"):
+        BENCHMARK_METHODS.get("blip_difusion")
+
+
+def test_zero_shot_reference_first_uses_one_image():
+    pipeline = FakeBlipDiffusionPipeline()
+    seen = []
+    original = pipeline.encode_subject
+    pipeline.encode_subject = lambda images, subject: seen.append(len(images)) or original(images, subject)
+    images = [PIL.Image.new("RGB", (8, 8), c) for c in ("red", "blue", "green")]
+    for reference in ("mean", "first"):
+        BENCHMARK_METHODS.get("blip_diffusion")(pipeline, reference=reference).prepare_subject(SUBJECT, images)
+    assert seen == [3, 1]
+    with pytest.raises(ValueError, match="`reference`: 'median' is not one of mean, first"):
+        BENCHMARK_METHODS.get("blip_diffusion")(pipeline, reference="median")
+
+
+def test_text_to_image_floor_passes_no_subject():
+    pipeline = FakeBlipDiffusionPipeline()
+    method = BENCHMARK_METHODS.get("text_to_image")(pipeline)
+    generators = [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)]
+    images = method.generate(subject=SUBJECT, prompt=PROMPT, generators=generators, config=GenerationConfig(height=32, width=32))
+    assert len(images) == 2 and pipeline.calls[0]["prompt"] == "a dog on a cobblestone street"
+    assert pipeline.calls[0]["subject"] is False
+
+
+def test_diffusers_pipeline_method_takes_any_callable():
+    received = {}
+
+    def my_pipeline(prompt, generator, num_inference_steps, guidance_scale, height, width):
+        received.update(prompt=prompt, steps=num_inference_steps, seeds=[g.initial_seed() for g in generator])
+        return [PIL.Image.new("RGB", (width, height)) for _ in prompt]
+
+    method = BENCHMARK_METHODS.get("diffusers_pipeline")(my_pipeline, identifier="sks")
+    generators = [torch.Generator().manual_seed(5)]
+    images = method.generate(subject=SUBJECT, prompt=PROMPT, generators=generators, config=GenerationConfig(num_inference_steps=7, height=16, width=16))
+    assert received == {"prompt": ["a sks dog on a cobblestone street"], "steps": 7, "seeds": [5]}
+    assert images[0].size == (16, 16) and method.describe()["pipeline"] == "function"
+    with pytest.raises(ValueError, match="`pipeline` must be callable"):
+        BENCHMARK_METHODS.get("diffusers_pipeline")("not a pipeline")
+
+
+def test_finetuned_method_calls_the_finetune_api_or_explains_its_absence(monkeypatch):
+    import importlib
+    import sys
+    import types
+
+    method_class = BENCHMARK_METHODS.get("blip_diffusion_finetuned")
+    real = importlib.util.find_spec("blipdiff_plugins.finetune")
+    if real is None:
+        with pytest.raises(ImportError, match="needs blipdiff_plugins.finetune.finetune"):
+            method_class(FakeBlipDiffusionPipeline())
+    calls = []
+    fake = types.ModuleType("blipdiff_plugins.finetune")
+
+    def finetune(pipeline, *, images, subject, strategy=None, steps=None):
+        calls.append((len(images), subject, strategy, steps))
+        return types.SimpleNamespace(subject_embeds=torch.ones(1, 4, 8))
+
+    fake.finetune = finetune
+    monkeypatch.setitem(sys.modules, "blipdiff_plugins.finetune", fake)
+    pipeline = FakeBlipDiffusionPipeline()
+    loaded = []
+    pipeline.load_subject = loaded.append
+    method = method_class(pipeline, strategy="full_unet", steps=40)
+    method.prepare_subject(SUBJECT, [PIL.Image.new("RGB", (8, 8))] * 2)
+    assert calls == [(2, "dog", "full_unet", 40)] and len(loaded) == 1
+    images = method.generate(subject=SUBJECT, prompt=PROMPT, generators=[torch.Generator().manual_seed(0)], config=GenerationConfig(height=32, width=32))
+    assert len(images) == 1 and pipeline.calls[0]["subject"] is True
