@@ -93,8 +93,28 @@ class BlipDiffusionZeroShot:
         return _images_of(output)
 
 
+FINETUNE_MODULES = ("blipdiff_plugins.finetune", "blipdiff_plugins.training.finetune")
+
+
+def _import_finetune() -> Callable:
+    errors = []
+    for module_name in FINETUNE_MODULES:
+        try:
+            return importlib.import_module(module_name).finetune
+        except (ImportError, AttributeError) as error:
+            errors.append(f"{module_name}: {error}")
+    raise ImportError(
+        "Method 'blip_diffusion_finetuned' needs the per-subject fine-tuning API `finetune(pipeline, images=..., "
+        f"subject=..., strategy=..., steps=...)`, which is not available ({'; '.join(errors)}). Use method "
+        "'blip_diffusion' (zero-shot) instead, or update blipdiff_plugins."
+    )
+
+
 class BlipDiffusionFinetuned(BlipDiffusionZeroShot):
-    """BLIP-Diffusion fine-tuned on each subject's images through ``blipdiff_plugins.finetune.finetune``.
+    """BLIP-Diffusion fine-tuned on each subject's images through the fine-tuning API (``finetune``).
+
+    Fine-tuning trains the pipeline in place, so the base U-Net weights are kept (on the CPU) and put back
+    before each subject: every subject starts from the base model, never from the previous subject.
 
     Args:
         pipeline (`BlipDiffusionPipeline`): the base pipeline; ``pipeline.load_subject`` installs each fine-tune.
@@ -106,27 +126,33 @@ class BlipDiffusionFinetuned(BlipDiffusionZeroShot):
 
     def __init__(self, pipeline, *, strategy: str | None = None, steps: int | None = None):
         super().__init__(pipeline, reference="mean")
-        if steps is not None and (not isinstance(steps, int) or steps < 1):
+        if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
             raise ValueError(f"`steps` must be a positive integer or None, got {steps!r}.")
         self.strategy = strategy
         self.steps = steps
-        try:
-            self._finetune = importlib.import_module("blipdiff_plugins.finetune").finetune
-        except (ImportError, AttributeError) as error:
-            raise ImportError(
-                "Method 'blip_diffusion_finetuned' needs blipdiff_plugins.finetune.finetune (per-subject "
-                f"fine-tuning), which is not available in this installation ({error}). Use method "
-                "'blip_diffusion' (zero-shot) instead, or update blipdiff_plugins."
-            ) from error
+        self._finetune = _import_finetune()
+        unet = getattr(pipeline, "unet", None)
+        self._base_unet = {k: v.detach().to("cpu", copy=True) for k, v in unet.state_dict().items()} if unet is not None else None
+        self._tuned_once = False
 
     def describe(self) -> dict:
         return {"name": self.name, "strategy": self.strategy, "steps": self.steps}
 
+    def _restore_base(self) -> None:
+        if hasattr(self.pipeline, "unload_subject"):
+            self.pipeline.unload_subject()  # drops a LoRA adapter
+        if self._base_unet is not None:
+            self.pipeline.unet.load_state_dict(self._base_unet)
+
     def prepare_subject(self, subject: dict, reference_images: Sequence[PIL.Image.Image]) -> None:
+        if self._tuned_once:
+            self._restore_base()
+        self._tuned_once = True
         options = {key: value for key, value in (("strategy", self.strategy), ("steps", self.steps)) if value is not None}
         result = self._finetune(self.pipeline, images=list(reference_images), subject=subject["class_noun"], **options)
         self.pipeline.load_subject(result)
-        self._subject_embeds = result.subject_embeds
+        embeds = getattr(result, "subject_embeds", None)
+        self._subject_embeds = embeds if embeds is not None else result.subject_embedding
 
 
 class TextToImage:

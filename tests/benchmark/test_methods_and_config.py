@@ -72,30 +72,38 @@ def test_diffusers_pipeline_method_takes_any_callable():
         BENCHMARK_METHODS.get("diffusers_pipeline")("not a pipeline")
 
 
-def test_finetuned_method_calls_the_finetune_api_or_explains_its_absence(monkeypatch):
-    import importlib
+def test_finetuned_method_restores_the_base_unet_between_subjects(monkeypatch):
     import sys
     import types
 
-    method_class = BENCHMARK_METHODS.get("blip_diffusion_finetuned")
-    real = importlib.util.find_spec("blipdiff_plugins.finetune")
-    if real is None:
-        with pytest.raises(ImportError, match="needs blipdiff_plugins.finetune.finetune"):
-            method_class(FakeBlipDiffusionPipeline())
+    from blipdiff_plugins.benchmark import methods
+
     calls = []
     fake = types.ModuleType("blipdiff_plugins.finetune")
 
     def finetune(pipeline, *, images, subject, strategy=None, steps=None):
-        calls.append((len(images), subject, strategy, steps))
-        return types.SimpleNamespace(subject_embeds=torch.ones(1, 4, 8))
+        calls.append((len(images), subject, strategy, steps, pipeline.unet.weight.detach().clone()))
+        with torch.no_grad():
+            pipeline.unet.weight.add_(1.0)  # training changes the pipeline in place
+        return types.SimpleNamespace(subject_embedding=torch.ones(1, 4, 8))
 
     fake.finetune = finetune
     monkeypatch.setitem(sys.modules, "blipdiff_plugins.finetune", fake)
     pipeline = FakeBlipDiffusionPipeline()
+    pipeline.unet = torch.nn.Linear(2, 2)
+    base = pipeline.unet.weight.detach().clone()
     loaded = []
     pipeline.load_subject = loaded.append
-    method = method_class(pipeline, strategy="full_unet", steps=40)
-    method.prepare_subject(SUBJECT, [PIL.Image.new("RGB", (8, 8))] * 2)
-    assert calls == [(2, "dog", "full_unet", 40)] and len(loaded) == 1
-    images = method.generate(subject=SUBJECT, prompt=PROMPT, generators=[torch.Generator().manual_seed(0)], config=GenerationConfig(height=32, width=32))
-    assert len(images) == 1 and pipeline.calls[0]["subject"] is True
+    method = BENCHMARK_METHODS.get("blip_diffusion_finetuned")(pipeline, strategy="full_unet", steps=40)
+    images = [PIL.Image.new("RGB", (8, 8))] * 2
+    method.prepare_subject(SUBJECT, images)
+    method.prepare_subject({**SUBJECT, "class_noun": "cat"}, images)
+    assert [c[:4] for c in calls] == [(2, "dog", "full_unet", 40), (2, "cat", "full_unet", 40)]
+    torch.testing.assert_close(calls[1][4], base)  # the second subject started from the base weights
+    assert len(loaded) == 2
+    out = method.generate(subject=SUBJECT, prompt=PROMPT, generators=[torch.Generator().manual_seed(0)], config=GenerationConfig(height=32, width=32))
+    assert len(out) == 1 and pipeline.calls[0]["subject"] is True
+
+    monkeypatch.setattr(methods, "FINETUNE_MODULES", ("blipdiff_plugins.no_such_finetune",))
+    with pytest.raises(ImportError, match="needs the per-subject fine-tuning API"):
+        BENCHMARK_METHODS.get("blip_diffusion_finetuned")(FakeBlipDiffusionPipeline())
