@@ -112,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
     method_class = BENCHMARK_METHODS.get(args.method)  # unknown names raise KeyError with close matches
     dataset = load_dreambench(args.dataset, subjects=args.subjects)
     pipeline = _load_pipeline(args.model, args.method, device)
+    if hasattr(pipeline, "set_progress_bar_config"):
+        pipeline.set_progress_bar_config(disable=True)  # one bar: images done, with ETA
     options = {
         "blip_diffusion": {"reference": args.reference},
         "blip_diffusion_finetuned": {"strategy": args.finetune_strategy, "steps": args.finetune_steps},
