@@ -151,7 +151,13 @@ def _resolve_root(path_or_repo_id: str | os.PathLike, revision: str | None, cach
     if re.fullmatch(r"[\w.-]+/[\w.-]+", name) and not name.startswith((".", "/")):
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(name, repo_type="dataset", revision=revision, cache_dir=cache_dir))
+        try:
+            return Path(snapshot_download(name, repo_type="dataset", revision=revision, cache_dir=cache_dir))
+        except Exception as error:  # offline, missing repo, no access: one clear message either way
+            raise FileNotFoundError(
+                f"`path_or_repo_id`: {name!r} is not a local folder, and downloading it as a Hub dataset failed "
+                f"({type(error).__name__}: {error}). Pass the DreamBench folder (e.g. ../shared/data/dreambench)."
+            ) from error
     raise FileNotFoundError(
         f"`path_or_repo_id`: {name!r} is neither a local folder nor a Hub dataset id ('owner/name'); "
         f"pass the DreamBench folder (e.g. ../shared/data/dreambench) or a dataset repository id."

@@ -245,7 +245,8 @@ def run_benchmark(
     bar.close()
 
     state.wait_for_everyone()
-    if state.is_main_process and state.num_processes > 1:
+    # Also folds in shards left by an earlier, killed multi-process run that this run resumed.
+    if state.is_main_process and len(result_files(output_dir)) > 1:
         _merge(output_dir, dataset)
     state.wait_for_everyone()
 

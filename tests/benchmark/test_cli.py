@@ -5,7 +5,7 @@ import pytest
 from blipdiff_plugins import cli
 from blipdiff_plugins.commands import bench
 
-from conftest import FakeBlipDiffusionPipeline
+from tests.benchmark.helpers import FakeBlipDiffusionPipeline
 
 
 @pytest.fixture

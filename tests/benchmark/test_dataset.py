@@ -59,8 +59,16 @@ def test_unknown_subject_names_close_matches(dreambench_dir):
         load_dreambench(dreambench_dir, subjects=["dog", "dgo"])
 
 
-def test_not_a_dreambench_folder(tmp_path):
+def test_not_a_dreambench_folder(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    def offline(*args, **kwargs):
+        raise huggingface_hub.errors.LocalEntryNotFoundError("offline")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
     with pytest.raises(FileNotFoundError, match="prompts_and_classes.txt"):
         load_dreambench(tmp_path)
     with pytest.raises(FileNotFoundError, match="neither a local folder"):
         load_dreambench(tmp_path / "nope")
+    with pytest.raises(FileNotFoundError, match="not a local folder, and downloading it as a Hub dataset failed"):
+        load_dreambench("nobody/no-such-dreambench")

@@ -3,7 +3,7 @@
 import PIL.Image
 import pytest
 
-from conftest import REPO_ROOT
+from tests.benchmark.helpers import REPO_ROOT
 
 METRICS_DIR = REPO_ROOT / "benchmark" / "metrics"
 

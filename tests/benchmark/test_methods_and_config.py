@@ -6,7 +6,7 @@ from blipdiff_plugins.benchmark.config import AUTHORS_NEGATIVE_PROMPT, Generatio
 from blipdiff_plugins.benchmark.dataset import DreamBenchPrompt
 from blipdiff_plugins.benchmark.methods import BENCHMARK_METHODS
 
-from conftest import FakeBlipDiffusionPipeline
+from tests.benchmark.helpers import FakeBlipDiffusionPipeline
 
 SUBJECT = {"subject": "dog", "class_noun": "dog", "category": "live", "subject_index": 10}
 PROMPT = DreamBenchPrompt(3, "a {0} {1} on a cobblestone street", "", "on a cobblestone street", "recontextualization")

@@ -14,7 +14,7 @@ from blipdiff_plugins.benchmark.report import write_reports
 from blipdiff_plugins.benchmark.results import read_rows
 from blipdiff_plugins.benchmark.runner import run_benchmark
 
-from conftest import REPO_ROOT, FakeBlipDiffusionPipeline
+from tests.benchmark.helpers import REPO_ROOT, FakeBlipDiffusionPipeline
 
 HERE = Path(__file__).resolve().parent
 CONFIG = GenerationConfig(num_images_per_prompt=2, num_inference_steps=3, height=64, width=64)
@@ -106,7 +106,7 @@ def test_resume_refuses_results_of_another_protocol(small_dreambench, scorer, tm
 
 
 def test_two_processes_give_the_same_rows_as_one(small_dreambench, tmp_path):
-    from shard_worker import SMALL_RUN
+    from tests.benchmark.shard_worker import SMALL_RUN
 
     dataset = load_dreambench(small_dreambench)
     single = run_benchmark(dataset=dataset, method=BlipDiffusionZeroShot(FakeBlipDiffusionPipeline()),
