@@ -43,10 +43,15 @@ def plot_dino_vs_clip_t(summary: dict, path: str | os.PathLike, *, label: str = 
     """DINO (subject fidelity) against CLIP-T (prompt fidelity): our run and the published methods."""
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(6, 5))
+    placed: list[tuple[float, float]] = []
     for name, scores in summary["published"].items():
         if scores.get("dino") is not None and scores.get("clip_t") is not None:
-            axes.scatter(scores["clip_t"], scores["dino"], color="tab:gray")
-            axes.annotate(name, (scores["clip_t"], scores["dino"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            point = (scores["clip_t"], scores["dino"])
+            axes.scatter(*point, color="tab:gray")
+            # Stack the labels of near-identical points (DreamBooth, fine-tuned BLIP-Diffusion, IP-Adapter).
+            crowd = sum(abs(point[0] - x) < 0.02 and abs(point[1] - y) < 0.01 for x, y in placed)
+            placed.append(point)
+            axes.annotate(name, point, fontsize=7, xytext=(4, 3 - 9 * crowd), textcoords="offset points")
     ours = summary["scores"]["pair_weighted"]
     if ours.get("dino") is not None and ours.get("clip_t") is not None:
         axes.scatter(ours["clip_t"], ours["dino"], color="tab:red", marker="*", s=150)
