@@ -128,6 +128,7 @@ class SubjectTrainer:
         validation_steps: int = 25,
         validation_guidance: float = 7.5,
         sample_prompt: str | None = None,
+        sample_image: bool = True,
         base_model: str | None = None,
         adapter_name: str = "subject",
         max_grad_norm: float | None = None,
@@ -177,6 +178,7 @@ class SubjectTrainer:
         self.validation_steps = _check_int("validation_steps", validation_steps, 1, "25 is a good value")
         self.validation_guidance = validation_guidance
         self.sample_prompt = sample_prompt if sample_prompt is not None else (self.validation_prompts[0] if self.validation_prompts else "on a wooden table")
+        self.make_sample_image = bool(sample_image)
         self.base_model = base_model or pipeline.config.get("_name_or_path") or None
         self.adapter_name = adapter_name
         self.max_grad_norm = max_grad_norm
@@ -197,8 +199,11 @@ class SubjectTrainer:
         from diffusers import DDPMScheduler
 
         pipe = self.pipeline
+        # cpu=True without a GPU: accelerate only sets up gloo multi-process (MULTI_CPU) when told it runs on CPU.
         self.accelerator = accelerator = Accelerator(
-            mixed_precision=self.mixed_precision, gradient_accumulation_steps=self.gradient_accumulation_steps
+            mixed_precision=self.mixed_precision,
+            gradient_accumulation_steps=self.gradient_accumulation_steps,
+            cpu=not torch.cuda.is_available(),
         )
         self.device = accelerator.device
         pipe.to(self.device)
@@ -427,6 +432,8 @@ class SubjectTrainer:
                 num_inference_steps=self.validation_steps,
                 guidance_scale=self.validation_guidance,
                 generator=generator,
+                height=self.resolution,
+                width=self.resolution,
             ).images
         finally:
             pipe.unet.train(was_training)
@@ -464,7 +471,7 @@ class SubjectTrainer:
         elif weights == "full":
             unet = pipe.unet
         sample = None
-        if self.accelerator.is_main_process:
+        if self.accelerator.is_main_process and self.make_sample_image:
             sample = self.generate([self.sample_prompt])[0]
         model = SubjectModel(
             subject=self.subject,
@@ -515,6 +522,7 @@ def finetune(
     validation_steps: int = 25,
     validation_guidance: float = 7.5,
     sample_prompt: str | None = None,
+    sample_image: bool = True,
     base_model: str | None = None,
     adapter_name: str = "subject",
     max_grad_norm: float | None = None,
@@ -545,11 +553,13 @@ def finetune(
         checkpoint_every (`int`, *optional*): save a checkpoint every that many steps (and at the end).
         keep_checkpoints (`int`, defaults to 2): newest checkpoints kept; None keeps all.
         resume (`str`, *optional*): ``"latest"`` or a checkpoint folder; training continues exactly.
-        validation_prompts (`list[str]`): prompts rendered every `validation_every` steps into a grid.
+        validation_prompts (`list[str]`): prompts rendered every `validation_every` steps into a grid, at the
+            training resolution.
         validation_every (`int`, *optional*): validation interval in steps.
         validation_steps (`int`, defaults to 25): denoising steps of validation and sample images.
         validation_guidance (`float`, defaults to 7.5): guidance of validation and sample images.
         sample_prompt (`str`, *optional*): prompt of the model card's sample image.
+        sample_image (`bool`, defaults to True): render that sample image (at the training resolution).
         base_model (`str`, *optional*): base model id recorded in the model card; the pipeline's
             ``_name_or_path`` by default.
         adapter_name (`str`, defaults to ``"subject"``): PEFT adapter name of the LoRA strategy.
@@ -580,6 +590,7 @@ def finetune(
         validation_steps=validation_steps,
         validation_guidance=validation_guidance,
         sample_prompt=sample_prompt,
+        sample_image=sample_image,
         base_model=base_model,
         adapter_name=adapter_name,
         max_grad_norm=max_grad_norm,
