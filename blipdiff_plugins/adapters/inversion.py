@@ -15,12 +15,15 @@ import torch.nn.functional as F
 
 
 def ddim_scheduler_for(scheduler):
-    """A `DDIMScheduler` with the pipeline scheduler's betas (inversion needs the deterministic DDIM step)."""
+    """A `DDIMScheduler` with the pipeline scheduler's betas (inversion needs the deterministic DDIM step).
+
+    Sample clipping is turned off: DDIM clips the predicted ``x_0`` to [-1, 1] by default, which latents
+    exceed, and the inversion could not be undone.
+    """
     from diffusers import DDIMScheduler
 
-    if isinstance(scheduler, DDIMScheduler):
-        return DDIMScheduler.from_config(scheduler.config)
     config = {key: value for key, value in dict(scheduler.config).items() if not key.startswith("_")}
+    config.update(clip_sample=False, thresholding=False)
     return DDIMScheduler.from_config(config)
 
 

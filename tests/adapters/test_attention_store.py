@@ -1,0 +1,89 @@
+"""AttentionStore: outputs unchanged, maps are probabilities, processors restored (also on errors)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from blipdiff_plugins.adapters.attention_store import (
+    AttentionStore,
+    attention_control,
+    attention_layers,
+    attention_processors,
+    map_size,
+)
+from blipdiff_plugins.registry import ATTENTION_PROCESSORS
+from tests.conftest import generator
+
+
+@pytest.fixture()
+def embeds(tiny_pipeline, subject_image):
+    return tiny_pipeline.encode_subject(subject_image, "dog")
+
+
+def run(pipe, embeds, **kwargs):
+    return pipe(prompt="on the beach", subject_embeds=embeds, target_subject="dog", num_inference_steps=2, generator=generator(0), output_type="latent", **kwargs).images
+
+
+def test_layers_are_read_from_the_model(tiny_pipeline):
+    layers = attention_layers(tiny_pipeline.unet)
+    assert {layer.name for layer in layers} == set(tiny_pipeline.unet.attn_processors)
+    assert {layer.place for layer in layers} == {"down", "mid", "up"}
+    assert {layer.level for layer in layers if layer.place == "mid"} == {len(tiny_pipeline.unet.down_blocks) - 1}
+    assert map_size(64, (16, 16), 1) == (8, 8) and map_size(9, (5, 6), 1) == (3, 3)  # stride-2 convs round up
+
+
+def test_store_leaves_outputs_unchanged_and_maps_sum_to_one(tiny_pipeline, embeds):
+    reference = run(tiny_pipeline, embeds)
+    stock = dict(tiny_pipeline.unet.attn_processors)
+    store = AttentionStore(cross=True, self_attention=True)
+    store.guided = True
+    with attention_control(tiny_pipeline.unet, store):
+        recorded = run(tiny_pipeline, embeds)
+    torch.testing.assert_close(recorded, reference, atol=1e-5, rtol=1e-5)
+    assert store.step == 3  # PNDM with skip_prk_steps: steps + 1 U-Net calls
+    assert store.maps and all(count == 3 for count in store.counts.values())
+    for name, maps in store.maps.items():
+        assert maps.shape[0] == 1  # conditional half only
+        torch.testing.assert_close(maps.sum(-1), torch.ones_like(maps.sum(-1)), atol=1e-5, rtol=0)
+        height, width = store.sizes[name]
+        assert maps.shape[1] == height * width
+    keys = {maps.shape[-1] for name, maps in store.maps.items() if store.layers[name].is_cross}
+    assert keys == {tiny_pipeline.text_encoder.config.max_position_embeddings}
+    assert dict(tiny_pipeline.unet.attn_processors) == stock
+
+
+def test_resolution_filter_and_average(tiny_pipeline, embeds):
+    store = AttentionStore(cross=True, resolutions=[8])
+    store.guided = True
+    with attention_control(tiny_pipeline.unet, store):
+        run(tiny_pipeline, embeds)
+    assert {max(hw) for hw in store.sizes.values()} == {8}
+    average = store.average(cross=True, resolution=8)
+    assert average.shape == (1, 8, 8, 77)
+    with pytest.raises(ValueError, match="recorded sides: \\[8\\]"):
+        store.average(cross=True, resolution=16)
+
+
+def test_processors_restored_after_an_exception(tiny_pipeline, embeds):
+    stock = dict(tiny_pipeline.unet.attn_processors)
+    store = AttentionStore()
+
+    def explode(pipe, step, timestep, tensors):
+        raise RuntimeError("boom mid-generation")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        with attention_control(tiny_pipeline.unet, store):
+            run(tiny_pipeline, embeds, callback_on_step_end=explode)
+    assert dict(tiny_pipeline.unet.attn_processors) == stock
+    assert not tiny_pipeline.unet._forward_hooks and not tiny_pipeline.unet._forward_pre_hooks
+    with pytest.raises(ValueError, match="Unknown attention layers"):
+        with attention_processors(tiny_pipeline.unet, {"nope.processor": None}):
+            pass
+    assert dict(tiny_pipeline.unet.attn_processors) == stock
+
+
+def test_registry_entry():
+    assert ATTENTION_PROCESSORS.get("attention_store").__name__ == "AttentionStoreProcessor"
+    with pytest.raises(ValueError, match="places"):
+        AttentionStore(places=["left"])
