@@ -91,7 +91,9 @@ def measure(args) -> dict:
             trainer._restore_modules()
             model = trainer.result()
             model.save_pretrained(folder)
-            result["saved_mib"] = folder_mib(Path(folder))
+            result["saved_mib"] = folder_mib(Path(folder))  # everything: weights, embedding, card, sample PNG
+            weights = [p for p in Path(folder).rglob("*.safetensors")]
+            result["weights_mib"] = sum(p.stat().st_size for p in weights) / 2**20  # embedding + LoRA or U-Net
     return result
 
 
@@ -151,17 +153,20 @@ def main() -> int:
         results[name] = json.loads(done.stdout.strip().splitlines()[-1])
         r = results[name]
         print(f"{name:>15}: {r['seconds_per_step']:.3f} s/step, peak {r['peak_mib']:.0f} MiB "
-              f"(training +{r['training_mib']:.0f} MiB), saved {r.get('saved_mib', float('nan')):.2f} MiB", flush=True)
+              f"(training +{r['training_mib']:.0f} MiB), saved {r.get('saved_mib', float('nan')):.2f} MiB "
+              f"(weights {r.get('weights_mib', float('nan')):.3f} MiB)", flush=True)
     full, lora = results["full_unet"], results["lora"]
     ratios = {
         "full_unet_step_over_floor": full["seconds_per_step"] / results["floor"]["seconds_per_step"],
         "lora_saved_over_full": lora["saved_mib"] / full["saved_mib"],
+        "lora_weights_over_full": lora["weights_mib"] / full["weights_mib"],
         "lora_peak_over_full_peak": lora["peak_mib"] / full["peak_mib"],
         "lora_training_memory_over_full": lora["training_mib"] / full["training_mib"],
     }
     print(f"memory: {full['memory_kind']} on {full['device']}; model {args.size}, batch 3, {args.steps} timed steps after 1 warm-up")
     print(f"full_unet step / hand-written floor: {ratios['full_unet_step_over_floor']:.3f} (target <= 1.1)")
-    print(f"LoRA file / full-U-Net file:         {ratios['lora_saved_over_full']:.4f} (target <= 0.01)")
+    print(f"LoRA weights / full-U-Net weights:   {ratios['lora_weights_over_full']:.4f} (target <= 0.01; safetensors files)")
+    print(f"LoRA folder / full-U-Net folder:     {ratios['lora_saved_over_full']:.4f} (with model card and sample PNG)")
     print(f"LoRA peak / full_unet peak:          {ratios['lora_peak_over_full_peak']:.3f} (absolute peaks)")
     print(f"LoRA / full_unet training memory:    {ratios['lora_training_memory_over_full']:.3f} (target <= 0.6; peak minus the built model)")
     if args.output:

@@ -108,8 +108,8 @@ class LoraStrategy(FinetuneStrategy):
     """PEFT LoRA on the U-Net attention projections plus the subject embedding.
 
     Args:
-        rank (`int`, defaults to 8): LoRA rank.
-        alpha (`float`, defaults to 8): LoRA alpha; the update is scaled by ``alpha / rank``.
+        rank (`int`, defaults to 4): LoRA rank (diffusers' DreamBooth-LoRA default).
+        alpha (`float`, defaults to 4): LoRA alpha; the update is scaled by ``alpha / rank``.
         dropout (`float`, defaults to 0.0): dropout on the LoRA branch.
         target_modules (`tuple[str]`, defaults to ``("to_q", "to_k", "to_v", "to_out.0")``): module-name
             suffixes that get LoRA layers (self- and cross-attention of every transformer block).
@@ -119,8 +119,8 @@ class LoraStrategy(FinetuneStrategy):
 
     name: ClassVar[str] = "lora"
     learning_rate: float = 1e-4
-    rank: int = 8
-    alpha: float = 8.0
+    rank: int = 4
+    alpha: float = 4.0
     dropout: float = 0.0
     target_modules: tuple[str, ...] = DEFAULT_LORA_TARGETS
 
