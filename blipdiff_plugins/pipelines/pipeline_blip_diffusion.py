@@ -169,41 +169,6 @@ class BlipDiffusionPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin, T
             callback_on_step_end_tensor_inputs, output_types=OUTPUT_TYPES,
         )
 
-    def prepare_conditioning(
-        self,
-        *,
-        prompt,
-        subject_images,
-        source_subject,
-        target_subject,
-        subject_embeds,
-        negative_prompt,
-        prompt_embeds,
-        negative_prompt_embeds,
-        guidance_scale,
-        num_images_per_prompt,
-        prompt_strength,
-        prompt_reps,
-        device,
-    ) -> tuple[torch.Tensor, int]:
-        """Text conditioning for the U-Net, ``[negative; positive]`` under guidance, and the prompt count."""
-        return conditioning.prepare_conditioning(
-            self,
-            prompt=prompt,
-            subject_images=subject_images,
-            source_subject=source_subject,
-            target_subject=target_subject,
-            subject_embeds=subject_embeds,
-            negative_prompt=negative_prompt,
-            prompt_embeds=prompt_embeds,
-            negative_prompt_embeds=negative_prompt_embeds,
-            guidance_scale=guidance_scale,
-            num_images_per_prompt=num_images_per_prompt,
-            prompt_strength=prompt_strength,
-            prompt_reps=prompt_reps,
-            device=device,
-        )
-
     def postprocess(self, latents: torch.Tensor, output_type: str):
         return postprocess(self.vae, self.image_processor, latents, output_type)
 
@@ -283,7 +248,8 @@ class BlipDiffusionPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin, T
         check_image_size(height, width, self.vae_scale_factor)
         device = self._execution_device
 
-        prompt_embeds, batch_size = self.prepare_conditioning(
+        prompt_embeds, batch_size = conditioning.prepare_conditioning(
+            self,
             prompt=prompt,
             subject_images=subject_images,
             source_subject=source_subject,
