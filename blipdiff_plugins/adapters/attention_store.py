@@ -15,6 +15,25 @@ import math
 from typing import Iterable, Iterator, Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
+
+# Internal switch for tests and benchmarks: True makes every active layer take the straightforward explicit
+# path (probabilities of the whole batch -> controller(...) -> probs @ value) instead of the controllers'
+# `attend` fast path. Both give the same outputs up to float rounding.
+REFERENCE_ATTENTION = False
+
+
+def explicit_probs(attn, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+    """Softmax probabilities ``(batch, heads, queries, keys)`` of ``(batch, heads, n, head_dim)`` tensors, as
+    ``attn.get_attention_scores`` computes them (scale, upcasting), without a mask."""
+    batch, heads = query.shape[:2]
+    probs = attn.get_attention_scores(query.reshape(batch * heads, *query.shape[2:]), key.reshape(batch * heads, *key.shape[2:]), None)
+    return probs.view(batch, heads, *probs.shape[1:])
+
+
+def sdpa(attn, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """Fused attention of ``(batch, heads, n, head_dim)`` tensors (rows whose probabilities nobody needs)."""
+    return F.scaled_dot_product_attention(query, key, value, dropout_p=0.0, is_causal=False, scale=attn.scale)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,7 +196,11 @@ class AttentionStore:
 
     def record(self, layer: AttentionLayer, probs: torch.Tensor, map_hw: tuple[int, int]) -> None:
         """Add ``probs`` ``(batch, heads, queries, keys)`` to the running mean of ``layer``."""
-        maps = self.conditional(probs).mean(dim=1).detach().float()  # (batch, queries, keys)
+        self.record_conditional(layer, self.conditional(probs), map_hw)
+
+    def record_conditional(self, layer: AttentionLayer, probs: torch.Tensor, map_hw: tuple[int, int]) -> None:
+        """As `record`, for probabilities of the conditional rows only."""
+        maps = probs.mean(dim=1).detach().float()  # (batch, queries, keys)
         count = self.counts.get(layer.name, 0)
         if count == 0 or self.maps[layer.name].shape != maps.shape:
             self.maps[layer.name] = maps.clone()
@@ -193,6 +216,26 @@ class AttentionStore:
         if self.records(layer, max(map_hw)):
             self.record(layer, probs, map_hw)
         return probs
+
+    def attend(self, layer: AttentionLayer, attn, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, map_hw) -> torch.Tensor | None:
+        """Fast path of an active layer: the attention output ``(batch, heads, queries, head_dim)`` from
+        ``(batch, heads, n, head_dim)`` query, key and value, or None to take the explicit path.
+
+        Explicit probabilities are computed only for the rows that are recorded (the conditional half under
+        guidance); the other rows use fused SDPA. Subclasses that override `__call__` get the explicit path
+        unless they provide their own `attend`.
+        """
+        if type(self).__call__ is not AttentionStore.__call__:
+            return None
+        start = query.shape[0] // 2 if self.guided else 0
+        if not self.records(layer, max(map_hw)):
+            return sdpa(attn, query, key, value)
+        probs = explicit_probs(attn, query[start:], key[start:])
+        self.record_conditional(layer, probs, map_hw)
+        recorded = torch.matmul(probs.to(value.dtype), value[start:])
+        if not start:
+            return recorded
+        return torch.cat([sdpa(attn, query[:start], key[:start], value[:start]), recorded])
 
     # ------------------------------------------------------------------ reading
     def average(
@@ -286,18 +329,30 @@ class AttentionStoreProcessor:
             encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
         key = attn.to_k(encoder_hidden_states)
         value = attn.to_v(encoder_hidden_states)
-        query = attn.head_to_batch_dim(query)  # (batch * heads, queries, head_dim)
-        key = attn.head_to_batch_dim(key)
-        value = attn.head_to_batch_dim(value)
+        heads = attn.heads
+        head_dim = key.shape[-1] // heads
+        query = query.view(query.shape[0], -1, heads, head_dim).transpose(1, 2)  # (batch, heads, queries, head_dim)
+        key = key.view(key.shape[0], -1, heads, head_dim).transpose(1, 2)
+        value = value.view(value.shape[0], -1, heads, head_dim).transpose(1, 2)
+        if attn.norm_q is not None:
+            query = attn.norm_q(query)
+        if attn.norm_k is not None:
+            key = attn.norm_k(key)
 
-        probs = attn.get_attention_scores(query, key, attention_mask)  # (batch * heads, queries, keys)
-        batch = probs.shape[0] // attn.heads
-        probs = probs.view(batch, attn.heads, *probs.shape[1:])
-        probs = self.controller(self.layer, probs, map_hw)
-        probs = probs.reshape(batch * attn.heads, *probs.shape[2:]).to(value.dtype)
-
-        hidden_states = torch.bmm(probs, value)
-        hidden_states = attn.batch_to_head_dim(hidden_states)
+        output = None
+        attend = getattr(self.controller, "attend", None)
+        if attention_mask is None and attend is not None and not REFERENCE_ATTENTION:
+            output = attend(self.layer, attn, query, key, value, map_hw)
+        if output is None:
+            # Explicit path: probabilities of the whole batch through the controller.
+            batch = query.shape[0]
+            query3 = query.reshape(batch * heads, -1, head_dim)
+            key3 = key.reshape(batch * heads, -1, head_dim)
+            probs = attn.get_attention_scores(query3, key3, attention_mask)  # (batch * heads, queries, keys)
+            probs = probs.view(batch, heads, *probs.shape[1:])
+            probs = self.controller(self.layer, probs, map_hw)
+            output = torch.matmul(probs.to(value.dtype), value)
+        hidden_states = output.transpose(1, 2).reshape(output.shape[0], -1, heads * head_dim).to(query.dtype)
         hidden_states = attn.to_out[0](hidden_states)
         hidden_states = attn.to_out[1](hidden_states)
         if input_ndim == 4:

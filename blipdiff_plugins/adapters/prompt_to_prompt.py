@@ -23,7 +23,7 @@ from typing import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from .attention_store import AttentionLayer, AttentionStore
+from .attention_store import AttentionLayer, AttentionStore, explicit_probs, sdpa
 
 ALIGNMENTS = ("tokens", "original")
 EDIT_KINDS = ("refine", "replace", "reweight")
@@ -392,6 +392,9 @@ class PromptToPromptController(AttentionStore):
         self.equalizer = equalizer
         self.local_blend = local_blend
         self.blend_level = level
+        # Per step: whether any target token takes the source's cross-attention.
+        self.cross_steps = [bool(row.any()) for row in cross_schedule]
+        self._coefficients: dict = {}  # (step, device, dtype) -> (mapping, c_mapped, c_own)
 
     # which layers
     def controls(self, layer: AttentionLayer) -> bool:
@@ -402,7 +405,7 @@ class PromptToPromptController(AttentionStore):
 
     def active(self, layer: AttentionLayer, map_hw) -> bool:
         if layer.is_cross:
-            return self.step < self.num_steps and bool(self.cross_schedule[self.step].any()) or self.records(layer)
+            return self.step < self.num_steps and self.cross_steps[self.step] or self.records(layer)
         return self.self_range[0] <= self.step < self.self_range[1] and layer.level in self.self_replace_levels
 
     # the edit
@@ -439,6 +442,78 @@ class PromptToPromptController(AttentionStore):
         offset = probs.shape[0] - conditional.shape[0]
         probs[offset + batch :] = new_target
         return probs
+
+    # the fast path
+    def _edit_coefficients(self, keys: int, device, dtype):
+        """The cross edit at this step as ``new = (base @ mapping) * c_mapped + own * c_own``: ``mapping``
+        ``(batch, 1, keys, target_len)``, the coefficients ``(batch, 1, target_len, 1)``. Equal to `cross_edit`
+        followed by the step's schedule weights."""
+        cache_key = (self.step, keys, device, dtype)
+        if cache_key not in self._coefficients:
+            weights = self.cross_schedule[self.step].to(device=device, dtype=dtype)  # (batch, target_len)
+            alphas = self.alphas.to(device=device, dtype=dtype)
+            scale = torch.ones_like(alphas)
+            if self.edit == "reweight" and self.equalizer is not None:
+                scale = self.equalizer.to(device=device, dtype=dtype)
+            c_mapped = alphas * scale * weights
+            c_own = (1 - alphas) * scale * weights + (1 - weights)
+            mapper = self.mapper.to(device)
+            if self.edit == "replace":
+                mapping = mapper.to(dtype)  # (batch, source_len, target_len)
+            else:  # the gather as a one-hot matrix: mapping[b, mapper[b, t], t] = 1
+                mapping = torch.zeros(mapper.shape[0], keys, mapper.shape[-1], device=device, dtype=dtype)
+                mapping.scatter_(1, mapper[:, None, :], 1.0)
+            self._coefficients = {cache_key: (mapping[:, None], c_mapped[:, None, :, None], c_own[:, None, :, None], bool(c_own.any()))}
+        return self._coefficients[cache_key]
+
+    def attend(self, layer: AttentionLayer, attn, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, map_hw) -> torch.Tensor | None:
+        """Fast path with the same result as `__call__` up to float rounding.
+
+        Fused SDPA serves the unconditional rows; explicit probabilities are computed only for the rows that
+        need them; the edit is applied to the values instead of the probabilities,
+        ``((P_s @ M) * c_m + P_t * c_t) @ V_t == P_s @ (M @ (c_m V_t)) + P_t @ (c_t V_t)``, so no edited
+        probability tensor is built. Self-attention replacement needs only the source's probabilities (the
+        target's output is ``P_s @ V_t``).
+        """
+        cls = PromptToPromptController
+        if type(self).__call__ is not cls.__call__ or type(self).cross_edit is not cls.cross_edit or type(self).record is not AttentionStore.record:
+            return None
+        rows = query.shape[0]
+        start = rows // 2 if self.guided else 0
+        batch = (rows - start) // 2
+        source, target = slice(start, start + batch), slice(start + batch, rows)
+        dtype = value.dtype
+        head_dim = value.shape[-1]
+        record = self.records(layer)
+        editing = not layer.is_cross or (self.step < self.num_steps and self.cross_steps[self.step])
+        edit_values = own_weight = None
+        needs_own = record or not editing
+        if editing and layer.is_cross:
+            mapping, c_mapped, c_own, needs_own_edit = self._edit_coefficients(key.shape[-2], value.device, dtype)
+            edit_values = torch.matmul(mapping, value[target] * c_mapped)  # (batch, heads, keys, head_dim)
+            own_weight = c_own
+            needs_own = needs_own or needs_own_edit
+        elif editing:
+            edit_values = value[target]  # self-replace: the target attends as the source does
+
+        outputs = [sdpa(attn, query[:start], key[:start], value[:start])] if start else []
+        if needs_own:
+            probs = explicit_probs(attn, query[start:], key[start:])  # (2 * batch, heads, queries, keys)
+            if record:
+                self.record_conditional(layer, probs, map_hw)
+            probs = probs.to(dtype)
+            base, own = probs[:batch], probs[batch:]
+        else:
+            base, own = explicit_probs(attn, query[source], key[source]).to(dtype), None
+        if not editing:
+            outputs.append(torch.matmul(probs, value[start:]))
+            return torch.cat(outputs)
+        both = torch.matmul(base, torch.cat([value[source], edit_values], dim=-1))
+        source_out, target_out = both[..., :head_dim], both[..., head_dim:]
+        if own_weight is not None and own is not None:
+            target_out = target_out + torch.matmul(own, value[target] * own_weight)
+        outputs += [source_out, target_out]
+        return torch.cat(outputs)
 
     def blend(self, latents: torch.Tensor) -> torch.Tensor:
         """After a scheduler step: apply the local blend with the maps recorded so far."""

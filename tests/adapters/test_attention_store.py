@@ -87,3 +87,20 @@ def test_registry_entry():
     assert ATTENTION_PROCESSORS.get("attention_store").__name__ == "AttentionStoreProcessor"
     with pytest.raises(ValueError, match="places"):
         AttentionStore(places=["left"])
+
+
+def test_store_fast_path_equals_the_explicit_path(tiny_pipeline, embeds, monkeypatch):
+    from blipdiff_plugins.adapters import attention_store
+
+    results = {}
+    for reference in (True, False):
+        monkeypatch.setattr(attention_store, "REFERENCE_ATTENTION", reference)
+        store = AttentionStore(cross=True, self_attention=True)
+        store.guided = True
+        with attention_control(tiny_pipeline.unet, store):
+            results[reference] = (run(tiny_pipeline, embeds), store.maps)
+    (ref_latents, ref_maps), (fast_latents, fast_maps) = results[True], results[False]
+    torch.testing.assert_close(fast_latents, ref_latents, atol=1e-5, rtol=1e-5)
+    assert fast_maps.keys() == ref_maps.keys()
+    for name in ref_maps:
+        torch.testing.assert_close(fast_maps[name], ref_maps[name], atol=1e-6, rtol=1e-5)
