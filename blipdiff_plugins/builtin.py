@@ -65,7 +65,30 @@ def build_builtin_components(size: str = "small", *, seed: int = 0) -> dict:
     tokenizer = build_clip_tokenizer(model_max_length=77)
     subject_tokenizer = build_bert_tokenizer()
 
-    torch.manual_seed(seed)  # transformers/diffusers initialise from the global RNG; builder code only
+    # transformers/diffusers initialise from the global RNG: seed it inside a fork so the caller's state is kept.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        text_encoder, subject_encoder, unet, vae = _build_models(spec, size, tokenizer, subject_tokenizer)
+    for module in (text_encoder, subject_encoder, unet, vae):
+        _perturb(module, generator)
+        module.eval()
+    scheduler = PNDMScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", set_alpha_to_one=False, skip_prk_steps=True
+    )
+    return {
+        "tokenizer": tokenizer,
+        "text_encoder": text_encoder,
+        "vae": vae,
+        "unet": unet,
+        "scheduler": scheduler,
+        "subject_encoder": subject_encoder,
+        "subject_tokenizer": subject_tokenizer,
+        "subject_image_processor": SubjectImageProcessor(image_size=224),
+    }
+
+
+def _build_models(spec: BuiltinSize, size: str, tokenizer, subject_tokenizer):
+    """Randomly initialised text encoder, subject encoder, U-Net and VAE of one size."""
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
             vocab_size=len(tokenizer),
@@ -121,22 +144,7 @@ def build_builtin_components(size: str = "small", *, seed: int = 0) -> dict:
         norm_num_groups=8 if size != "mid" else 32,
         sample_size=spec.sample_size * 2 ** (len(spec.vae_channels) - 1),
     )
-    for module in (text_encoder, subject_encoder, unet, vae):
-        _perturb(module, generator)
-        module.eval()
-    scheduler = PNDMScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", set_alpha_to_one=False, skip_prk_steps=True
-    )
-    return {
-        "tokenizer": tokenizer,
-        "text_encoder": text_encoder,
-        "vae": vae,
-        "unet": unet,
-        "scheduler": scheduler,
-        "subject_encoder": subject_encoder,
-        "subject_tokenizer": subject_tokenizer,
-        "subject_image_processor": SubjectImageProcessor(image_size=224),
-    }
+    return text_encoder, subject_encoder, unet, vae
 
 
 def build_builtin_pipeline(size: str = "small", *, seed: int = 0, pipeline_class=None):

@@ -83,5 +83,5 @@ class SubjectImageProcessor(ImageProcessingMixin):
         # (batch, height, width, 3) -> (batch, 3, height, width)
         return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
-    def __call__(self, images, **kwargs) -> torch.Tensor:
-        return self.preprocess(images, **kwargs)
+    def __call__(self, images: ImageLike | Sequence[ImageLike], *, argument: str = "subject_images") -> torch.Tensor:
+        return self.preprocess(images, argument=argument)
