@@ -40,9 +40,10 @@ class SubjectImageProcessor(ImageProcessingMixin):
         image_mean: Sequence[float] = OPENAI_CLIP_MEAN,
         image_std: Sequence[float] = OPENAI_CLIP_STD,
         alpha: str = "composite",
-        **kwargs,  # ImageProcessingMixin round-trips its own bookkeeping keys through here
+        image_processor_type: str | None = None,  # written by ImageProcessingMixin.save_pretrained
+        processor_class: str | None = None,  # likewise, when saved inside a processor
     ):
-        super().__init__(**kwargs)
+        super().__init__()
         if resize_mode not in RESIZE_MODES:
             raise ValueError(f"`resize_mode` must be one of {RESIZE_MODES}, got {resize_mode!r}.")
         if alpha not in ("composite", "drop"):

@@ -45,3 +45,14 @@ def test_bad_settings():
         SubjectImageProcessor(alpha="keep")
     with pytest.raises(ValueError, match="image_size"):
         SubjectImageProcessor(image_size=0)
+
+
+def test_unknown_saved_key_is_refused(tmp_path):
+    import json
+
+    SubjectImageProcessor().save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    config["do_magic"] = True
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps(config))
+    with pytest.raises(TypeError, match="do_magic"):
+        SubjectImageProcessor.from_pretrained(tmp_path)
