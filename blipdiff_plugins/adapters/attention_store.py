@@ -284,7 +284,10 @@ class AttentionStoreProcessor:
     """Attention processor that exposes the softmax probabilities to a controller.
 
     When the controller does not need the layer at this call it runs the layer's previous processor
-    (SDPA by default), so the cost is paid only where maps are recorded or edited.
+    (SDPA by default), so the cost is paid only where maps are recorded or edited. When it does, the
+    controller's ``attend`` (if any) computes the output from query, key and value, materialising
+    probabilities only for the rows it records or edits (SDPA for the rest); otherwise, or with
+    ``REFERENCE_ATTENTION`` set, the whole batch's probabilities go through ``controller(layer, probs, map_hw)``.
 
     Args:
         controller (`AttentionStore` or an edit controller): called with ``(layer, probs, map_hw)``.
