@@ -5,7 +5,7 @@ import evaluate
 
 from blipdiff_plugins.benchmark.backbones import DEFAULT_CLIP_BACKBONE
 from blipdiff_plugins.benchmark.clip import ClipEmbedder
-from blipdiff_plugins.benchmark.evaluate_support import backbone_from_config_name, safe_config_name
+from blipdiff_plugins.benchmark import evaluate_metric  # a module, not the base classes: evaluate takes the first Metric class it finds
 from blipdiff_plugins.benchmark.metrics import paired_cosine
 
 _DESCRIPTION = """
@@ -39,31 +39,13 @@ _CITATION = """
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class ClipT(evaluate.Metric):
-    def __init__(self, *args, backbone=None, device="cpu", batch_size=32, **kwargs):
-        self._backbone_argument = backbone
-        self._config_name_argument = kwargs.get("config_name", args[0] if args else None)
-        self._device = device
-        self._batch_size = batch_size
-        super().__init__(*args, **kwargs)
-
-    def _build_data_dir(self):
-        self.config_name = safe_config_name(self.config_name)
-        return super()._build_data_dir()
-
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": datasets.Image(), "references": datasets.Value("string")}),
-            reference_urls=["https://github.com/google/dreambooth", "https://arxiv.org/abs/2305.14720"],
-        )
-
-    def _download_and_prepare(self, dl_manager):
-        # Loaded once here, never in _compute.
-        backbone = backbone_from_config_name(self._config_name_argument, self._backbone_argument, DEFAULT_CLIP_BACKBONE)
-        self.embedder = ClipEmbedder(backbone, device=self._device, batch_size=self._batch_size)
+class ClipT(evaluate_metric.BackboneMetric):
+    description = _DESCRIPTION
+    citation = _CITATION
+    inputs_description = _KWARGS_DESCRIPTION
+    features = datasets.Features({"predictions": datasets.Image(), "references": datasets.Value("string")})
+    embedder_class = ClipEmbedder
+    default_backbone = DEFAULT_CLIP_BACKBONE
 
     def _compute(self, predictions, references, subjects=None):
         if len(predictions) != len(references):
