@@ -15,7 +15,6 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-import torch
 
 from .adapters.blip2_qformer import Blip2SubjectEncoder
 from .adapters.subject_image_processor import SubjectImageProcessor

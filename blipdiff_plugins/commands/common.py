@@ -35,6 +35,18 @@ def add_model_arguments(parser) -> None:
     group.add_argument("--subject-tokenizer", default=None, help="Q-Former BERT tokenizer for the published layout")
 
 
+def add_generation_arguments(parser, *, steps: int = 25, unit: str = "image") -> None:
+    """The sampling and output options every image-making command shares."""
+    parser.add_argument("--negative-prompt", default="", help="text to steer away from")
+    parser.add_argument("--num-images", type=int, default=1, help=f"{unit}s per prompt")
+    parser.add_argument("--seed", type=int, default=0, help=f"seed of the first {unit}; {unit} i uses seed + i")
+    parser.add_argument("--steps", type=int, default=steps, help="denoising steps")
+    parser.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale")
+    parser.add_argument("--height", type=int, default=None, help="image height (default: the model's)")
+    parser.add_argument("--width", type=int, default=None, help="image width (default: the model's)")
+    parser.add_argument("--output", default="outputs", help="output folder")
+
+
 def resolve_device(name: str) -> str:
     import torch
 

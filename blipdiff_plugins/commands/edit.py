@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from pathlib import Path
 
-from .common import add_model_arguments, load_pipeline, versions, write_json, write_png
+from .common import add_generation_arguments, add_model_arguments, load_pipeline, versions, write_json, write_png
 from .generate import slug
 
 
@@ -37,14 +36,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--blend-words", nargs="+", default=None, help="source words making the edit mask (default: --source-subject)")
     parser.add_argument("--blend-threshold", type=float, default=0.3, help="edit-mask threshold (0.15 for try-on)")
     parser.add_argument("--equalizer", nargs="*", default=[], metavar="WORD=SCALE", help="target word scales for --edit reweight")
-    parser.add_argument("--negative-prompt", default="", help="text to steer away from")
-    parser.add_argument("--num-images", type=int, default=1, help="pairs per prompt")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the first pair; pair i uses seed + i")
-    parser.add_argument("--steps", type=int, default=50, help="denoising steps")
-    parser.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale")
-    parser.add_argument("--height", type=int, default=None, help="image height (default: the model's)")
-    parser.add_argument("--width", type=int, default=None, help="image width (default: the model's)")
-    parser.add_argument("--output", default="outputs", help="output folder")
+    add_generation_arguments(parser, steps=50, unit="pair")
     add_model_arguments(parser)
     parser.set_defaults(func=run)
     return parser

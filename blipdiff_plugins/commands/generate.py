@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from .common import add_model_arguments, load_pipeline, versions, write_json, write_png
+from .common import add_generation_arguments, add_model_arguments, load_pipeline, versions, write_json, write_png
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -24,16 +24,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--subject-model", default=None, metavar="DIR", help="a fine-tuned subject model (blipdiff finetune) instead of --subject-image")
     parser.add_argument("--target-subject", default=None, help="category word to render (default: --subject)")
     parser.add_argument("--prompt", nargs="+", required=True, help="one or more prompts, e.g. 'swimming underwater'")
-    parser.add_argument("--negative-prompt", default="", help="text to steer away from")
-    parser.add_argument("--num-images", type=int, default=1, help="images per prompt")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the first image; image i uses seed + i")
-    parser.add_argument("--steps", type=int, default=25, help="denoising steps")
-    parser.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale")
-    parser.add_argument("--height", type=int, default=None, help="image height (default: the model's)")
-    parser.add_argument("--width", type=int, default=None, help="image width (default: the model's)")
     parser.add_argument("--prompt-reps", type=int, default=20, help="released prompt repetition count")
     parser.add_argument("--prompt-strength", type=float, default=1.0, help="scales --prompt-reps")
-    parser.add_argument("--output", default="outputs", help="output folder")
+    add_generation_arguments(parser)
     add_model_arguments(parser)
     parser.set_defaults(func=run)
     return parser

@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from .common import add_model_arguments, load_pipeline, resolve_device, versions, write_json, write_png
+from .common import add_generation_arguments, add_model_arguments, load_pipeline, resolve_device, versions, write_json, write_png
 from .generate import slug
 
 
@@ -31,14 +31,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--preprocessor-weights", default=None, help="Hub repo or folder of detector weights (default lllyasviel/Annotators)")
     parser.add_argument("--controlnet", default=None, help="ControlNet folder or Hub id replacing the model's")
     parser.add_argument("--conditioning-scale", type=float, default=1.0, help="ControlNet residual scale")
-    parser.add_argument("--negative-prompt", default="", help="text to steer away from")
-    parser.add_argument("--num-images", type=int, default=1, help="images per prompt")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the first image; image i uses seed + i")
-    parser.add_argument("--steps", type=int, default=25, help="denoising steps")
-    parser.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale")
-    parser.add_argument("--height", type=int, default=None, help="image height (default: the model's)")
-    parser.add_argument("--width", type=int, default=None, help="image width (default: the model's)")
-    parser.add_argument("--output", default="outputs", help="output folder")
+    add_generation_arguments(parser)
     add_model_arguments(parser)
     parser.set_defaults(func=run)
     return parser

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -10,17 +9,16 @@ import numpy as np
 import PIL.Image
 import torch
 from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel
-from diffusers.image_processor import VaeImageProcessor
 from diffusers.loaders import StableDiffusionLoraLoaderMixin, TextualInversionLoaderMixin
 from diffusers.schedulers import KarrasDiffusionSchedulers
 from diffusers.utils import BaseOutput
 from transformers import CLIPTextModel, CLIPTokenizer, PreTrainedTokenizerBase
 
 from ..adapters.blip2_qformer import Blip2SubjectEncoder
-from ..adapters.infix_prompt_injector import InfixPromptInjector
 from ..adapters.subject_image_processor import SubjectImageProcessor
 from ..images import ImageLike
 from ..loaders.subject_model import SubjectModelLoaderMixin
+from .loading import SubjectPipelineLoaderMixin
 from . import subject_conditioning as conditioning
 from .denoising import (
     check_image_size,
@@ -28,7 +26,6 @@ from .denoising import (
     extra_step_kwargs,
     postprocess,
     prepare_latents,
-    vae_scale_factor,
 )
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
@@ -46,7 +43,7 @@ class BlipDiffusionPipelineOutput(BaseOutput):
     images: list[PIL.Image.Image] | np.ndarray | torch.Tensor
 
 
-class BlipDiffusionPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin, TextualInversionLoaderMixin, SubjectModelLoaderMixin):
+class BlipDiffusionPipeline(SubjectPipelineLoaderMixin, DiffusionPipeline, StableDiffusionLoraLoaderMixin, TextualInversionLoaderMixin, SubjectModelLoaderMixin):
     """Subject-driven generation: a few images of a subject plus its category word, rendered in new scenes.
 
     The subject encoder turns the subject images into ``num_query_tokens`` embeddings that are spliced
@@ -92,30 +89,7 @@ class BlipDiffusionPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin, T
             subject_tokenizer=subject_tokenizer,
             subject_image_processor=subject_image_processor,
         )
-        self.register_to_config(subject_position=subject_position)
-        self.vae_scale_factor = vae_scale_factor(vae) if vae is not None else 8
-        self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
-        self.prompt_injector = InfixPromptInjector(position=subject_position)
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
-        """Load our saved layout, or the published ``Salesforce/blipdiffusion`` diffusers layout.
-
-        The published layout names a library (``blip_diffusion``) that no longer exists; it is read by
-        `load_published_pipeline`, which takes the same ``torch_dtype``, ``revision``, ``cache_dir`` and
-        ``subject_tokenizer`` arguments. All other folders go through `DiffusionPipeline.from_pretrained`.
-        """
-        from .published_layout import is_published_layout, load_published_pipeline
-
-        if is_published_layout(pretrained_model_name_or_path, revision=kwargs.get("revision"), cache_dir=kwargs.get("cache_dir")):
-            return load_published_pipeline(cls, pretrained_model_name_or_path, **kwargs)
-        from .saved_layout import check_saved_layout, name_failing_component
-
-        check_saved_layout(pretrained_model_name_or_path, components=kwargs)
-        try:
-            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
-        except (OSError, ValueError, RuntimeError) as error:
-            raise name_failing_component(pretrained_model_name_or_path, error) from error
+        conditioning.configure_subject_pipeline(self, vae, subject_position)
 
     # ----------------------------------------------------------------------------------- encoding
     @torch.no_grad()

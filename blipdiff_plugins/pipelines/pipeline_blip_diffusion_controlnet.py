@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -10,7 +9,6 @@ import numpy as np
 import PIL.Image
 import torch
 from diffusers import AutoencoderKL, ControlNetModel, DiffusionPipeline, UNet2DConditionModel
-from diffusers.image_processor import VaeImageProcessor
 from diffusers.loaders import StableDiffusionLoraLoaderMixin, TextualInversionLoaderMixin
 from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
 from diffusers.schedulers import KarrasDiffusionSchedulers
@@ -18,12 +16,12 @@ from diffusers.utils import BaseOutput, deprecate
 from transformers import CLIPTextModel, CLIPTokenizer, PreTrainedTokenizerBase
 
 from ..adapters.blip2_qformer import Blip2SubjectEncoder
-from ..adapters.infix_prompt_injector import InfixPromptInjector
 from ..adapters.subject_image_processor import SubjectImageProcessor
 from ..images import ImageLike
+from .loading import SubjectPipelineLoaderMixin
 from . import control_conditioning as control
 from . import subject_conditioning as conditioning
-from .denoising import check_image_size, denoise, extra_step_kwargs, postprocess, prepare_latents, vae_scale_factor
+from .denoising import check_image_size, denoise, extra_step_kwargs, postprocess, prepare_latents
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 
@@ -43,7 +41,7 @@ class BlipDiffusionControlNetPipelineOutput(BaseOutput):
     control_images: list
 
 
-class BlipDiffusionControlNetPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin, TextualInversionLoaderMixin):
+class BlipDiffusionControlNetPipeline(SubjectPipelineLoaderMixin, DiffusionPipeline, StableDiffusionLoraLoaderMixin, TextualInversionLoaderMixin):
     """BLIP-Diffusion with one or several ControlNets: the subject gives the appearance, the control maps the structure.
 
     Uses the same subject encoding, prompt building and denoising loop as `BlipDiffusionPipeline`; any SD-1.5
@@ -95,25 +93,8 @@ class BlipDiffusionControlNetPipeline(DiffusionPipeline, StableDiffusionLoraLoad
             subject_tokenizer=subject_tokenizer,
             subject_image_processor=subject_image_processor,
         )
-        self.register_to_config(subject_position=subject_position)
-        self.vae_scale_factor = vae_scale_factor(vae) if vae is not None else 8
-        self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
-        self.prompt_injector = InfixPromptInjector(position=subject_position)
+        conditioning.configure_subject_pipeline(self, vae, subject_position)
         self._preprocessors = {}
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
-        """Load our saved layout, or the published ``Salesforce/blipdiffusion-controlnet`` layout.
-
-        The published layout is read by `load_published_pipeline` (same ``torch_dtype``, ``subject_tokenizer``,
-        ``resize_mode`` arguments as `BlipDiffusionPipeline.from_pretrained`); pass ``controlnet=`` to use
-        another ControlNet (or a list of them) with its other components.
-        """
-        from .published_layout import is_published_layout, load_published_pipeline
-
-        if is_published_layout(pretrained_model_name_or_path, revision=kwargs.get("revision"), cache_dir=kwargs.get("cache_dir")):
-            return load_published_pipeline(cls, pretrained_model_name_or_path, **kwargs)
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     @property
     def num_controlnets(self) -> int:

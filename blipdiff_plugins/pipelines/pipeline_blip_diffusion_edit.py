@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -10,7 +9,6 @@ import numpy as np
 import PIL.Image
 import torch
 from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel
-from diffusers.image_processor import VaeImageProcessor
 from diffusers.loaders import StableDiffusionLoraLoaderMixin, TextualInversionLoaderMixin
 from diffusers.schedulers import KarrasDiffusionSchedulers
 from diffusers.utils import BaseOutput
@@ -18,7 +16,7 @@ from transformers import CLIPTextModel, CLIPTokenizer, PreTrainedTokenizerBase
 
 from ..adapters.attention_store import attention_control, attention_layers, level_side
 from ..adapters.blip2_qformer import Blip2SubjectEncoder
-from ..adapters.infix_prompt_injector import InfixPromptInjector, build_subject_prompts
+from ..adapters.infix_prompt_injector import build_subject_prompts
 from ..adapters.inversion import InversionResult, ddim_invert, ddim_scheduler_for, null_text_optimize
 from ..adapters.prompt_to_prompt import (
     ALIGNMENTS,
@@ -35,7 +33,9 @@ from ..adapters.prompt_to_prompt import (
 )
 from ..adapters.subject_image_processor import SubjectImageProcessor
 from ..images import ImageLike, load_image
-from .denoising import check_image_size, decode_latents, denoise, extra_step_kwargs, prepare_latents, vae_scale_factor
+from . import subject_conditioning as conditioning
+from .loading import SubjectPipelineLoaderMixin
+from .denoising import check_image_size, decode_latents, denoise, extra_step_kwargs, prepare_latents
 from .pipeline_blip_diffusion import OUTPUT_TYPES, BlipDiffusionPipeline
 from .subject_conditioning import as_list, check_subject_word, encode_plain_prompts
 
@@ -85,7 +85,7 @@ def self_replace_levels(layers, latent_side: int) -> set[int]:
     return chosen or set(levels[-2:])
 
 
-class BlipDiffusionEditPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin, TextualInversionLoaderMixin):
+class BlipDiffusionEditPipeline(SubjectPipelineLoaderMixin, DiffusionPipeline, StableDiffusionLoraLoaderMixin, TextualInversionLoaderMixin):
     """Replace the subject of a generated or real image with the user's subject, keeping the rest (prompt-to-prompt).
 
     Same components as `BlipDiffusionPipeline` (``BlipDiffusionEditPipeline.from_pipe(pipe)`` shares them).
@@ -130,19 +130,7 @@ class BlipDiffusionEditPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixi
             subject_tokenizer=subject_tokenizer,
             subject_image_processor=subject_image_processor,
         )
-        self.register_to_config(subject_position=subject_position)
-        self.vae_scale_factor = vae_scale_factor(vae) if vae is not None else 8
-        self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
-        self.prompt_injector = InfixPromptInjector(position=subject_position)
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
-        """Load our saved layout or the published ``Salesforce/blipdiffusion`` layout (see `BlipDiffusionPipeline`)."""
-        from .published_layout import is_published_layout, load_published_pipeline
-
-        if is_published_layout(pretrained_model_name_or_path, revision=kwargs.get("revision"), cache_dir=kwargs.get("cache_dir")):
-            return load_published_pipeline(cls, pretrained_model_name_or_path, **kwargs)
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        conditioning.configure_subject_pipeline(self, vae, subject_position)
 
     # The encoders are the base pipeline's functions (they only read the shared components).
     encode_subject = BlipDiffusionPipeline.encode_subject

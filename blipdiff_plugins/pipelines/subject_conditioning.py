@@ -11,6 +11,17 @@ from ..adapters.infix_prompt_injector import InfixPromptInjector, build_subject_
 from ..images import ImageLike
 
 
+def configure_subject_pipeline(pipe, vae, subject_position: int) -> None:
+    """The state every BLIP-Diffusion pipeline derives from its components after `register_modules`."""
+    from diffusers.image_processor import VaeImageProcessor
+
+    from .denoising import vae_scale_factor
+
+    pipe.register_to_config(subject_position=subject_position)
+    pipe.vae_scale_factor = vae_scale_factor(vae) if vae is not None else 8
+    pipe.image_processor = VaeImageProcessor(vae_scale_factor=pipe.vae_scale_factor)
+    pipe.prompt_injector = InfixPromptInjector(position=subject_position)
+
 def as_list(value, argument: str, length: int | None = None) -> list:
     """A str or list argument as a list, checked against ``length`` when given (1 broadcasts)."""
     values = [value] if isinstance(value, str) or not isinstance(value, (list, tuple)) else list(value)

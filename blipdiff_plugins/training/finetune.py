@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..adapters.finetune_strategies import FinetuneStrategy, resolve_strategy, weight_decay_groups
-from .checkpoints import check_compatible, list_checkpoints, load_checkpoint, resolve_checkpoint, save_checkpoint
+from .checkpoints import check_compatible, load_checkpoint, resolve_checkpoint, save_checkpoint
 from .data import DataOrder, collect_training_images, pixels_fingerprint, training_pixels
 
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")

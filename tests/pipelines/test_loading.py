@@ -119,3 +119,14 @@ def test_lavis_conversion_refuses_existing_output_and_missing_parts(tmp_path, ti
         convert_lavis_checkpoint(source, tmp_path / "out", tokenizer=tiny_components["tokenizer"], subject_tokenizer=tiny_components["subject_tokenizer"])
     assert not (tmp_path / "out").exists()
     assert not list(tmp_path.glob(".out.partial-*"))
+
+
+def test_every_pipeline_shares_the_checked_loader(tmp_path, saved_tiny_pipeline):
+    from blipdiff_plugins import BlipDiffusionControlNetPipeline, BlipDiffusionEditPipeline
+
+    folder = tmp_path / "pipe"
+    shutil.copytree(saved_tiny_pipeline, folder)
+    shutil.rmtree(folder / "vae")
+    for pipeline_class in (BlipDiffusionEditPipeline, BlipDiffusionControlNetPipeline):
+        with pytest.raises(CheckpointError, match=r"^vae: .*no 'vae' sub-folder"):
+            pipeline_class.from_pretrained(folder)

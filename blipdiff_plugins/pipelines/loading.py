@@ -1,0 +1,32 @@
+"""`from_pretrained` shared by the BLIP-Diffusion pipelines: the published layout, or ours with clear errors."""
+
+from __future__ import annotations
+
+import os
+
+
+class SubjectPipelineLoaderMixin:
+    """Routes the published ``Salesforce/blipdiffusion*`` layout to `load_published_pipeline`; every other
+    folder goes through `DiffusionPipeline.from_pretrained`, with failures naming the component at fault.
+
+    Put it before `DiffusionPipeline` in the bases so that ``super()`` reaches diffusers' loader.
+    """
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
+        """Load our saved layout, or the published diffusers layout of BLIP-Diffusion.
+
+        The published layout names a library (``blip_diffusion``) that no longer exists; it is read by
+        `load_published_pipeline`, which takes ``torch_dtype``, ``revision``, ``cache_dir``,
+        ``subject_tokenizer``, ``subject_tokenizer_name_or_path``, ``resize_mode`` and component overrides.
+        """
+        from .published_layout import is_published_layout, load_published_pipeline
+        from .saved_layout import check_saved_layout, name_failing_component
+
+        if is_published_layout(pretrained_model_name_or_path, revision=kwargs.get("revision"), cache_dir=kwargs.get("cache_dir")):
+            return load_published_pipeline(cls, pretrained_model_name_or_path, **kwargs)
+        check_saved_layout(pretrained_model_name_or_path, components=kwargs)
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        except (OSError, ValueError, RuntimeError) as error:
+            raise name_failing_component(pretrained_model_name_or_path, error) from error
