@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Blip2SubjectEncoder": "blipdiff_plugins.adapters.blip2_qformer",
+    "ClipPseudoWordEncoder": "blipdiff_plugins.adapters.clip_pseudo_word",
     "SubjectImageProcessor": "blipdiff_plugins.adapters.subject_image_processor",
     "InfixPromptInjector": "blipdiff_plugins.adapters.infix_prompt_injector",
     "BlipDiffusionPipeline": "blipdiff_plugins.pipelines.pipeline_blip_diffusion",

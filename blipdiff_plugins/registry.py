@@ -125,10 +125,26 @@ SUBJECT_ENCODERS.register(
     "blipdiff_plugins.adapters.blip2_qformer:Blip2SubjectEncoder",
     description="BLIP-2 ViT-L/14 + Q-Former with subject-category text, projected into the text-encoder space.",
 )
+SUBJECT_ENCODERS.register(
+    "clip_pseudo_word",
+    "blipdiff_plugins.adapters.clip_pseudo_word:ClipPseudoWordEncoder",
+    description="UMM-Diffusion: frozen CLIP image tower + trainable MLP writing a pseudo-word in the text encoder's space.",
+)
 PROMPT_INJECTORS.register(
     "infix",
     "blipdiff_plugins.adapters.infix_prompt_injector:InfixPromptInjector",
     description="Splice subject embeddings into the CLIP text encoder's input embeddings at a token position.",
+)
+
+PROMPT_INJECTORS.register(
+    "hidden_state",
+    "blipdiff_plugins.adapters.hidden_state_injector:HiddenStateInjector",
+    description="UMM-Diffusion (default): h_u = h_y with the subject word's output positions replaced by the pseudo-word.",
+)
+PROMPT_INJECTORS.register(
+    "pseudo_word",
+    "blipdiff_plugins.adapters.pseudo_word_injector:PseudoWordInjector",
+    description="UMM-Diffusion: the pseudo-word replaces the subject word's token embeddings before the text encoder.",
 )
 
 # Filled by their own modules' entries below; each entry lives next to its registry.
