@@ -20,6 +20,8 @@ _EXPORTS = {
     "BlipDiffusionPipelineOutput": "blipdiff_plugins.pipelines.pipeline_blip_diffusion",
     "BlipDiffusionControlNetPipeline": "blipdiff_plugins.pipelines.pipeline_blip_diffusion_controlnet",
     "BlipDiffusionControlNetPipelineOutput": "blipdiff_plugins.pipelines.pipeline_blip_diffusion_controlnet",
+    "UMMDiffusionPipeline": "blipdiff_plugins.pipelines.pipeline_umm_diffusion",
+    "UMMDiffusionPipelineOutput": "blipdiff_plugins.pipelines.pipeline_umm_diffusion",
     "style_transfer": "blipdiff_plugins.style_transfer",
     "build_builtin_pipeline": "blipdiff_plugins.builtin",
     "Registry": "blipdiff_plugins.registry",

@@ -54,3 +54,23 @@ def tiny_pseudo_word_encoder(*, text_hidden_size: int = 16, seed: int = 0, **con
             for parameter in encoder.mlp.parameters():
                 parameter.add_(torch.randn(parameter.shape) * 0.1)
     return encoder.eval()
+
+
+def tiny_umm_components(*, seed: int = 0, prompt_injector: str = "hidden_state", **encoder_config) -> dict:
+    """Components of a tiny `UMMDiffusionPipeline`: the built-in tiny SD parts (32 px, text width 32) plus a
+    tiny pseudo-word encoder for that width and a 32 px reference processor."""
+    from blipdiff_plugins.adapters.subject_image_processor import SubjectImageProcessor
+    from blipdiff_plugins.builtin import build_builtin_components
+
+    base = build_builtin_components("tiny", seed=seed)
+    encoder = tiny_pseudo_word_encoder(text_hidden_size=base["text_encoder"].config.hidden_size, seed=seed, **encoder_config)
+    return {
+        "tokenizer": base["tokenizer"],
+        "text_encoder": base["text_encoder"],
+        "vae": base["vae"],
+        "unet": base["unet"],
+        "scheduler": base["scheduler"],
+        "subject_encoder": encoder,
+        "subject_image_processor": SubjectImageProcessor(image_size=encoder.image_size),
+        "prompt_injector": prompt_injector,
+    }

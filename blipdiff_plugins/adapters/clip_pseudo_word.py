@@ -20,6 +20,7 @@ one of those choices is a config field:
 from __future__ import annotations
 
 import os
+from typing import Sequence
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -203,6 +204,17 @@ class ClipPseudoWordEncoder(ModelMixin, ConfigMixin):
     @property
     def num_tokens(self) -> int:
         return self.mlp.num_tokens
+
+    @property
+    def num_subject_tokens(self) -> int:
+        """Pseudo-word vectors per subject (the shared `SubjectEncoder` interface)."""
+        return self.mlp.num_tokens
+
+    def encode_subjects(self, pixel_values: torch.Tensor, words: Sequence[str] | None = None, *, tokenizer=None) -> torch.Tensor:
+        """Shared `SubjectEncoder` interface: ``(images, num_tokens, hidden)``; the words and tokenizer are unused
+        (the pseudo-word comes from the image alone and goes where the prompt names the subject)."""
+        del words, tokenizer
+        return self(pixel_values)
 
     @property
     def hidden_size(self) -> int:

@@ -69,6 +69,8 @@ def denoise(
     combine_guidance: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     embeds_for_step: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
     latents_hook: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    branches: int | None = None,
+    guide: Callable[[int, tuple[torch.Tensor, ...]], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Run the scheduler from ``latents`` over ``timesteps``.
 
@@ -77,13 +79,18 @@ def denoise(
     ``scheduler`` instead of ``pipe.scheduler``; ``combine_guidance(noise_uncond, noise_text)`` instead of
     the usual guidance formula; ``embeds_for_step(index, prompt_embeds)`` the embeddings of one step;
     ``latents_hook(index, timestep, latents)`` after each scheduler step, before the callback.
+    ``branches`` conditions per image stacked in ``prompt_embeds`` (UMM-Diffusion: 3) with ``guide(index,
+    chunks)`` turning the per-branch predictions into one; this replaces the two-branch guidance above.
     """
+    if (branches is None) != (guide is None):
+        raise ValueError("Pass `branches` and `guide` together.")
     do_guidance = guidance_scale > 1.0
     scheduler = scheduler if scheduler is not None else pipe.scheduler
     callback_tensors = dict(callback_tensors or {})
     with pipe.progress_bar(total=len(timesteps)) as progress_bar:
         for index, timestep in enumerate(timesteps):
-            latent_model_input = torch.cat([latents] * 2) if do_guidance else latents
+            copies = branches if branches is not None else (2 if do_guidance else 1)
+            latent_model_input = torch.cat([latents] * copies) if copies > 1 else latents
             latent_model_input = scheduler.scale_model_input(latent_model_input, timestep)
             step_embeds = embeds_for_step(index, prompt_embeds) if embeds_for_step is not None else prompt_embeds
             extra = unet_kwargs_fn(index, timestep, latent_model_input, step_embeds) if unet_kwargs_fn else {}
@@ -95,7 +102,9 @@ def denoise(
                 return_dict=False,
                 **extra,
             )[0]
-            if do_guidance:
+            if guide is not None:
+                noise_pred = guide(index, noise_pred.chunk(branches))
+            elif do_guidance:
                 noise_uncond, noise_text = noise_pred.chunk(2)
                 if combine_guidance is not None:
                     noise_pred = combine_guidance(noise_uncond, noise_text)

@@ -1,0 +1,77 @@
+"""UMM-Diffusion's fused multi-modal guidance (SYSTEM.md section 5), beside the shared denoising loop.
+
+The paper fuses the prediction guided by the multi-modal condition ``h_u`` with the one guided by the text
+alone ``h_y``, so that background and lighting copied from the reference are damped; its exact coefficients
+are not public. We use the form SYSTEM.md gives as consistent with the description::
+
+    eps = eps(empty) + w * (a * (eps(h_u) - eps(empty)) + (1 - a) * (eps(h_y) - eps(empty)))
+
+``a = 0`` is plain text-to-image (Stable Diffusion's classifier-free guidance), ``a = 1`` the multi-modal
+condition alone. ``a`` may change per step (our addition: a schedule, e.g. more text early for layout).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+# Branch order of the one batched U-Net call: [negative; text h_y; multi-modal h_u].
+BRANCHES = ("negative", "text", "multimodal")
+
+
+def fused_guidance(
+    noise_uncond: torch.Tensor | None,
+    noise_text: torch.Tensor,
+    noise_multimodal: torch.Tensor,
+    *,
+    guidance_scale: float,
+    fusion_weight: float,
+) -> torch.Tensor:
+    """The fused prediction of one step; without guidance (``noise_uncond`` None) ``a * eps(h_u) + (1 - a) * eps(h_y)``.
+
+    Written as differences to the unconditional prediction so that ``a = 0`` is, operation for operation,
+    Stable Diffusion's ``eps(empty) + w * (eps(h_y) - eps(empty))`` (``0 * x`` and ``+ 0`` are exact).
+    """
+    a = fusion_weight
+    if noise_uncond is None:
+        return noise_text + a * (noise_multimodal - noise_text) if a else noise_text
+    delta = a * (noise_multimodal - noise_uncond) + (1 - a) * (noise_text - noise_uncond)
+    return noise_uncond + guidance_scale * delta
+
+
+def check_fusion_weight(fusion_weight, num_steps: int) -> list[float]:
+    """``fusion_weight`` (one number in [0, 1], or one per step) as a list of ``num_steps`` weights.
+
+    ``num_steps`` is the number of U-Net steps the scheduler runs (``len(scheduler.timesteps)``), which
+    second-order schedulers make larger than ``num_inference_steps``.
+    """
+    if isinstance(fusion_weight, torch.Tensor):
+        fusion_weight = fusion_weight.tolist()
+    if isinstance(fusion_weight, (int, float)) and not isinstance(fusion_weight, bool):
+        weights = [float(fusion_weight)] * num_steps
+        argument = "fusion_weight"
+    elif isinstance(fusion_weight, Sequence) and not isinstance(fusion_weight, str):
+        if len(fusion_weight) != num_steps:
+            raise ValueError(
+                f"`fusion_weight` as a schedule needs one value per scheduler step: the scheduler runs {num_steps} "
+                f"steps, got {len(fusion_weight)} values."
+            )
+        weights = []
+        for value in fusion_weight:
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise ValueError(f"`fusion_weight` schedule values must be numbers in [0, 1], got {value!r}.")
+            weights.append(float(value))
+        argument = "fusion_weight schedule value"
+    else:
+        raise ValueError(
+            f"`fusion_weight` must be a number in [0, 1] (0 = text only, 1 = subject image only) or a list with one "
+            f"such number per step, got {fusion_weight!r}."
+        )
+    for value in weights:
+        if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+            raise ValueError(
+                f"`{argument}` must lie in [0, 1] (0 = plain text-to-image, 1 = the multi-modal condition only), got {value!r}."
+            )
+    return weights
