@@ -59,8 +59,11 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def load_pipeline(args, pipeline_class=None):
-    """The pipeline named by ``--model``, on ``--device`` in ``--dtype``, with ``--scheduler``."""
+def load_pipeline(args, pipeline_class=None, builtin_builder=None):
+    """The pipeline named by ``--model``, on ``--device`` in ``--dtype``, with ``--scheduler``.
+
+    ``builtin_builder(size, pipeline_class=...)`` builds ``--model builtin``; `build_builtin_pipeline` by default.
+    """
     import diffusers
     import torch
 
@@ -75,7 +78,7 @@ def load_pipeline(args, pipeline_class=None):
     if args.model == "builtin" or args.model.startswith("builtin:"):
         size = args.model.partition(":")[2] or "small"
         print(f"Using the {BUILTIN_NOTICE}.", file=sys.stderr)
-        pipe = build_builtin_pipeline(size, pipeline_class=pipeline_class)
+        pipe = (builtin_builder or build_builtin_pipeline)(size, pipeline_class=pipeline_class)
         if dtype != torch.float32:
             pipe = pipe.to(dtype=dtype)
     else:

@@ -16,6 +16,15 @@ from tests.umm_helpers import tiny_pseudo_word_encoder, tiny_umm_components
 PARITY_ATOL = 1e-5
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run 10-100x faster on one thread on a busy two-core machine (see tests/training/conftest.py)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def components():
     return tiny_umm_components()
