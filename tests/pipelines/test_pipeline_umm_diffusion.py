@@ -51,13 +51,21 @@ def subject(seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 255, (40, 48, 3), dtype=np.uint8)
 
 
-def stable_diffusion(components):
+def stable_diffusion_pair(components, scheduler_class=None):
+    """`StableDiffusionPipeline` and our pipeline on the same modules and one scheduler object of their own.
+
+    `StableDiffusionPipeline.__init__` rewrites an old scheduler config (``steps_offset`` 0 -> 1) in place, so
+    both get a fresh copy that the fixture's components never see.
+    """
+    scheduler = (scheduler_class or type(components["scheduler"])).from_config(components["scheduler"].config)
     sd = StableDiffusionPipeline(
         vae=components["vae"], text_encoder=components["text_encoder"], tokenizer=components["tokenizer"], unet=components["unet"],
-        scheduler=components["scheduler"], safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        scheduler=scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
-    sd.set_progress_bar_config(disable=True)
-    return sd
+    ours = UMMDiffusionPipeline(**{**components, "scheduler": sd.scheduler})
+    for each in (sd, ours):
+        each.set_progress_bar_config(disable=True)
+    return sd, ours
 
 
 # --------------------------------------------------------------------------- the fusion rule
@@ -93,8 +101,8 @@ def test_bad_fusion_weight(value, message):
 
 # --------------------------------------------------------------------------- a = 0 is Stable Diffusion
 @pytest.mark.parametrize("guidance_scale, negative", [(7.5, "blurry"), (1.0, None)])
-def test_fusion_weight_zero_reproduces_stable_diffusion(pipe, components, guidance_scale, negative):
-    sd = stable_diffusion(components)
+def test_fusion_weight_zero_reproduces_stable_diffusion(components, guidance_scale, negative):
+    sd, pipe = stable_diffusion_pair(components)
     ours = run(pipe, fusion_weight=0.0, guidance_scale=guidance_scale, negative_prompt=negative, output_type="latent")
     theirs = sd("a dog on a beach", num_inference_steps=2, guidance_scale=guidance_scale, negative_prompt=negative,
                 generator=generator(0), output_type="latent").images
@@ -102,10 +110,8 @@ def test_fusion_weight_zero_reproduces_stable_diffusion(pipe, components, guidan
 
 
 def test_fusion_weight_zero_reproduces_stable_diffusion_with_euler(components):
-    scheduler = EulerDiscreteScheduler.from_config(components["scheduler"].config)
-    pipe = UMMDiffusionPipeline(**{**components, "scheduler": scheduler})
-    pipe.set_progress_bar_config(disable=True)
-    sd = stable_diffusion({**components, "scheduler": scheduler})
+    sd, pipe = stable_diffusion_pair(components, EulerDiscreteScheduler)
+    assert isinstance(pipe.scheduler, EulerDiscreteScheduler)
     ours = run(pipe, fusion_weight=0.0, output_type="latent")
     theirs = sd("a dog on a beach", num_inference_steps=2, generator=generator(0), output_type="latent").images
     torch.testing.assert_close(ours, theirs, rtol=0, atol=PARITY_ATOL)
