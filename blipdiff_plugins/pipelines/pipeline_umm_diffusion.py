@@ -23,13 +23,12 @@ from diffusers.utils import BaseOutput
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from ..adapters.clip_pseudo_word import ClipPseudoWordEncoder
-from ..adapters.hidden_state_injector import encode_text
 from ..adapters.subject_image_processor import SubjectImageProcessor
 from ..images import ImageLike
 from ..registry import PROMPT_INJECTORS
 from .denoising import check_image_size, denoise, extra_step_kwargs, postprocess, prepare_latents, vae_scale_factor
 from .loading import SubjectPipelineLoaderMixin
-from .subject_conditioning import as_list, encode_negative_prompt
+from .subject_conditioning import as_list, encode_negative_prompt, encode_plain_prompts
 from .umm_guidance import check_fusion_weight, fused_guidance
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
@@ -152,7 +151,7 @@ class UMMDiffusionPipeline(SubjectPipelineLoaderMixin, DiffusionPipeline, Stable
         prompts = as_list(prompt, "prompt")
         words = as_list(subject_word, "subject_word", len(prompts))
         subject_embeds = subject_embeds.to(device=device, dtype=self.text_encoder.dtype)
-        text_embeds = encode_text(self.text_encoder, self.tokenizer, prompts)
+        text_embeds = encode_plain_prompts(self.text_encoder, self.tokenizer, prompts, device)  # warns when a prompt is cut
         multimodal = self.injector.encode(self.text_encoder, self.tokenizer, prompts, words, subject_embeds, text_embeds=text_embeds)
         return text_embeds, multimodal
 
