@@ -1,5 +1,7 @@
 """UMMDiffusionPipeline on tiny random models: a = 0 is Stable Diffusion, fusion, batching, saving, bad input."""
 
+import types
+
 import numpy as np
 import pytest
 import torch
@@ -259,3 +261,19 @@ def test_bad_construction(components):
 
     with pytest.raises(ValueError, match="makes 224 px images but the subject encoder's CLIP tower takes 32 px"):
         UMMDiffusionPipeline(**{**components, "subject_image_processor": SubjectImageProcessor()})
+
+
+def test_from_a_saved_stable_diffusion_base_and_encoder(components, tmp_path):
+    from blipdiff_plugins.pipelines.umm_from_base import umm_pipeline_from_base
+
+    sd, expected_pipe = stable_diffusion_pair(components)
+    sd.save_pretrained(tmp_path / "base")
+    components["subject_encoder"].save_pretrained(tmp_path / "encoder")
+    pipe = umm_pipeline_from_base(tmp_path / "base", tmp_path / "encoder")
+    pipe.set_progress_bar_config(disable=True)
+    pipe.save_pretrained(tmp_path / "umm")
+    loaded = UMMDiffusionPipeline.from_pretrained(tmp_path / "umm")
+    loaded.set_progress_bar_config(disable=True)
+    np.testing.assert_array_equal(run(loaded), run(expected_pipe))
+    with pytest.raises(ValueError, match=r"`base` must be a Stable Diffusion pipeline; .* has no \['unet'"):
+        umm_pipeline_from_base(types.SimpleNamespace(tokenizer=1, text_encoder=1, vae=1, scheduler=1), components["subject_encoder"])
