@@ -1,36 +1,24 @@
-"""Training examples of UMM-Diffusion: a reference image, a target image, a caption and its subject word.
+"""Training data of UMM-Diffusion: records of a reference image, a target image, a caption and its subject word.
 
-Two sources (our choices; the paper trained on LAION-400M with the same image as reference and target):
+Two sources, both read as the stage-2 record layout (``target``, ``composite``, ``caption``, ``subject``) so one
+reader serves them (our choices; the paper trained on LAION-400M with the same image as reference and target):
 
-- image-caption pairs whose caption marks the subject word in square brackets, ``"a [dog] on a beach"``: the
-  image is both the reference and the target;
-- the stage-2 builder's records (``target``, ``composite``, ``caption``, ``subject``): the composite (the subject
-  pasted on a random background) is the reference and the original image the target, so the MLP is not
-  rewarded for carrying the reference's background. A caption that does not name the subject word becomes
-  ``"a {subject}, {caption}"`` (the pseudo-word needs a place).
+- the stage-2 builder's records: the composite (the subject pasted on a random background) is the reference
+  and the original image the target, so the MLP gains nothing by carrying the reference's background;
+- image-caption pairs whose caption marks the subject word in square brackets, ``"a [dog] on a beach"``
+  (`pairs_dataset`): each image is both its reference and its target.
+
+A caption that does not name its subject word becomes ``"a {subject}, {caption}"``: the pseudo-word needs a place.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from typing import Any, Mapping, Sequence
-
-import PIL.Image
+from typing import Sequence
 
 from ..images import load_image
 
 MARK = re.compile(r"\[([^\[\]]+)\]")
-
-
-@dataclasses.dataclass(frozen=True)
-class UMMExample:
-    """One training example: the pseudo-word comes from ``reference``, the loss from ``target``."""
-
-    reference: PIL.Image.Image
-    target: PIL.Image.Image
-    caption: str
-    subject_word: str
 
 
 def parse_marked_caption(caption: str, *, argument: str = "caption") -> tuple[str, str]:
@@ -48,33 +36,27 @@ def parse_marked_caption(caption: str, *, argument: str = "caption") -> tuple[st
     return plain, MARK.search(caption).group(1).strip()
 
 
-def examples_from_pairs(images: Sequence, captions: Sequence[str]) -> list[UMMExample]:
-    """Image-caption pairs with the subject word marked; each image is its own reference."""
+def caption_naming_subject(caption: str, subject: str) -> str:
+    """``caption`` if it names ``subject`` as a whole word (any case), else ``"a {subject}, {caption}"``."""
+    if re.search(r"(?<!\w)" + re.escape(subject) + r"(?!\w)", caption, re.IGNORECASE):
+        return caption
+    return f"a {subject}, {caption}"
+
+
+def pairs_dataset(images: Sequence, captions: Sequence[str]):
+    """Image-caption pairs with the subject word marked, as a `datasets.Dataset` of stage-2 records."""
+    import datasets
+
     if len(images) != len(captions):
         raise ValueError(f"`images` has {len(images)} entries but `captions` has {len(captions)}; pass one caption per image.")
     if not images:
         raise ValueError("`images` is empty; pass at least one image with a marked caption.")
-    examples = []
-    for index, (image, caption) in enumerate(zip(images, captions)):
-        plain, word = parse_marked_caption(caption, argument=f"captions[{index}]")
-        picture = load_image(image, argument=f"images[{index}]")
-        examples.append(UMMExample(picture, picture, plain, word))
-    return examples
-
-
-def example_from_record(record: Mapping[str, Any], *, index: int = 0) -> UMMExample:
-    """A stage-2 record (PIL images under ``target`` and ``composite``) as a UMM example."""
-    missing = [key for key in ("target", "composite", "caption", "subject") if key not in record]
-    if missing:
-        raise ValueError(f"record {index} lacks {missing}; stage-2 records hold target, composite, caption and subject.")
-    subject, caption = str(record["subject"]).strip(), str(record["caption"]).strip()
-    if not subject:
-        raise ValueError(f"record {index} has an empty subject word.")
-    if not re.search(r"(?<!\w)" + re.escape(subject) + r"(?!\w)", caption, re.IGNORECASE):
-        caption = f"a {subject}, {caption}"
-    return UMMExample(
-        load_image(record["composite"], argument=f"record {index} composite"),
-        load_image(record["target"], argument=f"record {index} target"),
-        caption,
-        subject,
+    parsed = [parse_marked_caption(caption, argument=f"captions[{index}]") for index, caption in enumerate(captions)]
+    pictures = [load_image(image, argument=f"images[{index}]") for index, image in enumerate(images)]
+    features = datasets.Features(
+        {"target": datasets.Image(), "composite": datasets.Image(), "caption": datasets.Value("string"), "subject": datasets.Value("string")}
+    )
+    return datasets.Dataset.from_dict(
+        {"target": pictures, "composite": pictures, "caption": [p[0] for p in parsed], "subject": [p[1] for p in parsed]},
+        features=features,
     )

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from blipdiff_plugins.adapters.hidden_state_injector import HiddenStateInjector
 from blipdiff_plugins.adapters.pseudo_word_injector import PseudoWordInjector
-from blipdiff_plugins.training.umm_examples import example_from_record, examples_from_pairs, parse_marked_caption
+from blipdiff_plugins.training.umm_examples import caption_naming_subject, pairs_dataset, parse_marked_caption
 from blipdiff_plugins.training.umm_module import UMMTrainingModule
 from tests.umm_helpers import tiny_umm_components
 
@@ -24,19 +24,19 @@ def test_marked_captions():
         with pytest.raises(ValueError, match="must mark exactly one subject word"):
             parse_marked_caption(bad, argument="captions[3]")
     with pytest.raises(ValueError, match="one caption per image"):
-        examples_from_pairs([image(0)], ["a [dog]", "a [cat]"])
-    example = examples_from_pairs([image(0)], ["a [dog] in snow"])[0]
-    assert (example.caption, example.subject_word) == ("a dog in snow", "dog") and example.reference is example.target
+        pairs_dataset([image(0)], ["a [dog]", "a [cat]"])
+    with pytest.raises(ValueError, match=r"`captions\[1\]` 'a cat' must mark"):
+        pairs_dataset([image(0), image(1)], ["a [dog]", "a cat"])
+    records = pairs_dataset([image(0), image(1)], ["a [dog] in snow", "a red [corgi]"])
+    assert records["caption"] == ["a dog in snow", "a red corgi"] and records["subject"] == ["dog", "corgi"]
+    assert np.array_equal(np.asarray(records[0]["composite"]), np.asarray(image(0)))  # each image is its own reference
+    assert np.array_equal(np.asarray(records[0]["target"]), np.asarray(image(0)))
 
 
-def test_stage2_record_uses_the_composite_as_reference():
-    record = {"target": image(1), "composite": image(2), "caption": "a small dog on grass", "subject": "dog"}
-    example = example_from_record(record)
-    assert np.array_equal(np.asarray(example.reference), np.asarray(record["composite"]))
-    assert example.caption == "a small dog on grass"
-    assert example_from_record({**record, "caption": "an animal on grass"}).caption == "a dog, an animal on grass"
-    with pytest.raises(ValueError, match=r"record 4 lacks \['composite'\]"):
-        example_from_record({key: value for key, value in record.items() if key != "composite"}, index=4)
+def test_caption_that_does_not_name_the_subject_gets_it():
+    assert caption_naming_subject("a small Dog on grass", "dog") == "a small Dog on grass"
+    assert caption_naming_subject("an animal on grass", "dog") == "a dog, an animal on grass"
+    assert caption_naming_subject("a hotdog stand", "dog") == "a dog, a hotdog stand"
 
 
 @pytest.mark.parametrize("injector", [HiddenStateInjector(), PseudoWordInjector()])
