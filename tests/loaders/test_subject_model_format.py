@@ -6,10 +6,10 @@ import torch
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
-from blipdiff_plugins.subject_model import SubjectModel
+from blipdiff_plugins.loaders.subject_model_format import SubjectModel
 from blipdiff_plugins.training.finetune import finetune
 
-from .training.conftest import RESOLUTION, fresh_pipeline, make_images, one_thread, strategy_for_tests  # noqa: F401
+from tests.training.helpers import RESOLUTION, make_images, one_thread, strategy_for_tests  # noqa: F401  (one_thread: autouse fixture)
 
 
 def render(pipe, **kwargs):

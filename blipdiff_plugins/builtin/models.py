@@ -13,9 +13,9 @@ import torch
 from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from .adapters.blip2_qformer import Blip2SubjectEncoder
-from .adapters.subject_image_processor import SubjectImageProcessor
-from .tokenizers_in_code import build_bert_tokenizer, build_clip_tokenizer
+from ..adapters.blip2_qformer import Blip2SubjectEncoder
+from ..adapters.subject_image_processor import SubjectImageProcessor
+from .tokenizers import build_bert_tokenizer, build_clip_tokenizer
 
 BUILTIN_NOTICE = "built-in model with RANDOM weights: its images are noise, not a trained model's output"
 
@@ -150,5 +150,5 @@ def _build_models(spec: BuiltinSize, size: str, tokenizer, subject_tokenizer):
 def build_builtin_pipeline(size: str = "small", *, seed: int = 0, pipeline_class=None):
     """A ready `BlipDiffusionPipeline` (or ``pipeline_class``) with the built-in random weights."""
     if pipeline_class is None:
-        from .pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline as pipeline_class
+        from ..pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline as pipeline_class
     return pipeline_class(**build_builtin_components(size, seed=seed))

@@ -8,7 +8,7 @@ import pytest
 from blipdiff_plugins import BlipDiffusionControlNetPipeline, style_transfer
 from blipdiff_plugins.pipelines.control_conditioning import controlnet_from_unet
 
-from .conftest import PARITY_DIR, generator
+from tests.helpers import PARITY_DIR, generator
 
 pytest.importorskip("controlnet_aux")
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from blipdiff_plugins.builtin import BUILTIN_SIZES, build_builtin_components
+from blipdiff_plugins.builtin.models import BUILTIN_SIZES, build_builtin_components
 
 
 def test_builtin_is_seeded_and_leaves_global_rng_alone():

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..utils.checks import check_subject_word
+
 
 @dataclass(frozen=True)
 class LoadedSubject:
@@ -49,7 +51,7 @@ class SubjectModelLoaderMixin:
             The loaded `SubjectModel`. A ``full_unet`` model overwrites the pipeline's U-Net weights (reload the
             base pipeline to undo); a ``lora`` model adds the adapter ``adapter_name``.
         """
-        from ..subject_model import SubjectModel
+        from .subject_model_format import SubjectModel
 
         if not isinstance(subject_model, SubjectModel):
             subject_model = SubjectModel.from_pretrained(subject_model, revision=revision, token=token, cache_dir=cache_dir)
@@ -60,8 +62,6 @@ class SubjectModelLoaderMixin:
 
     def set_subject(self, subject_embeds: torch.Tensor, subject: str, *, adapter_name: str | None = None) -> None:
         """Use ``subject_embeds`` ``(1, num_query_tokens, hidden)`` and the word ``subject`` when a call has no subject."""
-        from ..pipelines.subject_conditioning import check_subject_word
-
         word = check_subject_word(subject, "subject")
         expected = (self.subject_encoder.num_query_tokens, self.text_encoder.config.hidden_size)
         if subject_embeds.ndim != 3 or subject_embeds.shape[0] != 1 or tuple(subject_embeds.shape[1:]) != expected:

@@ -6,8 +6,9 @@ import PIL.Image
 import pytest
 import torch
 
-from blipdiff_plugins.interpolation import interpolation_path, labelled_grid, mix_subjects, render_interpolation, save_gif, slerp
-from tests.conftest import generator
+from blipdiff_plugins.recipes.interpolation import interpolation_path, mix_subjects, render_interpolation, slerp
+from blipdiff_plugins.utils.grids import labelled_grid, save_gif
+from tests.helpers import generator
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ import torch
 
 from ..adapters.blip2_qformer import Blip2SubjectEncoder
 from ..adapters.subject_image_processor import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, SubjectImageProcessor
-from ..checkpoint_conversion import (
+from .state_dict import (
     CheckpointError,
     convert_published_subject_encoder,
     expected_shapes,

@@ -29,7 +29,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from .adapters.finetune_strategies import FinetuneStrategy, resolve_strategy
+from ..adapters.finetune_strategies import FinetuneStrategy, resolve_strategy
+from ..utils.atomic import atomic_directory, write_atomically
+from .fingerprint import base_model_fingerprint
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "subject_model.json"
@@ -40,12 +42,6 @@ UNET_FOLDER = "unet"
 UNET_WEIGHTS = "diffusion_pytorch_model.safetensors"
 SAMPLE_FILE = "sample.png"
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-def _write_atomically(path: Path, write) -> None:
-    from .commands.common import write_atomically
-
-    write_atomically(path, write)
 
 
 @dataclass
@@ -126,7 +122,7 @@ class SubjectModel:
         folder = Path(save_directory)
         folder.mkdir(parents=True, exist_ok=True)
         embedding = self.subject_embedding.detach().cpu().contiguous()
-        _write_atomically(
+        write_atomically(
             folder / EMBEDDING_FILE,
             lambda path: save_file({EMBEDDING_KEY: embedding}, path, metadata={"format": "pt", "subject": self.subject}),
         )
@@ -138,25 +134,19 @@ class SubjectModel:
                     safe_serialization=True,
                     unet_lora_adapter_metadata=dict(self.lora_metadata) if self.lora_metadata else None,
                 )
-                os.replace(Path(temporary) / LORA_FILE, folder / LORA_FILE)
+                write_atomically(folder / LORA_FILE, lambda path: shutil.copyfile(Path(temporary) / LORA_FILE, path))
         elif self.unet_weights == "full":
-            temporary = Path(tempfile.mkdtemp(dir=folder, prefix=".unet-"))
-            try:
+            with atomic_directory(folder / UNET_FOLDER, replace=True, prefix=".unet-") as temporary:
                 if self.unet is not None:
                     self.unet.save_pretrained(temporary, safe_serialization=True)
                 else:
                     shutil.copytree(self.unet_folder, temporary, dirs_exist_ok=True)
-                if (folder / UNET_FOLDER).exists():
-                    shutil.rmtree(folder / UNET_FOLDER)
-                os.replace(temporary, folder / UNET_FOLDER)
-            finally:
-                shutil.rmtree(temporary, ignore_errors=True)
         if self.sample_image is not None:
-            _write_atomically(folder / SAMPLE_FILE, lambda path: self.sample_image.save(path, format="PNG"))
+            write_atomically(folder / SAMPLE_FILE, lambda path: self.sample_image.save(path, format="PNG"))
         config = self.config()
-        _write_atomically(folder / CONFIG_FILE, lambda path: Path(path).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8"))
+        write_atomically(folder / CONFIG_FILE, lambda path: Path(path).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8"))
         card = self.model_card()
-        _write_atomically(folder / "README.md", lambda path: card.save(path))
+        write_atomically(folder / "README.md", lambda path: card.save(path))
         return folder
 
     def model_card(self):
@@ -320,8 +310,6 @@ Command line: `blipdiff generate --model {base_line} --subject-model <this folde
 
     def apply_to(self, pipeline, *, adapter_name: str = "subject") -> None:
         """Load the U-Net weights into ``pipeline`` and set the subject (see `load_subject`)."""
-        from .training.finetune import base_model_fingerprint
-
         expected = (pipeline.subject_encoder.num_query_tokens, pipeline.text_encoder.config.hidden_size)
         if self.subject_embedding.ndim != 3 or tuple(self.subject_embedding.shape[1:]) != expected:
             raise ValueError(

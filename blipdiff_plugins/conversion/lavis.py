@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import tarfile
 import tempfile
 from pathlib import Path
 
 
-from .adapters.blip2_qformer import Blip2SubjectEncoder
-from .adapters.subject_image_processor import SubjectImageProcessor
-from .checkpoint_conversion import CheckpointError, convert_lavis_subject_encoder, expected_shapes, load_pickle_checkpoint
+from ..adapters.blip2_qformer import Blip2SubjectEncoder
+from ..adapters.subject_image_processor import SubjectImageProcessor
+from ..utils.atomic import atomic_directory
+from .state_dict import CheckpointError, convert_lavis_subject_encoder, expected_shapes, load_pickle_checkpoint
 
 DEFAULT_CLIP_TOKENIZER = "openai/clip-vit-large-patch14"
 LAVIS_LAYER_NORM_EPS = 1e-5  # LAVIS's CLIP ViT and ln_vision use torch's default LayerNorm eps
@@ -125,8 +125,8 @@ def convert_lavis_checkpoint(
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTokenizer
 
-    from .pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline
-    from .pipelines.published_layout import DEFAULT_SUBJECT_TOKENIZER, _load_transformers_text_encoder, load_subject_tokenizer
+    from ..pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline
+    from .published_layout import DEFAULT_SUBJECT_TOKENIZER, _load_transformers_text_encoder, load_subject_tokenizer
 
     if output_dir is not None and Path(output_dir).exists():
         raise FileExistsError(f"`output_dir`: {str(output_dir)!r} already exists; choose a new folder.")
@@ -156,12 +156,5 @@ def convert_lavis_checkpoint(
 
 def save_atomically(pipeline, output_dir: str | os.PathLike) -> None:
     """``save_pretrained`` into a temporary sibling folder, then rename: no half-written output folder."""
-    output_dir = Path(output_dir)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
-    try:
+    with atomic_directory(output_dir) as staging:
         pipeline.save_pretrained(staging, safe_serialization=True)
-        os.replace(staging, output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise

@@ -1,6 +1,6 @@
 """ControlNet pipeline overhead and preprocessor speed (a script, not a test).
 
-    .venv/bin/python benchmark/bench_controlnet.py [--size mid] [--steps 4] [--repeats 3] [--device cpu]
+    .venv/bin/python benchmark/speed/bench_controlnet.py [--size mid] [--steps 4] [--repeats 3] [--device cpu]
 
 1. ``BlipDiffusionControlNetPipeline`` time / floor, where the floor is the same work written as a bare
    loop: subject and prompt encoders once, then per step the same ControlNet and U-Net calls with
@@ -22,7 +22,7 @@ import torch
 
 def build(size: str, device: str):
     from blipdiff_plugins import BlipDiffusionControlNetPipeline
-    from blipdiff_plugins.builtin import build_builtin_components
+    from blipdiff_plugins.builtin.models import build_builtin_components
     from blipdiff_plugins.pipelines.control_conditioning import controlnet_from_unet
     from blipdiff_plugins.pipelines.denoising import vae_scale_factor
 

@@ -14,10 +14,10 @@ import numpy as np
 import PIL.Image
 import torch
 
-from .adapters.attention_store import AttentionStore, attention_control, attention_layers, level_side
-from .adapters.infix_prompt_injector import build_subject_prompts
-from .adapters.prompt_to_prompt import check_words_in_prompt, nearest_level, prompt_tokens
-from .interpolation import labelled_grid
+from ..adapters.attention_store import AttentionStore, attention_control, attention_layers, level_side
+from ..adapters.infix_prompt_injector import build_subject_prompts
+from ..adapters.prompt_to_prompt import check_words_in_prompt, nearest_level, prompt_tokens
+from ..utils.grids import labelled_grid
 
 
 @dataclass

@@ -8,8 +8,8 @@ Prints, in one run on one model:
   (c) one subject and 8 prompts: time per image batched vs 8 separate calls;
   (d) peak memory above the loaded model (CUDA allocator peak on GPU; sampled process RSS on CPU).
 
-    python benchmark/bench_pipeline.py                       # built-in "mid" model, 256 px, 10 steps
-    python benchmark/bench_pipeline.py --model Salesforce/blipdiffusion --device cuda --dtype float16 --steps 25
+    python benchmark/speed/bench_pipeline.py                       # built-in "mid" model, 256 px, 10 steps
+    python benchmark/speed/bench_pipeline.py --model Salesforce/blipdiffusion --device cuda --dtype float16 --steps 25
 """
 
 from __future__ import annotations

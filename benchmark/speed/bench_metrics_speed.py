@@ -5,7 +5,7 @@ shape) from configs, saves them, loads them through the real loading code, and p
 for DINO, CLIP image and CLIP text embedding, and for scoring a subject's generated images with and
 without the reference-embedding cache (the runner scores one prompt's 4 images per call).
 
-    .venv/bin/python benchmark/bench_metrics_speed.py [--images 32] [--prompts 6] [--device cpu]
+    .venv/bin/python benchmark/speed/bench_metrics_speed.py [--images 32] [--prompts 6] [--device cpu]
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ import PIL.Image
 import pytest
 import torch
 
-from blipdiff_plugins.images import load_image, load_images, to_rgb
+from blipdiff_plugins.utils.images import load_image, load_images, to_rgb
 
 
 def test_missing_file_names_path(tmp_path):

@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping, Sequence
 import PIL.Image
 import torch
 
-from .images import ImageLike
+from ..utils.images import ImageLike
 
 STYLE_CANNY_PARAMS = {"low_threshold": 30, "high_threshold": 70}
 
@@ -76,7 +76,7 @@ def style_transfer(
     Returns:
         `StyleTransferResult` with the images and the control map used.
     """
-    from .registry import PREPROCESSORS
+    from ..registry import PREPROCESSORS
 
     if pipe.num_controlnets != 1:
         raise ValueError(f"`pipe` must have one ControlNet for style transfer, it has {pipe.num_controlnets}.")

@@ -1,6 +1,6 @@
 """Speed and memory of subject fine-tuning per strategy (issue 3, item 7). Not a test: prints figures and ratios.
 
-    python benchmark/bench_finetune.py --size mid --steps 3
+    python benchmark/speed/bench_finetune.py --size mid --steps 3
 
 Each measurement runs in its own process so peak memory is per strategy: ``torch.cuda.max_memory_allocated``
 on a GPU, else the process's peak resident set (``resource.getrusage(...).ru_maxrss``), reported both as the
@@ -55,7 +55,7 @@ def measure(args) -> dict:
     """One strategy (or the hand-written floor) in this process."""
     import torch
 
-    from blipdiff_plugins.builtin import build_builtin_pipeline
+    from blipdiff_plugins.builtin.models import build_builtin_pipeline
     from blipdiff_plugins.training.finetune import SubjectTrainer
 
     if args.threads:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from blipdiff_plugins.attention_maps import attention_grid, subject_attention_maps
+from blipdiff_plugins.recipes.attention_maps import attention_grid, subject_attention_maps
 from blipdiff_plugins.cli import main
 
 

@@ -7,7 +7,7 @@ Prints:
   cross-attention layer (and, separately, the self-attention layers at the coarse resolutions);
 - DDIM inversion time per step (and null-text inversion time per step).
 
-Usage: python benchmark/bench_editing.py [--size mid] [--steps 4] [--repeats 3] [--batch 1]
+Usage: python benchmark/speed/bench_editing.py [--size mid] [--steps 4] [--repeats 3] [--batch 1]
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def main() -> None:
     import PIL.Image
 
     from blipdiff_plugins.adapters.attention_store import AttentionStore, attention_control
-    from blipdiff_plugins.builtin import build_builtin_components
+    from blipdiff_plugins.builtin.models import build_builtin_components
     from blipdiff_plugins.pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline
     from blipdiff_plugins.pipelines.pipeline_blip_diffusion_edit import BlipDiffusionEditPipeline
 
