@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPVisionConfig, CLIPVisionModelWithProjection
 
-from blipdiff_plugins.tokenizers_in_code import build_clip_tokenizer
+from blipdiff_plugins.builtin.tokenizers import build_clip_tokenizer
 
 TINY_VISION = {
     "hidden_size": 16,
@@ -60,7 +60,7 @@ def tiny_umm_components(*, seed: int = 0, prompt_injector: str = "hidden_state",
     """Components of a tiny `UMMDiffusionPipeline`: the built-in tiny SD parts (32 px, text width 32) plus a
     tiny pseudo-word encoder for that width and a 32 px reference processor."""
     from blipdiff_plugins.adapters.subject_image_processor import SubjectImageProcessor
-    from blipdiff_plugins.builtin import build_builtin_components
+    from blipdiff_plugins.builtin.models import build_builtin_components
 
     base = build_builtin_components("tiny", seed=seed)
     encoder = tiny_pseudo_word_encoder(text_hidden_size=base["text_encoder"].config.hidden_size, seed=seed, **encoder_config)

@@ -29,7 +29,7 @@ def build(size: str, device: str):
     from diffusers import StableDiffusionPipeline
 
     from blipdiff_plugins.pipelines.pipeline_umm_diffusion import UMMDiffusionPipeline
-    from blipdiff_plugins.umm_builtin import build_builtin_umm_components
+    from blipdiff_plugins.builtin.umm import build_builtin_umm_components
 
     components = build_builtin_umm_components(size)
     pipe = UMMDiffusionPipeline(**components).to(device)

@@ -84,7 +84,7 @@ def run_umm(args) -> int:
 
     from ..adapters.subject_word_tokens import find_subject_word_spans
     from ..pipelines.pipeline_umm_diffusion import UMMDiffusionPipeline
-    from ..umm_builtin import build_builtin_umm_pipeline
+    from ..builtin.umm import build_builtin_umm_pipeline
 
     if not args.subject_image or not args.subject:
         raise ValueError("`--method umm` needs `--subject-image` and `--subject` (the word of the prompt the subject replaces).")

@@ -24,7 +24,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from ..adapters.clip_pseudo_word import ClipPseudoWordEncoder
 from ..adapters.subject_image_processor import SubjectImageProcessor
-from ..images import ImageLike
+from ..utils.images import ImageLike
 from ..registry import PROMPT_INJECTORS
 from .denoising import check_image_size, denoise, extra_step_kwargs, postprocess, prepare_latents, vae_scale_factor
 from .loading import SubjectPipelineLoaderMixin

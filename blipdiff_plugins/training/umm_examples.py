@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from ..images import load_image
+from ..utils.images import load_image
 
 MARK = re.compile(r"\[([^\[\]]+)\]")
 

@@ -9,7 +9,7 @@ from diffusers import DiffusionPipeline, EulerDiscreteScheduler, StableDiffusion
 
 from blipdiff_plugins.pipelines.pipeline_umm_diffusion import UMMDiffusionPipeline
 from blipdiff_plugins.pipelines.umm_guidance import check_fusion_weight, fused_guidance
-from tests.conftest import REPO_ROOT, generator
+from tests.helpers import REPO_ROOT, generator
 from tests.umm_helpers import tiny_pseudo_word_encoder, tiny_umm_components
 
 # a = 0 against StableDiffusionPipeline: identical arithmetic except that the U-Net runs a batch of 3

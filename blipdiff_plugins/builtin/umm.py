@@ -1,0 +1,50 @@
+"""A built-in UMM-Diffusion pipeline with random weights, built offline in code (like `models.py` for BLIP-Diffusion).
+
+It shares the built-in Stable Diffusion parts of the same size and adds a pseudo-word encoder whose CLIP tower
+has the built-in vision width; its images are noise from untrained weights.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..adapters.clip_pseudo_word import ClipPseudoWordEncoder
+from ..adapters.subject_image_processor import SubjectImageProcessor
+from .models import BUILTIN_SIZES, build_builtin_components
+
+
+def build_builtin_umm_components(size: str = "small", *, seed: int = 0, prompt_injector: str = "hidden_state") -> dict:
+    """Components of a `UMMDiffusionPipeline` of the named built-in size, with seeded random weights."""
+    base = build_builtin_components(size, seed=seed)
+    spec = BUILTIN_SIZES[size]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        encoder = ClipPseudoWordEncoder(
+            vision_config={
+                "hidden_size": spec.vision_hidden,
+                "intermediate_size": spec.vision_hidden * 4,
+                "projection_dim": spec.hidden,
+                "num_hidden_layers": spec.vision_layers,
+                "num_attention_heads": max(1, spec.vision_hidden // 32),
+                "patch_size": spec.patch_size,
+            },
+            mlp_hidden_size=spec.hidden * 2,
+            text_hidden_size=spec.hidden,
+        ).eval()
+    return {
+        "tokenizer": base["tokenizer"],
+        "text_encoder": base["text_encoder"],
+        "vae": base["vae"],
+        "unet": base["unet"],
+        "scheduler": base["scheduler"],
+        "subject_encoder": encoder,
+        "subject_image_processor": SubjectImageProcessor(image_size=encoder.image_size),
+        "prompt_injector": prompt_injector,
+    }
+
+
+def build_builtin_umm_pipeline(size: str = "small", *, seed: int = 0, pipeline_class=None):
+    """A ready `UMMDiffusionPipeline` with the built-in random weights."""
+    if pipeline_class is None:
+        from ..pipelines.pipeline_umm_diffusion import UMMDiffusionPipeline as pipeline_class
+    return pipeline_class(**build_builtin_umm_components(size, seed=seed))
