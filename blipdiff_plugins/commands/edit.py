@@ -85,7 +85,7 @@ def run(args) -> int:
     if args.image:
         if len(args.image) not in (1, len(args.prompt)):
             raise ValueError(f"`--image` has {len(args.image)} files for {len(args.prompt)} prompts; pass one or {len(args.prompt)}.")
-        output = pipe.edit_image(args.image, args.prompt, args.source_subject, args.target_subject, inversion=args.inversion, null_text_steps=args.null_text_steps, **common)
+        output = pipe(args.prompt, args.source_subject, args.target_subject, image=args.image, inversion_method=args.inversion, null_text_steps=args.null_text_steps, **common)
         source_name = "reconstruction"
     else:
         total = len(args.prompt) * args.num_images

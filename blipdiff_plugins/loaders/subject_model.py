@@ -63,7 +63,7 @@ class SubjectModelLoaderMixin:
         from ..pipelines.subject_conditioning import check_subject_word
 
         word = check_subject_word(subject, "subject")
-        expected = (self.subject_encoder.num_query_tokens, self.text_encoder.config.hidden_size)
+        expected = (self.subject_encoder.num_subject_tokens, self.text_encoder.config.hidden_size)
         if subject_embeds.ndim != 3 or subject_embeds.shape[0] != 1 or tuple(subject_embeds.shape[1:]) != expected:
             raise ValueError(f"`subject_embeds` must have shape (1, {expected[0]}, {expected[1]}), got {tuple(subject_embeds.shape)}.")
         self.loaded_subject = LoadedSubject(word, subject_embeds.detach().to(self.text_encoder.dtype), adapter_name)

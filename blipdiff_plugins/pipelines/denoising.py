@@ -124,9 +124,10 @@ def denoise(
             guided = pipe.do_classifier_free_guidance
             rows = latents.shape[0]
             step_embeds = prompt_embeds
-            if guided and step_embeds.shape[0] == rows:
+            embed_rows = None if step_embeds is None else step_embeds.shape[0]
+            if guided and embed_rows == rows:
                 raise ValueError("Guidance was turned on during the run, but no negative embeddings were prepared; start with guidance_scale > 1.")
-            if not guided and step_embeds.shape[0] == 2 * rows:
+            if not guided and embed_rows == 2 * rows:
                 step_embeds = step_embeds[rows:]
             if guided and negative_embeds_per_step is not None:
                 step_embeds = torch.cat([negative_embeds_per_step[min(index, len(negative_embeds_per_step) - 1)], step_embeds[rows:]])
