@@ -40,10 +40,12 @@ def test_sd_cfg_cutoff_callback_turns_guidance_off(tiny_pipeline, subject_image)
         out = tiny_pipeline("on a beach", subject_image, "dog", num_inference_steps=STEPS, generator=generator(0), output_type="latent", callback_on_step_end=callbacks)
     finally:
         handle.remove()
-    # Cutoff at step int(4 * 0.5) = 2: steps 0-2 guided (2 rows), step 3 unguided (1 row).
-    assert sizes == [2, 2, 2, 1]
-    assert tiny_pipeline.num_timesteps == STEPS and tiny_pipeline.guidance_scale == 0.0
-    assert record.seen[0] == (STEPS, True, 7.5) and record.seen[-1] == (STEPS, False, 0.0)
+    # PNDM runs STEPS + 1 timesteps; the cutoff at step int(n * 0.5): steps up to it guided (2 rows), then 1 row.
+    count = len(tiny_pipeline.scheduler.timesteps)
+    cutoff = int(count * 0.5)
+    assert tiny_pipeline.num_timesteps == count == STEPS + 1 and tiny_pipeline.guidance_scale == 0.0
+    assert sizes == [2] * (cutoff + 1) + [1] * (count - cutoff - 1)
+    assert record.seen[0] == (count, True, 7.5) and record.seen[-1] == (count, False, 0.0)
     full = tiny_pipeline("on a beach", subject_image, "dog", num_inference_steps=STEPS, generator=generator(0), output_type="latent").images
     assert not torch.allclose(out.images, full)
 
@@ -56,10 +58,10 @@ def test_changing_the_guidance_scale_in_a_callback_takes_effect(tiny_pipeline, s
         pipe._guidance_scale = 2.0
         return {}
 
-    run = dict(num_inference_steps=3, generator=generator(0), output_type="latent")
-    plain = tiny_pipeline("x", subject_image, "dog", **run).images
-    lowered = tiny_pipeline("x", subject_image, "dog", callback_on_step_end=lower, **run).images
-    assert seen == [7.5, 2.0, 2.0]  # read at every step: the new scale acts from the next step on
+    run = dict(num_inference_steps=3, output_type="latent")
+    plain = tiny_pipeline("x", subject_image, "dog", generator=generator(0), **run).images
+    lowered = tiny_pipeline("x", subject_image, "dog", generator=generator(0), callback_on_step_end=lower, **run).images
+    assert seen == [7.5] + [2.0] * (len(tiny_pipeline.scheduler.timesteps) - 1)  # read at every step: the new scale acts from the next step on
     assert not torch.allclose(plain, lowered)
 
 
@@ -88,7 +90,7 @@ def test_controlnet_follows_the_cutoff(tiny_components, subject_image):
         )
     finally:
         handle.remove()
-    assert sizes == [2, 2, 1, 1] and pipe.num_timesteps == STEPS
+    assert sizes == [2, 2] + [1] * (pipe.num_timesteps - 2) and pipe.num_timesteps == len(pipe.scheduler.timesteps)
 
 
 def test_edit_pipeline_follows_a_guidance_change(tiny_components, subject_image):
@@ -105,9 +107,9 @@ def test_edit_pipeline_follows_a_guidance_change(tiny_components, subject_image)
         out = pipe("on the beach", "dog", "cat", subject_embeds=embeds, num_inference_steps=3, generator=generator(0), output_type="latent", callback_on_step_end=off)
     finally:
         handle.remove()
-    assert sizes == [4, 2, 2] and torch.isfinite(out.edited_images).all()
+    assert sizes == [4] + [2] * (len(pipe.scheduler.timesteps) - 1) and torch.isfinite(out.edited_images).all()
     with pytest.raises(ValueError, match="callback_on_step_end_tensor_inputs"):
-        pipe("on the beach", "dog", "cat", subject_embeds=embeds, num_inference_steps=1, callback_on_step_end=SDCFGCutoffCallback())
+        pipe("on the beach", "dog", "cat", subject_embeds=embeds, num_inference_steps=1, callback_on_step_end=SDCFGCutoffCallback(cutoff_step_ratio=0.5))
 
 
 # ------------------------------------------------------------------------------------------- bad values
@@ -120,11 +122,11 @@ def test_guidance_scale_must_be_finite(tiny_pipeline, value):
 def test_nan_and_inf_images_are_refused(tiny_pipeline, tiny_components, subject_image):
     array = np.full((32, 32, 3), 0.5, dtype=np.float32)
     array[3, 4, 0] = np.nan
-    with pytest.raises(ValueError, match=r"`subject_images`: the array holds NaN or infinite values"):
+    with pytest.raises(ValueError, match=r"`subject_images\[0\]`: the array holds NaN or infinite values"):
         tiny_pipeline("x", array, "dog", num_inference_steps=1)
     tensor = torch.full((3, 32, 32), 0.5)
     tensor[0, 0, 0] = float("inf")
-    with pytest.raises(ValueError, match=r"`subject_images`: the tensor image holds NaN or infinite values"):
+    with pytest.raises(ValueError, match=r"`subject_images\[0\]`: the tensor image holds NaN or infinite values"):
         tiny_pipeline("x", tensor, "dog", num_inference_steps=1)
     controlnet = BlipDiffusionControlNetPipeline(**tiny_components, controlnet=controlnet_from_unet(tiny_components["unet"], 2, seed=1))
     with pytest.raises(ValueError, match=r"`control_image` holds NaN or infinite values"):

@@ -53,8 +53,10 @@ def test_config_names_default_and_old_saves_load(tiny_pipeline, saved_tiny_pipel
     loaded = BlipDiffusionPipeline.from_pretrained(old)
     assert loaded.config.subject_encoder_name == "blip2_qformer" and loaded.config.prompt_injector_name == "infix"
     loaded.set_progress_bar_config(disable=True)
-    run = dict(num_inference_steps=1, generator=generator(0), output_type="np")
-    np.testing.assert_array_equal(loaded("x", subject_image, "dog", **run).images, tiny_pipeline("x", subject_image, "dog", **run).images)
+    run = dict(num_inference_steps=1, output_type="np")
+    np.testing.assert_array_equal(
+        loaded("x", subject_image, "dog", generator=generator(0), **run).images, tiny_pipeline("x", subject_image, "dog", generator=generator(0), **run).images
+    )
 
 
 class ShiftedInfixInjector(InfixPromptInjector):
