@@ -86,7 +86,7 @@ def test_controlnet_follows_the_cutoff(tiny_components, subject_image):
     try:
         pipe(
             "x", subject_image, "dog", control_image=torch.rand(3, 32, 32, generator=generator(1)), num_inference_steps=STEPS,
-            output_type="latent", callback_on_step_end=SDCFGCutoffCallback(cutoff_step_index=1),
+            output_type="latent", callback_on_step_end=SDCFGCutoffCallback(cutoff_step_ratio=None, cutoff_step_index=1),
         )
     finally:
         handle.remove()
