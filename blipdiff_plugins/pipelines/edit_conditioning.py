@@ -23,7 +23,7 @@ from ..adapters.prompt_to_prompt import (
     step_range,
 )
 from ..adapters.text_encoding import encode_plain_prompts
-from ..images import ImageLike, load_image
+from ..utils.images import ImageLike, load_image
 
 # The original's target text holds this word num_query_tokens times (alignment="original" only).
 ORIGINAL_PLACEHOLDER_WORD = "sks"

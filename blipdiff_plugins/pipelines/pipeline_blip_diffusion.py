@@ -16,7 +16,7 @@ from transformers import CLIPTextModel, CLIPTokenizer, PreTrainedTokenizerBase
 
 from ..adapters.interfaces import SubjectEncoder
 from ..adapters.subject_image_processor import SubjectImageProcessor
-from ..images import ImageLike
+from ..utils.images import ImageLike
 from .denoising import callback_tensor_names, denoise, extra_step_kwargs, prepare_latents
 from .subject_pipeline_mixin import OUTPUT_TYPES, SubjectPipelineMixin  # noqa: F401 - OUTPUT_TYPES re-exported
 

@@ -18,7 +18,7 @@ from ..adapters.interfaces import SubjectEncoder
 from ..adapters.prompt_to_prompt import ALIGNMENTS, EDIT_KINDS
 from ..adapters.subject_image_processor import SubjectImageProcessor
 from ..adapters.text_encoding import encode_plain_prompts
-from ..images import ImageLike
+from ..utils.images import ImageLike
 from .denoising import callback_tensor_names, classifier_free_guidance, denoise, extra_step_kwargs, guide_edited_half_only, prepare_latents
 from .edit_conditioning import ORIGINAL_PLACEHOLDER_WORD, prepare_edit, preprocess_real_image  # noqa: F401 - re-exported
 from .inversion import InversionResult, ddim_invert, ddim_inverse_scheduler_for, ddim_scheduler_for, null_text_optimize

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ..images import ImageLike
+from ..utils.checks import check_subject_word  # noqa: F401 - re-exported for the pipelines
+from ..utils.images import ImageLike
 
 
 def as_list(value, argument: str, length: int | None = None) -> list:
@@ -16,12 +17,6 @@ def as_list(value, argument: str, length: int | None = None) -> list:
         elif len(values) != length:
             raise ValueError(f"`{argument}` has {len(values)} entries but there are {length} prompts; pass one or {length}.")
     return values
-
-
-def check_subject_word(word, argument: str) -> str:
-    if not isinstance(word, str) or not word.strip():
-        raise ValueError(f"`{argument}` must be a non-empty category word such as 'dog', got {word!r}.")
-    return word.strip()
 
 
 def group_subject_images(

@@ -43,8 +43,8 @@ from diffusers.image_processor import VaeImageProcessor
 from diffusers.utils import logging
 
 from ..adapters.text_encoding import encode_plain_prompts, tokenize_prompts, warn_if_truncated
-from ..images import ImageLike
-from ..loaders.subject_model import SubjectModelLoaderMixin
+from ..utils.images import ImageLike
+from ..loaders.subject_loader import SubjectModelLoaderMixin
 from .denoising import check_image_size, postprocess, vae_scale_factor
 from .loading import SubjectPipelineLoaderMixin
 from .subject_conditioning import as_list, check_subject_word, group_subject_images

@@ -10,7 +10,7 @@ from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback, SDCFGC
 from blipdiff_plugins import BlipDiffusionControlNetPipeline, BlipDiffusionEditPipeline
 from blipdiff_plugins.pipelines.control_conditioning import controlnet_from_unet
 
-from ..conftest import generator
+from tests.helpers import generator
 
 STEPS = 4
 

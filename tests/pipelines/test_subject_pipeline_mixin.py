@@ -11,11 +11,11 @@ from blipdiff_plugins import BlipDiffusionControlNetPipeline, BlipDiffusionEditP
 from blipdiff_plugins.adapters.infix_prompt_injector import InfixPromptInjector
 from blipdiff_plugins.adapters.interfaces import PromptInjector, SubjectEncoder
 from blipdiff_plugins.adapters.text_encoding import tokenize_prompts
-from blipdiff_plugins.loaders.subject_model import SubjectModelLoaderMixin
+from blipdiff_plugins.loaders.subject_loader import SubjectModelLoaderMixin
 from blipdiff_plugins.pipelines.subject_pipeline_mixin import SubjectPipelineMixin
 from blipdiff_plugins.registry import PROMPT_INJECTORS
 
-from ..conftest import PARITY_DIR, generator
+from tests.helpers import PARITY_DIR, generator
 
 PIPELINES = (BlipDiffusionPipeline, BlipDiffusionControlNetPipeline, BlipDiffusionEditPipeline)
 SHARED = ("encode_subject", "encode_prompt", "encode_negative_prompt", "check_inputs", "prepare_conditioning", "postprocess", "default_size", "load_subject")
