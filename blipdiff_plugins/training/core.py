@@ -216,7 +216,7 @@ class TrainerCore:
         self.load_extra_state(loaded["extra_state"])
         self.losses = list(state.get("losses", []))
         self.start_step = int(state["step"])
-        self.resumed_from = path
+        self.resumed_from, self.resumed_state = path, state
 
     # --------------------------------------------------------------------------------- training
     def training_step(self) -> float:
