@@ -191,13 +191,18 @@ class SubjectPretrainer(TrainerCore):
         return torch.where(drop[:, None], plain, with_subject)
 
     def next_micro_batch(self) -> dict[str, Any]:
-        """Records of this process, preprocessed; the subject drop, VAE sample, noise and timesteps from our generator."""
-        pipe, generator = self.pipeline, self.noise_generator
-        batch = preprocess_records(self.data_order.next_records(self.micro_batch_size), resolution=self.resolution,
-                                   subject_image_processor=pipe.subject_image_processor, subject_tokenizer=pipe.subject_tokenizer)
+        """This process's next records; the subject drop, VAE sample, noise and timesteps from our generator."""
+        records = self.data_order.next_records(self.micro_batch_size)
+        drop = draw_subject_drop(self.noise_generator, len(records), self.config.subject_drop_rate)
+        self.dropped, self.seen = self.dropped + int(drop.sum()), self.seen + len(records)
+        return self.make_batch(records, drop=drop, generator=self.noise_generator)
+
+    def make_batch(self, records: list[dict[str, Any]], *, drop: torch.Tensor, generator: torch.Generator) -> dict[str, Any]:
+        """Decoded records -> model inputs: latents of the targets, noise, timesteps, token ids, encoder inputs."""
+        pipe = self.pipeline
+        batch = preprocess_records(records, resolution=self.resolution, subject_image_processor=pipe.subject_image_processor,
+                                   subject_tokenizer=pipe.subject_tokenizer)
         size = batch["target"].shape[0]
-        drop = draw_subject_drop(generator, size, self.config.subject_drop_rate)
-        self.dropped, self.seen = self.dropped + int(drop.sum()), self.seen + size
         with torch.no_grad():
             posterior = pipe.vae.encode(batch["target"].to(self.device, pipe.vae.dtype)).latent_dist
         sample = torch.randn(posterior.mean.shape, generator=generator).to(self.device)
