@@ -104,8 +104,13 @@ class SubjectPretrainer(TrainerCore):
             import importlib.util
 
             report_to = "tensorboard" if self.output_dir is not None and importlib.util.find_spec("tensorboard") else "none"
-        if report_to == "tensorboard" and self.output_dir is None:
-            raise ValueError("`report_to='tensorboard'` needs `output_dir`: logs are written to <output_dir>/logs.")
+        if report_to == "tensorboard":
+            import importlib.util
+
+            if self.output_dir is None:
+                raise ValueError("`report_to='tensorboard'` needs `output_dir`: logs are written to <output_dir>/logs.")
+            if importlib.util.find_spec("tensorboard") is None:
+                raise ImportError("`report_to='tensorboard'` needs tensorboard: pip install tensorboard (or pass report_to='none').")
         accelerator = super().make_accelerator(
             log_with=None if report_to == "none" else report_to,
             project_dir=self.output_dir / "logs" if report_to != "none" else None,

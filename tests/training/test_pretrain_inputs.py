@@ -73,9 +73,14 @@ def test_missing_column_names_the_columns_that_exist(tmp_path):
     trainer = SubjectPretrainer(renamed, config=settings_for_tests(columns={"target": "image", "caption": "text"}, steps=1))
     trainer.train()
     assert len(trainer.losses) == 1
-    with pytest.raises(ValueError, match="empty|non-empty string"):
-        records = make_records(2).map(lambda record: {"caption": " "})
-        SubjectPretrainer(records, config=settings_for_tests(steps=1)).train()
+    no_caption = make_records(2).map(lambda record: {"caption": " "})
+    with pytest.raises(ValueError, match=r"`data` record \d: column 'caption' must be a non-empty string, got ' '"):
+        SubjectPretrainer(no_caption, config=settings_for_tests(steps=1)).train()
+    import datasets
+
+    broken = datasets.Dataset.from_dict({"target": [b"not an image"] * 2, "composite": [b"\x89PNG broken"] * 2, "caption": ["x", "y"], "subject": ["dog", "dog"]})
+    with pytest.raises(ValueError, match=r"`data` record \d, column 'target': the image cannot be read"):
+        SubjectPretrainer(broken, config=settings_for_tests(steps=1)).train()
 
 
 def test_base_model_of_another_layout_and_unknown_component(tmp_path):
