@@ -31,10 +31,12 @@ def _load_path(path: Path, streaming: bool):
 
     if (path / "dataset_info.json").is_file() or (path / "state.json").is_file():
         return datasets.load_from_disk(str(path)), "save_to_disk"
-    files = sorted(str(p) for p in path.rglob("*.parquet"))
+    # Hidden names are a killed writer's temporary files, never records.
+    visible = [p for p in sorted(path.rglob("*")) if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)]
+    files = [str(p) for p in visible if p.suffix == ".parquet"]
     if files:
         return datasets.load_dataset("parquet", data_files=files, split="train", streaming=streaming), "parquet"
-    shards = sorted(str(p) for p in path.rglob("*.tar"))
+    shards = [str(p) for p in visible if p.suffix == ".tar"]
     if shards:
         return datasets.load_dataset("webdataset", data_files=shards, split="train", streaming=True), "webdataset"
     raise ValueError(

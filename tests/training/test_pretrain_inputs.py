@@ -20,22 +20,29 @@ from .test_cli_and_processes import free_port
 
 
 def write_parquet(folder, count=4):
-    folder.mkdir(parents=True)
-    make_records(count).to_parquet(str(folder / "train-00000.parquet"))
+    """As `blipdiff prepare-data` writes them: ``data/train-00000.parquet``; a killed writer's hidden file beside it."""
+    (folder / "data").mkdir(parents=True)
+    make_records(count).to_parquet(str(folder / "data" / "train-00000.parquet"))
+    (folder / "data" / ".train-00001-k3j2x9.parquet").write_bytes(b"PAR1 half written")
     return folder
 
 
 def write_webdataset(folder, count=3):
-    """Shards as webdataset writes them: ``<key>.target.png``, ``<key>.composite.png``, ``<key>.json``."""
+    """Shards as `blipdiff prepare-data` writes them: ``<key>.target.png``, ``.composite.png``, ``.caption.txt``,
+    ``.subject.txt``, ``.json``; a killed writer's hidden file beside them."""
     folder.mkdir(parents=True)
-    with tarfile.open(folder / "shard-00000.tar", "w") as tar:
+    (folder / ".train-00001-a8d7.tar").write_bytes(b"half")
+    with tarfile.open(folder / "train-00000.tar", "w") as tar:
         for index in range(count):
             target, composite = record_images(index)
-            members = {"target.png": target, "composite.png": composite, "json": {"caption": f"caption {index}", "subject": "dog"}}
+            members = {"target.png": target, "composite.png": composite, "caption.txt": f"caption {index}", "subject.txt": "dog",
+                       "json": {"id": str(index)}}
             for suffix, value in members.items():
                 buffer = io.BytesIO()
                 if suffix == "json":
                     buffer.write(json.dumps(value).encode())
+                elif suffix.endswith(".txt"):
+                    buffer.write(value.encode())
                 else:
                     value.save(buffer, format="PNG")
                 info = tarfile.TarInfo(f"{index:05d}.{suffix}")
