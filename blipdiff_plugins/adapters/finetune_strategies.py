@@ -11,7 +11,6 @@ A subject model holds its U-Net weights in strategy-specific fields (``unet``/``
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -138,23 +137,15 @@ class FullUNetStrategy(FinetuneStrategy):
         return {"unet": unet}
 
     def save_unet(self, model, folder: Path) -> dict[str, str]:
-        # A folder cannot be replaced in one rename when it exists: write aside, hide the old one, swap in.
-        temporary = Path(tempfile.mkdtemp(dir=folder, prefix=".unet-"))
-        try:
+        from ..utils.atomic import atomic_directory
+
+        if model.unet is None and model.unet_folder is None:
+            raise ValueError("This full_unet subject model holds no U-Net (neither `unet` nor `unet_folder`).")
+        with atomic_directory(folder / self.folder_name, replace=True, prefix=".unet-") as temporary:
             if model.unet is not None:
                 model.unet.save_pretrained(temporary, safe_serialization=True)
-            elif model.unet_folder is not None:
-                shutil.copytree(model.unet_folder, temporary, dirs_exist_ok=True)
             else:
-                raise ValueError("This full_unet subject model holds no U-Net (neither `unet` nor `unet_folder`).")
-            target = folder / self.folder_name
-            if target.exists():
-                stale = folder / f".stale-unet-{os.getpid()}"
-                os.replace(target, stale)
-                shutil.rmtree(stale, ignore_errors=True)
-            os.replace(temporary, target)
-        finally:
-            shutil.rmtree(temporary, ignore_errors=True)
+                shutil.copytree(model.unet_folder, temporary, dirs_exist_ok=True)
         return {"unet": self.folder_name}
 
     def load_unet(self, folder: Path) -> dict[str, Any]:
@@ -264,9 +255,11 @@ class LoraStrategy(FinetuneStrategy):
         )
 
     def save_unet(self, model, folder: Path) -> dict[str, str]:
+        from ..utils.atomic import write_atomically
+
         with tempfile.TemporaryDirectory(dir=folder, prefix=".lora-") as temporary:
             self._write_diffusers_lora(model, temporary)
-            os.replace(Path(temporary) / self.weights_name, folder / self.weights_name)
+            write_atomically(folder / self.weights_name, lambda path: shutil.copyfile(Path(temporary) / self.weights_name, path))
         return {"lora": self.weights_name}
 
     def load_unet(self, folder: Path) -> dict[str, Any]:

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,6 +22,8 @@ from typing import Any, Sequence
 import torch
 from diffusers.utils import logging
 from safetensors.torch import load_file, save_file
+
+from ..utils.atomic import atomic_directory
 
 logger = logging.get_logger(__name__)
 
@@ -34,9 +35,15 @@ OPTIMIZER_FILE = "optimizer.pt"
 RNG_FILE = "random_states.pt"
 EXTRA_FILE = "extra_state.pt"
 COMPLETE_MARKER = "checkpoint_complete"
-# Hidden names that only a killed save or removal leaves behind (checkpoints, subject-model and
-# pipeline files, the atomic writer's temporary files).
+# Hidden names that only a killed save or removal leaves behind: checkpoint, subject-model and pipeline
+# staging folders, and the atomic writer's temporary files (``.<stem>-<8 random>.<suffix>``,
+# ``.<name>.partial-<random>``) of the files a trainer writes.
 INTERRUPTED_PREFIXES = (".checkpoint-", ".stale-", ".subject_embedding-", ".unet-", ".lora-", ".pipeline-", ".tmp")
+INTERRUPTED_WRITES = re.compile(r"^\.(README|sample|subject_model|model_index|pytorch_lora_weights|step-\d+)-\w{8}\.\w+$|^\..+\.partial-\w+$")
+
+
+def _is_interrupted_write(name: str) -> bool:
+    return name.startswith(INTERRUPTED_PREFIXES) or bool(INTERRUPTED_WRITES.match(name))
 
 
 def is_complete(path: Path) -> bool:
@@ -52,14 +59,14 @@ def remove_checkpoint(path: Path) -> None:
 
 
 def clean_interrupted_files(output_dir: str | os.PathLike) -> list[Path]:
-    """Delete what killed saves left in ``output_dir`` and its ``checkpoints/``: hidden temporary files and
-    folders, and visible checkpoint folders without their completion marker. Returns what was removed."""
+    """Delete what killed saves left in ``output_dir``, its ``checkpoints/`` and ``validation/``: hidden temporary
+    files and folders, and visible checkpoint folders without their completion marker. Returns what was removed."""
     removed = []
-    for folder in (Path(output_dir), Path(output_dir) / "checkpoints"):
+    for folder in (Path(output_dir), Path(output_dir) / "checkpoints", Path(output_dir) / "validation"):
         if not folder.is_dir():
             continue
         for path in sorted(folder.iterdir()):
-            if path.name.startswith(INTERRUPTED_PREFIXES):
+            if _is_interrupted_write(path.name):
                 if path.is_dir() and not path.is_symlink():
                     shutil.rmtree(path, ignore_errors=True)
                 else:
@@ -127,8 +134,8 @@ def save_checkpoint(
     """Write ``folder/checkpoint-<step>`` atomically and keep the ``keep`` newest checkpoints."""
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"checkpoint-{step}"
-    temporary = Path(tempfile.mkdtemp(prefix=f".checkpoint-{step}-", dir=folder))
-    try:
+    # replace=True: re-saving a step (a resumed run passing an older checkpoint's step) swaps, then deletes the old one.
+    with atomic_directory(final, replace=True, prefix=f".checkpoint-{step}-") as temporary:
         save_file({name: tensor.detach().cpu().contiguous() for name, tensor in trainable.items()}, temporary / WEIGHTS_FILE)
         torch.save(optimizer_state, temporary / OPTIMIZER_FILE)
         torch.save(random_states, temporary / RNG_FILE)
@@ -138,13 +145,6 @@ def save_checkpoint(
             json.dump({"format": CHECKPOINT_FORMAT, "step": step, **trainer_state}, handle, indent=2, sort_keys=True)
         # Written last: a folder without it is not a checkpoint.
         (temporary / COMPLETE_MARKER).write_text(f"{step}\n", encoding="utf-8")
-        if final.exists():
-            # Re-saving a step (a resumed run passing an older checkpoint's step): hide the old one, then swap in.
-            remove_checkpoint(final)
-        os.replace(temporary, final)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
     if keep is not None:
         for old in list_checkpoints(folder)[:-keep]:
             if old != final:

@@ -19,10 +19,10 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
+from ..loaders.fingerprint import base_model_fingerprint
 from .core import TrainerCore, TrainingProgress
 from .data import DataOrder, collect_training_images, pixels_fingerprint, training_pixels
 from .finetune_config import FinetuneConfig
-from .fingerprint import base_model_fingerprint
 from .objective import diffusion_loss, diffusion_target
 from .settings import MIXED_PRECISION, resolve_config
 
@@ -230,7 +230,7 @@ class SubjectTrainer(TrainerCore):
         if self.accelerator.is_main_process:
             from diffusers.utils import make_image_grid
 
-            from ..commands.common import write_png
+            from ..utils.atomic import write_png
 
             images = self.generate(self.config.validation_prompts)
             path = self.output_dir / "validation" / f"step-{step:06d}.png"
@@ -240,7 +240,7 @@ class SubjectTrainer(TrainerCore):
 
     def result(self):
         """The `SubjectModel` of the current state; the pipeline is set to render the subject."""
-        from ..subject_model import SubjectModel
+        from ..loaders.subject_model_format import SubjectModel
 
         pipe = self.pipeline
         embedding = self.current_embedding()

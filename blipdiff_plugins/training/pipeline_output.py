@@ -3,33 +3,29 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..utils.atomic import atomic_directory, write_atomically, write_text
+
 
 def save_pipeline_folder(pipeline, output_dir: Path, *, card: str) -> Path:
-    """``pipeline.save_pretrained`` into a hidden folder beside the result, then each entry renamed into
-    ``output_dir`` (``model_index.json`` last, so a folder that loads is a complete one). Other entries
-    of ``output_dir`` (checkpoints, validation, logs) are kept."""
+    """``pipeline.save_pretrained`` into a hidden staging folder, then every component folder and file put in
+    place with the package's atomic writer (``model_index.json`` last, so a folder that loads is a complete
+    one). Other entries of ``output_dir`` (checkpoints, validation, logs) are kept."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".pipeline-", dir=output_dir))
-    try:
+    with tempfile.TemporaryDirectory(prefix=".pipeline-", dir=output_dir) as staging:
         pipeline.save_pretrained(staging, safe_serialization=True)
-        (staging / "README.md").write_text(card, encoding="utf-8")
-        entries = sorted(staging.iterdir(), key=lambda path: path.name == "model_index.json")
-        for entry in entries:
-            target = output_dir / entry.name
-            if target.is_dir() and not target.is_symlink():
-                stale = output_dir / f".stale-{entry.name}-{os.getpid()}"
-                os.replace(target, stale)
-                shutil.rmtree(stale, ignore_errors=True)
-            os.replace(entry, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        write_text(output_dir / "README.md", card)
+        for entry in sorted(Path(staging).iterdir(), key=lambda path: path.name == "model_index.json"):
+            if entry.is_dir():
+                with atomic_directory(output_dir / entry.name, replace=True) as folder:
+                    shutil.copytree(entry, folder, dirs_exist_ok=True)
+            else:
+                write_atomically(output_dir / entry.name, lambda path, source=entry: shutil.copyfile(source, path))
     return output_dir
 
 

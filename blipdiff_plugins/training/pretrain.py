@@ -18,7 +18,7 @@ import torch
 
 from .base_models import load_base_pipeline
 from .core import TrainerCore, TrainingProgress
-from .fingerprint import base_model_fingerprint
+from ..loaders.fingerprint import base_model_fingerprint
 from .objective import diffusion_loss
 from .pretrain_config import PretrainConfig
 from .pipeline_output import save_pipeline_folder
@@ -260,7 +260,7 @@ class SubjectPretrainer(TrainerCore):
     def validate(self, step: int) -> Path | None:
         path = None
         if self.accelerator.is_main_process:
-            from ..commands.common import write_png
+            from ..utils.atomic import write_png
 
             path = self.output_dir / "validation" / f"step-{step:06d}.png"
             write_png(path, self.generate_grid())

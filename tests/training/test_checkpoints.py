@@ -7,7 +7,7 @@ from blipdiff_plugins.training import checkpoints as checkpoints_module
 from blipdiff_plugins.training.checkpoints import list_checkpoints, resolve_checkpoint, save_checkpoint
 from blipdiff_plugins.training.finetune import FinetuneConfig, SubjectTrainer
 
-from .conftest import RESOLUTION, strategy_for_tests
+from tests.training.helpers import RESOLUTION, strategy_for_tests
 
 FILES = {"trainable.safetensors", "optimizer.pt", "random_states.pt", "trainer_state.json", "checkpoint_complete"}
 
@@ -70,18 +70,23 @@ def test_a_resumed_run_cleans_what_killed_saves_left(tmp_path, fresh_pipeline, t
     for folder in leftovers:
         folder.mkdir()
         (folder / "part.bin").write_bytes(b"\0" * 10)
-    for name in (".subject_embedding-3kd.safetensors", ".tmp-sample.png", ".subject_model.json.tmp"):
+    # the atomic writer's temporary files: .<stem>-<8 random>.<suffix> and .<name>.partial-<random>
+    for name in (".subject_embedding-3kd8a0_q.safetensors", ".sample-ab12cd34.png", ".README-zz99yy88.md", ".unet.partial-x1y2z3"):
         (tmp_path / name).write_bytes(b"\0")
+    (tmp_path / "validation").mkdir()
+    (tmp_path / "validation" / ".step-000002-k2j4h5g6.png").write_bytes(b"\0")
     half = checkpoints / "checkpoint-1"  # an old-style half-deleted checkpoint
     half.mkdir()
     (half / "trainer_state.json").write_text('{"format": 2, "step": 1}')
     kept_by_the_user = tmp_path / "notes.txt"
     kept_by_the_user.write_text("mine")
+    (tmp_path / ".subject_model.json.tmp").write_text("not one of ours")
 
     resumed = trainer(resume="latest")
     resumed.setup()
     assert resumed.start_step == 2
     assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-2"]
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith((".unet-", ".lora-", ".tmp", ".subject_embedding-"))]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") and p.name != ".subject_model.json.tmp"]
+    assert not list((tmp_path / "validation").iterdir())
     assert kept_by_the_user.read_text() == "mine"
     assert (tmp_path / ".subject_model.json.tmp").exists()  # not a name our writers use: left alone

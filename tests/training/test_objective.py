@@ -10,7 +10,7 @@ from blipdiff_plugins.builtin import build_builtin_pipeline
 from blipdiff_plugins.training.objective import diffusion_target
 from blipdiff_plugins.training.pretrain import SubjectPretrainer
 
-from .pretrain_helpers import make_records, settings_for_tests
+from tests.training.pretrain_helpers import make_records, settings_for_tests
 
 
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])

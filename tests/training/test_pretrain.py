@@ -11,7 +11,7 @@ from blipdiff_plugins.training.pretrain import SubjectPretrainer, pretrain
 from blipdiff_plugins.training.pretrain_config import TRAINABLE_COMPONENTS, PretrainConfig
 from blipdiff_plugins.training.records import draw_subject_drop
 
-from .pretrain_helpers import RESOLUTION, fixed_batch_loss, make_records, settings_for_tests, snapshot
+from tests.training.pretrain_helpers import RESOLUTION, fixed_batch_loss, make_records, settings_for_tests, snapshot
 
 
 def test_config_is_validated_and_round_trips():

@@ -15,8 +15,8 @@ from blipdiff_plugins.training.base_models import load_base_pipeline
 from blipdiff_plugins.training.pretrain import SubjectPretrainer
 from blipdiff_plugins.training.records import PretrainRecords
 
-from .pretrain_helpers import RESOLUTION, make_records, record_images, settings_for_tests
-from .test_cli_and_processes import free_port
+from tests.training.pretrain_helpers import RESOLUTION, make_records, record_images, settings_for_tests
+from tests.training.helpers import free_port
 
 
 def write_parquet(folder, count=4):
