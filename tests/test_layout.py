@@ -27,7 +27,6 @@ MAX_LINES = 500
 OVER_LIMIT_IN_PROGRESS = {
     "blipdiff_plugins.adapters.prompt_to_prompt",  # guidance variants move beside the denoising loop (item 5)
     "blipdiff_plugins.pipelines.pipeline_blip_diffusion_edit",  # shared pipeline mixin, new edit pipeline (items 2, 5)
-    "blipdiff_plugins.training.finetune",  # shared training core (item 4)
 }
 
 
