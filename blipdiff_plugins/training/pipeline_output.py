@@ -33,7 +33,7 @@ def pretrain_model_card(*, settings: dict[str, Any], data: dict[str, Any], run: 
     """Model card text (YAML metadata + what was trained on what, for how long, with which settings)."""
     from huggingface_hub import ModelCardData
 
-    base = settings.get("base_model")
+    base = run.get("base_model", settings.get("base_model"))
     metadata = ModelCardData(
         library_name="blipdiff_plugins",
         pipeline_tag="text-to-image",

@@ -16,9 +16,9 @@ from typing import Any, Callable, Mapping
 
 import torch
 
+from ..loaders.fingerprint import base_model_fingerprint
 from .base_models import load_base_pipeline
 from .core import TrainerCore, TrainingProgress
-from ..loaders.fingerprint import base_model_fingerprint
 from .objective import diffusion_loss
 from .pretrain_config import PretrainConfig
 from .pipeline_output import save_pipeline_folder
@@ -88,6 +88,8 @@ class SubjectPretrainer(TrainerCore):
             )
         self.records = PretrainRecords(data, columns=dict(config.columns), streaming=config.streaming)
         self.pipeline = pipeline if pipeline is not None else load_base_pipeline(config.base_model, subject_encoder_from=config.subject_encoder_from)
+        # What the model card names as the start: `config.base_model` only describes a pipeline it loaded itself.
+        self.base_model = config.base_model if pipeline is None else (pipeline.config.get("_name_or_path") or "a pipeline passed to pretrain()")
         factor = self.pipeline.vae_scale_factor
         default_resolution = self.pipeline.unet.config.sample_size * factor
         self.resolution = default_resolution if config.resolution is None else config.resolution
@@ -302,7 +304,7 @@ class SubjectPretrainer(TrainerCore):
         run = {"steps": len(self.losses), "processes": self.accelerator.num_processes, "mixed_precision": self.mixed_precision,
                "final_loss": self.losses[-1] if self.losses else None, "subject_drop_observed": self.dropped / max(1, self.seen),
                "prediction_type": self.noise_scheduler.config.prediction_type, "resolution": self.resolution}
-        return pretrain_model_card(settings=self.config.to_dict(), data=data, run=run)
+        return pretrain_model_card(settings=self.config.to_dict(), data=data, run={**run, "base_model": self.base_model})
 
 
 def pretrain(data, *, config: PretrainConfig | Mapping[str, Any] | None = None, pipeline=None,

@@ -120,6 +120,7 @@ def test_stable_diffusion_base_gets_the_subject_encoder_of_a_blip_diffusion_fold
     trainer = SubjectPretrainer(make_records(2), pipeline=pipe, config=settings_for_tests(steps=1))
     trainer.train()
     assert len(trainer.losses) == 1
+    assert '"base_model": "a pipeline passed to pretrain()"' in trainer.model_card()  # not the config's default
 
 
 def test_resume_with_other_settings_is_refused(tmp_path):
