@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from blipdiff_plugins.training.pretrain import SubjectPretrainer, pretrain
+from blipdiff_plugins.training.pretrain import SubjectPretrainer
 from blipdiff_plugins.training.pretrain_config import TRAINABLE_COMPONENTS, PretrainConfig
 from blipdiff_plugins.training.records import draw_subject_drop
 
