@@ -81,9 +81,10 @@ class TrainingSettings:
     max_grad_norm: float | None = None
     progress_bar: bool = True
 
-    # Settings that change what an exact resume would reproduce; the others (where files go, logging) may differ.
+    # Settings an exact resume may change (where files go, logging, length, gradient checkpointing, which
+    # recomputes the same values); all others must match the checkpoint's.
     run_only: ClassVar[tuple[str, ...]] = (
-        "steps", "output_dir", "checkpoint_every", "keep_checkpoints", "resume", "validation_every",
+        "steps", "gradient_checkpointing", "output_dir", "checkpoint_every", "keep_checkpoints", "resume", "validation_every",
         "validation_steps", "validation_guidance", "progress_bar",
     )
 
