@@ -62,34 +62,38 @@ def strategy_from_args(args) -> dict:
     return strategy
 
 
-def run(args) -> int:
-    from ..training.finetune import finetune
+def config_from_args(args):
+    """The one `FinetuneConfig` of this command line (validated before the model loads)."""
+    from ..training.finetune_config import FinetuneConfig
 
-    strategy = strategy_from_args(args)
-    images = args.images[0] if len(args.images) == 1 else args.images
-    pipe = load_pipeline(args)
-    pipe.set_progress_bar_config(disable=True)
-    output = Path(args.output)
-    model = finetune(
-        pipe,
-        images=images,
-        subject=args.subject,
-        strategy=strategy,
+    return FinetuneConfig(
+        strategy=strategy_from_args(args),
         steps=args.steps,
         resolution=args.resolution,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         gradient_checkpointing=args.gradient_checkpointing,
         mixed_precision=args.mixed_precision,
         seed=args.seed,
-        output_dir=output,
+        output_dir=args.output,
         checkpoint_every=args.checkpoint_every,
         resume=args.resume,
-        validation_prompts=args.validation_prompt,
+        validation_prompts=tuple(args.validation_prompt),
         validation_every=args.validation_every,
         validation_steps=args.validation_steps,
         base_model=args.model,
         progress_bar=True,
     )
+
+
+def run(args) -> int:
+    from ..training.finetune import SubjectTrainer
+
+    config = config_from_args(args)
+    images = args.images[0] if len(args.images) == 1 else args.images
+    pipe = load_pipeline(args)
+    pipe.set_progress_bar_config(disable=True)
+    output = Path(args.output)
+    model = SubjectTrainer(pipe, images=images, subject=args.subject, config=config).train()
     from accelerate import PartialState
 
     if not PartialState().is_main_process:
