@@ -359,5 +359,10 @@ Command line: `blipdiff generate --model {base_line} --subject-model <this folde
                     safe_serialization=True,
                     unet_lora_adapter_metadata=dict(self.lora_metadata) if self.lora_metadata else None,
                 )
-                pipeline.load_lora_weights(folder, adapter_name=adapter_name)
+                # U-Net only: `load_lora_weights` would also try the text encoder and warn that it has no keys.
+                state_dict, network_alphas, metadata = pipeline.lora_state_dict(folder, return_lora_metadata=True)
+                pipeline.load_lora_into_unet(
+                    state_dict, network_alphas=network_alphas, unet=pipeline.unet, adapter_name=adapter_name,
+                    metadata=metadata, _pipeline=pipeline,
+                )
         pipeline.set_subject(self.subject_embedding, self.subject, adapter_name=adapter_name if self.unet_weights == "lora" else None)

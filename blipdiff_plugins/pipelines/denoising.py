@@ -81,7 +81,9 @@ def denoise(
     do_guidance = guidance_scale > 1.0
     scheduler = scheduler if scheduler is not None else pipe.scheduler
     callback_tensors = dict(callback_tensors or {})
-    with pipe.progress_bar(total=len(timesteps)) as progress_bar:
+    # PNDM's warm-up (and Heun-type solvers) evaluate some timesteps twice; the bar counts the requested steps.
+    seen_timesteps = set()
+    with pipe.progress_bar(total=len({float(t) for t in timesteps})) as progress_bar:
         for index, timestep in enumerate(timesteps):
             latent_model_input = torch.cat([latents] * 2) if do_guidance else latents
             latent_model_input = scheduler.scale_model_input(latent_model_input, timestep)
@@ -112,7 +114,9 @@ def denoise(
                 outputs = callback_on_step_end(pipe, index, timestep, callback_kwargs) or {}
                 latents = outputs.pop("latents", latents)
                 prompt_embeds = outputs.pop("prompt_embeds", prompt_embeds)
-            progress_bar.update()
+            if float(timestep) not in seen_timesteps:
+                seen_timesteps.add(float(timestep))
+                progress_bar.update()
     return latents
 
 

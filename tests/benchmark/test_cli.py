@@ -17,6 +17,7 @@ def fake_model(monkeypatch):
         return pipelines[-1]
 
     monkeypatch.setattr(bench, "_load_pipeline", load)
+    monkeypatch.setattr(bench, "check_model", lambda model: None)  # "fake" is neither a folder nor a Hub id
     return pipelines
 
 
