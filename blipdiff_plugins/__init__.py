@@ -20,6 +20,7 @@ _EXPORTS = {
     "BlipDiffusionControlNetPipeline": "blipdiff_plugins.pipelines.pipeline_blip_diffusion_controlnet",
     "BlipDiffusionControlNetPipelineOutput": "blipdiff_plugins.pipelines.pipeline_blip_diffusion_controlnet",
     "style_transfer": "blipdiff_plugins.style_transfer",
+    "load_preprocessor": "blipdiff_plugins.adapters.preprocessors",
     "build_builtin_pipeline": "blipdiff_plugins.builtin",
     "Registry": "blipdiff_plugins.registry",
     "SUBJECT_ENCODERS": "blipdiff_plugins.registry",
