@@ -173,3 +173,25 @@ def test_two_processes_give_the_same_rows_as_one(small_dreambench, tmp_path):
     assert merged == single.rows  # same rows, same order
     for row in merged:
         assert (tmp_path / "two" / row["image"]).read_bytes() == (tmp_path / "one" / row["image"]).read_bytes()
+
+
+class TruncatingPipeline(FakeBlipDiffusionPipeline):
+    """Warns on every call, as the real pipeline does for the authors' too-long negative prompt."""
+
+    def __call__(self, *args, **kwargs):
+        import warnings
+
+        warnings.warn("The prompt 'over-exposure, ...' is 86 token(s) longer than the 77 the text encoder can take", UserWarning)
+        return super().__call__(*args, **kwargs)
+
+
+def test_a_warning_repeated_on_every_image_is_shown_once_per_run(small_dreambench, tmp_path):
+    import warnings
+
+    dataset = load_dreambench(small_dreambench, subjects=["cat"])
+    pipeline = TruncatingPipeline()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _run(dataset, pipeline, tmp_path / "run", batch_size=1)
+    assert len(pipeline.calls) == 4
+    assert sum("86 token(s) longer" in str(w.message) for w in caught) == 1
