@@ -141,7 +141,7 @@ def test_unexpected_errors_keep_their_traceback(monkeypatch):
 
 
 def test_project_errors_are_builtin_errors_too():
-    from blipdiff_plugins.checkpoint_conversion import CheckpointError
+    from blipdiff_plugins.conversion.state_dict import CheckpointError
     from blipdiff_plugins.errors import InvalidInputError, OutputExistsError
 
     assert issubclass(CheckpointError, BlipdiffError) and issubclass(CheckpointError, ValueError)

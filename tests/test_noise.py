@@ -11,11 +11,11 @@ import sys
 
 import torch
 
-from blipdiff_plugins.subject_model import SubjectModel
+from blipdiff_plugins.loaders.subject_model_format import SubjectModel
 from blipdiff_plugins.training.finetune import finetune
 
-from .conftest import REPO_ROOT
-from .training.conftest import RESOLUTION, fresh_pipeline, make_images, one_thread, strategy_for_tests  # noqa: F401
+from tests.helpers import REPO_ROOT
+from tests.training.helpers import RESOLUTION, make_images, one_thread, strategy_for_tests  # noqa: F401  (one_thread: autouse fixture)
 
 
 def test_progress_bar_counts_the_requested_steps(tiny_pipeline):

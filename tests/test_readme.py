@@ -9,7 +9,7 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from .conftest import REPO_ROOT
+from tests.helpers import REPO_ROOT
 
 README = REPO_ROOT / "README.md"
 # Hub ids become the built-in model, GPU settings the CPU, step counts the fewest that exercise the code.

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from blipdiff_plugins import BlipDiffusionPipeline
-from blipdiff_plugins.checkpoint_conversion import CheckpointError
+from blipdiff_plugins.conversion.state_dict import CheckpointError
 from blipdiff_plugins.cli import main
 
-from .conftest import PARITY_DIR
+from tests.helpers import PARITY_DIR
 
 
 def test_convert_offline_without_subject_tokenizer_fails_naming_the_flag(tmp_path, capsys):
@@ -26,7 +26,7 @@ def test_python_api_fails_naming_the_argument():
 
 
 def test_a_tokenizer_override_on_our_layout_is_checked_too(saved_tiny_pipeline):
-    from blipdiff_plugins.tokenizers_in_code import build_bert_tokenizer
+    from blipdiff_plugins.builtin.tokenizers import build_bert_tokenizer
 
     with pytest.raises(CheckpointError, match="subject_tokenizer: the tokenizer has"):
         BlipDiffusionPipeline.from_pretrained(saved_tiny_pipeline, subject_tokenizer=build_bert_tokenizer(["dog"]))

@@ -12,7 +12,8 @@ from typing import Iterable, Sequence
 
 import torch
 
-from ..file_names import safe_file_name
+from ..utils.atomic import write_png
+from ..utils.file_names import safe_file_name
 from .config import GenerationConfig
 from .dataset import DreamBench
 from .results import (
@@ -104,20 +105,13 @@ def plan_work(
 
 
 IMAGES_FOLDER = "images"
-TEMPORARY_PATTERN = ".*.tmp*"  # what `_save_png_atomic` writes before its rename
+TEMPORARY_PATTERN = ".*"  # hidden files: the atomic writer's temporaries, never renamed into place by a killed run
 
 
 def image_path(subject_name: str, prompt_index: int, image_index: int) -> Path:
     """Where an image goes, relative to the run folder: the subject name made a safe, bounded folder name
     (the original name stays in the result row)."""
     return Path(IMAGES_FOLDER) / safe_file_name(subject_name) / f"{prompt_index:02d}_{image_index:02d}.png"
-
-
-def _save_png_atomic(image, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    image.save(temporary, format="PNG")
-    os.replace(temporary, path)
 
 
 def _remove_temporary_files(output_dir: Path) -> None:
@@ -255,7 +249,7 @@ def run_benchmark(
                 )
                 for (item, image), score in zip(kept, scores):
                     relative = image_path(subject["subject"], prompt.index, item.image_index)
-                    _save_png_atomic(image, output_dir / relative)
+                    write_png(output_dir / relative, image)
                     row = {
                         "subject": subject["subject"],
                         "subject_index": subject["subject_index"],

@@ -48,7 +48,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from ..attention_maps import attention_grid, subject_attention_maps
+    from ..recipes.attention_maps import attention_grid, subject_attention_maps
 
     # Everything the user typed is checked before the model loads.
     written = ["image.png", "attention.png", "attention.json"]

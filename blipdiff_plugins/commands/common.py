@@ -1,18 +1,16 @@
-"""Helpers shared by the CLI commands: model loading, devices, schedulers, atomic output files."""
+"""Helpers shared by the CLI commands: model loading, devices, schedulers (files are written by `utils.atomic`)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import re
 import shlex
 import sys
-import tempfile
 from pathlib import Path
 
 from ..errors import DeviceError, InvalidInputError, ModelLoadError, OutputExistsError
+from ..utils.atomic import write_atomically, write_json, write_png  # noqa: F401  (used by the commands)
 
 SCHEDULERS = {
     "pndm": "PNDMScheduler",
@@ -115,7 +113,7 @@ def subject_image_files(flag: str, paths: list[str], *, check_readable: bool = T
 
     With ``check_readable`` every file is opened fully here, before any model loads, so a bad file fails in seconds.
     """
-    from ..images import IMAGE_SUFFIXES, open_image
+    from ..utils.images import IMAGE_SUFFIXES, open_image
 
     files = []
     for path in paths:
@@ -177,7 +175,7 @@ def is_builtin(model: str) -> bool:
 
 def check_model(model: str) -> None:
     """Before loading: ``--model`` is builtin, a pipeline folder (with model_index.json) or a Hub id."""
-    from ..builtin import BUILTIN_SIZES
+    from ..builtin.models import BUILTIN_SIZES
 
     if is_builtin(model):
         size = model.partition(":")[2] or "small"
@@ -203,7 +201,7 @@ def load_pipeline(args, pipeline_class=None):
     import diffusers
     import torch
 
-    from ..builtin import BUILTIN_NOTICE, build_builtin_pipeline
+    from ..builtin.models import BUILTIN_NOTICE, build_builtin_pipeline
 
     if pipeline_class is None:
         from ..pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline as pipeline_class
@@ -219,8 +217,8 @@ def load_pipeline(args, pipeline_class=None):
         if dtype != torch.float32:
             pipe = pipe.to(dtype=dtype)
     else:
-        from ..checkpoint_conversion import CheckpointError
-        from ..pipelines.published_layout import read_subject_tokenizer
+        from ..conversion.state_dict import CheckpointError
+        from ..conversion.published_layout import read_subject_tokenizer
 
         kwargs = {"torch_dtype": dtype}
         try:
@@ -247,33 +245,6 @@ def _first_line(error: BaseException) -> str:
 def command_line(args) -> str:
     """The command as typed, for sidecars."""
     return "blipdiff " + " ".join(shlex.quote(a) for a in getattr(args, "argv", sys.argv[1:]))
-
-
-def write_atomically(path: Path, write) -> None:
-    """``write(temporary_path)`` then rename onto ``path``: readers never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
-def write_json(path: Path, data: dict) -> None:
-    def write(temporary):
-        with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-
-    write_atomically(path, write)
-
-
-def write_png(path: Path, image) -> None:
-    write_atomically(path, lambda temporary: image.save(temporary, format="PNG"))
 
 
 def versions() -> dict:

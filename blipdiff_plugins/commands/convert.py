@@ -31,9 +31,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     from pathlib import Path
 
-    from ..lavis_checkpoint import convert_lavis_checkpoint, save_atomically
+    from ..conversion.lavis import convert_lavis_checkpoint, save_atomically
     from ..pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline
-    from ..pipelines.published_layout import is_published_layout
+    from ..conversion.published_layout import is_published_layout
 
     if Path(args.output).exists():
         raise OutputExistsError(f"OUTPUT {args.output!r} already exists; choose a new folder (convert never writes into an existing one).")

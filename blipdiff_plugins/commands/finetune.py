@@ -75,7 +75,7 @@ def strategy_from_args(args) -> dict:
 
 
 def run(args) -> int:
-    from ..subject_model import CONFIG_FILE
+    from ..loaders.subject_model_format import CONFIG_FILE
     from ..training.finetune import finetune
 
     # Everything the user typed is checked before the model loads.

@@ -16,7 +16,6 @@ from .common import (
     positive_int,
     subject_image_files,
     versions,
-    write_atomically,
     write_json,
     write_png,
 )
@@ -53,7 +52,8 @@ def run(args) -> int:
     import torch
     from tqdm.auto import tqdm
 
-    from ..interpolation import labelled_grid, mix_subjects, render_interpolation, save_gif
+    from ..recipes.interpolation import mix_subjects, render_interpolation
+    from ..utils.grids import labelled_grid, save_gif
 
     # Everything the user typed is checked before the model loads.
     subjects = []
@@ -99,7 +99,7 @@ def run(args) -> int:
         names.append(f"frame-{index:03d}.png")
         write_png(out_dir / names[-1], frame)
     write_png(out_dir / "grid.png", labelled_grid(frames, [f"t={t:.2f}" for t in ts]))
-    write_atomically(out_dir / "interpolation.gif", lambda temporary: save_gif(frames, temporary, duration_ms=args.gif_ms))
+    save_gif(frames, out_dir / "interpolation.gif", duration_ms=args.gif_ms)
     write_json(out_dir / "interpolation.json", {"frames": names, "t": ts, "grid": "grid.png", "gif": "interpolation.gif", "subjects": [w for w, _ in subjects], "settings": settings, "versions": versions(), "command": command})
     for name in written:
         print(out_dir / name)

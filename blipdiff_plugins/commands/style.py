@@ -92,7 +92,7 @@ def run(args) -> int:
     import torch
 
     from ..registry import PREPROCESSORS
-    from ..style_transfer import style_transfer
+    from ..recipes.style_transfer import style_transfer
 
     stems = [
         f"{index:03d}-{slug(args.target_subject + ' ' + prompt)}"

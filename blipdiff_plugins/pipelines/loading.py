@@ -25,12 +25,12 @@ class SubjectPipelineLoaderMixin:
         model with random weights, built offline in code (`blipdiff_plugins.builtin`); only ``torch_dtype``
         applies to it. Its images are noise: it exists to try the API and the tools without a download.
         """
-        from .published_layout import check_subject_tokenizer, is_published_layout, load_published_pipeline
+        from ..conversion.published_layout import check_subject_tokenizer, is_published_layout, load_published_pipeline
         from .saved_layout import check_saved_layout, name_failing_component
 
         name = str(pretrained_model_name_or_path)
         if (name == "builtin" or name.startswith("builtin:")) and not os.path.exists(name):
-            from ..builtin import build_builtin_pipeline
+            from ..builtin.models import build_builtin_pipeline
 
             pipe = build_builtin_pipeline(name.partition(":")[2] or "small", pipeline_class=cls)
             return pipe.to(dtype=kwargs["torch_dtype"]) if kwargs.get("torch_dtype") is not None else pipe

@@ -6,7 +6,7 @@ import pytest
 import torch
 from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
 
-from ..conftest import generator
+from tests.helpers import generator
 from tests.precision import FLOAT64_ATOL, float64_copy
 
 STEPS = 2
