@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-from .errors import BlipdiffError
+from .utils.errors import BlipdiffError
 
 # Each module defines ``add_parser(subparsers)``; the parser's ``func`` default runs it.
 # Modules are imported only to build the parser, heavy imports happen inside ``run``.

@@ -12,7 +12,7 @@ import torch
 
 from blipdiff_plugins.cli import build_parser, main
 from blipdiff_plugins.commands import common, generate
-from blipdiff_plugins.errors import BlipdiffError, DeviceError
+from blipdiff_plugins.utils.errors import BlipdiffError, DeviceError
 
 
 class Evil:
@@ -142,7 +142,7 @@ def test_unexpected_errors_keep_their_traceback(monkeypatch):
 
 def test_project_errors_are_builtin_errors_too():
     from blipdiff_plugins.conversion.state_dict import CheckpointError
-    from blipdiff_plugins.errors import InvalidInputError, OutputExistsError
+    from blipdiff_plugins.utils.errors import InvalidInputError, OutputExistsError
 
     assert issubclass(CheckpointError, BlipdiffError) and issubclass(CheckpointError, ValueError)
     assert issubclass(InvalidInputError, ValueError) and issubclass(OutputExistsError, FileExistsError)

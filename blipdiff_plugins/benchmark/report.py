@@ -8,7 +8,8 @@ from pathlib import Path
 
 from .metrics import METRIC_NAMES, METRICS, aggregate_scores
 from .published import COMPARABLE, published_scores
-from .results import RESULTS_FILE, RUN_FILE, read_all_rows, write_json_atomic, write_text_atomic
+from ..utils.atomic import write_text
+from .results import RESULTS_FILE, RUN_FILE, read_all_rows, write_json_atomic
 
 SUMMARY_FILE = "summary.json"
 LEADERBOARD_FILE = "leaderboard.json"
@@ -189,7 +190,7 @@ def write_reports(output_dir: str | os.PathLike, *, model_name: str | None = Non
     leaderboard = build_leaderboard(summary, model_name=name)
     # The protocol travels with every result file, the leaderboard included.
     write_json_atomic(output_dir / LEADERBOARD_FILE, {**leaderboard, "protocol": summary["protocol"]})
-    write_text_atomic(output_dir / TABLE_FILE, markdown_table(summary))
+    write_text(output_dir / TABLE_FILE, markdown_table(summary))
     if plots and summary["counts"]["scored_images"]:
         from .plots import plot_dino_vs_clip_t, plot_per_subject
 

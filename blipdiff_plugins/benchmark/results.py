@@ -42,14 +42,6 @@ def write_json_atomic(path: str | os.PathLike, data) -> None:
     write_json(path, data, sort_keys=False)
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write text to a temporary file and rename it, so readers never see half a file."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-
-
 def read_rows(path: str | os.PathLike) -> list[dict]:
     """Read a results file; a truncated or broken line (a killed writer) is dropped with a warning."""
     path = Path(path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import OutputExistsError
+from ..utils.errors import OutputExistsError
 from .common import HelpFormatter, check_model, finite_float, is_builtin, positive_int
 
 DEFAULT_DATASET = "../shared/data/dreambench"

@@ -9,7 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..errors import DeviceError, InvalidInputError, ModelLoadError, OutputExistsError
+from ..utils.errors import DeviceError, InvalidInputError, ModelLoadError, OutputExistsError
 from ..utils.atomic import write_atomically, write_json, write_png  # noqa: F401  (used by the commands)
 
 SCHEDULERS = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import InvalidInputError, OutputExistsError
+from ..utils.errors import InvalidInputError, OutputExistsError
 from .common import HelpFormatter
 
 

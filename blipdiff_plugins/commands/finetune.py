@@ -7,7 +7,7 @@ import pickle
 import shlex
 import sys
 
-from ..errors import UnsafeCheckpointError
+from ..utils.errors import UnsafeCheckpointError
 from .common import (
     HelpFormatter,
     add_model_arguments,

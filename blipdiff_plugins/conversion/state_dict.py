@@ -13,7 +13,7 @@ from typing import Mapping
 
 import torch
 
-from ..errors import BlipdiffError
+from ..utils.errors import BlipdiffError
 
 # Keys of the published checkpoints that the subject encoder does not use.
 _UNUSED_PREFIXES = ("Qformer.cls.", "vision_proj.", "text_proj.", "itm_head.", "temp")
