@@ -31,7 +31,8 @@ class HelpFormatter(argparse.HelpFormatter):
     def _get_help_string(self, action):
         text = action.help or ""
         default = action.default
-        if "%(default)" in text or "(default" in text or default in (None, False, [], argparse.SUPPRESS) or not action.option_strings:
+        meaningless = default is None or default is False or default == "" or default == [] or default == argparse.SUPPRESS
+        if "%(default)" in text or "(default" in text or meaningless or not action.option_strings:
             return text
         return f"{text} (default: %(default)s)"
 
