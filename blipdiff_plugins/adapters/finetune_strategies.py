@@ -283,7 +283,12 @@ class LoraStrategy(FinetuneStrategy):
             pipeline.delete_adapters(adapter_name)
         with tempfile.TemporaryDirectory() as folder:
             self._write_diffusers_lora(model, folder)
-            pipeline.load_lora_weights(folder, adapter_name=adapter_name)
+            # U-Net only: `load_lora_weights` would also try the text encoder and log that it has no keys.
+            state_dict, network_alphas, metadata = pipeline.lora_state_dict(folder, return_lora_metadata=True)
+            pipeline.load_lora_into_unet(
+                state_dict, network_alphas=network_alphas, unet=pipeline.unet, adapter_name=adapter_name,
+                metadata=metadata, _pipeline=pipeline,
+            )
         return adapter_name
 
     def describe_unet(self, model) -> str:

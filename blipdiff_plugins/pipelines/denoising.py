@@ -117,7 +117,9 @@ def denoise(
     callback_on_step_end_tensor_inputs = callback_tensor_names(callback_on_step_end, callback_on_step_end_tensor_inputs)
     pipe._num_timesteps = len(timesteps)
     pipe._interrupt = False
-    with pipe.progress_bar(total=len(timesteps)) as progress_bar:
+    # PNDM's warm-up (and Heun-type solvers) evaluate some timesteps twice; the bar counts the requested steps.
+    seen_timesteps = set()
+    with pipe.progress_bar(total=len({float(t) for t in timesteps})) as progress_bar:
         for index, timestep in enumerate(timesteps):
             if pipe.interrupt:
                 continue
@@ -154,7 +156,9 @@ def denoise(
                 outputs = callback_on_step_end(pipe, index, timestep, {name: tensors[name] for name in callback_on_step_end_tensor_inputs}) or {}
                 latents = outputs.pop("latents", latents)
                 prompt_embeds = outputs.pop("prompt_embeds", prompt_embeds)
-            progress_bar.update()
+            if float(timestep) not in seen_timesteps:
+                seen_timesteps.add(float(timestep))
+                progress_bar.update()
     return latents
 
 
