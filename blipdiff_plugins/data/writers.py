@@ -1,0 +1,127 @@
+"""Writing output shards atomically: `datasets` parquet files or webdataset tar files."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .schema import (
+    ALPHA_COLUMN,
+    CAPTION_COLUMN,
+    COMPOSITE_COLUMN,
+    RECORD_COLUMNS,
+    SOURCE_INDEX_COLUMN,
+    SUBJECT_COLUMN,
+    TARGET_COLUMN,
+    record_features,
+)
+
+PARQUET_FOLDER, PARQUET_PATTERN = "data", "train-{shard:05d}.parquet"
+WEBDATASET_FOLDER, WEBDATASET_PATTERN = "shards", "train-{shard:05d}.tar"
+IMAGE_COLUMNS = (TARGET_COLUMN, COMPOSITE_COLUMN, ALPHA_COLUMN)
+
+
+def write_atomically(path: Path, write: Callable[[str], None]) -> None:
+    """``write(temporary_path)`` then rename onto ``path``; a killed writer leaves only a hidden temporary file."""
+    # TODO(layout): replace with the project's one atomic writer in utils/ once it lands on main.
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def write_json(path: Path, data) -> None:
+    def write(temporary):
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+
+    write_atomically(path, write)
+
+
+def shard_path(output_dir: Path, shard: int, output_format: str) -> Path:
+    if output_format == "parquet":
+        return Path(output_dir) / PARQUET_FOLDER / PARQUET_PATTERN.format(shard=shard)
+    return Path(output_dir) / WEBDATASET_FOLDER / WEBDATASET_PATTERN.format(shard=shard)
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Delete hidden temporary files a killed writer of ``path`` left behind (only that shard's)."""
+    for stale in Path(path).parent.glob(f".{Path(path).stem}-*{Path(path).suffix}"):
+        stale.unlink(missing_ok=True)
+
+
+def write_parquet_shard(rows: Sequence[dict], path: Path) -> None:
+    """Rows (the `schema` columns, PIL images) as one parquet file of `datasets` Image/Value features."""
+    from datasets import Dataset
+
+    dataset = Dataset.from_dict({column: [row[column] for row in rows] for column in RECORD_COLUMNS}, features=record_features())
+    write_atomically(path, lambda temporary: dataset.to_parquet(temporary))
+
+
+def _png_bytes(image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_webdataset_shard(rows: Sequence[dict], path: Path) -> None:
+    """Rows as a webdataset tar: ``<key>.target.png``, ``.composite.png``, ``.alpha.png``, ``.caption.txt``,
+    ``.subject.txt`` and ``.json`` (bookkeeping). Written with `tarfile`: the format is a plain tar, and the
+    `webdataset` package is only needed to read it."""
+
+    def write(temporary):
+        with tarfile.open(temporary, "w") as archive:
+            for row in rows:
+                key = f"{row[SOURCE_INDEX_COLUMN]:09d}"
+                members = {f"{column}.png": _png_bytes(row[column]) for column in IMAGE_COLUMNS}
+                members[f"{CAPTION_COLUMN}.txt"] = row[CAPTION_COLUMN].encode("utf-8")
+                members[f"{SUBJECT_COLUMN}.txt"] = row[SUBJECT_COLUMN].encode("utf-8")
+                bookkeeping = {column: row[column] for column in RECORD_COLUMNS if column not in IMAGE_COLUMNS}
+                members["json"] = json.dumps(bookkeeping, sort_keys=True).encode("utf-8")
+                for extension, data in members.items():
+                    info = tarfile.TarInfo(f"{key}.{extension}")
+                    info.size, info.mtime, info.mode = len(data), 0, 0o644  # fixed metadata: identical bytes every run
+                    archive.addfile(info, io.BytesIO(data))
+
+    write_atomically(path, write)
+
+
+def write_shard(rows: Sequence[dict], path: Path, output_format: str) -> None:
+    if output_format == "parquet":
+        write_parquet_shard(rows, path)
+    else:
+        write_webdataset_shard(rows, path)
+
+
+DATASET_CARD = """---
+configs:
+- config_name: default
+  data_files:
+  - split: train
+    path: data/train-*.parquet
+---
+# Stage-2 training records (prompted context generation)
+
+Built by `blipdiff prepare-data`. Columns: {columns}. `alpha` is a 16-bit greyscale PNG
+(`blipdiff_plugins.data.schema.decode_alpha` gives float alpha in [0, 1]). Settings: `builder_config.json`;
+counts of dropped records by reason: `summary.json`.
+"""
+
+
+def write_dataset_card(output_dir: Path) -> None:
+    """A README whose YAML lets ``datasets.load_dataset(output_dir)`` (also streaming) find the parquet shards."""
+    text = DATASET_CARD.format(columns=", ".join(f"`{column}`" for column in RECORD_COLUMNS))
+    write_atomically(Path(output_dir) / "README.md", lambda temporary: Path(temporary).write_text(text, encoding="utf-8"))
