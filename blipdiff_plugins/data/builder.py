@@ -31,6 +31,8 @@ from .writers import remove_stale_temporaries, shard_path, write_atomically, wri
 logger = logging.get_logger(__name__)
 
 SETTINGS_FILE, SUMMARY_FILE, PREVIEW_FILE, PROGRESS_FOLDER = "builder_config.json", "summary.json", "preview.png", "progress"
+# Settings that do not change what a finished shard holds: a build may resume with others.
+RESUMABLE_CHANGES = ("on_bad_record", "preview_records")
 OWN_ENTRIES = {SETTINGS_FILE, SUMMARY_FILE, PREVIEW_FILE, PROGRESS_FOLDER, "README.md", "data", "shards"}
 
 
@@ -200,7 +202,7 @@ def build_training_data(
     segmenter_object, segmenter_name, segmenter_model = _resolve_segmenter(segmenter, segmenter_model, device)
     _check_columns(records, config, getattr(segmenter_object, "needs_mask", False))
     settings = {
-        "config": config.to_dict(),
+        "config": {key: value for key, value in config.to_dict().items() if key not in RESUMABLE_CHANGES},
         "segmenter": segmenter_name,
         "segmenter_model": segmenter_model,
         "captioner": captioner if isinstance(captioner, str) or captioner is None else type(captioner).__name__,
