@@ -46,7 +46,10 @@ def extract_subject(image: PIL.Image.Image, confidence: np.ndarray, config: Data
     Raises `RecordSkipped` (no known foreground: no subject found; no known background: mask too large;
     a solver error or non-finite alpha: matting failed).
     """
-    from pymatting import estimate_alpha_cf, estimate_foreground_ml
+    try:
+        from pymatting import estimate_alpha_cf, estimate_foreground_ml
+    except ImportError as error:
+        raise ImportError("pymatting is needed for the data builder. Install it with: pip install 'blipdiff_plugins[pretrain]'", name="pymatting") from error
 
     size = image.size
     small_size = working_size(size, config.working_resolution)

@@ -64,10 +64,17 @@ def remove_stale_temporaries(path: Path) -> None:
 
 
 def write_parquet_shard(rows: Sequence[dict], path: Path) -> None:
-    """Rows (the `schema` columns, PIL images) as one parquet file of `datasets` Image/Value features."""
+    """Rows (the `schema` columns, PIL images) as one parquet file of `datasets` Image/Value features.
+
+    Images are stored as PNG: `datasets` would re-encode an image opened from a JPEG as JPEG, and the target
+    and composite must keep their exact pixels."""
     from datasets import Dataset
 
-    dataset = Dataset.from_dict({column: [row[column] for row in rows] for column in RECORD_COLUMNS}, features=record_features())
+    def value(column, item):
+        return {"bytes": _png_bytes(item), "path": None} if column in IMAGE_COLUMNS else item
+
+    columns = {column: [value(column, row[column]) for row in rows] for column in RECORD_COLUMNS}
+    dataset = Dataset.from_dict(columns, features=record_features())
     write_atomically(path, lambda temporary: dataset.to_parquet(temporary))
 
 

@@ -72,6 +72,17 @@ def test_records_hold_target_alpha_and_a_composite_on_a_pool_background(inputs, 
     assert sorted(row["source_index"] for row in streamed) == list(range(5))
 
 
+def test_jpeg_targets_keep_their_exact_pixels(tmp_path):
+    source = write_folder_source(tmp_path / "source", count=1)
+    PIL.Image.open(source / "000.png").save(source / "000.jpg", quality=90)
+    (source / "metadata.jsonl").write_text((source / "metadata.jsonl").read_text().replace("000.png", "000.jpg"))
+    build((source, write_backgrounds(tmp_path / "backgrounds")), tmp_path / "out")
+    (row,) = load_rows(tmp_path / "out")
+    np.testing.assert_array_equal(np.asarray(row["target"]), np.asarray(PIL.Image.open(source / "000.jpg").convert("RGB")))
+    inside = decode_alpha(row["alpha"]) == 1.0
+    np.testing.assert_array_equal(np.asarray(row["composite"])[inside], np.asarray(row["target"])[inside])
+
+
 def test_same_seed_same_bytes_other_seed_other_backgrounds(inputs, tmp_path):
     build(inputs, tmp_path / "a")
     build(inputs, tmp_path / "b")
