@@ -113,14 +113,10 @@ def write_shard(rows: Sequence[dict], path: Path, output_format: str) -> None:
         write_webdataset_shard(rows, path)
 
 
-DATASET_CARD = """---
-configs:
-- config_name: default
-  data_files:
-  - split: train
-    path: data/train-*.parquet
----
-# Stage-2 training records (prompted context generation)
+# No YAML `configs:` header: with one, datasets 5.2 caches a local folder's rows by its name and config only, so
+# `load_dataset` of another build in a folder of the same name returned the first build's rows. Without it,
+# datasets finds `data/train-*.parquet` by its split-name patterns and hashes the files themselves.
+DATASET_CARD = """# Stage-2 training records (prompted context generation)
 
 Built by `blipdiff prepare-data`. Columns: {columns}. `alpha` is a 16-bit greyscale PNG
 (`blipdiff_plugins.data.schema.decode_alpha` gives float alpha in [0, 1]). Settings: `builder_config.json`;
@@ -129,6 +125,6 @@ counts of dropped records by reason: `summary.json`.
 
 
 def write_dataset_card(output_dir: Path) -> None:
-    """A README whose YAML lets ``datasets.load_dataset(output_dir)`` (also streaming) find the parquet shards."""
+    """A README naming the columns; ``datasets.load_dataset(output_dir)`` (also streaming) finds the parquet shards."""
     text = DATASET_CARD.format(columns=", ".join(f"`{column}`" for column in RECORD_COLUMNS))
     write_atomically(Path(output_dir) / "README.md", lambda temporary: Path(temporary).write_text(text, encoding="utf-8"))

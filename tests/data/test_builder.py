@@ -72,6 +72,15 @@ def test_records_hold_target_alpha_and_a_composite_on_a_pool_background(inputs, 
     assert sorted(row["source_index"] for row in streamed) == list(range(5))
 
 
+def test_builds_in_folders_of_the_same_name_load_their_own_rows(inputs, tmp_path):
+    build(inputs, tmp_path / "first" / "out")
+    build(inputs, tmp_path / "second" / "out", config={**SETTINGS, "seed": 6})
+    cache = str(tmp_path / "cache")
+    loaded = [datasets.load_dataset(str(tmp_path / name / "out"), split="train", cache_dir=cache)["background"] for name in ("first", "second")]
+    expected = [datasets.load_dataset("parquet", data_files=str(tmp_path / name / "out" / "data" / "*.parquet"), split="train", cache_dir=cache)["background"] for name in ("first", "second")]
+    assert loaded == expected and loaded[0] != loaded[1]
+
+
 def test_jpeg_targets_keep_their_exact_pixels(tmp_path):
     source = write_folder_source(tmp_path / "source", count=1)
     PIL.Image.open(source / "000.png").save(source / "000.jpg", quality=90)
