@@ -69,8 +69,15 @@ class CLIPSegSegmenter:
         from transformers import CLIPSegForImageSegmentation, CLIPSegProcessor
 
         model_id = model_id or DEFAULT_CLIPSEG
-        model = CLIPSegForImageSegmentation.from_pretrained(model_id).to(device)
-        return cls(model, CLIPSegProcessor.from_pretrained(model_id), batch_size=batch_size)
+        try:
+            model = CLIPSegForImageSegmentation.from_pretrained(model_id).to(device)
+            processor = CLIPSegProcessor.from_pretrained(model_id)
+        except OSError as error:
+            raise ValueError(
+                f"`model_id`: cannot load a CLIPSeg model and processor from {model_id!r} ({error}); pass a Hub id such as "
+                f"{DEFAULT_CLIPSEG!r} or a folder saved with save_pretrained."
+            ) from error
+        return cls(model, processor, batch_size=batch_size)
 
     @torch.no_grad()
     def __call__(self, images: Sequence[PIL.Image.Image], subjects: Sequence[str], masks: Sequence[np.ndarray | None] | None = None) -> list[np.ndarray]:

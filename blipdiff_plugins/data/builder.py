@@ -211,17 +211,16 @@ def build_training_data(
         "backgrounds": len(pool),
     }
     _check_output_dir(output_dir, settings)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    if not (output_dir / SETTINGS_FILE).exists():
-        write_json(output_dir / SETTINGS_FILE, settings)
-
     num_shards = math.ceil(len(records) / config.records_per_shard)
     result = BuildResult(output_dir=output_dir, num_records=len(records), num_shards=num_shards)
     todo = [shard for shard in range(process_index, num_shards, num_processes) if not _progress_path(output_dir, shard).exists()]
     if isinstance(captioner, str) and todo and config.caption_mode != "record":
         from .captioner import Captioner
 
-        captioner = Captioner.load(captioner, device=device)
+        captioner = Captioner.load(captioner, device=device)  # before anything is written: a bad id leaves no folder
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if not (output_dir / SETTINGS_FILE).exists():
+        write_json(output_dir / SETTINGS_FILE, settings)
     base = records.folder if isinstance(records, FolderSource) else None
     progress = todo
     if progress_bar:

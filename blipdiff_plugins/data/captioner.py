@@ -29,8 +29,15 @@ class Captioner:
         """From a Hub id (e.g. ``Salesforce/blip2-opt-2.7b``) or a local folder."""
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        model = AutoModelForImageTextToText.from_pretrained(model_id, dtype=dtype).to(device)
-        return cls(model, AutoProcessor.from_pretrained(model_id), batch_size=batch_size)
+        try:
+            model = AutoModelForImageTextToText.from_pretrained(model_id, dtype=dtype).to(device)
+            processor = AutoProcessor.from_pretrained(model_id)
+        except (OSError, ValueError) as error:
+            raise ValueError(
+                f"`captioner`: cannot load an image-to-text model and processor from {model_id!r} ({error}); pass a Hub id "
+                "such as 'Salesforce/blip2-opt-2.7b' or a folder saved with save_pretrained."
+            ) from error
+        return cls(model, processor, batch_size=batch_size)
 
     @torch.no_grad()
     def __call__(self, images: Sequence[PIL.Image.Image]) -> list[str]:

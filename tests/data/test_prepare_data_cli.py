@@ -55,6 +55,8 @@ def test_prepare_data_with_a_clipseg_folder(folders, tmp_path, capsys):
         (["--column", "subject=category"], "`--column`: no record has a 'category' column (subject); the columns are ['caption', 'file_name', 'mask', 'subject']"),
         (["--process-index", "2", "--num-processes", "2"], "`--process-index` must be in [0, 1] for 2 processes, got 2"),
         (["--device", "toaster"], "`--device`: 'toaster' is not a device"),
+        (["--segmenter", "clipseg", "--segmenter-model", "/no/such/clipseg"], "`--segmenter-model`: cannot load a CLIPSeg model and processor from '/no/such/clipseg'"),
+        (["--caption-mode", "fill", "--captioner", "/no/such/blip"], "`--captioner`: cannot load an image-to-text model and processor from '/no/such/blip'"),
     ],
 )
 def test_prepare_data_errors_name_the_flag(folders, tmp_path, capsys, extra, expected):
