@@ -102,7 +102,7 @@ def tiny_clipseg(*, seed: int = 0, image_size: int = 64, batch_size: int = 8) ->
     """A CLIPSeg with a tiny random configuration and an in-code tokenizer (offline tests and benchmarks)."""
     from transformers import CLIPSegConfig, CLIPSegForImageSegmentation, CLIPSegProcessor, ViTImageProcessor
 
-    from ..tokenizers_in_code import build_clip_tokenizer
+    from ..builtin.tokenizers import build_clip_tokenizer
 
     tokenizer = build_clip_tokenizer()
     special = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 
-from ..images import IMAGE_SUFFIXES, open_image, to_rgb
+from ..utils.images import IMAGE_SUFFIXES, open_image, to_rgb
 from .datasets_input import first_image_column, open_dataset, require_column
 from .filtering import UNREADABLE_BACKGROUND, RecordSkipped
 

@@ -26,7 +26,8 @@ from .filtering import merge_counts, summary_text
 from .preview import preview_grid
 from .records import process_records
 from .sources import DEFAULT_COLUMNS, FolderSource, open_source
-from .writers import remove_stale_temporaries, shard_path, write_atomically, write_dataset_card, write_json, write_shard
+from ..utils.atomic import write_json, write_png
+from .writers import remove_stale_temporaries, shard_path, write_dataset_card, write_shard
 
 logger = logging.get_logger(__name__)
 
@@ -245,7 +246,7 @@ def build_training_data(
             write_shard(shard_result.rows, path, config.output_format)
         if shard_result.preview:
             grid = preview_grid(shard_result.preview)
-            write_atomically(output_dir / PREVIEW_FILE, lambda temporary: grid.save(temporary, format="PNG"))
+            write_png(output_dir / PREVIEW_FILE, grid)
         # Written last: its existence marks the shard as done.
         write_json(
             _progress_path(output_dir, shard),

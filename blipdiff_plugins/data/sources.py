@@ -18,7 +18,7 @@ import numpy as np
 import PIL.Image
 import PIL.ImageOps
 
-from ..images import open_image, to_rgb
+from ..utils.images import open_image, to_rgb
 from .datasets_input import first_image_column, open_dataset, require_column
 from .filtering import MASK_SIZE_MISMATCH, UNREADABLE_IMAGE, RecordSkipped
 

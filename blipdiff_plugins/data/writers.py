@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import tarfile
-import tempfile
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
+from ..utils.atomic import write_atomically, write_text
 from .schema import (
     ALPHA_COLUMN,
     CAPTION_COLUMN,
@@ -24,31 +23,6 @@ from .schema import (
 PARQUET_FOLDER, PARQUET_PATTERN = "data", "train-{shard:05d}.parquet"
 WEBDATASET_FOLDER, WEBDATASET_PATTERN = "shards", "train-{shard:05d}.tar"
 IMAGE_COLUMNS = (TARGET_COLUMN, COMPOSITE_COLUMN, ALPHA_COLUMN)
-
-
-def write_atomically(path: Path, write: Callable[[str], None]) -> None:
-    """``write(temporary_path)`` then rename onto ``path``; a killed writer leaves only a hidden temporary file."""
-    # TODO(layout): replace with the project's one atomic writer in utils/ once it lands on main.
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
-def write_json(path: Path, data) -> None:
-    def write(temporary):
-        with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-
-    write_atomically(path, write)
 
 
 def shard_path(output_dir: Path, shard: int, output_format: str) -> Path:
@@ -127,4 +101,4 @@ counts of dropped records by reason: `summary.json`.
 def write_dataset_card(output_dir: Path) -> None:
     """A README naming the columns; ``datasets.load_dataset(output_dir)`` (also streaming) finds the parquet shards."""
     text = DATASET_CARD.format(columns=", ".join(f"`{column}`" for column in RECORD_COLUMNS))
-    write_atomically(Path(output_dir) / "README.md", lambda temporary: Path(temporary).write_text(text, encoding="utf-8"))
+    write_text(Path(output_dir) / "README.md", text)

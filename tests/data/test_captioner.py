@@ -18,7 +18,7 @@ datasets = pytest.importorskip("datasets")
 def tiny_blip_folder(tmp_path_factory):
     from transformers import BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
 
-    from blipdiff_plugins.tokenizers_in_code import build_bert_tokenizer
+    from blipdiff_plugins.builtin.tokenizers import build_bert_tokenizer
 
     tokenizer = build_bert_tokenizer()
     ids = {"bos_token_id": tokenizer.bos_token_id, "sep_token_id": tokenizer.sep_token_id, "pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.sep_token_id}

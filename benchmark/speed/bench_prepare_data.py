@@ -1,6 +1,6 @@
 """Data builder speed: records per second per process at 512 px (a script, not a test).
 
-    .venv/bin/python benchmark/bench_prepare_data.py [--records 16] [--working-resolution 256] [--clipseg tiny|full]
+    .venv/bin/python benchmark/speed/bench_prepare_data.py [--records 16] [--working-resolution 256] [--clipseg tiny|full]
 
 Input: DreamBench images (512x512) with their class nouns as subject words, DreamBench images as the background
 pool. Segmenter: CLIPSeg with random weights built in code, either the tiny test configuration or the full
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-DREAMBENCH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dreambench"
+DREAMBENCH = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "dreambench"
 
 
 def _class_nouns(dreambench: Path) -> dict[str, str]:
@@ -55,7 +55,7 @@ def _clipseg(kind: str, device: str):
         return tiny_clipseg(seed=0)
     from transformers import CLIPSegConfig, CLIPSegForImageSegmentation, CLIPSegProcessor, ViTImageProcessor
 
-    from blipdiff_plugins.tokenizers_in_code import build_clip_tokenizer
+    from blipdiff_plugins.builtin.tokenizers import build_clip_tokenizer
 
     tokenizer = build_clip_tokenizer()
     # CIDAS/clipseg-rd64-refined's shape: ViT-B/16 vision, CLIP text, reduce_dim 64, complex transposed conv.
