@@ -187,8 +187,8 @@ SEGMENTERS = Registry("segmenter")
 SEGMENTERS.register(
     "clipseg",
     "blipdiff_plugins.adapters.segmenters:CLIPSegSegmenter",
-    description="CLIPSeg prompted with the subject's category word (stage-2 data, as the paper).",
-    defaults={"model_id": "CIDAS/clipseg-rd64-refined"},
+    description="CLIPSeg prompted with the subject's category word (stage-2 data, as the paper); "
+    "default model CIDAS/clipseg-rd64-refined.",
 )
 SEGMENTERS.register(
     "mask",

@@ -23,7 +23,6 @@ def saved_clipseg(tmp_path_factory):
 def test_registry_names_and_classes():
     assert SEGMENTERS.names() == ["clipseg", "mask"]
     assert SEGMENTERS.get("clipseg") is CLIPSegSegmenter and SEGMENTERS.get("mask") is MaskSegmenter
-    assert SEGMENTERS.defaults("clipseg") == {"model_id": "CIDAS/clipseg-rd64-refined"}
     with pytest.raises(KeyError, match="Unknown segmenter 'clipsg'. Did you mean 'clipseg'"):
         SEGMENTERS.get("clipsg")
 
