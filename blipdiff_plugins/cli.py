@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "blipdiff_plugins.commands.interpolate",
     "blipdiff_plugins.commands.attention",
     "blipdiff_plugins.commands.finetune",
+    "blipdiff_plugins.commands.prepare_data",
     "blipdiff_plugins.commands.pretrain",
 )
 
