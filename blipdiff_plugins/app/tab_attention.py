@@ -17,7 +17,7 @@ def build(service: ModelService) -> None:
             prompt = gr.Textbox(label="Scene prompt", placeholder="on the grass", elem_id="attn-prompt")
             words = gr.Textbox(label="Also map these prompt words", placeholder="grass", elem_id="attn-words")
             with gr.Row():
-                steps = gr.Slider(1, service.limits.max_steps, value=25, step=1, label="Steps")
+                steps = gr.Slider(1, service.limits.max_steps, value=25, step=1, label="Steps", elem_id="attn-steps")
                 guidance = gr.Slider(0, 20, value=7.5, step=0.5, label="Guidance")
                 seed = gr.Number(0, precision=0, label="Seed")
             run = gr.Button("Show attention", variant="primary", elem_id="attn-run")

@@ -23,7 +23,7 @@ def build(service: ModelService) -> None:
             prompt = gr.Textbox(label="Scene prompt", placeholder="sitting on the beach", elem_id="edit-prompt")
             with gr.Accordion("Settings", open=False):
                 with gr.Row():
-                    steps = gr.Slider(1, service.limits.max_steps, value=25, step=1, label="Steps")
+                    steps = gr.Slider(1, service.limits.max_steps, value=25, step=1, label="Steps", elem_id="edit-steps")
                     guidance = gr.Slider(0, 20, value=7.5, step=0.5, label="Guidance")
                     seed = gr.Number(0, precision=0, label="Seed")
                 with gr.Row():

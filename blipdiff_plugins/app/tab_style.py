@@ -22,7 +22,7 @@ def build(service: ModelService) -> None:
                 preprocessor = gr.Dropdown(service.preprocessors(), value="canny", label="Preprocessor", elem_id="style-preprocessor")
                 scale = gr.Slider(0, 2, value=1.0, step=0.05, label="ControlNet scale", elem_id="style-scale")
             with gr.Row():
-                steps = gr.Slider(1, service.limits.max_steps, value=25, step=1, label="Steps")
+                steps = gr.Slider(1, service.limits.max_steps, value=25, step=1, label="Steps", elem_id="style-steps")
                 guidance = gr.Slider(0, 20, value=7.5, step=0.5, label="Guidance")
                 seed = gr.Number(0, precision=0, label="Seed")
             run = gr.Button("Render", variant="primary", elem_id="style-run")
