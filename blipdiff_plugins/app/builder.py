@@ -37,10 +37,12 @@ def build_app(service: ModelService, *, concurrency: int = 1, max_queue: int = 6
                 tab_style.build(service)
             with gr.Tab("Attention", id="attention"):
                 tab_attention.build(service)
-        # a finished fine-tune appears in the Generate tab's subject model list
-        finetune["event"].then(
-            lambda: gr.update(choices=[tab_generate.NO_SUBJECT_MODEL] + service.subject_models()), None, [generate["subject_model"]], queue=False
-        )
+        # the Generate tab lists the subject models there are now: on page load and after a fine-tune
+        def list_subject_models():
+            return gr.update(choices=[tab_generate.NO_SUBJECT_MODEL] + service.subject_models())
+
+        demo.load(list_subject_models, None, [generate["subject_model"]], queue=False)
+        finetune["event"].then(list_subject_models, None, [generate["subject_model"]], queue=False)
     # model requests share one concurrency group ("model"); the limit applies to the group as a whole
     demo.queue(default_concurrency_limit=concurrency, max_size=max_queue)
     return demo

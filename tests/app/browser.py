@@ -37,7 +37,7 @@ def start_driver(browser: str, driver: str, download_dir: str):
 
     options = webdriver.ChromeOptions()
     options.binary_location = browser
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1400,1100"):
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1400,1500"):
         options.add_argument(argument)
     options.add_experimental_option(
         "prefs", {"download.default_directory": download_dir, "download.prompt_for_download": False, "safebrowsing.enabled": False}

@@ -46,7 +46,9 @@ def page(browser, running_app):
 @pytest.fixture(scope="module")
 def screenshot_dir(tmp_path_factory):
     if os.environ.get("BLIPDIFF_UPDATE_SCREENSHOTS") == "1":
-        return REPO_ROOT / "docs" / "screenshots"
+        folder = REPO_ROOT / "docs" / "screenshots"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
     return tmp_path_factory.mktemp("screenshots")
 
 
@@ -56,9 +58,16 @@ def find(page, css):
 
 
 def wait_for(page, condition, timeout=TIMEOUT):
+    """``condition(page)`` once truthy; on timeout the page's screenshot path is in the error."""
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(page, timeout, poll_frequency=0.05).until(condition)
+    try:
+        return WebDriverWait(page, timeout, poll_frequency=0.05).until(condition)
+    except TimeoutException:
+        shot = Path(page.downloads).parent / "timeout.png"
+        page.save_screenshot(str(shot))
+        raise TimeoutException(f"waited {timeout} s; the page then: {shot}") from None
 
 
 def type_into(page, css, text, *, clear=True):
@@ -108,6 +117,7 @@ def save_screenshot(page, folder: Path, name: str) -> Path:
     from blipdiff_plugins.commands.common import write_png
 
     raw = folder / f".{name}-raw.png"
+    page.execute_script("window.scrollTo(0, 0)")
     page.save_screenshot(str(raw))
     image = PIL.Image.open(raw).convert("RGB").quantize(colors=256, method=PIL.Image.Quantize.MEDIANCUT)
     raw.unlink()
@@ -152,14 +162,12 @@ def test_generate_gallery_and_sidecar_download(page, running_app, subject_png, s
     # the same images and word again: the subject is not encoded a second time
     find(page, "#gen-run").click()
     wait_for(page, lambda b: "subject encoding: cached" in find(b, "#gen-status").text)
-    page.execute_script("window.scrollTo(0, 0)")
     save_screenshot(page, screenshot_dir, "generate")
 
 
 def test_bad_input_shows_a_message_and_the_app_keeps_serving(page, tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"this is not a PNG")
-    find(page, "#gen-images button[aria-label='Clear']").click() if page.find_elements("css selector", "#gen-images button[aria-label='Clear']") else None
     upload(page, "#gen-images", broken)
     find(page, "#gen-run").click()
     message = wait_for(page, lambda b: page_message(b, "is not a readable image"))
@@ -180,6 +188,8 @@ def test_bad_input_shows_a_message_and_the_app_keeps_serving(page, tmp_path):
     type_into(page, "#gen-prompts textarea", "on a table")
     find(page, "#gen-run").click()
     wait_for(page, lambda b: "1 image(s)" in find(b, "#gen-status").text)
+    page.refresh()  # a fresh page (no error toasts) for the next tests
+    wait_for(page, lambda b: b.find_elements("css selector", "#gen-run"))
 
 
 def test_finetune_shows_live_progress_and_the_model_reaches_generate(page, running_app, subject_png, screenshot_dir):
@@ -209,6 +219,7 @@ def test_finetune_shows_live_progress_and_the_model_reaches_generate(page, runni
     dropdown = find(page, "#gen-subject-model input")
     dropdown.click()
     wait_for(page, lambda b: page_message(b, "rex")).click()
+    type_into(page, "#gen-prompts textarea", "on a beach")
     find(page, "#gen-run").click()
     wait_for(page, lambda b: "subject encoding: subject model rex" in find(b, "#gen-status").text)
 
