@@ -27,7 +27,7 @@ import torch
 from diffusers.utils import logging
 
 from ..builtin import BUILTIN_NOTICE, build_builtin_pipeline
-from ..commands.common import SCHEDULERS, versions, write_json, write_png
+from ..commands.common import write_json, write_png
 from ..images import load_image
 
 logger = logging.get_logger(__name__)
@@ -130,6 +130,15 @@ def image_key(images: Sequence[PIL.Image.Image], subject: str) -> str:
     return digest.hexdigest()
 
 
+def _versions() -> dict:
+    import diffusers
+    import transformers
+
+    from .. import __version__
+
+    return {"blipdiff_plugins": __version__, "torch": torch.__version__, "diffusers": diffusers.__version__, "transformers": transformers.__version__}
+
+
 def _mask_image(mask: torch.Tensor, size: tuple[int, int]) -> PIL.Image.Image:
     """A latent-size blend mask ``(1, h, w)`` as a black/white image at the output size (nearest)."""
     array = (mask.detach().float().cpu().numpy()[0] > 0.5).astype(np.uint8) * 255
@@ -217,7 +226,8 @@ class ModelService:
         return list(METHODS)
 
     def schedulers(self) -> list[str]:
-        return ["default"] + sorted(SCHEDULERS)
+        """"default" (the model's own) and every diffusers scheduler class compatible with it."""
+        return ["default"] + sorted(cls.__name__ for cls in self.default_scheduler.compatibles)
 
     def preprocessors(self) -> list[str]:
         from ..registry import PREPROCESSORS
@@ -231,11 +241,10 @@ class ModelService:
     def _scheduler(self, name: str | None):
         if not name or name == "default":
             return self.default_scheduler
-        if name not in SCHEDULERS:
+        classes = {cls.__name__: cls for cls in self.default_scheduler.compatibles}
+        if name not in classes:
             raise ValueError(f"Scheduler {name!r} is unknown; choose one of {', '.join(self.schedulers())}.")
-        import diffusers
-
-        return getattr(diffusers, SCHEDULERS[name]).from_config(self.default_scheduler.config)
+        return classes[name].from_config(self.default_scheduler.config)
 
     # ----------------------------------------------------------------------------------- checks
     def check_subject_word(self, word, field: str) -> str:
@@ -394,7 +403,7 @@ class ModelService:
             write_png(path, image)
             write_json(path.with_suffix(".json"), {
                 "image": path.name, "prompt": prompt, "image_index": index, "seed": seed + index,
-                "settings": settings, "subject_encoding": encoding, "versions": versions(),
+                "settings": settings, "subject_encoding": encoding, "versions": _versions(),
                 "note": "generate again with the same settings (all prompts, seed, images per prompt) to reproduce this image exactly",
             })
             files += [path, path.with_suffix(".json")]
