@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from .common import DTYPES, resolve_device
 
@@ -37,6 +38,7 @@ def run(args) -> int:
         raise ValueError(f"`--port` must be from 1 to 65535, got {args.port}.")
     if args.concurrency < 1:
         raise ValueError(f"`--concurrency` must be at least 1, got {args.concurrency}.")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no usage reports leave the machine
     try:
         from ..app.builder import build_app
     except ImportError as error:

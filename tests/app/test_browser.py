@@ -16,8 +16,9 @@ from pathlib import Path
 import PIL.Image
 import pytest
 
-from ..conftest import REPO_ROOT
 from .browser import find_browser, start_driver
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 BROWSER, DRIVER, WHY_NOT = find_browser()
 pytestmark = pytest.mark.skipif(bool(WHY_NOT), reason=f"browser tests need headless Chromium: {WHY_NOT}")

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 
 @pytest.fixture(scope="module")
@@ -37,4 +38,18 @@ def test_an_error_reaches_the_client_as_its_message_and_the_app_keeps_serving(cl
     with pytest.raises(AppError, match="Subject word is empty: type the subject's category word"):
         client.predict(*generate_args(subject_png, subject=""), api_name="/generate")
     _, status, _ = client.predict(*generate_args(subject_png), api_name="/generate")
+    assert "1 image(s)" in status
+
+
+def test_out_of_memory_is_a_message_and_the_next_request_runs(client, running_app, subject_png, monkeypatch):
+    from gradio_client.exceptions import AppError
+
+    def out_of_memory(images, subject):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(running_app.service, "encode_subject", out_of_memory)
+        with pytest.raises(AppError, match="Out of memory: lower the size, the number of prompts or images, or the steps"):
+            client.predict(*generate_args(subject_png, subject="cat"), api_name="/generate")
+    _, status, _ = client.predict(*generate_args(subject_png, subject="cat"), api_name="/generate")
     assert "1 image(s)" in status

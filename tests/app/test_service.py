@@ -147,3 +147,14 @@ def test_style_returns_the_canny_map_and_attention_a_grid(service, subject_image
         service.style(style_images=[subject_image], style_subject="flower", structure_image=subject_image, target_subject="teapot", preprocessor="cany")
     image, grid = service.attention(subject_images=[subject_image], subject="dog", prompt="on the grass", words="grass", steps=2)
     assert grid.width > image.width and grid.height > image.height  # 16 subject tokens + words, tiled
+
+
+def test_a_chosen_scheduler_is_used_for_that_request_only(service, subject_image):
+    request = dict(subject_images=[subject_image], subject="dog", target_subject="", prompts="on a beach", steps=2, seed=1)
+    default = service.generate(**request)
+    euler = service.generate(**request, scheduler="EulerDiscreteScheduler")
+    assert "EulerDiscreteScheduler" in service.schedulers()
+    assert json.loads(euler.files[1].read_text())["settings"]["scheduler"] == "EulerDiscreteScheduler"
+    assert not np.array_equal(np.asarray(default.images[0]), np.asarray(euler.images[0]))
+    assert service.pipe.scheduler is service.default_scheduler  # restored after the request
+    np.testing.assert_array_equal(np.asarray(service.generate(**request).images[0]), np.asarray(default.images[0]))
