@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from .display import for_display
 from .errors import readable_errors
 from .service import ModelService
 
@@ -22,11 +23,12 @@ def build(service: ModelService) -> None:
                 seed = gr.Number(0, precision=0, label="Seed")
             run = gr.Button("Show attention", variant="primary", elem_id="attn-run")
         with gr.Column():
-            image = gr.Image(label="Image", interactive=False, elem_id="attn-image")
-            grid = gr.Image(label="Subject-token attention", interactive=False, elem_id="attn-grid")
+            image = gr.Image(label="Image", interactive=False, height=256, elem_id="attn-image")
+            grid = gr.Image(label="Subject-token attention", interactive=False, height=420, elem_id="attn-grid")
 
     @readable_errors
     def attention(images, subject, prompt, words, steps, guidance, seed):
-        return service.attention(subject_images=images, subject=subject, prompt=prompt, words=words, steps=steps, guidance=guidance, seed=seed)
+        image, grid = service.attention(subject_images=images, subject=subject, prompt=prompt, words=words, steps=steps, guidance=guidance, seed=seed)
+        return for_display(image), for_display(grid, min_side=512)
 
     run.click(attention, [images, subject, prompt, words, steps, guidance, seed], [image, grid], api_name="attention", concurrency_id="model")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from .display import for_display
 from .errors import readable_errors
 from .service import INVERSIONS, ModelService
 
@@ -32,9 +33,9 @@ def build(service: ModelService) -> None:
             run = gr.Button("Edit", variant="primary", elem_id="edit-run")
         with gr.Column():
             with gr.Row():
-                source_image = gr.Image(label="Source / reconstruction", interactive=False, elem_id="edit-source-image")
-                edited = gr.Image(label="Edit", interactive=False, elem_id="edit-edited")
-                mask = gr.Image(label="Blend mask", interactive=False, elem_id="edit-mask")
+                source_image = gr.Image(label="Source / reconstruction", interactive=False, height=220, elem_id="edit-source-image")
+                edited = gr.Image(label="Edit", interactive=False, height=220, elem_id="edit-edited")
+                mask = gr.Image(label="Blend mask", interactive=False, height=220, elem_id="edit-mask")
 
     @readable_errors
     def edit(mode, photo, images, target, source, prompt, steps, guidance, seed, threshold, inversion):
@@ -43,9 +44,9 @@ def build(service: ModelService) -> None:
             prompt=prompt, steps=steps, guidance=guidance, seed=seed, blend_threshold=threshold, inversion=inversion,
         )
         return (
-            gr.update(value=result.source, label=result.source_label.capitalize()),
-            result.edited,
-            result.mask,
+            gr.update(value=for_display(result.source), label=result.source_label.capitalize()),
+            for_display(result.edited),
+            for_display(result.mask),
         )
 
     run.click(

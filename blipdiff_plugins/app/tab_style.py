@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from .display import for_display
 from .errors import readable_errors
 from .service import ModelService
 
@@ -28,8 +29,8 @@ def build(service: ModelService) -> None:
             run = gr.Button("Render", variant="primary", elem_id="style-run")
         with gr.Column():
             with gr.Row():
-                control = gr.Image(label="Control map", interactive=False, elem_id="style-control")
-                image = gr.Image(label="Result", interactive=False, elem_id="style-result")
+                control = gr.Image(label="Control map", interactive=False, height=256, elem_id="style-control")
+                image = gr.Image(label="Result", interactive=False, height=256, elem_id="style-result")
 
     @readable_errors
     def render(structure, style_images, style_subject, target, prompt, preprocessor, scale, steps, guidance, seed):
@@ -37,7 +38,7 @@ def build(service: ModelService) -> None:
             style_images=style_images, style_subject=style_subject, structure_image=structure, target_subject=target,
             prompt=prompt, preprocessor=preprocessor, conditioning_scale=scale, steps=steps, guidance=guidance, seed=seed,
         )
-        return control_map, result
+        return for_display(control_map), for_display(result)
 
     run.click(
         render, [structure, style_images, style_subject, target, prompt, preprocessor, scale, steps, guidance, seed],
