@@ -9,8 +9,6 @@ tabs turn into messages in the page.
 from __future__ import annotations
 
 import copy
-import dataclasses
-import hashlib
 import os
 import re
 import shutil
@@ -21,14 +19,15 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
 import PIL.Image
 import torch
 from diffusers.utils import logging
 
 from ..builtin import BUILTIN_NOTICE, build_builtin_pipeline
-from ..commands.common import write_json, write_png
 from ..images import load_image
+from .checks import NAME_PATTERN, Limits, check_float, check_int, image_key
+from .jobs import FinetuneCancelled, FinetuneJob, FinetuneStatus
+from .results import EditResult, GenerateResult, mask_image, write_images_with_sidecars
 
 logger = logging.get_logger(__name__)
 
@@ -36,113 +35,6 @@ logger = logging.get_logger(__name__)
 METHODS = {"BLIP-Diffusion": "blipdiff_plugins.pipelines.pipeline_blip_diffusion:BlipDiffusionPipeline"}
 STRATEGIES = ("lora", "embedding_only", "full_unet")
 INVERSIONS = ("ddim", "null_text")
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-
-
-@dataclasses.dataclass(frozen=True)
-class Limits:
-    """What one request may ask for, so that a few users cannot run the machine out of memory."""
-
-    max_images: int = 8  # prompts x images per prompt in one request
-    max_side: int = 1024
-    max_steps: int = 200
-    max_finetune_steps: int = 2000
-    encode_cache_size: int = 32
-
-
-@dataclasses.dataclass
-class GenerateResult:
-    images: list[PIL.Image.Image]
-    files: list[Path]  # image, sidecar, image, sidecar, ...
-    encoding: str  # "cached", "computed" or "subject model <name>"
-
-
-@dataclasses.dataclass
-class EditResult:
-    source: PIL.Image.Image
-    edited: PIL.Image.Image
-    mask: PIL.Image.Image | None
-    source_label: str  # "source" (generated) or "reconstruction" (real photo)
-
-
-@dataclasses.dataclass
-class FinetuneStatus:
-    step: int = 0
-    total_steps: int = 0
-    loss: float | None = None
-    eta_seconds: float | None = None
-    done: bool = False
-    cancelled: bool = False
-    error: BaseException | None = None
-    folder: Path | None = None
-
-
-class FinetuneCancelled(Exception):
-    """Raised inside the training callback when the user cancels."""
-
-
-class FinetuneJob:
-    """A fine-tune running in its own thread; `status` is updated after every step."""
-
-    def __init__(self, total_steps: int):
-        self.status = FinetuneStatus(total_steps=total_steps)
-        self.cancel_event = threading.Event()
-        self.thread: threading.Thread | None = None
-
-    def cancel(self) -> None:
-        self.cancel_event.set()
-
-    def wait(self, timeout: float | None = None) -> FinetuneStatus:
-        if self.thread is not None:
-            self.thread.join(timeout)
-        return self.status
-
-
-def _check_int(name: str, value, low: int, high: int) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a whole number from {low} to {high}, got {value!r}.") from None
-    if number != value and not (isinstance(value, float) and value.is_integer()):
-        raise ValueError(f"{name} must be a whole number from {low} to {high}, got {value!r}.")
-    if not low <= number <= high:
-        raise ValueError(f"{name} must be from {low} to {high}, got {number}.")
-    return number
-
-
-def _check_float(name: str, value, low: float, high: float) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number from {low} to {high}, got {value!r}.") from None
-    if not low <= number <= high:
-        raise ValueError(f"{name} must be from {low} to {high}, got {number}.")
-    return number
-
-
-def image_key(images: Sequence[PIL.Image.Image], subject: str) -> str:
-    """Cache key of a subject: SHA-256 over each image's mode, size and pixels, then the subject word."""
-    digest = hashlib.sha256()
-    for image in images:
-        digest.update(f"{image.mode}{image.size}".encode())
-        digest.update(image.tobytes())
-    digest.update(subject.encode())
-    return digest.hexdigest()
-
-
-def _versions() -> dict:
-    import diffusers
-    import transformers
-
-    from .. import __version__
-
-    return {"blipdiff_plugins": __version__, "torch": torch.__version__, "diffusers": diffusers.__version__, "transformers": transformers.__version__}
-
-
-def _mask_image(mask: torch.Tensor, size: tuple[int, int]) -> PIL.Image.Image:
-    """A latent-size blend mask ``(1, h, w)`` as a black/white image at the output size (nearest)."""
-    array = (mask.detach().float().cpu().numpy()[0] > 0.5).astype(np.uint8) * 255
-    return PIL.Image.fromarray(array, mode="L").resize(size, PIL.Image.NEAREST)
 
 
 class ModelService:
@@ -260,7 +152,7 @@ class ModelService:
         return text
 
     def check_size(self, value, field: str) -> int:
-        size = _check_int(field, value, self.vae_scale_factor, self.limits.max_side)
+        size = check_int(field, value, self.vae_scale_factor, self.limits.max_side)
         if size % self.vae_scale_factor:
             raise ValueError(f"{field} must be a multiple of {self.vae_scale_factor} (the VAE factor), got {size}.")
         return size
@@ -341,16 +233,16 @@ class ModelService:
         if method not in METHODS:
             raise ValueError(f"Method {method!r} is not available; choose one of {', '.join(METHODS)}.")
         prompt_list = self._prompts(prompts)
-        steps = _check_int("Steps", steps, 1, self.limits.max_steps)
-        num_images = _check_int("Images per prompt", num_images, 1, self.limits.max_images)
+        steps = check_int("Steps", steps, 1, self.limits.max_steps)
+        num_images = check_int("Images per prompt", num_images, 1, self.limits.max_images)
         if len(prompt_list) * num_images > self.limits.max_images:
             raise ValueError(
                 f"{len(prompt_list)} prompts x {num_images} images is {len(prompt_list) * num_images} images; "
                 f"one run makes at most {self.limits.max_images}: use fewer prompt lines or images per prompt."
             )
-        guidance = _check_float("Guidance", guidance, 0.0, 30.0)
-        prompt_strength = _check_float("Prompt strength", prompt_strength, 0.05, 5.0)
-        seed = _check_int("Seed", seed, 0, 2**63 - 1)
+        guidance = check_float("Guidance", guidance, 0.0, 30.0)
+        prompt_strength = check_float("Prompt strength", prompt_strength, 0.05, 5.0)
+        seed = check_int("Seed", seed, 0, 2**63 - 1)
         height = self.check_size(height or self.default_size, "Height")
         width = self.check_size(width or self.default_size, "Width")
         use_model = subject_model not in (None, "", "(none)")
@@ -395,18 +287,7 @@ class ModelService:
             "steps": steps, "guidance": guidance, "prompt_strength": prompt_strength, "seed": seed, "height": height,
             "width": width, "num_images": num_images, "scheduler": scheduler or "default",
         }
-        folder = self._new_run_dir("generate")
-        files = []
-        for index, image in enumerate(output.images):
-            prompt = prompt_list[index // num_images]
-            path = folder / f"{index:03d}-{re.sub(r'[^a-z0-9]+', '-', prompt.lower()).strip('-')[:40] or 'image'}.png"
-            write_png(path, image)
-            write_json(path.with_suffix(".json"), {
-                "image": path.name, "prompt": prompt, "image_index": index, "seed": seed + index,
-                "settings": settings, "subject_encoding": encoding, "versions": _versions(),
-                "note": "generate again with the same settings (all prompts, seed, images per prompt) to reproduce this image exactly",
-            })
-            files += [path, path.with_suffix(".json")]
+        files = write_images_with_sidecars(self._new_run_dir("generate"), output.images, settings, encoding)
         return GenerateResult(list(output.images), files, encoding)
 
     # ----------------------------------------------------------------------------------- fine-tune
@@ -426,7 +307,7 @@ class ModelService:
         loaded = self.load_images(images, "Training images")
         if strategy not in STRATEGIES:
             raise ValueError(f"Strategy {strategy!r} is unknown; choose one of {', '.join(STRATEGIES)}.")
-        steps = _check_int("Steps", steps, 1, self.limits.max_finetune_steps)
+        steps = check_int("Steps", steps, 1, self.limits.max_finetune_steps)
         name = (name or "").strip()
         if not NAME_PATTERN.match(name):
             raise ValueError(f"Model name {name!r} must be 1-64 letters, digits, '-' or '_', starting with a letter or digit, e.g. 'rex'.")
@@ -448,32 +329,23 @@ class ModelService:
             if job.cancel_event.is_set():
                 raise FinetuneCancelled()
 
-        def run() -> None:
+        def train() -> Path:
             from ..training.finetune import finetune
 
+            model = finetune(
+                pipe, images=loaded, subject=subject, strategy=strategy, steps=steps, seed=seed,
+                sample_image=False, base_model=self.model_name, progress_bar=False, callback=callback,
+            )
+            staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=self.subjects_dir))
             try:
-                model = finetune(
-                    pipe, images=loaded, subject=subject, strategy=strategy, steps=steps, seed=seed,
-                    sample_image=False, base_model=self.model_name, progress_bar=False, callback=callback,
-                )
-                staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=self.subjects_dir))
-                try:
-                    model.save_pretrained(staging)
-                    os.rename(staging, self.subjects_dir / name)  # appears whole or not at all
-                except BaseException:
-                    shutil.rmtree(staging, ignore_errors=True)
-                    raise
-                job.status.folder = self.subjects_dir / name
-            except FinetuneCancelled:
-                job.status.cancelled = True
-            except BaseException as error:  # reported to the page by the tab
-                logger.error(f"Fine-tune failed: {error!r}")
-                job.status.error = error
-            finally:
-                job.status.done = True
+                model.save_pretrained(staging)
+                os.rename(staging, self.subjects_dir / name)  # appears whole or not at all
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+            return self.subjects_dir / name
 
-        job.thread = threading.Thread(target=run, name=f"finetune-{name}", daemon=True)
-        job.thread.start()
+        job.start(train, name=f"finetune-{name}")
         return job
 
     # ----------------------------------------------------------------------------------- edit
@@ -502,10 +374,10 @@ class ModelService:
         images = self.load_images(subject_images, "Subject images")
         if not (prompt or "").strip():
             raise ValueError("Prompt is empty: describe the scene, e.g. 'sitting on the beach'.")
-        steps = _check_int("Steps", steps, 1, self.limits.max_steps)
-        guidance = _check_float("Guidance", guidance, 0.0, 30.0)
-        seed = _check_int("Seed", seed, 0, 2**63 - 1)
-        blend_threshold = _check_float("Blend threshold", blend_threshold, 0.0, 1.0)
+        steps = check_int("Steps", steps, 1, self.limits.max_steps)
+        guidance = check_float("Guidance", guidance, 0.0, 30.0)
+        seed = check_int("Seed", seed, 0, 2**63 - 1)
+        blend_threshold = check_float("Blend threshold", blend_threshold, 0.0, 1.0)
         if inversion not in INVERSIONS:
             raise ValueError(f"Inversion must be one of {', '.join(INVERSIONS)}, got {inversion!r}.")
         if mode == "photo":
@@ -522,7 +394,7 @@ class ModelService:
             else:
                 output = pipe(prompt.strip(), source, target, generator=torch.Generator("cpu").manual_seed(seed), **common)
         source_image, edited = output.source_images[0], output.edited_images[0]
-        mask = None if output.masks is None else _mask_image(output.masks[0], edited.size)
+        mask = None if output.masks is None else mask_image(output.masks[0], edited.size)
         return EditResult(source_image, edited, mask, "reconstruction" if mode == "photo" else "source")
 
     # ----------------------------------------------------------------------------------- style
@@ -571,10 +443,10 @@ class ModelService:
         structure = self.load_images([structure_image], "Structure image")[0]
         if preprocessor not in PREPROCESSORS:
             raise ValueError(f"Preprocessor {preprocessor!r} is unknown; choose one of {', '.join(self.preprocessors())}.")
-        conditioning_scale = _check_float("ControlNet scale", conditioning_scale, 0.0, 2.0)
-        steps = _check_int("Steps", steps, 1, self.limits.max_steps)
-        guidance = _check_float("Guidance", guidance, 0.0, 30.0)
-        seed = _check_int("Seed", seed, 0, 2**63 - 1)
+        conditioning_scale = check_float("ControlNet scale", conditioning_scale, 0.0, 2.0)
+        steps = check_int("Steps", steps, 1, self.limits.max_steps)
+        guidance = check_float("Guidance", guidance, 0.0, 30.0)
+        seed = check_int("Seed", seed, 0, 2**63 - 1)
         with self.lock:
             pipe = self._controlnet_pipe()
             result = style_transfer(
@@ -605,9 +477,9 @@ class ModelService:
         if not (prompt or "").strip():
             raise ValueError("Prompt is empty: describe the scene, e.g. 'on the grass'.")
         word_list = [word for word in re.split(r"[\s,]+", words or "") if word]
-        steps = _check_int("Steps", steps, 1, self.limits.max_steps)
-        guidance = _check_float("Guidance", guidance, 0.0, 30.0)
-        seed = _check_int("Seed", seed, 0, 2**63 - 1)
+        steps = check_int("Steps", steps, 1, self.limits.max_steps)
+        guidance = check_float("Guidance", guidance, 0.0, 30.0)
+        seed = check_int("Seed", seed, 0, 2**63 - 1)
         with self.lock:
             embeds, _ = self.encode_subject(images, subject)
             result = subject_attention_maps(

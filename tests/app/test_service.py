@@ -9,7 +9,8 @@ import PIL.Image
 import pytest
 import torch
 
-from blipdiff_plugins.app.service import Limits, ModelService, image_key
+from blipdiff_plugins.app.checks import Limits, image_key
+from blipdiff_plugins.app.service import ModelService
 
 
 @pytest.fixture(scope="module")
