@@ -7,7 +7,7 @@ from pathlib import Path
 import PIL.Image
 import PIL.ImageDraw
 
-from ..commands.common import write_png
+from ..utils.atomic import write_png
 
 
 def _teapot(size: int = 128) -> PIL.Image.Image:

@@ -11,7 +11,7 @@ import numpy as np
 import PIL.Image
 import torch
 
-from ..commands.common import write_json, write_png
+from ..utils.atomic import write_json, write_png
 
 
 @dataclasses.dataclass

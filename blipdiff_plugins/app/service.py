@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import os
 import re
-import shutil
 import tempfile
 import threading
 import time
@@ -24,7 +23,8 @@ import torch
 from diffusers.utils import logging
 
 from ..builtin import BUILTIN_NOTICE, build_builtin_pipeline
-from ..images import load_image
+from ..utils.atomic import atomic_directory
+from ..utils.images import load_image
 from .checks import NAME_PATTERN, Limits, check_float, check_int, image_key
 from .jobs import FinetuneCancelled, FinetuneJob, FinetuneStatus
 from .results import EditResult, GenerateResult, mask_image, write_images_with_sidecars
@@ -336,13 +336,8 @@ class ModelService:
                 pipe, images=loaded, subject=subject, strategy=strategy, steps=steps, seed=seed,
                 sample_image=False, base_model=self.model_name, progress_bar=False, callback=callback,
             )
-            staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=self.subjects_dir))
-            try:
+            with atomic_directory(self.subjects_dir / name) as staging:  # appears whole or not at all
                 model.save_pretrained(staging)
-                os.rename(staging, self.subjects_dir / name)  # appears whole or not at all
-            except BaseException:
-                shutil.rmtree(staging, ignore_errors=True)
-                raise
             return self.subjects_dir / name
 
         job.start(train, name=f"finetune-{name}")
@@ -433,7 +428,7 @@ class ModelService:
     ) -> tuple[PIL.Image.Image, PIL.Image.Image]:
         """Style transfer with structure control; returns (image, control map)."""
         from ..registry import PREPROCESSORS
-        from ..style_transfer import style_transfer
+        from ..recipes.style_transfer import style_transfer
 
         style_subject = self.check_subject_word(style_subject, "Style subject word")
         target = self.check_subject_word(target_subject, "Target subject")
@@ -470,7 +465,7 @@ class ModelService:
         seed: int = 0,
     ) -> tuple[PIL.Image.Image, PIL.Image.Image]:
         """The generated image and the grid of subject-token (and word) attention maps over it."""
-        from ..attention_maps import attention_grid, subject_attention_maps
+        from ..recipes.attention_maps import attention_grid, subject_attention_maps
 
         subject = self.check_subject_word(subject, "Subject word")
         images = self.load_images(subject_images, "Subject images")

@@ -15,9 +15,9 @@ from pathlib import Path
 import PIL.Image
 import pytest
 
-from .browser import find_browser, start_driver
+from tests.helpers import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from .browser import find_browser, start_driver
 
 BROWSER, DRIVER, WHY_NOT = find_browser()
 pytestmark = pytest.mark.skipif(bool(WHY_NOT), reason=f"browser tests need headless Chromium: {WHY_NOT}")
@@ -114,7 +114,7 @@ def page_message(page, text):
 
 def save_screenshot(page, folder: Path, name: str) -> Path:
     """The page as a PNG under 200 KB (256-colour palette), written atomically."""
-    from blipdiff_plugins.commands.common import write_png
+    from blipdiff_plugins.utils.atomic import write_png
 
     raw = folder / f".{name}-raw.png"
     page.execute_script("window.scrollTo(0, 0)")
