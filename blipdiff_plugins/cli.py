@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "blipdiff_plugins.commands.finetune",
     "blipdiff_plugins.commands.prepare_data",
     "blipdiff_plugins.commands.pretrain",
+    "blipdiff_plugins.commands.ui",
 )
 
 
