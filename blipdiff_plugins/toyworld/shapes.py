@@ -63,8 +63,9 @@ def cross(x, y):
 
 
 def heart(x, y):
-    # The classic implicit heart (x^2 + y^2 - 1)^3 - x^2 y^3 <= 0 (y up), scaled to fill the box.
-    u, v = x * 1.15, -(y * 1.15 + 0.12)
+    # The classic implicit heart (u^2 + v^2 - 1)^3 - u^2 v^3 <= 0 (v up) spans |u| <= 1.14, -1 <= v <= 1.236:
+    # map it onto the box.
+    u, v = x * 1.14, 0.118 - 1.118 * y
     return (u**2 + v**2 - 1.0) ** 3 - u**2 * v**3 <= 0.0
 
 
