@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "blipdiff_plugins.commands.interpolate",
     "blipdiff_plugins.commands.attention",
     "blipdiff_plugins.commands.finetune",
+    "blipdiff_plugins.commands.toyworld",
 )
 
 

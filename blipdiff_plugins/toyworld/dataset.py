@@ -1,8 +1,9 @@
 """The toy world as a `datasets.Dataset`: the columns the stage-2 data builder reads, plus the ground truth.
 
 Columns: ``image`` (RGB), ``mask`` (L, 255 on the subject, 0 elsewhere), ``caption``, ``subject`` (the category
-word, i.e. the shape), and ground truth for evaluation: ``name``, ``shape``, ``appearance``, ``background``,
-``position``, ``size``, ``split``, ``seed``.
+word, i.e. the shape) and ``id``: the names the stage-2 data builder's `DatasetSource` reads by default; then
+ground truth for evaluation: ``name``, ``shape``, ``appearance``, ``background``, ``position``, ``size``,
+``split``, ``seed``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import PIL.Image
 
 from .world import SPLITS, ToyWorld
 
-COLUMNS = ("image", "mask", "caption", "subject", "name", "shape", "appearance", "background", "position", "size", "split", "seed")
+COLUMNS = ("image", "mask", "caption", "subject", "id", "name", "shape", "appearance", "background", "position", "size", "split", "seed")
 
 
 def _features():
@@ -29,6 +30,7 @@ def render_record(world: ToyWorld, index: int, *, split: str, seed: int) -> dict
         "mask": PIL.Image.fromarray(render.mask.astype("uint8") * 255, mode="L"),
         "caption": render.caption,
         "subject": render.subject.word,
+        "id": f"toyworld-{split}-{seed}-{index}",
         "name": render.subject.name,
         "shape": render.subject.shape,
         "appearance": render.subject.appearance,

@@ -10,77 +10,25 @@ newest checkpoint and is skipped once its ``done.json`` exists; the plan (sizes,
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from .components import build_toy_components, toy_size
+from .recipe_config import STAGES, RecipeConfig
 from .stage_loop import DONE_FILE, run_stage, step_generator, write_json_atomic
 from .world import ToyWorld
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("vae", "t2i", "prompted")
 RECIPE_FILE = "recipe.json"
 MODEL_FOLDER = "model"
-
-
-@dataclasses.dataclass(frozen=True)
-class RecipeConfig:
-    """Sizes, steps and schedule of the recipe (the defaults are the 2-hour plan of docs/toyworld_plan.md).
-
-    Args:
-        size (`str`, defaults to "s"): a `TOY_SIZES` name.
-        image_size (`int`, defaults to 64): render and model side.
-        seed (`int`, defaults to 0): weights, data stream and noise.
-        vae_steps (`int`), vae_batch_size (`int`), vae_learning_rate (`float`), vae_kl_weight (`float`): stage 1.
-        t2i_steps (`int`), t2i_batch_size (`int`), t2i_learning_rate (`float`): stage 2.
-        caption_dropout (`float`, defaults to 0.1): stage 2 share of empty captions (classifier-free guidance).
-        warmup_fraction (`float`, defaults to 0.05): warmup share of each stage's steps.
-        checkpoint_every (`int`, defaults to 200): steps between checkpoints.
-    """
-
-    size: str = "s"
-    image_size: int = 64
-    seed: int = 0
-    vae_steps: int = 1500
-    vae_batch_size: int = 32
-    vae_learning_rate: float = 1e-3
-    vae_kl_weight: float = 1e-6
-    t2i_steps: int = 4000
-    t2i_batch_size: int = 32
-    t2i_learning_rate: float = 5e-4
-    caption_dropout: float = 0.1
-    warmup_fraction: float = 0.05
-    checkpoint_every: int = 200
-
-    def __post_init__(self):
-        toy_size(self.size)
-        for name in ("image_size", "vae_steps", "vae_batch_size", "t2i_steps", "t2i_batch_size", "checkpoint_every"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-        for name in ("caption_dropout", "warmup_fraction"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"`{name}` must be in [0, 1), got {getattr(self, name)!r}.")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "RecipeConfig":
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"RecipeConfig: unknown keys {unknown}; known keys are {sorted(known)}.")
-        return cls(**dict(values))
 
 
 def _training_pixels(world: ToyWorld, *, seed: int, start: int, count: int) -> tuple[torch.Tensor, list]:
@@ -90,8 +38,8 @@ def _training_pixels(world: ToyWorld, *, seed: int, start: int, count: int) -> t
     return pixels, renders
 
 
-def _vae_stage(folder: Path, components: dict, config: RecipeConfig, world: ToyWorld, progress: bool):
-    vae = components["vae"]
+def make_vae_loss(vae, config: RecipeConfig, world: ToyWorld):
+    """Stage 1 loss of step ``s``: reconstruction MSE of a fresh training batch plus ``vae_kl_weight`` x KL."""
 
     def loss_fn(step: int) -> torch.Tensor:
         pixels, _ = _training_pixels(world, seed=config.seed, start=step * config.vae_batch_size, count=config.vae_batch_size)
@@ -99,6 +47,12 @@ def _vae_stage(folder: Path, components: dict, config: RecipeConfig, world: ToyW
         reconstruction = vae.decode(posterior.sample(generator=step_generator(config.seed, step))).sample
         return torch.nn.functional.mse_loss(reconstruction, pixels) + config.vae_kl_weight * posterior.kl().mean()
 
+    return loss_fn
+
+
+def _vae_stage(folder: Path, components: dict, config: RecipeConfig, world: ToyWorld, progress: bool):
+    vae = components["vae"]
+    loss_fn = make_vae_loss(vae, config, world)
     settings = {k: v for k, v in config.to_dict().items() if k.startswith("vae_") or k in ("size", "image_size", "seed")}
     result = run_stage(
         name="stage 1/3 vae", folder=folder, modules={"vae": vae}, loss_fn=loss_fn, steps=config.vae_steps,
@@ -114,7 +68,8 @@ def _vae_stage(folder: Path, components: dict, config: RecipeConfig, world: ToyW
     return result
 
 
-def _t2i_stage(folder: Path, components: dict, config: RecipeConfig, world: ToyWorld, progress: bool):
+def make_t2i_loss(components: dict, config: RecipeConfig, world: ToyWorld):
+    """Stage 2 loss of step ``s``: epsilon-MSE of the U-Net on a fresh captioned batch (VAE frozen)."""
     from diffusers import DDPMScheduler
 
     from blipdiff_plugins.adapters.infix_prompt_injector import build_subject_prompts
@@ -144,6 +99,12 @@ def _t2i_stage(folder: Path, components: dict, config: RecipeConfig, world: ToyW
         prediction = unet(noisy, timesteps, encoder_hidden_states=text_encoder(input_ids=ids).last_hidden_state).sample
         return torch.nn.functional.mse_loss(prediction, diffusion_target(noise_scheduler, latents, noise, timesteps))
 
+    return loss_fn
+
+
+def _t2i_stage(folder: Path, components: dict, config: RecipeConfig, world: ToyWorld, progress: bool):
+    unet, text_encoder = components["unet"], components["text_encoder"]
+    loss_fn = make_t2i_loss(components, config, world)
     settings = {k: v for k, v in config.to_dict().items() if k.startswith(("t2i_", "caption")) or k in ("size", "image_size", "seed")}
     result = run_stage(
         name="stage 2/3 text-to-image", folder=folder, modules={"unet": unet, "text_encoder": text_encoder}, loss_fn=loss_fn,
