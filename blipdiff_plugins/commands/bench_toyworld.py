@@ -31,6 +31,11 @@ def run_toyworld(args: argparse.Namespace) -> int:
 
     from .bench import _image_size, _load_pipeline
 
+    if not 1 <= args.num_prompts <= 25:
+        raise ValueError(f"--num-prompts: {args.num_prompts} is not from 1 to 25.")
+    outside = sorted(i for i in (args.prompts or []) if not 0 <= i < args.num_prompts)
+    if outside:
+        raise ValueError(f"--prompts: {outside} out of range; the toy-world prompts are numbered 0-{args.num_prompts - 1}.")
     state = PartialState(cpu=args.device == "cpu" or not torch.cuda.is_available())
     device = torch.device(args.device) if args.device else state.device
     method_class = BENCHMARK_METHODS.get(args.method)  # unknown names raise KeyError with close matches

@@ -86,7 +86,7 @@ def to_pixel_values(images: Sequence) -> torch.Tensor:
         array = np.asarray(image)
         if array.ndim != 3 or array.shape[-1] != 3:
             raise ValueError(f"`images`: expected RGB images (H, W, 3), got an array of shape {array.shape}.")
-        arrays.append(torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float() / 255.0)
+        arrays.append(torch.from_numpy(np.array(array, dtype=np.uint8)).permute(2, 0, 1).float() / 255.0)  # a writable copy
     sides = {tuple(a.shape[-2:]) for a in arrays}
     if len(sides) > 1:
         arrays = [torch.nn.functional.interpolate(a[None], size=arrays[0].shape[-2:], mode="bilinear", antialias=True)[0] for a in arrays]

@@ -108,3 +108,12 @@ def test_cli_runs_copy_reference_and_text_only_and_compares(tmp_path, capsys):
     table = (tmp_path / "cmp" / "toyworld_comparison.md").read_text()
     assert "| copy | 1.000 [1.000, 1.000]" in table and "| text |" in table
     assert (tmp_path / "cmp" / "toyworld_comparison.png").stat().st_size > 1000
+
+
+def test_cli_names_bad_toyworld_flags(tmp_path, capsys):
+    assert _bench(["--model", "builtin", "--method", "copy_reference", "--output", str(tmp_path), "--prompts", "0,12"]) == 2
+    assert "--prompts: [12] out of range" in capsys.readouterr().err
+    assert _bench(["--model", "builtin", "--method", "copy_reference", "--output", str(tmp_path), "--num-prompts", "30"]) == 2
+    assert "--num-prompts" in capsys.readouterr().err
+    assert _bench(["--model", "builtin", "--method", "copy_referense", "--output", str(tmp_path)]) == 2
+    assert "copy_reference" in capsys.readouterr().err  # close match named
