@@ -1,8 +1,14 @@
 """Subject-driven image generation (BLIP-Diffusion and family) for diffusers.
 
 Public classes are imported on first attribute access, so ``import blipdiff_plugins`` stays cheap
-and never imports optional backends. diffusers resolves saved components through this module
-(``model_index.json`` names ``blipdiff_plugins``), so every component class is exported here.
+and never imports optional backends.
+
+A saved pipeline's ``model_index.json`` records each of our components by its full module path and
+class name (e.g. ``["blipdiff_plugins.adapters.blip2_qformer", "Blip2SubjectEncoder"]``), and
+diffusers imports that module when loading. So a module holding a saved component class must never
+move without leaving a module at the old path that still exports the class;
+``tests/pipelines/test_saved_v0_1.py`` loads pipelines saved by version 0.1.0 to check this. Every
+component class is also exported here.
 """
 
 from __future__ import annotations
@@ -19,8 +25,8 @@ _EXPORTS = {
     "BlipDiffusionPipelineOutput": "blipdiff_plugins.pipelines.pipeline_blip_diffusion",
     "BlipDiffusionControlNetPipeline": "blipdiff_plugins.pipelines.pipeline_blip_diffusion_controlnet",
     "BlipDiffusionControlNetPipelineOutput": "blipdiff_plugins.pipelines.pipeline_blip_diffusion_controlnet",
-    "style_transfer": "blipdiff_plugins.style_transfer",
-    "build_builtin_pipeline": "blipdiff_plugins.builtin",
+    "style_transfer": "blipdiff_plugins.recipes.style_transfer",
+    "build_builtin_pipeline": "blipdiff_plugins.builtin.models",
     "Registry": "blipdiff_plugins.registry",
     "SUBJECT_ENCODERS": "blipdiff_plugins.registry",
     "PROMPT_INJECTORS": "blipdiff_plugins.registry",
@@ -34,9 +40,9 @@ _EXPORTS = {
     "attention_control": "blipdiff_plugins.adapters.attention_store",
     "PromptToPromptController": "blipdiff_plugins.adapters.prompt_to_prompt",
     "LocalBlend": "blipdiff_plugins.adapters.prompt_to_prompt",
-    "mix_subjects": "blipdiff_plugins.interpolation",
-    "render_interpolation": "blipdiff_plugins.interpolation",
-    "subject_attention_maps": "blipdiff_plugins.attention_maps",
+    "mix_subjects": "blipdiff_plugins.recipes.interpolation",
+    "render_interpolation": "blipdiff_plugins.recipes.interpolation",
+    "subject_attention_maps": "blipdiff_plugins.recipes.attention_maps",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -11,16 +10,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np  # noqa: E402
 import PIL.Image  # noqa: E402
 import pytest  # noqa: E402
-import torch  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-PARITY_DIR = REPO_ROOT / "tests" / "fixtures" / "parity"
 
 
 @pytest.fixture(scope="session")
 def tiny_components():
     """Components of the built-in 'tiny' model; tests must not modify them (copy with `fresh_tiny_pipeline`)."""
-    from blipdiff_plugins.builtin import build_builtin_components
+    from blipdiff_plugins.builtin.models import build_builtin_components
 
     return build_builtin_components("tiny", seed=0)
 
@@ -53,5 +49,17 @@ def subject_image():
     return PIL.Image.fromarray(array)
 
 
-def generator(seed: int = 0) -> torch.Generator:
-    return torch.Generator("cpu").manual_seed(seed)
+@pytest.fixture()
+def fresh_pipeline(tiny_components):
+    """A factory of tiny pipelines with their own copy of the weights."""
+    import copy
+
+    from blipdiff_plugins import BlipDiffusionPipeline
+
+    def make():
+        components = {name: copy.deepcopy(value) for name, value in tiny_components.items()}
+        pipe = BlipDiffusionPipeline(**components)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    return make

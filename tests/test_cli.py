@@ -57,7 +57,7 @@ def test_generate_reports_bad_input(tmp_path, capsys):
 def test_convert_published_layout_then_community_shim(tmp_path):
     from diffusers import DiffusionPipeline
 
-    from .conftest import PARITY_DIR, REPO_ROOT
+    from tests.helpers import PARITY_DIR, REPO_ROOT
 
     out = tmp_path / "converted"
     assert main(["convert", str(PARITY_DIR / "tiny16"), str(out), "--subject-tokenizer", str(PARITY_DIR / "bert_tokenizer")]) == 0

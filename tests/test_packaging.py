@@ -2,7 +2,7 @@ import subprocess
 import sys
 import zipfile
 
-from .conftest import REPO_ROOT
+from tests.helpers import REPO_ROOT
 
 
 def test_wheel_ships_only_blipdiff_plugins(tmp_path):

@@ -31,7 +31,7 @@ except ImportError as error:  # re-raised by the registry with the install line
         name="controlnet_aux",
     ) from error
 
-from ..images import ImageLike, load_image
+from ..utils.images import ImageLike, load_image
 
 DEFAULT_ANNOTATOR_WEIGHTS = "lllyasviel/Annotators"
 

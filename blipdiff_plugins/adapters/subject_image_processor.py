@@ -9,7 +9,7 @@ import PIL.Image
 import torch
 from transformers.image_processing_utils import ImageProcessingMixin
 
-from ..images import ImageLike, load_images
+from ..utils.images import ImageLike, load_images
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)

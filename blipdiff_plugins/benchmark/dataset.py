@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import logging
 import os
 import re
 from pathlib import Path
@@ -18,8 +17,9 @@ from typing import Iterable, Sequence
 
 import PIL.Image
 import PIL.ImageOps
+from diffusers.utils import logging
 
-logger = logging.getLogger(__name__)
+logger = logging.get_logger(__name__)
 
 PROMPTS_FILE = "prompts_and_classes.txt"
 MANIFEST_FILE = "MANIFEST.jsonl"

@@ -14,6 +14,7 @@ import torch
 
 IMAGE_METRICS = ("dino", "clip_i")
 METRICS = ("dino", "clip_i", "clip_t")
+METRIC_NAMES = {"dino": "DINO", "clip_i": "CLIP-I", "clip_t": "CLIP-T"}  # display names
 
 
 def pairwise_cosine(generated: torch.Tensor, references: torch.Tensor) -> torch.Tensor:

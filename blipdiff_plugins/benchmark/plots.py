@@ -6,8 +6,7 @@ import os
 
 import numpy as np
 
-from .metrics import METRICS
-from .report import METRIC_NAMES
+from .metrics import METRIC_NAMES, METRICS
 
 
 def _pyplot():

@@ -10,6 +10,8 @@ from typing import Callable, Sequence
 
 import torch
 
+from ..utils.atomic import write_atomically
+
 
 def _file_digest(path: str) -> str:
     digest = hashlib.sha256()
@@ -59,9 +61,6 @@ class ReferenceEmbeddingCache:
             self.misses += 1
             embeddings = compute().detach().cpu()
             if file is not None:
-                file.parent.mkdir(parents=True, exist_ok=True)
-                temporary = file.with_suffix(f".tmp{os.getpid()}")
-                torch.save(embeddings, temporary)
-                os.replace(temporary, file)
+                write_atomically(file, lambda temporary: torch.save(embeddings, temporary))
         self._memory[key] = embeddings
         return embeddings

@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from .metrics import METRICS, aggregate_scores
+from .metrics import METRIC_NAMES, METRICS, aggregate_scores
 from .published import COMPARABLE, published_scores
 from .results import RESULTS_FILE, RUN_FILE, read_all_rows, write_json_atomic
 
@@ -15,7 +15,6 @@ LEADERBOARD_FILE = "leaderboard.json"
 TABLE_FILE = "results.md"
 PER_SUBJECT_PLOT = "per_subject.png"
 SCATTER_PLOT = "dino_vs_clip_t.png"
-METRIC_NAMES = {"dino": "DINO", "clip_i": "CLIP-I", "clip_t": "CLIP-T"}
 
 
 def build_summary(rows: list[dict], run: dict) -> dict:

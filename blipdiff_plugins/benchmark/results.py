@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 from pathlib import Path
 from typing import Iterable
 
-logger = logging.getLogger(__name__)
+from diffusers.utils import logging
+
+from ..utils.atomic import write_json, write_json_lines
+
+logger = logging.get_logger(__name__)
 
 RUN_FILE = "run.json"
 RESULTS_FILE = "results.jsonl"
@@ -35,11 +38,8 @@ def row_key(row: dict) -> tuple[str, int, int]:
 
 
 def write_json_atomic(path: str | os.PathLike, data) -> None:
-    """Write JSON to a temporary file and rename it, so readers never see half a file."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    temporary.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    """Write JSON (keys in insertion order) atomically: readers never see half a file."""
+    write_json(path, data, sort_keys=False)
 
 
 def read_rows(path: str | os.PathLike) -> list[dict]:
@@ -62,12 +62,8 @@ def read_rows(path: str | os.PathLike) -> list[dict]:
 
 
 def write_rows_atomic(path: str | os.PathLike, rows: Iterable[dict]) -> None:
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row) + "\n")
-    os.replace(temporary, path)
+    """Replace a results file by ``rows``, one JSON object per line, atomically."""
+    write_json_lines(path, rows)
 
 
 def result_files(output_dir: str | os.PathLike) -> list[Path]:

@@ -12,6 +12,7 @@ from typing import Iterable, Sequence
 
 import torch
 
+from ..utils.atomic import write_png
 from .config import GenerationConfig
 from .dataset import DreamBench
 from .results import (
@@ -100,13 +101,6 @@ def plan_work(
                 seed = config.image_seed(subject["subject_index"], prompt.index, image_index)
                 items.append(WorkItem(position, prompt.index, image_index, seed))
     return items[:limit] if limit is not None else items
-
-
-def _save_png_atomic(image, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    image.save(temporary, format="PNG")
-    os.replace(temporary, path)
 
 
 def _merge(output_dir: Path, dataset: DreamBench) -> None:
@@ -221,7 +215,7 @@ def run_benchmark(
                     )
                     for item, image, score in zip(batch, images, scores):
                         relative = Path("images") / subject["subject"] / f"{prompt.index:02d}_{item.image_index:02d}.png"
-                        _save_png_atomic(image, output_dir / relative)
+                        write_png(output_dir / relative, image)
                         row = {
                             "subject": subject["subject"],
                             "subject_index": subject["subject_index"],

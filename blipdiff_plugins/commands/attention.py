@@ -37,7 +37,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from ..attention_maps import attention_grid, subject_attention_maps
+    from ..recipes.attention_maps import attention_grid, subject_attention_maps
 
     pipe = load_pipeline(args)
     embeds = pipe.encode_subject(args.subject_image, args.subject)

@@ -76,7 +76,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def _load_pipeline(model: str, method: str, device):
     if model == "builtin" or model.startswith("builtin:"):
-        from blipdiff_plugins.builtin import build_builtin_pipeline
+        from blipdiff_plugins.builtin.models import build_builtin_pipeline
 
         size = model.partition(":")[2] or "small"
         return build_builtin_pipeline(size).to(device)

@@ -1,12 +1,10 @@
-"""Helpers shared by the CLI commands: model loading, devices, schedulers, atomic output files."""
+"""Helpers shared by the CLI commands: model loading, devices, schedulers (files are written by `utils.atomic`)."""
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-import tempfile
-from pathlib import Path
+
+from ..utils.atomic import write_atomically, write_json, write_png  # noqa: F401  (used by the commands)
 
 SCHEDULERS = {
     "pndm": "PNDMScheduler",
@@ -64,7 +62,7 @@ def load_pipeline(args, pipeline_class=None):
     import diffusers
     import torch
 
-    from ..builtin import BUILTIN_NOTICE, build_builtin_pipeline
+    from ..builtin.models import BUILTIN_NOTICE, build_builtin_pipeline
 
     if pipeline_class is None:
         from ..pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline as pipeline_class
@@ -88,33 +86,6 @@ def load_pipeline(args, pipeline_class=None):
     if args.scheduler:
         pipe.scheduler = getattr(diffusers, SCHEDULERS[args.scheduler]).from_config(pipe.scheduler.config)
     return pipe.to(device)
-
-
-def write_atomically(path: Path, write) -> None:
-    """``write(temporary_path)`` then rename onto ``path``: readers never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
-def write_json(path: Path, data: dict) -> None:
-    def write(temporary):
-        with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-
-    write_atomically(path, write)
-
-
-def write_png(path: Path, image) -> None:
-    write_atomically(path, lambda temporary: image.save(temporary, format="PNG"))
 
 
 def versions() -> dict:

@@ -28,9 +28,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     from pathlib import Path
 
-    from ..lavis_checkpoint import convert_lavis_checkpoint, save_atomically
+    from ..conversion.lavis import convert_lavis_checkpoint, save_atomically
     from ..pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline
-    from ..pipelines.published_layout import is_published_layout
+    from ..conversion.published_layout import is_published_layout
 
     if is_published_layout(args.source):
         if Path(args.output).exists():

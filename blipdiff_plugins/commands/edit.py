@@ -58,7 +58,7 @@ def parse_equalizer(pairs: list[str]) -> dict:
 def run(args) -> int:
     import torch
 
-    from ..interpolation import labelled_grid
+    from ..utils.grids import labelled_grid
     from ..pipelines.pipeline_blip_diffusion_edit import BlipDiffusionEditPipeline
 
     if args.num_images < 1:

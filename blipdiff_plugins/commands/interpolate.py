@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from .common import add_model_arguments, load_pipeline, versions, write_atomically, write_json, write_png
+from .common import add_model_arguments, load_pipeline, versions, write_json, write_png
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -41,7 +41,8 @@ def run(args) -> int:
     import torch
     from tqdm.auto import tqdm
 
-    from ..interpolation import labelled_grid, mix_subjects, render_interpolation, save_gif
+    from ..recipes.interpolation import mix_subjects, render_interpolation
+    from ..utils.grids import labelled_grid, save_gif
 
     subjects = []
     for entry in args.subject:
@@ -76,7 +77,7 @@ def run(args) -> int:
         names.append(f"frame-{index:03d}.png")
         write_png(out_dir / names[-1], frame)
     write_png(out_dir / "grid.png", labelled_grid(frames, [f"t={t:.2f}" for t in ts]))
-    write_atomically(out_dir / "interpolation.gif", lambda temporary: save_gif(frames, temporary, duration_ms=args.gif_ms))
+    save_gif(frames, out_dir / "interpolation.gif", duration_ms=args.gif_ms)
     write_json(out_dir / "interpolation.json", {"frames": names, "t": ts, "grid": "grid.png", "gif": "interpolation.gif", "subjects": [w for w, _ in subjects], "settings": settings, "versions": versions(), "command": command})
     print(out_dir / "grid.png")
     return 0

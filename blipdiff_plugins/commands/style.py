@@ -58,7 +58,7 @@ def load_controlnet_pipeline(args):
     from ..pipelines.pipeline_blip_diffusion_controlnet import BlipDiffusionControlNetPipeline
 
     if args.model == "builtin" or args.model.startswith("builtin:"):
-        from ..builtin import BUILTIN_NOTICE, build_builtin_components
+        from ..builtin.models import BUILTIN_NOTICE, build_builtin_components
         from ..pipelines.denoising import vae_scale_factor
 
         size = args.model.partition(":")[2] or "small"
@@ -89,7 +89,7 @@ def run(args) -> int:
     import torch
 
     from ..registry import PREPROCESSORS
-    from ..style_transfer import style_transfer
+    from ..recipes.style_transfer import style_transfer
 
     if args.num_images < 1:
         raise ValueError(f"`--num-images` must be at least 1, got {args.num_images}.")

@@ -1,5 +1,5 @@
 """Loader mixins of the blipdiff_plugins pipelines."""
 
-from .subject_model import LoadedSubject, SubjectModelLoaderMixin
+from .subject_loader import LoadedSubject, SubjectModelLoaderMixin
 
 __all__ = ["LoadedSubject", "SubjectModelLoaderMixin"]

@@ -16,7 +16,7 @@ import PIL.Image
 import torch
 import torch.nn.functional as F
 
-from ..images import load_image
+from ..utils.images import load_image
 
 
 def _is_single_image(value) -> bool:

@@ -20,7 +20,7 @@ class SubjectPipelineLoaderMixin:
         `load_published_pipeline`, which takes ``torch_dtype``, ``revision``, ``cache_dir``,
         ``subject_tokenizer``, ``subject_tokenizer_name_or_path``, ``resize_mode`` and component overrides.
         """
-        from .published_layout import is_published_layout, load_published_pipeline
+        from ..conversion.published_layout import is_published_layout, load_published_pipeline
         from .saved_layout import check_saved_layout, name_failing_component
 
         if is_published_layout(pretrained_model_name_or_path, revision=kwargs.get("revision"), cache_dir=kwargs.get("cache_dir")):

@@ -16,8 +16,8 @@ from transformers import CLIPTextModel, CLIPTokenizer, PreTrainedTokenizerBase
 
 from ..adapters.blip2_qformer import Blip2SubjectEncoder
 from ..adapters.subject_image_processor import SubjectImageProcessor
-from ..images import ImageLike
-from ..loaders.subject_model import SubjectModelLoaderMixin
+from ..utils.images import ImageLike
+from ..loaders.subject_loader import SubjectModelLoaderMixin
 from .loading import SubjectPipelineLoaderMixin
 from . import subject_conditioning as conditioning
 from .denoising import (

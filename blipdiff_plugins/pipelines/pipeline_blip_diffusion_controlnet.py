@@ -17,7 +17,7 @@ from transformers import CLIPTextModel, CLIPTokenizer, PreTrainedTokenizerBase
 
 from ..adapters.blip2_qformer import Blip2SubjectEncoder
 from ..adapters.subject_image_processor import SubjectImageProcessor
-from ..images import ImageLike
+from ..utils.images import ImageLike
 from .loading import SubjectPipelineLoaderMixin
 from . import control_conditioning as control
 from . import subject_conditioning as conditioning

@@ -32,7 +32,7 @@ from ..adapters.prompt_to_prompt import (
     step_range,
 )
 from ..adapters.subject_image_processor import SubjectImageProcessor
-from ..images import ImageLike, load_image
+from ..utils.images import ImageLike, load_image
 from . import subject_conditioning as conditioning
 from .loading import SubjectPipelineLoaderMixin
 from .denoising import check_image_size, decode_latents, denoise, extra_step_kwargs, prepare_latents

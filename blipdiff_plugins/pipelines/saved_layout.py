@@ -11,7 +11,7 @@ import json
 import os
 from pathlib import Path
 
-from ..checkpoint_conversion import CheckpointError
+from ..conversion.state_dict import CheckpointError
 
 
 def _components(folder: Path) -> dict[str, tuple[str, str]]:

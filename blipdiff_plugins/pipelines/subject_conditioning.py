@@ -8,7 +8,8 @@ from typing import Sequence
 import torch
 
 from ..adapters.infix_prompt_injector import InfixPromptInjector, build_subject_prompts, warn_if_truncated
-from ..images import ImageLike
+from ..utils.checks import check_subject_word
+from ..utils.images import ImageLike
 
 
 def configure_subject_pipeline(pipe, vae, subject_position: int) -> None:
@@ -31,12 +32,6 @@ def as_list(value, argument: str, length: int | None = None) -> list:
         elif len(values) != length:
             raise ValueError(f"`{argument}` has {len(values)} entries but there are {length} prompts; pass one or {length}.")
     return values
-
-
-def check_subject_word(word, argument: str) -> str:
-    if not isinstance(word, str) or not word.strip():
-        raise ValueError(f"`{argument}` must be a non-empty category word such as 'dog', got {word!r}.")
-    return word.strip()
 
 
 def group_subject_images(

@@ -13,12 +13,13 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from ..utils.atomic import atomic_directory
 
 CHECKPOINT_FORMAT = 1
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
@@ -76,25 +77,14 @@ def save_checkpoint(
     """Write ``folder/checkpoint-<step>`` atomically and keep the ``keep`` newest checkpoints."""
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"checkpoint-{step}"
-    temporary = Path(tempfile.mkdtemp(prefix=f".checkpoint-{step}-", dir=folder))
-    try:
+    # replace=True: re-saving a step (a resumed run passing an older checkpoint's step) swaps, then deletes the old one.
+    with atomic_directory(final, replace=True, prefix=f".checkpoint-{step}-") as temporary:
         save_file({name: tensor.detach().cpu().contiguous() for name, tensor in trainable.items()}, temporary / WEIGHTS_FILE)
         torch.save(optimizer_state, temporary / OPTIMIZER_FILE)
         torch.save(random_states, temporary / RNG_FILE)
         # Written last: a folder without it is not a checkpoint.
         with open(temporary / STATE_FILE, "w", encoding="utf-8") as handle:
             json.dump({"format": CHECKPOINT_FORMAT, "step": step, **trainer_state}, handle, indent=2, sort_keys=True)
-        if final.exists():
-            # Re-saving a step (a resumed run passing an older checkpoint's step): swap, then delete the old one.
-            stale = Path(tempfile.mkdtemp(prefix=f".stale-checkpoint-{step}-", dir=folder))
-            os.replace(final, stale / final.name)
-            os.replace(temporary, final)
-            shutil.rmtree(stale, ignore_errors=True)
-        else:
-            os.replace(temporary, final)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
     if keep is not None:
         for old in list_checkpoints(folder)[:-keep]:
             if old != final:

@@ -13,7 +13,7 @@ import numpy as np
 import PIL.Image
 import torch
 
-from ..images import ImageLike, load_image
+from ..utils.images import ImageLike, load_image
 
 # Images whose long side is more than this many times the short side lose most of their content to
 # the centre crop; they still train, with a warning.

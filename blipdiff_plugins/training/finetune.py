@@ -12,8 +12,6 @@ killed and resumed run ends with the same weights as one that ran straight throu
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..adapters.finetune_strategies import FinetuneStrategy, resolve_strategy, weight_decay_groups
+from ..loaders.fingerprint import base_model_fingerprint
 from .checkpoints import check_compatible, load_checkpoint, resolve_checkpoint, save_checkpoint
 from .data import DataOrder, collect_training_images, pixels_fingerprint, training_pixels
 
@@ -71,25 +70,6 @@ def diffusion_target(noise_scheduler, latents: torch.Tensor, noise: torch.Tensor
     if prediction_type == "sample":
         return latents
     raise ValueError(f"Scheduler prediction_type {prediction_type!r} is not supported; use 'epsilon', 'v_prediction' or 'sample'.")
-
-
-def base_model_fingerprint(pipeline) -> str:
-    """Hash of the model configs and a strided sample of every base weight (LoRA layers excluded)."""
-    digest = hashlib.sha256()
-    for name in ("unet", "text_encoder", "vae"):
-        model = getattr(pipeline, name)
-        config = model.config.to_dict() if hasattr(model.config, "to_dict") else dict(model.config)
-        config = {key: value for key, value in config.items() if not key.startswith("_")}
-        digest.update(json.dumps(config, sort_keys=True, default=str).encode())
-        for parameter_name, parameter in model.named_parameters():
-            if "lora_" in parameter_name:
-                continue
-            parameter_name = parameter_name.replace(".base_layer.", ".")
-            flat = parameter.detach().reshape(-1)
-            sample = flat[:: max(1, flat.numel() // 256)][:256].float().cpu()
-            digest.update(parameter_name.encode())
-            digest.update(sample.numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def _check_int(name: str, value, minimum: int, hint: str) -> int:
@@ -444,7 +424,7 @@ class SubjectTrainer:
         if self.accelerator.is_main_process:
             from diffusers.utils import make_image_grid
 
-            from ..commands.common import write_png
+            from ..utils.atomic import write_png
 
             images = self.generate(self.validation_prompts)
             path = self.output_dir / "validation" / f"step-{step:06d}.png"
@@ -455,7 +435,7 @@ class SubjectTrainer:
 
     def result(self):
         """The `SubjectModel` of the current state; the pipeline is set to render the subject."""
-        from ..subject_model import SubjectModel
+        from ..loaders.subject_model_format import SubjectModel
 
         pipe = self.pipeline
         embedding = self.current_embedding()

@@ -1,9 +1,9 @@
 # Makes the example grids in docs/examples with the built-in "small" model (random weights): python docs/examples/make_examples.py
 import torch, numpy as np, PIL.Image
-from blipdiff_plugins.builtin import build_builtin_components
+from blipdiff_plugins.builtin.models import build_builtin_components
 from blipdiff_plugins import BlipDiffusionPipeline, BlipDiffusionEditPipeline
-from blipdiff_plugins.interpolation import labelled_grid, render_interpolation
-from blipdiff_plugins.attention_maps import subject_attention_maps, attention_grid
+from blipdiff_plugins.recipes.interpolation import labelled_grid, render_interpolation
+from blipdiff_plugins.recipes.attention_maps import subject_attention_maps, attention_grid
 c = build_builtin_components("small")
 plain = BlipDiffusionPipeline(**c); editor = BlipDiffusionEditPipeline(**c)
 for p in (plain, editor): p.set_progress_bar_config(disable=True)

@@ -13,7 +13,7 @@ from blipdiff_plugins.adapters.attention_store import (
     map_size,
 )
 from blipdiff_plugins.registry import ATTENTION_PROCESSORS
-from tests.conftest import generator
+from tests.helpers import generator
 
 
 @pytest.fixture()

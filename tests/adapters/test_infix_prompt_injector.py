@@ -5,7 +5,7 @@ import torch
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from blipdiff_plugins.adapters.infix_prompt_injector import InfixPromptInjector, build_subject_prompts
-from blipdiff_plugins.tokenizers_in_code import build_clip_tokenizer
+from blipdiff_plugins.builtin.tokenizers import build_clip_tokenizer
 
 
 @pytest.fixture(scope="module")

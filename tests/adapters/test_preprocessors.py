@@ -101,7 +101,7 @@ def test_missing_controlnet_aux_gives_install_line(monkeypatch):
 def test_import_does_not_import_controlnet_aux():
     code = (
         "import sys, blipdiff_plugins; blipdiff_plugins.BlipDiffusionControlNetPipeline; blipdiff_plugins.PREPROCESSORS.names(); "
-        "import blipdiff_plugins.style_transfer; "
+        "import blipdiff_plugins.recipes.style_transfer; "
         "assert not {'controlnet_aux', 'timm'} & set(sys.modules), sorted({'controlnet_aux', 'timm'} & set(sys.modules))"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

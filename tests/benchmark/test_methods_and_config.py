@@ -1,3 +1,5 @@
+import dataclasses
+
 import PIL.Image
 import pytest
 import torch
@@ -21,7 +23,7 @@ def test_generation_config_defaults_are_the_authors_and_round_trip():
         GenerationConfig.from_dict({"steps": 50})
     with pytest.raises(ValueError, match="`num_inference_steps` must be a positive integer, got 0"):
         GenerationConfig(num_inference_steps=0)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         config.seed = 3  # frozen
     seeds = {config.image_seed(s, p, i) for s in range(30) for p in range(25) for i in range(4)}
     assert len(seeds) == 3000

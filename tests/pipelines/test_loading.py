@@ -7,11 +7,11 @@ import torch
 from diffusers import DiffusionPipeline
 
 from blipdiff_plugins import BlipDiffusionPipeline
-from blipdiff_plugins.checkpoint_conversion import CheckpointError, load_pickle_checkpoint
-from blipdiff_plugins.lavis_checkpoint import convert_lavis_checkpoint
+from blipdiff_plugins.conversion.state_dict import CheckpointError, load_pickle_checkpoint
+from blipdiff_plugins.conversion.lavis import convert_lavis_checkpoint
 
-from ..conftest import PARITY_DIR, REPO_ROOT, generator
-from ..lavis_layout import write_lavis_checkpoint
+from tests.helpers import PARITY_DIR, REPO_ROOT, generator
+from tests.lavis_layout import write_lavis_checkpoint
 
 
 def images(pipe, subject_image):

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from blipdiff_plugins import BlipDiffusionPipeline
 from blipdiff_plugins.pipelines.denoising import prepare_latents
 
-from ..conftest import PARITY_DIR
+from tests.helpers import PARITY_DIR
 
 CASES = {case["name"]: case for case in json.loads((PARITY_DIR / "cases.json").read_text())["cases"]}
 BASE_CASES = [name for name, case in CASES.items() if case["pipeline"] == "BlipDiffusionPipeline"]

@@ -6,7 +6,7 @@ import pytest
 import torch
 from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
 
-from ..conftest import generator
+from tests.helpers import generator
 
 STEPS = 2
 

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from blipdiff_plugins import BlipDiffusionControlNetPipeline, BlipDiffusionPipeline
 from blipdiff_plugins.pipelines.control_conditioning import control_image_tensor, control_keep, controlnet_from_unet
 
-from ..conftest import PARITY_DIR, REPO_ROOT, generator
+from tests.helpers import PARITY_DIR, REPO_ROOT, generator
 
 CASE = next(case for case in json.loads((PARITY_DIR / "cases.json").read_text())["cases"] if case["name"] == "controlnet_canny")
 

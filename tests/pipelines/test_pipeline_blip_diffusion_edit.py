@@ -13,7 +13,7 @@ from blipdiff_plugins import BlipDiffusionEditPipeline, BlipDiffusionPipeline
 from blipdiff_plugins.adapters.inversion import ddim_invert, ddim_scheduler_for
 from blipdiff_plugins.pipelines.denoising import denoise
 from blipdiff_plugins.pipelines.pipeline_blip_diffusion_edit import preprocess_real_image
-from tests.conftest import generator
+from tests.helpers import generator
 
 STEPS = 3
 

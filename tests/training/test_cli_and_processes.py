@@ -8,7 +8,7 @@ import pytest
 
 from blipdiff_plugins.cli import main
 
-from .conftest import RESOLUTION, make_images
+from tests.training.helpers import RESOLUTION, make_images
 
 
 @pytest.fixture()

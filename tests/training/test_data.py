@@ -3,7 +3,7 @@ import torch
 
 from blipdiff_plugins.training.data import DataOrder, collect_training_images, training_pixels
 
-from .conftest import make_images
+from tests.training.helpers import make_images
 
 
 def write_folder(folder, images, extra=()):

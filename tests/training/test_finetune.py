@@ -6,7 +6,7 @@ import torch
 from blipdiff_plugins.training import checkpoints as checkpoints_module
 from blipdiff_plugins.training.finetune import SubjectTrainer, finetune
 
-from .conftest import RESOLUTION, fixed_batch_loss, strategy_for_tests
+from tests.training.helpers import RESOLUTION, fixed_batch_loss, strategy_for_tests
 
 STRATEGIES = ("full_unet", "lora", "embedding_only")
 

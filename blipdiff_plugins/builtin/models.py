@@ -1,0 +1,154 @@
+"""The built-in model: a complete BLIP-Diffusion pipeline with random weights, built offline in code.
+
+Its images are noise from untrained weights. It exists so that the command line, the tests and the
+benchmarks run anywhere without a download; real use loads ``Salesforce/blipdiffusion``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from types import MappingProxyType
+
+import torch
+from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel
+
+from ..adapters.blip2_qformer import Blip2SubjectEncoder
+from ..adapters.subject_image_processor import SubjectImageProcessor
+from .tokenizers import build_bert_tokenizer, build_clip_tokenizer
+
+BUILTIN_NOTICE = "built-in model with RANDOM weights: its images are noise, not a trained model's output"
+
+
+@dataclasses.dataclass(frozen=True)
+class BuiltinSize:
+    """Widths and depths of one built-in model size."""
+
+    hidden: int  # text encoder, Q-Former and projection width
+    text_layers: int
+    vision_hidden: int
+    vision_layers: int
+    patch_size: int
+    qformer_layers: int
+    unet_channels: tuple[int, ...]
+    vae_channels: tuple[int, ...]
+    sample_size: int  # latent side; image side = sample_size * 2 ** (len(vae_channels) - 1)
+    num_query_tokens: int = 16
+    attention_head_dim: int = 8
+
+
+BUILTIN_SIZES = MappingProxyType(
+    {
+        # tests: 32 px images, a few seconds a generation
+        "tiny": BuiltinSize(32, 2, 32, 2, 32, 2, (32, 64), (32, 64), 16),
+        # the CLI default: 64 px images
+        "small": BuiltinSize(64, 2, 64, 2, 32, 2, (32, 64, 64), (32, 64, 64), 16),
+        # benchmarks: SD-like depth at reduced width, 256 px images
+        "mid": BuiltinSize(256, 4, 256, 4, 16, 4, (64, 128, 256, 256), (32, 64, 128, 128), 32, attention_head_dim=32),
+    }
+)
+
+
+def _perturb(module: torch.nn.Module, generator: torch.Generator, scale: float = 0.02) -> None:
+    """Random init leaves LayerNorms at 1/0 and many biases at 0; move every weight so outputs depend on all of them."""
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.add_(torch.randn(parameter.shape, generator=generator) * scale)
+
+
+def build_builtin_components(size: str = "small", *, seed: int = 0) -> dict:
+    """Components of a `BlipDiffusionPipeline` of the named size, with seeded random weights."""
+    if size not in BUILTIN_SIZES:
+        raise ValueError(f"`size` must be one of {sorted(BUILTIN_SIZES)}, got {size!r}.")
+    spec = BUILTIN_SIZES[size]
+    generator = torch.Generator().manual_seed(seed)
+    tokenizer = build_clip_tokenizer(model_max_length=77)
+    subject_tokenizer = build_bert_tokenizer()
+
+    # transformers/diffusers initialise from the global RNG: seed it inside a fork so the caller's state is kept.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        text_encoder, subject_encoder, unet, vae = _build_models(spec, size, tokenizer, subject_tokenizer)
+    for module in (text_encoder, subject_encoder, unet, vae):
+        _perturb(module, generator)
+        module.eval()
+    scheduler = PNDMScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", set_alpha_to_one=False, skip_prk_steps=True
+    )
+    return {
+        "tokenizer": tokenizer,
+        "text_encoder": text_encoder,
+        "vae": vae,
+        "unet": unet,
+        "scheduler": scheduler,
+        "subject_encoder": subject_encoder,
+        "subject_tokenizer": subject_tokenizer,
+        "subject_image_processor": SubjectImageProcessor(image_size=224),
+    }
+
+
+def _build_models(spec: BuiltinSize, size: str, tokenizer, subject_tokenizer):
+    """Randomly initialised text encoder, subject encoder, U-Net and VAE of one size."""
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=spec.hidden,
+            intermediate_size=spec.hidden * 4,
+            num_hidden_layers=spec.text_layers,
+            num_attention_heads=max(1, spec.hidden // 32),
+            max_position_embeddings=77,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
+    subject_encoder = Blip2SubjectEncoder(
+        vision_config={
+            "hidden_size": spec.vision_hidden,
+            "intermediate_size": spec.vision_hidden * 4,
+            "num_hidden_layers": spec.vision_layers,
+            "num_attention_heads": max(1, spec.vision_hidden // 32),
+            "patch_size": spec.patch_size,
+        },
+        qformer_config={
+            "vocab_size": len(subject_tokenizer),
+            "hidden_size": spec.hidden,
+            "intermediate_size": spec.hidden * 4,
+            "num_hidden_layers": spec.qformer_layers,
+            "num_attention_heads": max(1, spec.hidden // 32),
+            "max_position_embeddings": 64,
+        },
+        num_query_tokens=spec.num_query_tokens,
+    )
+    down = ["CrossAttnDownBlock2D"] * (len(spec.unet_channels) - 1) + ["DownBlock2D"]
+    up = ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * (len(spec.unet_channels) - 1)
+    unet = UNet2DConditionModel(
+        sample_size=spec.sample_size,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=tuple(down),
+        up_block_types=tuple(up),
+        block_out_channels=spec.unet_channels,
+        layers_per_block=1 if size == "tiny" else 2,
+        cross_attention_dim=spec.hidden,
+        attention_head_dim=spec.attention_head_dim,
+        norm_num_groups=8 if size != "mid" else 32,
+    )
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * len(spec.vae_channels),
+        up_block_types=("UpDecoderBlock2D",) * len(spec.vae_channels),
+        block_out_channels=spec.vae_channels,
+        latent_channels=4,
+        norm_num_groups=8 if size != "mid" else 32,
+        sample_size=spec.sample_size * 2 ** (len(spec.vae_channels) - 1),
+    )
+    return text_encoder, subject_encoder, unet, vae
+
+
+def build_builtin_pipeline(size: str = "small", *, seed: int = 0, pipeline_class=None):
+    """A ready `BlipDiffusionPipeline` (or ``pipeline_class``) with the built-in random weights."""
+    if pipeline_class is None:
+        from ..pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline as pipeline_class
+    return pipeline_class(**build_builtin_components(size, seed=seed))

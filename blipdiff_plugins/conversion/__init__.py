@@ -1,0 +1,1 @@
+"""Reading original checkpoints: the published diffusers layout, LAVIS checkpoints, state-dict key maps."""

@@ -1,0 +1,1 @@
+"""Recipes: pipelines composed into a task (style transfer, subject interpolation, attention maps)."""
