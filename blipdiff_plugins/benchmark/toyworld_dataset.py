@@ -17,6 +17,7 @@ import PIL.Image
 from blipdiff_plugins.toyworld.contexts import BACKGROUND_NAMES, POSITION_NAMES, SIZE_NAMES, Context
 from blipdiff_plugins.toyworld.world import SPLITS, ToyWorld
 
+from ..utils.atomic import write_png
 from .dataset import DreamBench, DreamBenchPrompt
 
 NUM_PROMPTS = 12
@@ -61,10 +62,7 @@ def _write_png_checked(array: np.ndarray, path: Path) -> None:
                     "choose an empty folder for the references."
                 )
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    PIL.Image.fromarray(array).save(temporary, format="PNG")
-    os.replace(temporary, path)
+    write_png(path, PIL.Image.fromarray(array))
 
 
 def load_toyworld_bench(

@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-from .results import RUN_FILE, read_all_rows, write_json_atomic
+from ..utils.atomic import write_atomically, write_json, write_text
+from .results import RUN_FILE, read_all_rows
 from .toyworld_metrics import HEADLINE, TOYWORLD_METRICS, aggregate_toyworld
 
 SUMMARY_FILE = "toyworld_summary.json"
@@ -15,12 +16,6 @@ TABLE_FILE = "toyworld_results.md"
 COMPARISON_TABLE = "toyworld_comparison.md"
 COMPARISON_JSON = "toyworld_comparison.json"
 COMPARISON_PLOT = "toyworld_comparison.png"
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
 
 
 def _cell(entry: Mapping) -> str:
@@ -54,7 +49,7 @@ def write_toyworld_reports(output_dir: str | os.PathLike) -> dict:
     """Write ``toyworld_summary.json`` and ``toyworld_results.md`` into a run folder; returns the summary."""
     output_dir = Path(output_dir)
     summary = summarize_run(output_dir)
-    write_json_atomic(output_dir / SUMMARY_FILE, summary)
+    write_json(output_dir / SUMMARY_FILE, summary)
     overall = summary["scores"]["overall"]
     lines = ["| metric | mean [95% CI] | n |", "|---|---|---|"]
     lines += [f"| {metric} | {_cell(overall[metric])} | {overall[metric]['n']} |" for metric in TOYWORLD_METRICS]
@@ -62,7 +57,7 @@ def write_toyworld_reports(output_dir: str | os.PathLike) -> dict:
     for name, scores in summary["scores"]["per_subject"].items():
         values = [scores[m] for m in HEADLINE]
         lines.append(f"| {name} | " + " | ".join("-" if v is None else f"{v:.3f}" for v in values) + f" | {scores['images']} |")
-    _write_text_atomic(output_dir / TABLE_FILE, "\n".join(lines) + "\n")
+    write_text(output_dir / TABLE_FILE, "\n".join(lines) + "\n")
     return summary
 
 
@@ -88,8 +83,8 @@ def compare_runs(runs: Mapping[str, str | os.PathLike], output_dir: str | os.Pat
     for label, scores in table.items():
         lines.append(f"| {label} | " + " | ".join(_cell(scores[m]) for m in HEADLINE) + f" | {scores['images']} |")
     lines += ["", "Means with 95% percentile-bootstrap intervals over images (oracle protocol `toyworld/oracle`)."]
-    _write_text_atomic(output_dir / COMPARISON_TABLE, "\n".join(lines) + "\n")
-    write_json_atomic(output_dir / COMPARISON_JSON, table)
+    write_text(output_dir / COMPARISON_TABLE, "\n".join(lines) + "\n")
+    write_json(output_dir / COMPARISON_JSON, table)
     if plot:
         _plot(table, output_dir / COMPARISON_PLOT)
     return table
@@ -119,7 +114,5 @@ def _plot(table: Mapping[str, Mapping], path: Path) -> None:
     axes.set_title("Toy-world oracle benchmark (95% bootstrap intervals)")
     axes.legend(fontsize=8)
     figure.tight_layout()
-    temporary = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    figure.savefig(temporary, dpi=100)
+    write_atomically(path, lambda temporary: figure.savefig(temporary, dpi=100, format="png"))
     plt.close(figure)
-    os.replace(temporary, path)

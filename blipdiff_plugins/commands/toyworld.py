@@ -84,14 +84,16 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_oracle(args: argparse.Namespace) -> int:
     from blipdiff_plugins.toyworld.oracle_training import evaluate_oracle, train_oracle
+    from blipdiff_plugins.utils.atomic import atomic_directory, write_json
 
     output = Path(args.output)
     if output.exists() and any(output.iterdir()):
         raise ValueError(f"--output: {str(output)!r} is not empty; choose a new folder (nothing is overwritten).")
     oracle = train_oracle(steps=args.steps, seed=args.seed)
     accuracy = evaluate_oracle(oracle, num_images=args.eval_images)
-    oracle.save_pretrained(output)
-    (output / "accuracy.json").write_text(json.dumps(accuracy, indent=2) + "\n", encoding="utf-8")
+    with atomic_directory(output, replace=output.exists()) as staging:  # replaces only an empty folder (checked above)
+        oracle.save_pretrained(staging)
+        write_json(staging / "accuracy.json", accuracy)
     print(json.dumps(accuracy, indent=2))
     return 0
 

@@ -58,7 +58,7 @@ def build_unet(spec: ToyModelSize, *, image_size: int):
 
 def build_tokenizers():
     """The CLIP tokenizer (every toy-world word is one token) and the Q-Former's BERT tokenizer."""
-    from blipdiff_plugins.tokenizers_in_code import build_bert_tokenizer, build_clip_tokenizer
+    from blipdiff_plugins.builtin.tokenizers import build_bert_tokenizer, build_clip_tokenizer
 
     return build_clip_tokenizer(TOY_WORDS, model_max_length=MAX_TEXT_TOKENS), build_bert_tokenizer(TOY_WORDS)
 

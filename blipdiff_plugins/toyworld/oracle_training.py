@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import torch
 
@@ -11,8 +9,6 @@ from .appearances import APPEARANCE_NAMES
 from .oracle import ToyWorldOracle, classify
 from .shapes import SHAPE_NAMES
 from .world import ToyWorld
-
-logger = logging.getLogger(__name__)
 
 # Seeds of the streams: training and evaluation renders never share a seed.
 TRAIN_STREAM = 1_000

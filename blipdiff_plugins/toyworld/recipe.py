@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import importlib
 import json
-import logging
 import os
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
+from diffusers.utils import logging
 
 from .components import build_toy_components, toy_size
 from .recipe_config import STAGES, RecipeConfig
-from .stage_loop import DONE_FILE, run_stage, step_generator, write_json_atomic
+from ..utils.atomic import atomic_directory, write_json
+from .stage_loop import DONE_FILE, run_stage, step_generator
 from .world import ToyWorld
 
-logger = logging.getLogger(__name__)
+logger = logging.get_logger(__name__)
 
 RECIPE_FILE = "recipe.json"
 MODEL_FOLDER = "model"
@@ -171,7 +172,7 @@ def train_toyworld(
                 "resume it with the same settings or choose a new folder."
             )
     else:
-        write_json_atomic(recipe_file, config.to_dict())
+        write_json(recipe_file, config.to_dict())
     world = ToyWorld(image_size=config.image_size)
     components = build_toy_components(toy_size(config.size), image_size=config.image_size, seed=config.seed)
     folders = {"vae": output_dir / "stage1_vae", "t2i": output_dir / "stage2_t2i", "prompted": output_dir / "stage3_prompted"}
@@ -194,18 +195,13 @@ def train_toyworld(
             break  # later stages need this one
         folder.mkdir(parents=True, exist_ok=True)
         result = trainers[name](folder, components, config, world, progress)
-        write_json_atomic(folder / DONE_FILE, result.to_dict())
+        write_json(folder / DONE_FILE, result.to_dict())
         report[name] = {"status": "trained", **result.to_dict()}
     if (folders["t2i"] / DONE_FILE).is_file():
-        pipeline = BlipDiffusionPipeline(**components)
         model = output_dir / MODEL_FOLDER
-        temporary = output_dir / f".{MODEL_FOLDER}.tmp{os.getpid()}"
-        pipeline.save_pretrained(temporary)
-        if model.exists():
-            import shutil
-
-            shutil.rmtree(model)  # our own earlier save of the same run
-        os.replace(temporary, model)
+        # Replacing is safe: an earlier save of this same run (recipe.json matched) is the only thing there.
+        with atomic_directory(model, replace=True) as staging:
+            BlipDiffusionPipeline(**components).save_pretrained(staging)
         report["model"] = str(model)
-    write_json_atomic(output_dir / "report.json", report)
+    write_json(output_dir / "report.json", report)
     return report

@@ -28,11 +28,11 @@ class RecipeConfig:
     size: str = "s"
     image_size: int = 64
     seed: int = 0
-    vae_steps: int = 1500
+    vae_steps: int = 400
     vae_batch_size: int = 32
     vae_learning_rate: float = 1e-3
     vae_kl_weight: float = 1e-6
-    t2i_steps: int = 4000
+    t2i_steps: int = 700
     t2i_batch_size: int = 32
     t2i_learning_rate: float = 5e-4
     caption_dropout: float = 0.1

@@ -7,18 +7,16 @@ generator seeded per step), so resuming from a checkpoint continues exactly wher
 from __future__ import annotations
 
 import dataclasses
-import json
-import logging
-import os
 import time
 from pathlib import Path
 from typing import Callable, Mapping
 
 import torch
+from diffusers.utils import logging
 
 from blipdiff_plugins.training.checkpoints import list_checkpoints, load_checkpoint, save_checkpoint
 
-logger = logging.getLogger(__name__)
+logger = logging.get_logger(__name__)
 
 DONE_FILE = "done.json"
 
@@ -42,12 +40,6 @@ class StageResult:
 def step_generator(seed: int, step: int) -> torch.Generator:
     """The generator of one step's noise and timesteps."""
     return torch.Generator().manual_seed(seed * 1_000_003 + step)
-
-
-def write_json_atomic(path: Path, data) -> None:
-    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
 
 
 def run_stage(

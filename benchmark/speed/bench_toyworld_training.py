@@ -1,6 +1,6 @@
 """Seconds per training step of the toy-world recipe's stages at candidate sizes (a script, not a test).
 
-    .venv/bin/python benchmark/bench_toyworld_training.py [--sizes xs,s,m] [--batch 32] [--steps 6]
+    .venv/bin/python benchmark/speed/bench_toyworld_training.py [--sizes xs,s,m] [--batch 32] [--steps 6]
 
 For each size: stage 1 (VAE reconstruction step), stage 2 (text-to-image step: VAE encode, text encoder,
 U-Net, backward, AdamW). The first step of each is a warm-up and not timed. Wall and CPU seconds (all threads)
