@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "blipdiff_plugins.commands.prepare_data",
     "blipdiff_plugins.commands.pretrain",
     "blipdiff_plugins.commands.ui",
+    "blipdiff_plugins.commands.toyworld",
 )
 
 

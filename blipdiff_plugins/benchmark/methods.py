@@ -282,3 +282,14 @@ BENCHMARK_METHODS.register(
     "blipdiff_plugins.benchmark.methods:DiffusersPipelineMethod",
     description="Any user-supplied text-to-image callable or diffusers pipeline.",
 )
+# Oracle benchmark (toy world) reference points; kept in their own module.
+BENCHMARK_METHODS.register(
+    "text_only",
+    "blipdiff_plugins.benchmark.toyworld_methods:TextOnly",
+    description="Category word and context only, no subject embeddings (toy-world subject-fidelity floor).",
+)
+BENCHMARK_METHODS.register(
+    "copy_reference",
+    "blipdiff_plugins.benchmark.toyworld_methods:CopyReference",
+    description="Returns a reference image (subject-fidelity ceiling, prompt-fidelity floor).",
+)

@@ -52,7 +52,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--finetune-strategy", default=None, help="blip_diffusion_finetuned: fine-tune strategy")
     parser.add_argument("--finetune-steps", type=positive_int, default=None, help="blip_diffusion_finetuned: steps per subject")
     parser.add_argument("--identifier", default="", help="diffusers_pipeline: rare token before the class noun (e.g. sks)")
-    parser.add_argument("--dataset", default=DEFAULT_DATASET, help="DreamBench folder or Hub dataset id (default: %(default)s)")
+    parser.add_argument("--dataset", default=DEFAULT_DATASET, help="DreamBench folder or Hub dataset id, or 'toyworld' for the toy-world oracle benchmark (default: %(default)s)")
     parser.add_argument("--subjects", type=_name_list, default=None, help="comma-separated subjects (default: all 30)")
     parser.add_argument("--prompts", type=_int_list, default=None, help="prompt indices, e.g. '0,3,20-24' (default: all 25)")
     parser.add_argument("--limit", type=positive_int, default=None, help="stop after this many images of the plan")
@@ -72,6 +72,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--embedding-cache", default=None, help="folder to keep reference embeddings across runs")
     parser.add_argument("--device", default=None, help="device for the pipeline and metrics (default: cuda if available)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    # Toy-world oracle benchmark: its own options and run function (commands/bench_toyworld.py).
+    from .bench_toyworld import add_arguments as add_toyworld_arguments
+
+    add_toyworld_arguments(parser)
     parser.set_defaults(func=run)
     return parser
 
@@ -113,6 +117,10 @@ def run(args: argparse.Namespace) -> int:
     from blipdiff_plugins.benchmark.runner import run_benchmark
     from blipdiff_plugins.benchmark.scorer import DreamBenchScorer
 
+    if args.dataset == "toyworld":  # the toy-world oracle benchmark (commands/bench_toyworld.py)
+        from .bench_toyworld import run_toyworld
+
+        return run_toyworld(args)
     # Everything the user typed is checked before the model and the backbones load.
     output = Path(args.output)
     for folder in (output, *output.parents):
