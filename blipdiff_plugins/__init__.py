@@ -29,6 +29,7 @@ _EXPORTS = {
     "UMMDiffusionPipeline": "blipdiff_plugins.pipelines.pipeline_umm_diffusion",
     "UMMDiffusionPipelineOutput": "blipdiff_plugins.pipelines.pipeline_umm_diffusion",
     "style_transfer": "blipdiff_plugins.recipes.style_transfer",
+    "load_preprocessor": "blipdiff_plugins.adapters.preprocessors",
     "build_builtin_pipeline": "blipdiff_plugins.builtin.models",
     "Registry": "blipdiff_plugins.registry",
     "SUBJECT_ENCODERS": "blipdiff_plugins.registry",

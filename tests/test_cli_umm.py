@@ -34,8 +34,9 @@ def test_generate_method_umm_bad_input(tmp_path, subject_image, capsys):
     subject_image.save(image_path)
     base = ["generate", "--method", "umm", "--model", "builtin:tiny", "--subject-image", str(image_path), "--subject", "dog", "--steps", "1",
             "--output", str(tmp_path / "o")]
-    assert main(base + ["--prompt", "a dog", "--fusion-weight", "1.5"]) == 2
-    assert "`--fusion-weight` must lie in [0, 1]" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(base + ["--prompt", "a dog", "--fusion-weight", "1.5"])
+    assert exit_info.value.code == 2 and "--fusion-weight: must lie between 0 and 1" in capsys.readouterr().err
     assert main(base + ["--prompt", "a cat on a beach"]) == 2
-    assert "`--prompt` 'a cat on a beach' must name `--subject` 'dog'" in capsys.readouterr().err
+    assert "`--prompt` 'a cat on a beach' does not name `--subject` 'dog'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

@@ -72,5 +72,5 @@ def tiny_umm_components(*, seed: int = 0, prompt_injector: str = "hidden_state",
         "scheduler": base["scheduler"],
         "subject_encoder": encoder,
         "subject_image_processor": SubjectImageProcessor(image_size=encoder.image_size),
-        "prompt_injector": prompt_injector,
+        "prompt_injector_name": prompt_injector,
     }

@@ -64,7 +64,7 @@ def floor(pipe, subject, steps, seed):
     pixel_values = pipe.subject_image_processor.preprocess(subject).to(device)
     pseudo = pipe.subject_encoder(pixel_values)
     text = encode_text(pipe.text_encoder, pipe.tokenizer, [PROMPT])
-    multimodal = pipe.injector.encode(pipe.text_encoder, pipe.tokenizer, [PROMPT], [WORD], pseudo, text_embeds=text)
+    multimodal = pipe.prompt_injector.encode(pipe.text_encoder, pipe.tokenizer, [PROMPT], [WORD], pseudo, text_embeds=text)
     uncond = encode_text(pipe.text_encoder, pipe.tokenizer, [""])
     embeds = torch.cat([uncond, text, multimodal])
     pipe.scheduler.set_timesteps(steps, device=device)

@@ -39,7 +39,7 @@ def build_builtin_umm_components(size: str = "small", *, seed: int = 0, prompt_i
         "scheduler": base["scheduler"],
         "subject_encoder": encoder,
         "subject_image_processor": SubjectImageProcessor(image_size=encoder.image_size),
-        "prompt_injector": prompt_injector,
+        "prompt_injector_name": prompt_injector,
     }
 
 

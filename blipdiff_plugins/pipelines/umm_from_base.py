@@ -43,5 +43,5 @@ def umm_pipeline_from_base(
         scheduler=base.scheduler,
         subject_encoder=subject_encoder,
         subject_image_processor=SubjectImageProcessor(image_size=subject_encoder.image_size),
-        prompt_injector=prompt_injector,
+        prompt_injector_name=prompt_injector,
     )

@@ -41,6 +41,24 @@ def fused_guidance(
     return noise_uncond + guidance_scale * delta
 
 
+class FusedGuidance:
+    """`fused_guidance` as the shared loop's guidance function (`denoising.GuidanceFn`, ``conditions=2``).
+
+    The loop calls it once per step with the negative rows (None without guidance) and the conditional rows
+    ``[text; multi-modal]``; it counts its calls to pick the step's fusion weight from ``weights``.
+    """
+
+    def __init__(self, weights: Sequence[float]):
+        self.weights = list(weights)
+        self.step = 0
+
+    def __call__(self, noise_uncond: torch.Tensor | None, noise_conditions: torch.Tensor, guidance_scale: float) -> torch.Tensor:
+        noise_text, noise_multimodal = noise_conditions.chunk(2)
+        weight = self.weights[min(self.step, len(self.weights) - 1)]
+        self.step += 1
+        return fused_guidance(noise_uncond, noise_text, noise_multimodal, guidance_scale=guidance_scale, fusion_weight=weight)
+
+
 def check_fusion_weight(fusion_weight, num_steps: int) -> list[float]:
     """``fusion_weight`` (one number in [0, 1], or one per step) as a list of ``num_steps`` weights.
 

@@ -211,7 +211,7 @@ def test_saved_pipeline_reloads_and_regenerates_identical_images(tmp_path, injec
     pipe.save_pretrained(tmp_path)
     loaded = UMMDiffusionPipeline.from_pretrained(tmp_path)
     loaded.set_progress_bar_config(disable=True)
-    assert loaded.config.prompt_injector == injector and type(loaded.injector).name == injector
+    assert loaded.config.prompt_injector_name == injector and type(loaded.prompt_injector).name == injector
     np.testing.assert_array_equal(run(loaded), expected)
     shim = DiffusionPipeline.from_pretrained(tmp_path, custom_pipeline=str(REPO_ROOT / "pipelines" / "umm_diffusion.py"), trust_remote_code=True)
     shim.set_progress_bar_config(disable=True)
@@ -243,8 +243,8 @@ def test_encoder_for_another_text_width_refused(components, tmp_path):
     "kwargs, message",
     [
         ({"subject_word": None}, "Pass `subject_word`"),
-        ({"subject_embeds": torch.zeros(1, 1, 32), "subject_images": subject(0)}, "exactly one of `subject_images`"),
-        ({"subject_images": None}, "exactly one of `subject_images`"),
+        ({"subject_embeds": torch.zeros(1, 1, 32), "subject_images": subject(0)}, "Pass either `subject_images`"),
+        ({"subject_images": None}, "Pass the subject: `subject_images`"),
         ({"subject_images": None, "subject_embeds": torch.zeros(1, 2, 32)}, r"shape \(batch, 1, 32\), got \(1, 2, 32\)"),
         ({"num_images_per_prompt": 0}, "`num_images_per_prompt` must be a positive integer, got 0"),
         ({"output_type": "jpeg"}, "`output_type` must be one of"),
@@ -256,8 +256,8 @@ def test_bad_call_arguments(pipe, kwargs, message):
 
 
 def test_bad_construction(components):
-    with pytest.raises(ValueError, match="`prompt_injector` must be one of"):
-        UMMDiffusionPipeline(**{**components, "prompt_injector": "infix"})
+    with pytest.raises(ValueError, match="`prompt_injector_name` must be one of"):
+        UMMDiffusionPipeline(**{**components, "prompt_injector_name": "infix"})
     from blipdiff_plugins.adapters.subject_image_processor import SubjectImageProcessor
 
     with pytest.raises(ValueError, match="makes 224 px images but the subject encoder's CLIP tower takes 32 px"):
@@ -278,3 +278,9 @@ def test_from_a_saved_stable_diffusion_base_and_encoder(components, tmp_path):
     np.testing.assert_array_equal(run(loaded), run(expected_pipe))
     with pytest.raises(ValueError, match=r"`base` must be a Stable Diffusion pipeline; .* has no \['unet'"):
         umm_pipeline_from_base(types.SimpleNamespace(tokenizer=1, text_encoder=1, vae=1, scheduler=1), components["subject_encoder"])
+
+
+def test_from_pretrained_builtin():
+    pipe = UMMDiffusionPipeline.from_pretrained("builtin:tiny")
+    assert isinstance(pipe, UMMDiffusionPipeline) and pipe.config.subject_encoder_name == "clip_pseudo_word"
+    assert pipe.subject_encoder.hidden_size == pipe.text_encoder.config.hidden_size

@@ -1,0 +1,149 @@
+"""The toy-world oracle benchmark as a dataset the DreamBench runner can run: subjects, references and prompts.
+
+`load_toyworld_bench` returns a [`DreamBench`] whose rows are toy-world subjects (``class_noun`` is the shape
+word, ``category`` is "object"), whose reference images are renders written once into a folder, and whose
+prompts are fixed toy-world contexts, so `run_benchmark` (resume, sharding, result files) runs it unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import PIL.Image
+
+from blipdiff_plugins.toyworld.contexts import BACKGROUND_NAMES, POSITION_NAMES, SIZE_NAMES, Context
+from blipdiff_plugins.toyworld.world import SPLITS, ToyWorld
+
+from ..utils.atomic import write_png
+from .dataset import DreamBench, DreamBenchPrompt
+
+NUM_PROMPTS = 12
+REFERENCE_SEED = 500
+# Reference contexts: the subject at the centre, once per size, on backgrounds the prompts also use.
+REFERENCE_CONTEXTS = (
+    Context("sky", "center", "large"),
+    Context("sand", "center", "small"),
+    Context("tiles", "center", "large"),
+    Context("night", "center", "small"),
+    Context("grass", "center", "large"),
+    Context("bricks", "center", "small"),
+)
+
+
+def benchmark_contexts(count: int = NUM_PROMPTS) -> list[Context]:
+    """The prompt contexts: each background twice, positions and sizes cycling so that all appear."""
+    contexts = []
+    for index in range(count):
+        background = BACKGROUND_NAMES[index % len(BACKGROUND_NAMES)]
+        position = POSITION_NAMES[(index * 2 + index // len(BACKGROUND_NAMES)) % len(POSITION_NAMES)]
+        size = SIZE_NAMES[(index + index // len(BACKGROUND_NAMES)) % len(SIZE_NAMES)]
+        contexts.append(Context(background, position, size))
+    return contexts
+
+
+def toyworld_prompts(count: int = NUM_PROMPTS) -> list[DreamBenchPrompt]:
+    """The benchmark's prompts in the DreamBench template form ``"a {0} {1} on grass at the left, small"``."""
+    return [
+        DreamBenchPrompt(index, "a {0} {1} " + context.text(), "", context.text(), "recontextualization")
+        for index, context in enumerate(benchmark_contexts(count))
+    ]
+
+
+def _write_png_checked(array: np.ndarray, path: Path) -> None:
+    """Write a reference render once; an existing file must hold the same pixels (never silently replaced)."""
+    if path.is_file():
+        with PIL.Image.open(path) as existing:
+            if not np.array_equal(np.asarray(existing.convert("RGB")), array):
+                raise ValueError(
+                    f"`root`: {str(path)!r} exists and is not this toy-world reference render; "
+                    "choose an empty folder for the references."
+                )
+        return
+    write_png(path, PIL.Image.fromarray(array))
+
+
+def load_toyworld_bench(
+    root: str | os.PathLike,
+    *,
+    split: str = "heldout",
+    subjects: Iterable[str] | None = None,
+    num_references: int = 4,
+    num_prompts: int = NUM_PROMPTS,
+    image_size: int = 64,
+) -> DreamBench:
+    """Render the references of a split's subjects into ``root`` and return the benchmark.
+
+    Args:
+        root (`str` or `os.PathLike`): folder for the reference renders (``<subject>/<NN>.png``).
+        split (`str`, defaults to "heldout"): "heldout" (compositional zero-shot) or "train".
+        subjects (`Iterable[str]`, *optional*): only these subject names (of the split).
+        num_references (`int`, defaults to 4): reference renders per subject (1-6).
+        num_prompts (`int`, defaults to 12): prompt contexts per subject (1-25).
+        image_size (`int`, defaults to 64): render side.
+
+    Returns:
+        [`DreamBench`] with the extra subject columns ``shape``, ``appearance`` and ``split``.
+    """
+    import datasets
+
+    if split not in SPLITS:
+        raise ValueError(f"`split`: {split!r} is not one of {', '.join(SPLITS)}.")
+    if not isinstance(num_references, int) or not 1 <= num_references <= len(REFERENCE_CONTEXTS):
+        raise ValueError(f"`num_references` must be an integer from 1 to {len(REFERENCE_CONTEXTS)}, got {num_references!r}.")
+    if not isinstance(num_prompts, int) or not 1 <= num_prompts <= 25:
+        raise ValueError(f"`num_prompts` must be an integer from 1 to 25 (the runner's prompt range), got {num_prompts!r}.")
+    world = ToyWorld(image_size=image_size)
+    chosen = list(world.split(split))
+    if subjects is not None:
+        names = list(subjects)
+        for name in names:
+            subject = world.subject(name)  # unknown names raise KeyError with close matches
+            if subject.split != split:
+                raise KeyError(f"`subjects`: {name!r} is a {subject.split} subject, not in split {split!r}.")
+        chosen = [subject for subject in chosen if subject.name in set(names)]
+    root = Path(root)
+    rows = []
+    for subject in chosen:
+        paths = []
+        for index, context in enumerate(REFERENCE_CONTEXTS[:num_references]):
+            render = world.render(subject, context, seed=REFERENCE_SEED + index)
+            path = root / subject.name / f"{index:02d}.png"
+            _write_png_checked(render.image, path)
+            paths.append(str(path))
+        rows.append(
+            {
+                "subject": subject.name,
+                "subject_index": world.subjects.index(subject),
+                "class_noun": subject.word,
+                "category": "object",
+                "reference_images": paths,
+                "num_references": len(paths),
+                "shape": subject.shape,
+                "appearance": subject.appearance,
+                "split": subject.split,
+            }
+        )
+    features = datasets.Features(
+        {
+            "subject": datasets.Value("string"),
+            "subject_index": datasets.Value("int32"),
+            "class_noun": datasets.Value("string"),
+            "category": datasets.Value("string"),
+            "reference_images": datasets.Sequence(datasets.Value("string")),
+            "num_references": datasets.Value("int32"),
+            "shape": datasets.Value("string"),
+            "appearance": datasets.Value("string"),
+            "split": datasets.Value("string"),
+        }
+    )
+    return DreamBench(
+        root=root,
+        subjects=datasets.Dataset.from_list(rows, features=features),
+        prompts={"object": toyworld_prompts(num_prompts), "live": []},
+        skipped_images=[],
+        skipped_subjects=[],
+        all_subjects=[subject.name for subject in world.subjects],
+    )

@@ -1,0 +1,50 @@
+"""The oracle benchmark's two reference points: text only (the subject-fidelity floor) and copying a reference (its ceiling)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import PIL.Image
+
+from .methods import TextToImage
+
+
+class TextOnly(TextToImage):
+    """The category word and the context alone (``"a star on grass at the left, small"``), no subject embeddings.
+
+    The same generation as ``text_to_image``, named for the oracle benchmark: its subject accuracy is the floor
+    (the shape word can be right, the appearance only by chance).
+    """
+
+    name = "text_only"
+
+
+class CopyReference:
+    """Returns one of the subject's reference images (resized to the output size) instead of generating.
+
+    The ceiling for subject fidelity and the floor for prompt fidelity. The reference shown for an image is
+    chosen by its seed (``seed mod number of references``), so runs are reproducible.
+
+    Args:
+        pipeline: ignored (accepted so every method is built the same way); may be `None`.
+    """
+
+    name = "copy_reference"
+
+    def __init__(self, pipeline=None):
+        self._references: list[PIL.Image.Image] = []
+
+    def describe(self) -> dict:
+        return {"name": self.name}
+
+    def prepare_subject(self, subject: dict, reference_images: Sequence[PIL.Image.Image]) -> None:
+        self._references = [image.convert("RGB") for image in reference_images]
+        if not self._references:
+            raise ValueError(f"copy_reference: subject {subject.get('subject')!r} has no reference images.")
+
+    def generate(self, *, subject, prompt, generators, config) -> list[PIL.Image.Image]:
+        if not self._references:
+            raise RuntimeError("prepare_subject must run before generate.")
+        size = (config.width, config.height)
+        chosen = [self._references[generator.initial_seed() % len(self._references)] for generator in generators]
+        return [image if image.size == size else image.resize(size, PIL.Image.BICUBIC) for image in chosen]

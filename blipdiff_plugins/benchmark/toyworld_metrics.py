@@ -1,0 +1,156 @@
+"""Toy-world oracle metrics: subject accuracy, prompt accuracy and feature similarity, with bootstrap intervals.
+
+`ToyWorldScorer` plugs into `run_benchmark` in place of the DreamBench scorer: per image it asks the oracle for
+the shape and appearance, reads background, position and size from the pixels, and compares the oracle's
+penultimate features with each reference image's. `aggregate_toyworld` turns the result rows into means
+with 95% percentile-bootstrap intervals over images.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import PIL.Image
+import torch
+
+from blipdiff_plugins.toyworld.contexts import parse_caption
+from blipdiff_plugins.toyworld.measures import measure_context
+from blipdiff_plugins.toyworld.oracle import classify
+from blipdiff_plugins.toyworld.world import ToyWorld
+
+from .metrics import pairwise_cosine
+
+PROTOCOL_NAME = "toyworld/oracle"
+ATTRIBUTES = ("background", "position", "size")
+# Per-image fields that aggregate into rates or means; the first three are the headline metrics.
+TOYWORLD_METRICS = (
+    "subject_correct",
+    "prompt_correct",
+    "feature_similarity",
+    "shape_correct",
+    "appearance_correct",
+    "background_correct",
+    "position_correct",
+    "size_correct",
+)
+HEADLINE = {"subject_correct": "subject accuracy", "prompt_correct": "prompt accuracy", "feature_similarity": "feature similarity"}
+
+
+def bootstrap_interval(values: Sequence[float], *, confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile-bootstrap interval of the mean (resampling the values with replacement).
+
+    Written in numpy because scipy is not a dependency and a percentile bootstrap of a mean is a few lines.
+    """
+    values = np.asarray(list(values), dtype=np.float64)
+    if values.size == 0:
+        raise ValueError("`values` is empty; a bootstrap interval needs at least one value.")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"`confidence` must be in (0, 1), got {confidence!r}.")
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, size=(resamples, values.size))].mean(axis=1)
+    tail = (1.0 - confidence) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+class ToyWorldScorer:
+    """Per-image oracle scores; the subject comes from the reference folder name (``<root>/<subject>/NN.png``).
+
+    Args:
+        oracle ([`ToyWorldOracle`]): the subject classifier (see `load_oracle`).
+        world ([`ToyWorld`], *optional*): the world, for subject names; a 64-px world when `None`.
+    """
+
+    def __init__(self, oracle, *, world: ToyWorld | None = None):
+        self.oracle = oracle.eval()
+        self.world = world or ToyWorld()
+        self._references: dict[tuple[str, ...], torch.Tensor] = {}
+
+    @property
+    def protocol(self) -> dict:
+        config = self.oracle.config
+        return {
+            "name": PROTOCOL_NAME,
+            "oracle": {"channels": list(config.channels), "feature_dim": config.feature_dim, "image_size": config.image_size,
+                       "train_seed": config.train_seed, "train_steps": config.train_steps},
+            "subject_accuracy": "oracle shape and appearance both equal the subject's",
+            "prompt_accuracy": "every attribute the prompt names (background, position, size) read right from the pixels",
+            "feature_similarity": "cosine of the oracle's penultimate features with each reference image, mean over references",
+            "interval": "95% percentile bootstrap over images (2000 resamples, seed 0)",
+        }
+
+    def _subject_of(self, reference_paths: Sequence[str]):
+        names = {Path(path).parent.name for path in reference_paths}
+        if len(names) != 1:
+            raise ValueError(f"`reference_paths` must all lie in one subject folder, got folders {sorted(names)}.")
+        return self.world.subject(names.pop())
+
+    def reference_features(self, reference_paths: Sequence[str]) -> torch.Tensor:
+        key = tuple(str(p) for p in reference_paths)
+        if key not in self._references:
+            images = []
+            for path in key:
+                with PIL.Image.open(path) as image:
+                    images.append(image.convert("RGB"))
+            self._references[key] = classify(self.oracle, images)["features"]
+        return self._references[key]
+
+    def score(self, images: Sequence[PIL.Image.Image], *, reference_paths: Sequence[str], texts: Sequence[str] | None = None) -> list[dict]:
+        """Score one subject's generated images; ``texts`` are the prompts (toy-world captions), one per image."""
+        if texts is None or len(texts) != len(images):
+            raise ValueError(f"`texts` must give one toy-world caption per image ({len(images)}), got {texts!r}.")
+        subject = self._subject_of(reference_paths)
+        predicted = classify(self.oracle, list(images))
+        pairs = pairwise_cosine(predicted["features"], self.reference_features(reference_paths)).tolist()
+        rows = []
+        for index, (image, text) in enumerate(zip(images, texts)):
+            _, context = parse_caption(text)
+            measured = measure_context(image).to_dict()
+            prompted = context.prompted()
+            row = {
+                "true_shape": subject.shape,
+                "true_appearance": subject.appearance,
+                "oracle_shape": predicted["shape"][index],
+                "oracle_appearance": predicted["appearance"][index],
+                "shape_correct": predicted["shape"][index] == subject.shape,
+                "appearance_correct": predicted["appearance"][index] == subject.appearance,
+                **{f"measured_{name}": measured[name] for name in ATTRIBUTES},
+                "feature_pairs": pairs[index],
+                "feature_similarity": sum(pairs[index]) / len(pairs[index]),
+            }
+            row["subject_correct"] = row["shape_correct"] and row["appearance_correct"]
+            for name in ATTRIBUTES:
+                row[f"{name}_correct"] = measured[name] == prompted[name] if name in prompted else None
+            row["prompt_correct"] = all(measured[name] == value for name, value in prompted.items())
+            rows.append(row)
+        return rows
+
+
+def aggregate_toyworld(rows: Iterable[Mapping], *, resamples: int = 2000, seed: int = 0) -> dict:
+    """Mean and 95% bootstrap interval of each metric, overall and per subject.
+
+    Returns:
+        `dict`: ``overall`` (metric -> ``{"mean", "low", "high", "n"}``), ``per_subject`` (subject -> metric -> mean)
+        and ``images``.
+    """
+    rows = [row for row in rows if row.get("subject_correct") is not None]
+    overall = {}
+    for metric in TOYWORLD_METRICS:
+        values = [float(row[metric]) for row in rows if row.get(metric) is not None]
+        if values:
+            low, high = bootstrap_interval(values, resamples=resamples, seed=seed)
+            overall[metric] = {"mean": float(np.mean(values)), "low": low, "high": high, "n": len(values)}
+        else:
+            overall[metric] = {"mean": None, "low": None, "high": None, "n": 0}
+    per_subject: dict[str, dict] = {}
+    for name in dict.fromkeys(row["subject"] for row in rows):
+        group = [row for row in rows if row["subject"] == name]
+        per_subject[name] = {
+            metric: (float(np.mean([float(r[metric]) for r in group if r.get(metric) is not None]))
+                     if any(r.get(metric) is not None for r in group) else None)
+            for metric in TOYWORLD_METRICS
+        }
+        per_subject[name]["images"] = len(group)
+    return {"overall": overall, "per_subject": per_subject, "images": len(rows)}

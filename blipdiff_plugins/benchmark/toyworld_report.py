@@ -1,0 +1,118 @@
+"""Toy-world oracle benchmark reports: one run's summary, and one table and one plot comparing runs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Mapping
+
+from ..utils.atomic import write_atomically, write_json, write_text
+from .results import RUN_FILE, read_all_rows
+from .toyworld_metrics import HEADLINE, TOYWORLD_METRICS, aggregate_toyworld
+
+SUMMARY_FILE = "toyworld_summary.json"
+TABLE_FILE = "toyworld_results.md"
+COMPARISON_TABLE = "toyworld_comparison.md"
+COMPARISON_JSON = "toyworld_comparison.json"
+COMPARISON_PLOT = "toyworld_comparison.png"
+
+
+def _cell(entry: Mapping) -> str:
+    if entry.get("mean") is None:
+        return "-"
+    return f"{entry['mean']:.3f} [{entry['low']:.3f}, {entry['high']:.3f}]"
+
+
+def summarize_run(output_dir: str | os.PathLike) -> dict:
+    """Aggregate one run folder (``run.json`` + ``results.jsonl``) into the oracle metrics with intervals."""
+    output_dir = Path(output_dir)
+    run_file = output_dir / RUN_FILE
+    if not run_file.is_file():
+        raise FileNotFoundError(f"`output_dir`: {str(output_dir)!r} has no {RUN_FILE}; run the benchmark there first.")
+    run = json.loads(run_file.read_text(encoding="utf-8"))
+    rows = read_all_rows(output_dir)
+    if not rows:
+        raise ValueError(f"`output_dir`: {str(output_dir)!r} has no result rows; nothing to report.")
+    identity = run.get("identity", {})
+    return {
+        "method": identity.get("method"),
+        "model": identity.get("model"),
+        "protocol": identity.get("metrics"),
+        "generation": run.get("config"),
+        "scores": aggregate_toyworld(rows),
+        "fingerprint": run.get("fingerprint"),
+    }
+
+
+def write_toyworld_reports(output_dir: str | os.PathLike) -> dict:
+    """Write ``toyworld_summary.json`` and ``toyworld_results.md`` into a run folder; returns the summary."""
+    output_dir = Path(output_dir)
+    summary = summarize_run(output_dir)
+    write_json(output_dir / SUMMARY_FILE, summary)
+    overall = summary["scores"]["overall"]
+    lines = ["| metric | mean [95% CI] | n |", "|---|---|---|"]
+    lines += [f"| {metric} | {_cell(overall[metric])} | {overall[metric]['n']} |" for metric in TOYWORLD_METRICS]
+    lines += ["", "| subject | subject acc. | prompt acc. | feature sim. | images |", "|---|---|---|---|---|"]
+    for name, scores in summary["scores"]["per_subject"].items():
+        values = [scores[m] for m in HEADLINE]
+        lines.append(f"| {name} | " + " | ".join("-" if v is None else f"{v:.3f}" for v in values) + f" | {scores['images']} |")
+    write_text(output_dir / TABLE_FILE, "\n".join(lines) + "\n")
+    return summary
+
+
+def compare_runs(runs: Mapping[str, str | os.PathLike], output_dir: str | os.PathLike, *, plot: bool = True) -> dict:
+    """One table (markdown and JSON) and one plot of the headline metrics of several runs, side by side.
+
+    Args:
+        runs (`Mapping[str, str | os.PathLike]`): label -> run folder, in the order to show.
+        output_dir (`str` or `os.PathLike`): where the table and plot go (created if missing).
+        plot (`bool`, defaults to `True`): also draw the bar chart with interval whiskers.
+
+    Returns:
+        `dict`: label -> that run's overall scores.
+    """
+    if not runs:
+        raise ValueError("`runs` is empty; pass at least one label -> run folder.")
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    summaries = {label: summarize_run(folder)["scores"] for label, folder in runs.items()}
+    table = {label: {**scores["overall"], "images": scores["images"]} for label, scores in summaries.items()}
+    header = "| method | " + " | ".join(HEADLINE.values()) + " | images |"
+    lines = [header, "|---|" + "---|" * (len(HEADLINE) + 1)]
+    for label, scores in table.items():
+        lines.append(f"| {label} | " + " | ".join(_cell(scores[m]) for m in HEADLINE) + f" | {scores['images']} |")
+    lines += ["", "Means with 95% percentile-bootstrap intervals over images (oracle protocol `toyworld/oracle`)."]
+    write_text(output_dir / COMPARISON_TABLE, "\n".join(lines) + "\n")
+    write_json(output_dir / COMPARISON_JSON, table)
+    if plot:
+        _plot(table, output_dir / COMPARISON_PLOT)
+    return table
+
+
+def _plot(table: Mapping[str, Mapping], path: Path) -> None:
+    """Grouped bars per method, one bar per headline metric, whiskers = the 95% interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    labels = list(table)
+    positions = np.arange(len(labels))
+    width = 0.8 / len(HEADLINE)
+    figure, axes = plt.subplots(figsize=(max(6.0, 1.3 * len(labels) + 2), 4))
+    for offset, (metric, title) in enumerate(HEADLINE.items()):
+        means = np.array([np.nan if table[l][metric]["mean"] is None else table[l][metric]["mean"] for l in labels])
+        lows = np.array([np.nan if table[l][metric]["low"] is None else table[l][metric]["low"] for l in labels])
+        highs = np.array([np.nan if table[l][metric]["high"] is None else table[l][metric]["high"] for l in labels])
+        axes.bar(positions + (offset - (len(HEADLINE) - 1) / 2) * width, means, width, label=title,
+                 yerr=np.vstack([means - lows, highs - means]), capsize=3)
+    axes.set_xticks(positions, labels, rotation=20, ha="right", fontsize=8)
+    axes.set_ylim(0, 1.05)
+    axes.set_ylabel("rate / cosine")
+    axes.set_title("Toy-world oracle benchmark (95% bootstrap intervals)")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    write_atomically(path, lambda temporary: figure.savefig(temporary, dpi=100, format="png"))
+    plt.close(figure)

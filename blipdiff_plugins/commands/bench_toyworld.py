@@ -1,0 +1,89 @@
+"""``blipdiff bench --dataset toyworld``: the oracle benchmark on toy-world subjects, through the DreamBench runner."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+TOYWORLD = "toyworld"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that only ``--dataset toyworld`` reads."""
+    group = parser.add_argument_group("toy world (--dataset toyworld)")
+    group.add_argument("--toyworld-split", default="heldout", choices=("heldout", "train"), help="subjects to run: held-out (compositional zero-shot) or training (default: %(default)s)")
+    group.add_argument("--oracle", default=None, help="oracle folder (default: the oracle shipped with the package)")
+    group.add_argument("--num-prompts", type=int, default=12, help="toy-world prompt contexts per subject, 1-25 (default: %(default)s)")
+
+
+def run_toyworld(args: argparse.Namespace) -> int:
+    """Generate held-out (or training) subjects in the benchmark contexts and score them with the oracle."""
+    import torch
+    from accelerate import PartialState
+
+    from blipdiff_plugins.benchmark.config import GenerationConfig
+    from blipdiff_plugins.benchmark.methods import BENCHMARK_METHODS
+    from blipdiff_plugins.benchmark.runner import run_benchmark
+    from blipdiff_plugins.benchmark.toyworld_dataset import load_toyworld_bench
+    from blipdiff_plugins.benchmark.toyworld_metrics import ToyWorldScorer
+    from blipdiff_plugins.benchmark.toyworld_report import TABLE_FILE, write_toyworld_reports
+    from blipdiff_plugins.toyworld.oracle import load_oracle
+
+    from .bench import _image_size, _load_pipeline
+
+    if not 1 <= args.num_prompts <= 25:
+        raise ValueError(f"--num-prompts: {args.num_prompts} is not from 1 to 25.")
+    outside = sorted(i for i in (args.prompts or []) if not 0 <= i < args.num_prompts)
+    if outside:
+        raise ValueError(f"--prompts: {outside} out of range; the toy-world prompts are numbered 0-{args.num_prompts - 1}.")
+    state = PartialState(cpu=args.device == "cpu" or not torch.cuda.is_available())
+    device = torch.device(args.device) if args.device else state.device
+    method_class = BENCHMARK_METHODS.get(args.method)  # unknown names raise KeyError with close matches
+    oracle = load_oracle(args.oracle)
+    size = args.size or oracle.config.image_size
+    dataset = load_toyworld_bench(
+        Path(args.output) / "references",
+        split=args.toyworld_split,
+        subjects=args.subjects,
+        num_prompts=args.num_prompts,
+        image_size=oracle.config.image_size,
+    )
+    pipeline = None if args.method == "copy_reference" else _load_pipeline(args.model, args.method, device)
+    if hasattr(pipeline, "set_progress_bar_config"):
+        pipeline.set_progress_bar_config(disable=True)
+    if pipeline is not None and args.size is None:
+        size = _image_size(pipeline, None)
+    options = {
+        "blip_diffusion": {"reference": args.reference},
+        "blip_diffusion_finetuned": {"strategy": args.finetune_strategy, "steps": args.finetune_steps},
+    }.get(args.method, {})
+    method = method_class(pipeline, **options)
+    config = GenerationConfig(
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance,
+        height=size,
+        width=size,
+        negative_prompt=None,  # the toy vocabulary has none of the authors' negative words
+        prompt_reps=args.prompt_reps,
+        num_images_per_prompt=args.num_images,
+        seed=args.seed,
+    )
+    result = run_benchmark(
+        dataset=dataset,
+        method=method,
+        output_dir=args.output,
+        config=config,
+        scorer=ToyWorldScorer(oracle.to(device)),
+        model=None if args.method == "copy_reference" else args.model,
+        prompt_indices=args.prompts,
+        limit=args.limit,
+        batch_size=args.batch_size,
+        resume=args.resume,
+        state=state,
+    )
+    if state.is_main_process:
+        print(f"{result.generated} images generated, {result.skipped_done} already done, {result.seconds:.1f} s.")
+        write_toyworld_reports(args.output)
+        print((Path(args.output) / TABLE_FILE).read_text(encoding="utf-8"))
+        print(f"Results in {args.output}")
+    return 0

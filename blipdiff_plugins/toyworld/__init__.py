@@ -1,0 +1,38 @@
+"""A procedural subject world for training and judging a small BLIP-Diffusion offline.
+
+Modules are imported on first attribute access (the oracle and the recipe import torch and diffusers):
+
+- ``shapes`` / ``appearances`` / ``contexts``: the building blocks and the caption grammar
+- ``world``: `ToyWorld` (subjects, the compositional split, seeded renders with exact masks)
+- ``dataset``: `toyworld_dataset` (a `datasets.Dataset` with the columns the stage-2 data builder reads)
+- ``oracle`` / ``oracle_training`` / ``measures``: the subject classifier and the pixel measures of the prompt
+- ``recipe``: the staged training recipe behind ``blipdiff toyworld train``
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "ToyWorld": "world",
+    "Subject": "world",
+    "Render": "world",
+    "Context": "contexts",
+    "caption": "contexts",
+    "parse_caption": "contexts",
+    "toyworld_dataset": "dataset",
+    "ToyWorldOracle": "oracle",
+    "load_oracle": "oracle",
+    "train_oracle": "oracle_training",
+    "measure_context": "measures",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,61 @@
+"""The recipe's plan as data: sizes, steps and schedule (no torch import, so the command line builds fast)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+from .sizes import toy_size
+
+STAGES = ("vae", "t2i", "prompted")
+
+
+@dataclasses.dataclass(frozen=True)
+class RecipeConfig:
+    """Sizes, steps and schedule of the recipe (the defaults are the 2-hour plan of docs/toyworld_plan.md).
+
+    Args:
+        size (`str`, defaults to "s"): a `TOY_SIZES` name.
+        image_size (`int`, defaults to 64): render and model side.
+        seed (`int`, defaults to 0): weights, data stream and noise.
+        vae_steps (`int`), vae_batch_size (`int`), vae_learning_rate (`float`), vae_kl_weight (`float`): stage 1.
+        t2i_steps (`int`), t2i_batch_size (`int`), t2i_learning_rate (`float`): stage 2.
+        caption_dropout (`float`, defaults to 0.1): stage 2 share of empty captions (classifier-free guidance).
+        warmup_fraction (`float`, defaults to 0.05): warmup share of each stage's steps.
+        checkpoint_every (`int`, defaults to 200): steps between checkpoints.
+    """
+
+    size: str = "s"
+    image_size: int = 64
+    seed: int = 0
+    vae_steps: int = 400
+    vae_batch_size: int = 32
+    vae_learning_rate: float = 1e-3
+    vae_kl_weight: float = 1e-6
+    t2i_steps: int = 700
+    t2i_batch_size: int = 32
+    t2i_learning_rate: float = 5e-4
+    caption_dropout: float = 0.1
+    warmup_fraction: float = 0.05
+    checkpoint_every: int = 200
+
+    def __post_init__(self):
+        toy_size(self.size)
+        for name in ("image_size", "vae_steps", "vae_batch_size", "t2i_steps", "t2i_batch_size", "checkpoint_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        for name in ("caption_dropout", "warmup_fraction"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"`{name}` must be in [0, 1), got {getattr(self, name)!r}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "RecipeConfig":
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"RecipeConfig: unknown keys {unknown}; known keys are {sorted(known)}.")
+        return cls(**dict(values))

@@ -1,0 +1,49 @@
+"""Toy model sizes: widths and depths of the VAE, U-Net, text encoder and subject encoder (no torch import)."""
+
+from __future__ import annotations
+
+import dataclasses
+from types import MappingProxyType
+
+
+@dataclasses.dataclass(frozen=True)
+class ToyModelSize:
+    """Widths and depths of one toy model size (the VAE factor is ``2 ** (len(vae_channels) - 1)``)."""
+
+    vae_channels: tuple[int, ...]
+    unet_channels: tuple[int, ...]
+    layers_per_block: int
+    text_hidden: int
+    text_layers: int
+    attention_head_dim: int = 8
+    latent_channels: int = 4
+    vision_hidden: int = 64
+    vision_layers: int = 2
+    patch_size: int = 8
+    qformer_layers: int = 2
+    num_query_tokens: int = 16
+
+    @property
+    def vae_factor(self) -> int:
+        return 2 ** (len(self.vae_channels) - 1)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+TOY_SIZES = MappingProxyType(
+    {
+        # smoke tests: seconds per stage
+        "micro": ToyModelSize((8, 16), (16, 32), 1, 32, 1, vision_hidden=32, vision_layers=1, qformer_layers=1),
+        # candidates measured in docs/toyworld_plan.md
+        "xs": ToyModelSize((32, 64, 64), (32, 64, 64), 1, 64, 2),
+        "s": ToyModelSize((32, 64, 64), (64, 128, 128), 1, 64, 2),
+        "m": ToyModelSize((32, 64, 64), (64, 128, 256), 2, 128, 2, attention_head_dim=16),
+    }
+)
+
+
+def toy_size(name: str) -> ToyModelSize:
+    if name not in TOY_SIZES:
+        raise ValueError(f"`size`: {name!r} is not one of {', '.join(TOY_SIZES)}.")
+    return TOY_SIZES[name]
