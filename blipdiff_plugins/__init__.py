@@ -26,6 +26,7 @@ _EXPORTS = {
     "BlipDiffusionControlNetPipeline": "blipdiff_plugins.pipelines.pipeline_blip_diffusion_controlnet",
     "BlipDiffusionControlNetPipelineOutput": "blipdiff_plugins.pipelines.pipeline_blip_diffusion_controlnet",
     "style_transfer": "blipdiff_plugins.recipes.style_transfer",
+    "load_preprocessor": "blipdiff_plugins.adapters.preprocessors",
     "build_builtin_pipeline": "blipdiff_plugins.builtin.models",
     "Registry": "blipdiff_plugins.registry",
     "SUBJECT_ENCODERS": "blipdiff_plugins.registry",

@@ -6,6 +6,8 @@ import argparse
 import importlib
 import sys
 
+from .utils.errors import BlipdiffError
+
 # Each module defines ``add_parser(subparsers)``; the parser's ``func`` default runs it.
 # Modules are imported only to build the parser, heavy imports happen inside ``run``.
 COMMAND_MODULES = (
@@ -17,6 +19,9 @@ COMMAND_MODULES = (
     "blipdiff_plugins.commands.interpolate",
     "blipdiff_plugins.commands.attention",
     "blipdiff_plugins.commands.finetune",
+    "blipdiff_plugins.commands.prepare_data",
+    "blipdiff_plugins.commands.pretrain",
+    "blipdiff_plugins.commands.ui",
     "blipdiff_plugins.commands.toyworld",
 )
 
@@ -33,15 +38,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Errors a user fixes by changing the command: one line, exit status 2. The project raises `BlipdiffError`
+# subclasses; library input checks also raise these built-in types (ValueError for a bad value, KeyError
+# for an unknown registry name, ImportError with the pip line). Anything else is a bug: traceback.
+USER_ERRORS = (BlipdiffError, ValueError, FileNotFoundError, FileExistsError, KeyError, ImportError)
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in output sidecars
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, KeyError, ImportError) as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"blipdiff {args.command}: error: {message}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"blipdiff {args.command}: interrupted; files already written are complete, nothing half-written is left.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except USER_ERRORS as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+        print(f"blipdiff {args.command}: error: {' '.join(str(message).split())}", file=sys.stderr)
         return 2
 
 

@@ -182,3 +182,16 @@ ATTENTION_PROCESSORS.register(
     description="Exposes softmax attention to a controller: records maps (AttentionStore) or edits them "
     "(prompt-to-prompt); idle layers keep their previous (SDPA) processor. Install with attention_control().",
 )
+
+SEGMENTERS = Registry("segmenter")
+SEGMENTERS.register(
+    "clipseg",
+    "blipdiff_plugins.adapters.segmenters:CLIPSegSegmenter",
+    description="CLIPSeg prompted with the subject's category word (stage-2 data, as the paper); "
+    "default model CIDAS/clipseg-rd64-refined.",
+)
+SEGMENTERS.register(
+    "mask",
+    "blipdiff_plugins.adapters.segmenters:MaskSegmenter",
+    description="The record's own segmentation mask (OpenImages-style records).",
+)

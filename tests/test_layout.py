@@ -21,14 +21,6 @@ from tests.helpers import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "blipdiff_plugins"
 MAX_LINES = 500
-# Modules over the limit that other work in progress splits (issue 9 items 2, 4 and 5). Each entry must
-# still be over the limit (the test fails once it is fixed, so the entry is removed), and the list
-# only shrinks.
-OVER_LIMIT_IN_PROGRESS = {
-    "blipdiff_plugins.adapters.prompt_to_prompt",  # guidance variants move beside the denoising loop (item 5)
-    "blipdiff_plugins.pipelines.pipeline_blip_diffusion_edit",  # shared pipeline mixin, new edit pipeline (items 2, 5)
-    "blipdiff_plugins.training.finetune",  # shared training core (item 4)
-}
 
 
 def module_name(path: Path) -> str:
@@ -132,8 +124,7 @@ def test_library_never_imports_the_command_line():
 
 def test_no_module_over_the_line_limit():
     long = {module for module, path in MODULES.items() if len(path.read_text(encoding="utf-8").splitlines()) > MAX_LINES}
-    assert long - OVER_LIMIT_IN_PROGRESS == set()
-    assert OVER_LIMIT_IN_PROGRESS - long == set(), "now within the limit: remove from OVER_LIMIT_IN_PROGRESS"
+    assert long == set()
 
 
 def test_package_top_level_holds_only_entry_points_and_folders():

@@ -56,7 +56,7 @@ def measure(args) -> dict:
     import torch
 
     from blipdiff_plugins.builtin.models import build_builtin_pipeline
-    from blipdiff_plugins.training.finetune import SubjectTrainer
+    from blipdiff_plugins.training.finetune import FinetuneConfig, SubjectTrainer
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -68,8 +68,8 @@ def measure(args) -> dict:
     baseline = torch.cuda.memory_allocated() / 2**20 if device == "cuda" else rss_mib()
     name = args.measure
     strategy = "full_unet" if name == "floor" else name
-    trainer = SubjectTrainer(pipe, images=images(), subject="dog", strategy=strategy, steps=args.steps + 1,
-                             mixed_precision="no", progress_bar=False, sample_image=False)
+    config = FinetuneConfig(strategy=strategy, steps=args.steps + 1, mixed_precision="no", progress_bar=False, sample_image=False)
+    trainer = SubjectTrainer(pipe, images=images(), subject="dog", config=config)
     trainer.setup()
     if name == "floor":
         step = hand_written_step(trainer, torch)

@@ -67,6 +67,8 @@ class ProjectionLayer(nn.Module):
 class Blip2SubjectEncoder(ModelMixin, ConfigMixin):
     """BLIP-2 Q-Former subject encoder: subject image + category word -> subject prompt embeddings.
 
+    Satisfies `blipdiff_plugins.adapters.interfaces.SubjectEncoder` (registry name ``"blip2_qformer"``).
+
     Args:
         vision_config (`dict`, *optional*): `CLIPVisionConfig` fields of the image encoder; missing keys
             take the released ViT-L/14 (23 layers) values.
@@ -120,6 +122,11 @@ class Blip2SubjectEncoder(ModelMixin, ConfigMixin):
         return self.query_tokens.shape[1]
 
     @property
+    def num_subject_tokens(self) -> int:
+        """Subject embeddings per subject (the `SubjectEncoder` interface): the query tokens."""
+        return self.num_query_tokens
+
+    @property
     def hidden_size(self) -> int:
         return self.query_tokens.shape[2]
 
@@ -132,6 +139,14 @@ class Blip2SubjectEncoder(ModelMixin, ConfigMixin):
         dtype = self.vision_model.embeddings.patch_embedding.weight.dtype
         hidden_states = self.vision_model(pixel_values=pixel_values.to(dtype)).last_hidden_state
         return self.vision_model.post_layernorm(hidden_states)
+
+    def encode_subjects(self, pixel_values: torch.Tensor, words, *, tokenizer=None) -> torch.Tensor:
+        """`SubjectEncoder` interface: ``(images, num_query_tokens, hidden)`` from pixels and one category word
+        per image, tokenised with ``tokenizer`` (the pipeline's BERT ``subject_tokenizer``)."""
+        if tokenizer is None:
+            raise ValueError("Blip2SubjectEncoder needs the pipeline's `subject_tokenizer` for the category words.")
+        tokens = tokenizer(list(words), padding=True, return_tensors="pt").to(pixel_values.device)
+        return self(pixel_values, tokens.input_ids, tokens.attention_mask)
 
     def forward(
         self,

@@ -1,18 +1,22 @@
-"""Subject fine-tuning strategies: which parameters train, with which optimizer settings.
+"""Subject fine-tuning strategies: which parameters train, with which optimizer settings, and how
+the trained U-Net weights are exported, saved, described, loaded and applied.
 
 A strategy is a frozen, serialisable config (no weights). ``full_unet`` is the released recipe
 (SYSTEM.md section 3); ``lora`` and ``embedding_only`` keep the per-subject file small. All three
 train the subject embedding (the mean of the training images' subject embeddings, made a parameter).
+A subject model holds its U-Net weights in strategy-specific fields (``unet``/``unet_folder`` or
+``lora_state_dict``/``lora_metadata``); only the strategy reads or writes them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
 import torch
-
-NORM_TYPES = (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.BatchNorm2d, torch.nn.InstanceNorm2d)
 
 DEFAULT_LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
 
@@ -85,9 +89,35 @@ class FinetuneStrategy:
         """Make the U-Net's trainable parameters require gradients (all others are frozen before)."""
         raise NotImplementedError
 
+    # --------------------------------------------------------------------------------- the U-Net weights it owns
+    # What ``subject_model.json`` records as ``unet_weights``: "full", "lora" or "none".
+    unet_weights: ClassVar[str] = "none"
+    # Whether its weights replace the whole U-Net (then the base model's U-Net does not matter).
+    replaces_unet: ClassVar[bool] = False
+
     def unet_weights_to_save(self, unet, *, adapter_name: str) -> str:
         """Which U-Net weights a subject model of this strategy stores: ``"full"``, ``"lora"`` or ``"none"``."""
-        raise NotImplementedError
+        return self.unet_weights
+
+    def export_unet(self, unet, *, adapter_name: str) -> dict[str, Any]:
+        """The subject-model fields holding this strategy's trained U-Net weights."""
+        return {}
+
+    def save_unet(self, model, folder: Path) -> dict[str, str]:
+        """Write ``model``'s U-Net weights into ``folder`` (atomically); returns ``{role: file name}``."""
+        return {}
+
+    def load_unet(self, folder: Path) -> dict[str, Any]:
+        """The subject-model fields read back from a folder `save_unet` wrote."""
+        return {}
+
+    def apply_unet(self, model, pipeline, *, adapter_name: str) -> str | None:
+        """Put ``model``'s U-Net weights into ``pipeline``; returns the adapter to activate, if any."""
+        return None
+
+    def describe_unet(self, model) -> str:
+        """One phrase for the model card: what U-Net weights the subject model holds."""
+        return "no U-Net weights (only the subject embedding trained)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,12 +125,48 @@ class FullUNetStrategy(FinetuneStrategy):
     """The released recipe: the whole U-Net and the subject embedding train (lr 5e-6, batch 3)."""
 
     name: ClassVar[str] = "full_unet"
+    unet_weights: ClassVar[str] = "full"
+    replaces_unet: ClassVar[bool] = True
+    folder_name: ClassVar[str] = "unet"
+    weights_name: ClassVar[str] = "diffusion_pytorch_model.safetensors"
 
     def prepare_unet(self, unet, *, adapter_name, generator) -> None:
         unet.requires_grad_(True)
 
-    def unet_weights_to_save(self, unet, *, adapter_name) -> str:
-        return "full"
+    def export_unet(self, unet, *, adapter_name) -> dict[str, Any]:
+        return {"unet": unet}
+
+    def save_unet(self, model, folder: Path) -> dict[str, str]:
+        from ..utils.atomic import atomic_directory
+
+        if model.unet is None and model.unet_folder is None:
+            raise ValueError("This full_unet subject model holds no U-Net (neither `unet` nor `unet_folder`).")
+        with atomic_directory(folder / self.folder_name, replace=True, prefix=".unet-") as temporary:
+            if model.unet is not None:
+                model.unet.save_pretrained(temporary, safe_serialization=True)
+            else:
+                shutil.copytree(model.unet_folder, temporary, dirs_exist_ok=True)
+        return {"unet": self.folder_name}
+
+    def load_unet(self, folder: Path) -> dict[str, Any]:
+        return {"unet_folder": folder / self.folder_name}
+
+    def apply_unet(self, model, pipeline, *, adapter_name) -> None:
+        from safetensors.torch import load_file
+
+        if model.unet is pipeline.unet:
+            return None
+        state = model.unet.state_dict() if model.unet is not None else load_file(Path(model.unet_folder) / self.weights_name)
+        missing, unexpected = pipeline.unet.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ValueError(
+                f"`subject_model`: its U-Net does not fit this pipeline's ({len(missing)} missing, {len(unexpected)} unexpected "
+                f"weights, e.g. {(missing or unexpected)[:3]}); load it on its base model {model.base_model!r}."
+            )
+        return None
+
+    def describe_unet(self, model) -> str:
+        return f"the whole fine-tuned U-Net (`{self.folder_name}/`)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +184,8 @@ class LoraStrategy(FinetuneStrategy):
     """
 
     name: ClassVar[str] = "lora"
+    unet_weights: ClassVar[str] = "lora"
+    weights_name: ClassVar[str] = "pytorch_lora_weights.safetensors"
     learning_rate: float = 1e-4
     rank: int = 4
     alpha: float = 4.0
@@ -165,8 +233,66 @@ class LoraStrategy(FinetuneStrategy):
         for parameter_name, parameter in unet.named_parameters():
             parameter.requires_grad_(f"lora_A.{adapter_name}." in parameter_name or f"lora_B.{adapter_name}." in parameter_name)
 
-    def unet_weights_to_save(self, unet, *, adapter_name) -> str:
-        return "lora"
+    def export_unet(self, unet, *, adapter_name) -> dict[str, Any]:
+        from diffusers.utils import convert_state_dict_to_diffusers
+        from peft.utils import get_peft_model_state_dict
+
+        state = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet, adapter_name=adapter_name))
+        return {
+            "lora_state_dict": {name: tensor.detach().cpu().clone() for name, tensor in state.items()},
+            "lora_metadata": unet.peft_config[adapter_name].to_dict(),
+        }
+
+    def _write_diffusers_lora(self, model, folder) -> None:
+        """diffusers' own LoRA file (``pipe.load_lora_weights(folder)`` reads it without blipdiff)."""
+        from diffusers.loaders import StableDiffusionLoraLoaderMixin
+
+        StableDiffusionLoraLoaderMixin.save_lora_weights(
+            folder,
+            unet_lora_layers=model.lora_state_dict,
+            safe_serialization=True,
+            unet_lora_adapter_metadata=dict(model.lora_metadata) if model.lora_metadata else None,
+        )
+
+    def save_unet(self, model, folder: Path) -> dict[str, str]:
+        from ..utils.atomic import write_atomically
+
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".lora-") as temporary:
+            self._write_diffusers_lora(model, temporary)
+            write_atomically(folder / self.weights_name, lambda path: shutil.copyfile(Path(temporary) / self.weights_name, path))
+        return {"lora": self.weights_name}
+
+    def load_unet(self, folder: Path) -> dict[str, Any]:
+        import json
+
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        path = folder / self.weights_name
+        state = {name.removeprefix("unet."): tensor for name, tensor in load_file(path).items()}
+        with safe_open(path, framework="pt") as handle:
+            packed = (handle.metadata() or {}).get("lora_adapter_metadata")
+        metadata = None
+        if packed:
+            metadata = {key.removeprefix("unet."): value for key, value in json.loads(packed).items() if key.startswith("unet.")}
+        return {"lora_state_dict": state, "lora_metadata": metadata}
+
+    def apply_unet(self, model, pipeline, *, adapter_name) -> str:
+        peft_config = getattr(pipeline.unet, "peft_config", {}) or {}
+        if adapter_name in peft_config:
+            pipeline.delete_adapters(adapter_name)
+        with tempfile.TemporaryDirectory() as folder:
+            self._write_diffusers_lora(model, folder)
+            # U-Net only: `load_lora_weights` would also try the text encoder and log that it has no keys.
+            state_dict, network_alphas, metadata = pipeline.lora_state_dict(folder, return_lora_metadata=True)
+            pipeline.load_lora_into_unet(
+                state_dict, network_alphas=network_alphas, unet=pipeline.unet, adapter_name=adapter_name,
+                metadata=metadata, _pipeline=pipeline,
+            )
+        return adapter_name
+
+    def describe_unet(self, model) -> str:
+        return f"a LoRA of the U-Net attention projections (rank {self.rank}) in diffusers format (`{self.weights_name}`)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,9 +316,6 @@ class EmbeddingOnlyStrategy(FinetuneStrategy):
     def prepare_unet(self, unet, *, adapter_name, generator) -> None:
         return None
 
-    def unet_weights_to_save(self, unet, *, adapter_name) -> str:
-        return "none"
-
 
 def resolve_strategy(strategy: "str | Mapping[str, Any] | FinetuneStrategy") -> FinetuneStrategy:
     """A strategy from its registry name, a `to_dict` mapping (``{"strategy": "lora", "rank": 4}``) or an instance."""
@@ -212,22 +335,3 @@ def resolve_strategy(strategy: "str | Mapping[str, Any] | FinetuneStrategy") -> 
         f"`strategy` must be a name ({', '.join(FINETUNE_STRATEGIES.names())}), a mapping or a FinetuneStrategy, "
         f"got {type(strategy).__name__}."
     )
-
-
-def weight_decay_groups(named_parameters, modules_by_parameter: Mapping[str, torch.nn.Module], weight_decay: float) -> list[dict]:
-    """AdamW groups of the released recipe: decay on weights, none on biases and norm parameters."""
-    decay, no_decay = [], []
-    for name, parameter in named_parameters:
-        if not parameter.requires_grad:
-            continue
-        owner = modules_by_parameter.get(name)
-        if parameter.ndim < 2 or name.endswith("bias") or isinstance(owner, NORM_TYPES):
-            no_decay.append(parameter)
-        else:
-            decay.append(parameter)
-    groups = []
-    if decay:
-        groups.append({"params": decay, "weight_decay": weight_decay, "group": "decay"})
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0, "group": "no_decay"})
-    return groups

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import warnings
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from .text_encoding import tokenize_prompts, warn_if_truncated  # noqa: F401 - warn_if_truncated re-exported
 
 
 def build_subject_prompts(
@@ -54,6 +55,8 @@ class TokenizedSubjectPrompt:
 class InfixPromptInjector:
     """Inserts ``num_subject_tokens`` subject embeddings after ``position`` prompt tokens.
 
+    Satisfies `blipdiff_plugins.adapters.interfaces.PromptInjector` (registry name ``"infix"``).
+
     Args:
         position (`int`, defaults to 2): index in the token sequence (BOS included) where the subject
             embeddings start; 2 places them after ``<BOS> a``, as the released code.
@@ -68,6 +71,15 @@ class InfixPromptInjector:
         self.position = position
         self.placeholder_token_id = placeholder_token_id
 
+    @classmethod
+    def from_pipeline_config(cls, config: Mapping[str, Any]) -> "InfixPromptInjector":
+        """The injector of a pipeline: slots at the config's ``subject_position`` (2 when absent)."""
+        return cls(position=config.get("subject_position", 2))
+
+    def build_prompts(self, prompts: Sequence[str], subjects: Sequence[str], *, prompt_strength: float = 1.0, prompt_reps: int = 20) -> list[str]:
+        """The released template, see `build_subject_prompts`."""
+        return build_subject_prompts(prompts, subjects, prompt_strength=prompt_strength, prompt_reps=prompt_reps)
+
     def tokenize(
         self,
         tokenizer: PreTrainedTokenizerBase,
@@ -75,19 +87,21 @@ class InfixPromptInjector:
         *,
         num_subject_tokens: int,
         max_length: int,
+        prefix_chars: Sequence[int] | None = None,
     ) -> TokenizedSubjectPrompt:
-        """Tokenize to ``max_length - num_subject_tokens`` tokens and open the subject slots."""
+        """Tokenize (once per prompt) to ``max_length - num_subject_tokens`` tokens and open the subject slots.
+
+        ``prefix_chars``: count ``truncated`` against only the first characters of each prompt (the first
+        copy of a repeated prompt) instead of the whole prompt.
+        """
         text_length = max_length - num_subject_tokens
         if text_length <= self.position:
             raise ValueError(
                 f"The text encoder holds {max_length} tokens; with {num_subject_tokens} subject tokens at "
                 f"position {self.position} no room is left for the prompt."
             )
-        tokens = tokenizer(
-            list(prompts), padding="max_length", max_length=text_length, truncation=True, return_tensors="pt"
-        )
-        full_lengths = [len(ids) for ids in tokenizer(list(prompts), truncation=False, verbose=False)["input_ids"]]
-        truncated = [max(0, length - text_length) for length in full_lengths]
+        tokens = tokenize_prompts(tokenizer, prompts, text_length, prefix_chars=prefix_chars)
+        truncated = tokens.truncated if prefix_chars is None else [max(0, n - text_length) for n in tokens.prefix_lengths]
         input_ids = tokens.input_ids
         placeholders = torch.full((input_ids.shape[0], num_subject_tokens), self.placeholder_token_id, dtype=input_ids.dtype)
         input_ids = torch.cat([input_ids[:, : self.position], placeholders, input_ids[:, self.position :]], dim=1)
@@ -128,6 +142,7 @@ class InfixPromptInjector:
         *,
         max_length: int | None = None,
         warn_truncation: bool = True,
+        prefix_chars: Sequence[int] | None = None,
     ) -> torch.Tensor:
         """Text-encoder hidden states ``(batch, max_length, hidden)`` of prompts carrying the subject.
 
@@ -138,23 +153,32 @@ class InfixPromptInjector:
             subject_embeds (`torch.Tensor`): ``(batch, num_subject_tokens, hidden)``.
             max_length (`int`, *optional*): total sequence length; the text encoder's
                 ``max_position_embeddings`` by default.
-            warn_truncation (`bool`, defaults to True): warn when a prompt loses tokens. The released
-                prompt repetition is truncated on purpose, so callers that repeat prompts pass False.
+            warn_truncation (`bool`, defaults to True): warn when a prompt loses tokens.
+            prefix_chars (`list[int]`, *optional*): warn only when the first ``prefix_chars[i]`` characters
+                of a prompt do not fit (the released repetition is cut on purpose).
         """
         max_length = max_length or text_encoder.config.max_position_embeddings
-        tokenized = self.tokenize(tokenizer, prompts, num_subject_tokens=subject_embeds.shape[1], max_length=max_length)
+        num_subject_tokens = subject_embeds.shape[1]
+        tokenized = self.tokenize(tokenizer, prompts, num_subject_tokens=num_subject_tokens, max_length=max_length, prefix_chars=prefix_chars)
         if warn_truncation:
-            warn_if_truncated(prompts, tokenized.truncated, max_length - subject_embeds.shape[1])
+            warn_if_truncated(prompts if prefix_chars is None else [p[:n] for p, n in zip(prompts, prefix_chars)], tokenized.truncated, max_length - num_subject_tokens)
         device = text_encoder.device
         with self.injected(text_encoder, subject_embeds):
             return text_encoder(input_ids=tokenized.input_ids.to(device)).last_hidden_state
 
-
-def warn_if_truncated(prompts: Sequence[str], truncated: Sequence[int], limit: int) -> None:
-    for prompt, cut in zip(prompts, truncated):
-        if cut:
-            warnings.warn(
-                f"The prompt {prompt[:60]!r}{'...' if len(prompt) > 60 else ''} is {cut} token(s) longer than the "
-                f"{limit} the text encoder can take; the last {cut} token(s) were cut.",
-                stacklevel=3,
-            )
+    def encode_prompts(
+        self,
+        text_encoder: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        prompts: Sequence[str],
+        subjects: Sequence[str],
+        subject_embeds: torch.Tensor,
+        *,
+        prompt_strength: float = 1.0,
+        prompt_reps: int = 20,
+    ) -> torch.Tensor:
+        """The released conditioning: ``"a {subject} {prompt}"`` repeated, the subject spliced in at `position`;
+        warns only when one copy of a prompt does not fit."""
+        built = self.build_prompts(prompts, subjects, prompt_strength=prompt_strength, prompt_reps=prompt_reps)
+        first_copy = [len(text) for text in self.build_prompts(prompts, subjects, prompt_strength=1.0, prompt_reps=1)]
+        return self.encode(text_encoder, tokenizer, built, subject_embeds, prefix_chars=first_copy)

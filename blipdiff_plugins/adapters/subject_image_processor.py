@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -75,6 +76,7 @@ class SubjectImageProcessor(ImageProcessingMixin):
     def preprocess(self, images: ImageLike | Sequence[ImageLike], *, argument: str = "subject_images") -> torch.Tensor:
         """Images (paths, PIL, arrays, tensors, a folder) to a float32 ``(batch, 3, size, size)`` tensor."""
         pil_images = load_images(images, argument=argument, alpha=self.alpha)
+        self._warn_if_tiny(pil_images, argument)
         mean = np.asarray(self.image_mean, dtype=np.float32)
         std = np.asarray(self.image_std, dtype=np.float32)
         arrays = []
@@ -83,6 +85,20 @@ class SubjectImageProcessor(ImageProcessingMixin):
             arrays.append((array - mean) / std)
         # (batch, height, width, 3) -> (batch, 3, height, width)
         return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+    def _warn_if_tiny(self, images: Sequence[PIL.Image.Image], argument: str) -> None:
+        """One warning per call for degenerate images: a side under 1/8 of the encoder's input (28 px at 224),
+        upscaled over 8x (a 1x1 or icon-sized image holds almost nothing of the subject)."""
+        tiny = [index for index, image in enumerate(images) if min(image.size) * 8 < self.image_size]
+        if tiny:
+            width, height = images[tiny[0]].size
+            where = argument if len(images) == 1 else f"{argument}[{tiny[0]}]"
+            others = f" (and {len(tiny) - 1} more)" if len(tiny) > 1 else ""
+            warnings.warn(
+                f"`{where}` is {width}x{height} px{others}; the subject encoder sees {self.image_size}x{self.image_size}, "
+                f"so it is upscaled and holds little of the subject. Use images of at least {self.image_size // 2} px a side.",
+                stacklevel=3,
+            )
 
     def __call__(self, images: ImageLike | Sequence[ImageLike], *, argument: str = "subject_images") -> torch.Tensor:
         return self.preprocess(images, argument=argument)

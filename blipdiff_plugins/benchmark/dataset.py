@@ -143,6 +143,11 @@ def _check_image(path: Path) -> str | None:
     return None
 
 
+def _is_folder_name(name: str) -> bool:
+    """One path component that names a folder inside its parent: no separator, not ``.``/``..``, not too long."""
+    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name and len(name.encode("utf-8")) <= 255
+
+
 def _resolve_root(path_or_repo_id: str | os.PathLike, revision: str | None, cache_dir: str | None) -> Path:
     path = Path(path_or_repo_id).expanduser()
     if path.is_dir():
@@ -327,6 +332,12 @@ def load_dreambench(
 
     rows, skipped_images, skipped_subjects = [], [], []
     for subject_index, (name, class_noun) in enumerate(classes.items()):
+        if not _is_folder_name(name):
+            # "/abs/x", "../x" or a 300-character name would read (and name files) outside the dataset.
+            skipped_subjects.append(name)
+            skipped_images.append(SkippedImage(name, "", "subject name is not a folder name inside the dataset"))
+            logger.warning("DreamBench: skipping subject %r: not a folder name inside %s", name[:80], root)
+            continue
         folder = root / name
         on_disk = [p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES] if folder.is_dir() else []
         files = sorted(set(listed.get(name, [])) | set(on_disk))

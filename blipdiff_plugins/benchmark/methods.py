@@ -8,6 +8,7 @@ returns the JSON settings that make a run's identity (resuming checks them).
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import Any, Callable, Sequence
 
 import PIL.Image
@@ -35,6 +36,23 @@ def _images_of(output: Any) -> list[PIL.Image.Image]:
     return images
 
 
+def call_warning_once(seen: set, call: Callable[[], Any]) -> Any:
+    """Run ``call``; a warning whose text was already shown by an earlier call of this run is dropped.
+
+    The pipeline warns on every call that the authors' long negative prompt is cut to the text encoder's
+    length; one benchmark makes thousands of calls, and the user needs to read that once.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = call()
+    for warning in caught:
+        text = f"{warning.category.__name__}: {warning.message}"
+        if text not in seen:
+            seen.add(text)
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return result
+
+
 def _check_reference(reference: str) -> str:
     if reference not in REFERENCE_MODES:
         raise ValueError(f"`reference`: {reference!r} is not one of {', '.join(REFERENCE_MODES)}.")
@@ -56,6 +74,7 @@ class BlipDiffusionZeroShot:
         self.pipeline = pipeline
         self.reference = _check_reference(reference)
         self._subject_embeds = None
+        self._warnings_shown: set = set()
 
     def describe(self) -> dict:
         return {"name": self.name, "reference": self.reference}
@@ -76,7 +95,7 @@ class BlipDiffusionZeroShot:
             raise RuntimeError("prepare_subject must run before generate.")
         # The pipeline writes "a {target_subject} {prompt}", so property prompts ("a red {0} {1}") move
         # their adjective into the target subject ("red dog") and keep an empty context.
-        output = self.pipeline(
+        output = call_warning_once(self._warnings_shown, lambda: self.pipeline(
             prompt=prompt.context,
             subject_embeds=self._subject_embeds,
             target_subject=prompt.target_subject(subject["class_noun"]),
@@ -89,7 +108,7 @@ class BlipDiffusionZeroShot:
             generator=generators,
             prompt_reps=config.prompt_reps,
             output_type="pil",
-        )
+        ))
         return _images_of(output)
 
 
@@ -166,6 +185,7 @@ class TextToImage:
 
     def __init__(self, pipeline):
         self.pipeline = pipeline
+        self._warnings_shown: set = set()
 
     def describe(self) -> dict:
         return {"name": self.name}
@@ -174,7 +194,7 @@ class TextToImage:
         pass
 
     def generate(self, *, subject, prompt, generators, config) -> list[PIL.Image.Image]:
-        output = self.pipeline(
+        output = call_warning_once(self._warnings_shown, lambda: self.pipeline(
             prompt=prompt.text(subject["class_noun"]),
             subject_embeds=None,
             subject_images=None,
@@ -187,7 +207,7 @@ class TextToImage:
             generator=generators,
             prompt_reps=config.prompt_reps,
             output_type="pil",
-        )
+        ))
         return _images_of(output)
 
 

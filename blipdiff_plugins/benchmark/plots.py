@@ -31,7 +31,7 @@ def plot_per_subject(summary: dict, path: str | os.PathLike) -> None:
         axes.bar(positions + (offset - 1) * width, values, width, label=METRIC_NAMES[metric])
     axes.set_xticks(positions, subjects, rotation=60, ha="right", fontsize=8)
     axes.set_ylabel("cosine similarity")
-    axes.set_title("DreamBench per subject")
+    axes.set_title("DreamBench per subject" + (" (RANDOM WEIGHTS: a dry run)" if summary.get("random_weights") else ""), fontsize=9)
     axes.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=100)
@@ -43,7 +43,9 @@ def plot_dino_vs_clip_t(summary: dict, path: str | os.PathLike, *, label: str = 
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(6, 5))
     placed: list[tuple[float, float]] = []
-    for name, scores in summary["published"].items():
+    # A run with random weights is never placed among the published methods.
+    published = {} if summary.get("random_weights") else summary["published"]
+    for name, scores in published.items():
         if scores.get("dino") is not None and scores.get("clip_t") is not None:
             point = (scores["clip_t"], scores["dino"])
             axes.scatter(*point, color="tab:gray")
@@ -57,7 +59,7 @@ def plot_dino_vs_clip_t(summary: dict, path: str | os.PathLike, *, label: str = 
         axes.annotate(label, (ours["clip_t"], ours["dino"]), fontsize=8, color="tab:red", xytext=(4, -10), textcoords="offset points")
     axes.set_xlabel("CLIP-T (prompt fidelity)")
     axes.set_ylabel("DINO (subject fidelity)")
-    axes.set_title("DreamBench: DINO vs CLIP-T")
+    axes.set_title("DreamBench: DINO vs CLIP-T" + (" (RANDOM WEIGHTS: a dry run)" if summary.get("random_weights") else ""), fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

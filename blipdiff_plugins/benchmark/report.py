@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .metrics import METRIC_NAMES, METRICS, aggregate_scores
 from .published import COMPARABLE, published_scores
+from ..utils.atomic import write_text
 from .results import RESULTS_FILE, RUN_FILE, read_all_rows, write_json_atomic
 
 SUMMARY_FILE = "summary.json"
@@ -15,6 +16,32 @@ LEADERBOARD_FILE = "leaderboard.json"
 TABLE_FILE = "results.md"
 PER_SUBJECT_PLOT = "per_subject.png"
 SCATTER_PLOT = "dino_vs_clip_t.png"
+
+
+def random_weight_parts(summary: dict) -> list[str]:
+    """What in a run has random weights: the built-in model and/or the built-in metric backbones."""
+    from .backbones import is_random_backbone
+
+    parts = []
+    model = str(summary.get("model") or "")
+    if model == "builtin" or model.startswith("builtin:"):
+        parts.append(f"model {model}")
+    protocol = summary.get("protocol") or {}
+    for metric in ("dino", "clip"):
+        backbone = (protocol.get(metric) or {}).get("backbone")
+        if backbone is not None and is_random_backbone(backbone):
+            parts.append(f"{metric.upper()} backbone")
+    return parts
+
+
+def report_title(summary: dict) -> str:
+    """The heading of a report; a run with random weights says so and that its scores compare with nothing."""
+    method = (summary.get("method") or {}).get("name", "unknown method")
+    title = f"DreamBench: {summary.get('model') or 'model'} ({method})"
+    random_parts = random_weight_parts(summary)
+    if random_parts:
+        title += f" - RANDOM WEIGHTS ({', '.join(random_parts)}): a dry run, scores not comparable with any published method"
+    return title
 
 
 def build_summary(rows: list[dict], run: dict) -> dict:
@@ -29,7 +56,7 @@ def build_summary(rows: list[dict], run: dict) -> dict:
     scores = aggregate_scores(scored)
     dataset_counts = run.get("dataset", {})
     method = identity.get("method", {}).get("name")
-    return {
+    summary = {
         "method": identity.get("method"),
         "model": identity.get("model"),
         "protocol": identity.get("metrics"),
@@ -53,6 +80,11 @@ def build_summary(rows: list[dict], run: dict) -> dict:
         "comparable_published": COMPARABLE.get(method),
         "fingerprint": run.get("fingerprint"),
     }
+    summary["title"] = report_title(summary)
+    summary["random_weights"] = random_weight_parts(summary)
+    if summary["random_weights"]:
+        summary["comparable_published"] = None  # random weights compare with no published method
+    return summary
 
 
 def build_leaderboard(summary: dict, *, model_name: str) -> dict:
@@ -89,8 +121,20 @@ def _cell(value) -> str:
 
 
 def markdown_table(summary: dict) -> str:
-    """Our scores (both aggregations, per category) above the published ones, then one line per subject."""
-    lines = ["| | DINO | CLIP-I | CLIP-T | images |", "|---|---|---|---|---|"]
+    """A title, our scores (both aggregations, per category) above the published ones, then one line per subject.
+
+    A run with random weights (built-in model or backbones) says so in its title, and the published scores
+    are left out of its table: it never ranks itself among published methods.
+    """
+    random_parts = random_weight_parts(summary)
+    lines = [f"# {report_title(summary)}", ""]
+    if random_parts:
+        lines += [
+            f"Random weights ({', '.join(random_parts)}): these numbers only show that the protocol ran end to end. "
+            "They measure nothing about quality, and published methods' scores are not listed beside them.",
+            "",
+        ]
+    lines += ["| | DINO | CLIP-I | CLIP-T | images |", "|---|---|---|---|---|"]
 
     def line(label, scores, images=""):
         lines.append(f"| {label} | " + " | ".join(_cell(scores.get(m)) for m in METRICS) + f" | {images} |")
@@ -100,7 +144,7 @@ def markdown_table(summary: dict) -> str:
     line("ours, subject-macro", summary["scores"]["subject_macro"], images)
     for category, result in summary["per_category"].items():
         line(f"ours, {category} subjects (pair-weighted)", result["pair_weighted"], result["counts"]["images"])
-    for name, scores in summary["published"].items():
+    for name, scores in (summary["published"].items() if not random_parts else ()):
         marker = " (comparable)" if name == summary.get("comparable_published") else ""
         line(f"published: {name}{marker}", scores)
     lines += ["", "| subject | category | refs | DINO | CLIP-I | CLIP-T | images |", "|---|---|---|---|---|---|---|"]
@@ -141,11 +185,13 @@ def write_reports(output_dir: str | os.PathLike, *, model_name: str | None = Non
     summary = build_summary(rows, run)
     write_json_atomic(output_dir / SUMMARY_FILE, summary)
     name = model_name or f"{summary.get('model') or 'model'} ({(summary.get('method') or {}).get('name')})"
+    if summary["random_weights"]:
+        name += " - RANDOM WEIGHTS, not comparable"
     leaderboard = build_leaderboard(summary, model_name=name)
     # The protocol travels with every result file, the leaderboard included.
     write_json_atomic(output_dir / LEADERBOARD_FILE, {**leaderboard, "protocol": summary["protocol"]})
-    (output_dir / TABLE_FILE).write_text(markdown_table(summary), encoding="utf-8")
-    if plots:
+    write_text(output_dir / TABLE_FILE, markdown_table(summary))
+    if plots and summary["counts"]["scored_images"]:
         from .plots import plot_dino_vs_clip_t, plot_per_subject
 
         plot_per_subject(summary, output_dir / PER_SUBJECT_PLOT)

@@ -13,6 +13,7 @@ from typing import Iterable, Sequence
 import torch
 
 from ..utils.atomic import write_png
+from ..utils.file_names import safe_file_name
 from .config import GenerationConfig
 from .dataset import DreamBench
 from .results import (
@@ -103,6 +104,32 @@ def plan_work(
     return items[:limit] if limit is not None else items
 
 
+IMAGES_FOLDER = "images"
+TEMPORARY_PATTERN = ".*"  # hidden files: the atomic writer's temporaries, never renamed into place by a killed run
+
+
+def image_path(subject_name: str, prompt_index: int, image_index: int) -> Path:
+    """Where an image goes, relative to the run folder: the subject name made a safe, bounded folder name
+    (the original name stays in the result row)."""
+    return Path(IMAGES_FOLDER) / safe_file_name(subject_name) / f"{prompt_index:02d}_{image_index:02d}.png"
+
+
+def _remove_temporary_files(output_dir: Path) -> None:
+    """Temporary PNGs left by a killed run (never renamed into place) are debris: delete them."""
+    images = output_dir / IMAGES_FOLDER
+    if images.is_dir():
+        for path in images.glob(f"*/{TEMPORARY_PATTERN}"):
+            path.unlink(missing_ok=True)
+
+
+def _batches(items: list[WorkItem], batch_size: int):
+    """Consecutive batches of at most ``batch_size`` items of one (subject, prompt), in plan order."""
+    for _, same_prompt in groupby(items, key=lambda item: (item.subject_position, item.prompt_index)):
+        same_prompt = list(same_prompt)
+        for start in range(0, len(same_prompt), batch_size):
+            yield same_prompt[start : start + batch_size]
+
+
 def _merge(output_dir: Path, dataset: DreamBench) -> None:
     """Fold shard files into results.jsonl, ordered and without duplicates, then delete the shards."""
     order = {name: index for index, name in enumerate(dataset.all_subjects)}
@@ -147,6 +174,9 @@ def run_benchmark(
             defaults to ``config.num_images_per_prompt``.
         resume (`bool`, defaults to `False`): continue a run in ``output_dir``; done images are not redone.
             Results written under another identity (method, generation config, metric protocol) are refused.
+            A batch is always generated whole: when a kill left part of a batch, the whole batch is made again
+            and only its missing images are kept, so every image has the bytes of an uninterrupted run with the
+            same plan (subjects, prompts, ``limit``, images per prompt) and ``batch_size``.
         progress (`bool`, defaults to `True`): show a tqdm bar (images done, ETA) on the main process.
         state (`accelerate.PartialState`, *optional*): the process layout; built from the environment when `None`.
 
@@ -169,6 +199,8 @@ def run_benchmark(
 
     output_dir.mkdir(parents=True, exist_ok=True)
     check_resumable(output_dir, identity, resume=resume)
+    if state.is_main_process:
+        _remove_temporary_files(output_dir)  # before any process can start writing new ones
     # Every process has checked the folder before anyone writes to it.
     state.wait_for_everyone()
     if state.is_main_process:
@@ -181,9 +213,13 @@ def run_benchmark(
     mine = items[state.process_index :: state.num_processes]
     done = {row_key(row) for row in read_all_rows(output_dir)}
     subject_names = dataset.subject_names
-    pending = [
-        item for item in mine if (subject_names[item.subject_position], item.prompt_index, item.image_index) not in done
-    ]
+
+    def is_done(item: WorkItem) -> bool:
+        return (subject_names[item.subject_position], item.prompt_index, item.image_index) in done
+
+    # Batches come from the plan, not from what is left: a resumed batch has the shape it had in the first run.
+    batches = [batch for batch in _batches(mine, batch_size) if not all(is_done(item) for item in batch)]
+    pending = [item for batch in batches for item in batch if not is_done(item)]
 
     own_file = output_dir / (RESULTS_FILE if state.num_processes == 1 else shard_file(state.process_index))
     # Rewrite our file without a possibly truncated last line before appending to it.
@@ -194,48 +230,46 @@ def run_benchmark(
     generated = 0
     bar = tqdm(total=len(pending), unit="img", desc="DreamBench", disable=not (progress and state.is_main_process))
     with open(own_file, "a", encoding="utf-8") as handle:
-        for position, subject_items in groupby(pending, key=lambda item: item.subject_position):
+        for position, subject_batches in groupby(batches, key=lambda batch: batch[0].subject_position):
             subject = dataset.subjects[position]
             prompts = {prompt.index: prompt for prompt in dataset.prompts[subject["category"]]}
             method.prepare_subject(subject, dataset.load_reference_images(subject))
-            for prompt_index, prompt_items in groupby(subject_items, key=lambda item: item.prompt_index):
-                prompt_items = list(prompt_items)
-                prompt = prompts[prompt_index]
+            for batch in subject_batches:
+                prompt = prompts[batch[0].prompt_index]
                 eval_text = prompt.text(subject["class_noun"])
-                for start in range(0, len(prompt_items), batch_size):
-                    batch = prompt_items[start : start + batch_size]
-                    generators = [torch.Generator("cpu").manual_seed(item.seed) for item in batch]
-                    images = method.generate(subject=subject, prompt=prompt, generators=generators, config=config)
-                    if len(images) != len(batch):
-                        raise RuntimeError(f"method {method.describe()['name']!r} returned {len(images)} images for {len(batch)} seeds.")
-                    scores = (
-                        scorer.score(images, reference_paths=subject["reference_images"], texts=[eval_text] * len(images))
-                        if scorer is not None
-                        else [{} for _ in images]
-                    )
-                    for item, image, score in zip(batch, images, scores):
-                        relative = Path("images") / subject["subject"] / f"{prompt.index:02d}_{item.image_index:02d}.png"
-                        write_png(output_dir / relative, image)
-                        row = {
-                            "subject": subject["subject"],
-                            "subject_index": subject["subject_index"],
-                            "class_noun": subject["class_noun"],
-                            "category": subject["category"],
-                            "prompt_index": prompt.index,
-                            "prompt_kind": prompt.kind,
-                            "template": prompt.template,
-                            "eval_text": eval_text,
-                            "image_index": item.image_index,
-                            "seed": item.seed,
-                            "image": relative.as_posix(),
-                            "num_references": subject["num_references"],
-                            "fingerprint": run_fingerprint,
-                            **score,
-                        }
-                        handle.write(json.dumps(row) + "\n")
-                        handle.flush()
-                        generated += 1
-                        bar.update(1)
+                generators = [torch.Generator("cpu").manual_seed(item.seed) for item in batch]
+                images = method.generate(subject=subject, prompt=prompt, generators=generators, config=config)
+                if len(images) != len(batch):
+                    raise RuntimeError(f"method {method.describe()['name']!r} returned {len(images)} images for {len(batch)} seeds.")
+                kept = [(item, image) for item, image in zip(batch, images) if not is_done(item)]
+                scores = (
+                    scorer.score([image for _, image in kept], reference_paths=subject["reference_images"], texts=[eval_text] * len(kept))
+                    if scorer is not None
+                    else [{} for _ in kept]
+                )
+                for (item, image), score in zip(kept, scores):
+                    relative = image_path(subject["subject"], prompt.index, item.image_index)
+                    write_png(output_dir / relative, image)
+                    row = {
+                        "subject": subject["subject"],
+                        "subject_index": subject["subject_index"],
+                        "class_noun": subject["class_noun"],
+                        "category": subject["category"],
+                        "prompt_index": prompt.index,
+                        "prompt_kind": prompt.kind,
+                        "template": prompt.template,
+                        "eval_text": eval_text,
+                        "image_index": item.image_index,
+                        "seed": item.seed,
+                        "image": relative.as_posix(),
+                        "num_references": subject["num_references"],
+                        "fingerprint": run_fingerprint,
+                        **score,
+                    }
+                    handle.write(json.dumps(row) + "\n")
+                    handle.flush()
+                    generated += 1
+                    bar.update(1)
     bar.close()
 
     state.wait_for_everyone()

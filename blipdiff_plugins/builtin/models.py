@@ -148,7 +148,19 @@ def _build_models(spec: BuiltinSize, size: str, tokenizer, subject_tokenizer):
 
 
 def build_builtin_pipeline(size: str = "small", *, seed: int = 0, pipeline_class=None):
-    """A ready `BlipDiffusionPipeline` (or ``pipeline_class``) with the built-in random weights."""
+    """A ready `BlipDiffusionPipeline` (or ``pipeline_class``) with the built-in random weights.
+
+    A pipeline class that takes a ``controlnet`` gets a random ControlNet shaped like the U-Net.
+    Also reachable as ``BlipDiffusionPipeline.from_pretrained("builtin:<size>")``.
+    """
+    import inspect
+
     if pipeline_class is None:
         from ..pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline as pipeline_class
-    return pipeline_class(**build_builtin_components(size, seed=seed))
+    components = build_builtin_components(size, seed=seed)
+    if "controlnet" in inspect.signature(pipeline_class.__init__).parameters:
+        from ..pipelines.control_conditioning import controlnet_from_unet
+        from ..pipelines.denoising import vae_scale_factor
+
+        components["controlnet"] = controlnet_from_unet(components["unet"], vae_scale_factor(components["vae"]), seed=seed)
+    return pipeline_class(**components)

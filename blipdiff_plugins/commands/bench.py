@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from ..utils.errors import OutputExistsError
+from .common import HelpFormatter, check_model, finite_float, is_builtin, positive_int
 
 DEFAULT_DATASET = "../shared/data/dreambench"
 
@@ -37,32 +41,34 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "Generate DreamBench images with a method, score them with DINO, CLIP-I and CLIP-T under the "
             "BLIP-Diffusion authors' protocol, and write summary.json, leaderboard.json, results.md and plots. "
             "Shard across processes with 'accelerate launch -m blipdiff_plugins.cli bench ...' (GPUs) or "
-            "'torchrun --nproc_per_node N -m blipdiff_plugins.cli bench ...' (CPU)."
+            "'torchrun --nproc_per_node N -m blipdiff_plugins.cli bench ...' (CPU). Offline dry run: --model builtin "
+            "--dino-backbone builtin --clip-backbone builtin (random weights everywhere; the report says so)."
         ),
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--model", required=True, help="pipeline folder or Hub id, or 'builtin' / 'builtin:<size>' (random weights)")
     parser.add_argument("--method", default="blip_diffusion", help="blip_diffusion, blip_diffusion_finetuned, text_to_image or diffusers_pipeline (default: %(default)s)")
     parser.add_argument("--reference", default="mean", choices=("mean", "first"), help="blip_diffusion subject embedding: mean of all images or the first (default: %(default)s)")
     parser.add_argument("--finetune-strategy", default=None, help="blip_diffusion_finetuned: fine-tune strategy")
-    parser.add_argument("--finetune-steps", type=int, default=None, help="blip_diffusion_finetuned: steps per subject")
+    parser.add_argument("--finetune-steps", type=positive_int, default=None, help="blip_diffusion_finetuned: steps per subject")
     parser.add_argument("--identifier", default="", help="diffusers_pipeline: rare token before the class noun (e.g. sks)")
     parser.add_argument("--dataset", default=DEFAULT_DATASET, help="DreamBench folder or Hub dataset id, or 'toyworld' for the toy-world oracle benchmark (default: %(default)s)")
     parser.add_argument("--subjects", type=_name_list, default=None, help="comma-separated subjects (default: all 30)")
     parser.add_argument("--prompts", type=_int_list, default=None, help="prompt indices, e.g. '0,3,20-24' (default: all 25)")
-    parser.add_argument("--limit", type=int, default=None, help="stop after this many images of the plan")
-    parser.add_argument("--num-images", type=int, default=4, help="images per prompt (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=100, help="denoising steps (default: %(default)s, the authors')")
-    parser.add_argument("--guidance", type=float, default=7.5, help="guidance scale (default: %(default)s)")
-    parser.add_argument("--size", type=int, default=None, help="image height and width (default: 512, or the built-in model's size)")
+    parser.add_argument("--limit", type=positive_int, default=None, help="stop after this many images of the plan")
+    parser.add_argument("--num-images", type=positive_int, default=4, help="images per prompt (default: %(default)s)")
+    parser.add_argument("--steps", type=positive_int, default=100, help="denoising steps (default: %(default)s, the authors')")
+    parser.add_argument("--guidance", type=finite_float, default=7.5, help="guidance scale (default: %(default)s)")
+    parser.add_argument("--size", type=positive_int, default=None, help="image height and width (default: 512, or the built-in model's size)")
     parser.add_argument("--seed", type=int, default=0, help="base seed; each image's seed derives from it (default: %(default)s)")
     parser.add_argument("--no-negative-prompt", action="store_true", help="do not use the authors' negative prompt")
-    parser.add_argument("--prompt-reps", type=int, default=20, help="BLIP-Diffusion prompt repetition (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=None, help="images per pipeline call (default: images per prompt)")
+    parser.add_argument("--prompt-reps", type=positive_int, default=20, help="BLIP-Diffusion prompt repetition (default: %(default)s)")
+    parser.add_argument("--batch-size", type=positive_int, default=None, help="images per pipeline call (default: images per prompt)")
     parser.add_argument("--output", required=True, help="run folder (images, results.jsonl, reports)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --output; nothing done is redone")
-    parser.add_argument("--dino-backbone", default="facebook/dino-vits16", help="DINO backbone id or path; 'none' to skip (default: %(default)s)")
-    parser.add_argument("--clip-backbone", default="openai/clip-vit-base-patch32", help="CLIP backbone id or path; 'none' to skip (default: %(default)s)")
-    parser.add_argument("--reference-set", default="all", choices=("all", "first"), help="real images compared with: all (published) or the first")
+    parser.add_argument("--dino-backbone", default="facebook/dino-vits16", help="DINO backbone id or path; 'builtin' for a random one built offline (dry run); 'none' to skip (default: %(default)s)")
+    parser.add_argument("--clip-backbone", default="openai/clip-vit-base-patch32", help="CLIP backbone id or path; 'builtin' for a random one built offline (dry run); 'none' to skip (default: %(default)s)")
+    parser.add_argument("--reference-set", default="all", choices=("all", "first"), help="real images compared with: all (published) or the first (default: %(default)s)")
     parser.add_argument("--embedding-cache", default=None, help="folder to keep reference embeddings across runs")
     parser.add_argument("--device", default=None, help="device for the pipeline and metrics (default: cuda if available)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -75,7 +81,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _load_pipeline(model: str, method: str, device):
-    if model == "builtin" or model.startswith("builtin:"):
+    if is_builtin(model):
         from blipdiff_plugins.builtin.models import build_builtin_pipeline
 
         size = model.partition(":")[2] or "small"
@@ -107,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     from blipdiff_plugins.benchmark.dataset import load_dreambench
     from blipdiff_plugins.benchmark.methods import BENCHMARK_METHODS
     from blipdiff_plugins.benchmark.report import markdown_table, write_reports
+    from blipdiff_plugins.benchmark.results import RUN_FILE, result_files
     from blipdiff_plugins.benchmark.runner import run_benchmark
     from blipdiff_plugins.benchmark.scorer import DreamBenchScorer
 
@@ -114,11 +121,29 @@ def run(args: argparse.Namespace) -> int:
         from .bench_toyworld import run_toyworld
 
         return run_toyworld(args)
+    # Everything the user typed is checked before the model and the backbones load.
+    output = Path(args.output)
+    for folder in (output, *output.parents):
+        if folder.exists() and not folder.is_dir():
+            raise OutputExistsError(f"`--output`: {str(folder)!r} is a file, not a folder; choose another --output.")
+    if not args.resume and ((output / RUN_FILE).is_file() or any(p.is_file() and p.stat().st_size for p in result_files(output))):
+        raise OutputExistsError(
+            f"`--output`: {args.output!r} already holds a DreamBench run; pass --resume to continue it, or choose another --output."
+        )
+    if args.method != "diffusers_pipeline":
+        check_model(args.model)
     # CPU processes shard only when PartialState is asked for the CPU.
     state = PartialState(cpu=args.device == "cpu" or not torch.cuda.is_available())
     device = torch.device(args.device) if args.device else state.device
     method_class = BENCHMARK_METHODS.get(args.method)  # unknown names raise KeyError with close matches
     dataset = load_dreambench(args.dataset, subjects=args.subjects)
+    dino = None if args.dino_backbone.lower() == "none" else args.dino_backbone
+    clip = None if args.clip_backbone.lower() == "none" else args.clip_backbone
+    scorer = None
+    if dino or clip:
+        scorer = DreamBenchScorer.from_backbones(
+            dino_backbone=dino, clip_backbone=clip, device=device, reference_set=args.reference_set, cache_dir=args.embedding_cache
+        )
     pipeline = _load_pipeline(args.model, args.method, device)
     if hasattr(pipeline, "set_progress_bar_config"):
         pipeline.set_progress_bar_config(disable=True)  # one bar: images done, with ETA
@@ -139,13 +164,6 @@ def run(args: argparse.Namespace) -> int:
         num_images_per_prompt=args.num_images,
         seed=args.seed,
     )
-    dino = None if args.dino_backbone.lower() == "none" else args.dino_backbone
-    clip = None if args.clip_backbone.lower() == "none" else args.clip_backbone
-    scorer = None
-    if dino or clip:
-        scorer = DreamBenchScorer.from_backbones(
-            dino_backbone=dino, clip_backbone=clip, device=device, reference_set=args.reference_set, cache_dir=args.embedding_cache
-        )
     result = run_benchmark(
         dataset=dataset,
         method=method,
@@ -161,8 +179,11 @@ def run(args: argparse.Namespace) -> int:
     )
     if state.is_main_process:
         print(f"{result.generated} images generated, {result.skipped_done} already done, {result.seconds:.1f} s.")
+        # With metrics off the summary still says what ran (images, settings, counts), without scores.
+        summary = write_reports(args.output, plots=not args.no_plots)
         if scorer is not None:
-            summary = write_reports(args.output, plots=not args.no_plots)
             print(markdown_table(summary))
+        else:
+            print(f"Metrics off (--dino-backbone none --clip-backbone none): {summary['counts']['images']} images, no scores.")
         print(f"Results in {args.output}")
     return 0

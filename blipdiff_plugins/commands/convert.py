@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..utils.errors import InvalidInputError, OutputExistsError
+from .common import HelpFormatter
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -14,7 +17,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "model_index.json names the vanished 'blip_diffusion' library), into a folder that "
         "BlipDiffusionPipeline.from_pretrained and DiffusionPipeline.from_pretrained(custom_pipeline=...) load. "
         "Pickles are read with torch.load(weights_only=True) only.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("source", help="LAVIS checkpoint folder or tarball, or a published-layout folder or Hub id")
     parser.add_argument("output", help="new output folder (must not exist)")
@@ -32,9 +35,11 @@ def run(args) -> int:
     from ..pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline
     from ..conversion.published_layout import is_published_layout
 
+    if Path(args.output).exists():
+        raise OutputExistsError(f"OUTPUT {args.output!r} already exists; choose a new folder (convert never writes into an existing one).")
+    if not Path(args.source).exists() and not is_published_layout(args.source):
+        raise InvalidInputError(f"SOURCE {args.source!r}: no such file or folder (and not a Hub id of the published layout).")
     if is_published_layout(args.source):
-        if Path(args.output).exists():
-            raise ValueError(f"`output`: {args.output!r} already exists; choose a new folder.")
         pipe = BlipDiffusionPipeline.from_pretrained(
             args.source, subject_tokenizer_name_or_path=args.subject_tokenizer, resize_mode=args.resize_mode
         )

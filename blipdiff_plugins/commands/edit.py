@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
-from pathlib import Path
 
-from .common import add_generation_arguments, add_model_arguments, load_pipeline, versions, write_json, write_png
+from .common import (
+    HelpFormatter,
+    add_generation_arguments,
+    add_model_arguments,
+    check_output,
+    check_word,
+    command_line,
+    finite_float,
+    fraction,
+    load_pipeline,
+    positive_int,
+    subject_image_files,
+    versions,
+    write_json,
+    write_png,
+)
 from .generate import slug
 
 
@@ -19,22 +31,22 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "'a {source-subject} {prompt}' and the same image with your subject. With --image: invert the photo "
         "(DDIM, or null-text with --inversion null_text), then edit it. Writes NNN-source.png (or "
         "NNN-reconstruction.png), NNN-edited.png, NNN-pair.png and a .json sidecar per pair.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("--subject-image", nargs="+", required=True, metavar="PATH", help="image file(s) or a folder of your subject")
+    parser.add_argument("--subject-image", nargs="+", required=True, metavar="PATH", help="image files and/or folders of your subject")
     parser.add_argument("--target-subject", required=True, help="category word of your subject, e.g. cat")
     parser.add_argument("--source-subject", required=True, help="the subject word of the source image/prompt, e.g. dog")
     parser.add_argument("--prompt", nargs="+", required=True, help="scene prompt(s), e.g. 'sitting on the beach'")
     parser.add_argument("--image", nargs="+", default=None, metavar="PATH", help="real photo(s) to edit, one per prompt (scaled to cover the output size, centre-cropped)")
     parser.add_argument("--inversion", default="ddim", choices=("ddim", "null_text"), help="inversion of real images")
-    parser.add_argument("--null-text-steps", type=int, default=10, help="optimiser steps per step for null-text inversion")
+    parser.add_argument("--null-text-steps", type=positive_int, default=10, help="optimiser steps per step for null-text inversion")
     parser.add_argument("--edit", default="refine", choices=("refine", "replace", "reweight"), help="attention edit")
     parser.add_argument("--alignment", default="tokens", choices=("tokens", "original"), help="token alignment; 'original' reproduces LAVIS (off by 16 after the subject block)")
-    parser.add_argument("--cross-replace", type=float, default=0.8, help="fraction of steps with cross-attention from the source")
-    parser.add_argument("--self-replace", type=float, default=0.4, help="fraction of steps with self-attention from the source")
+    parser.add_argument("--cross-replace", type=fraction, default=0.8, help="fraction of steps with cross-attention from the source")
+    parser.add_argument("--self-replace", type=fraction, default=0.4, help="fraction of steps with self-attention from the source")
     parser.add_argument("--no-blend", action="store_true", help="edit the whole image (no local blend)")
     parser.add_argument("--blend-words", nargs="+", default=None, help="source words making the edit mask (default: --source-subject)")
-    parser.add_argument("--blend-threshold", type=float, default=0.3, help="edit-mask threshold (0.15 for try-on)")
+    parser.add_argument("--blend-threshold", type=fraction, default=0.3, help="edit-mask threshold (0.15 for try-on)")
     parser.add_argument("--equalizer", nargs="*", default=[], metavar="WORD=SCALE", help="target word scales for --edit reweight")
     add_generation_arguments(parser, steps=50, unit="pair")
     add_model_arguments(parser)
@@ -47,8 +59,8 @@ def parse_equalizer(pairs: list[str]) -> dict:
     for pair in pairs:
         word, separator, scale = pair.partition("=")
         try:
-            values[word] = float(scale)
-        except ValueError:
+            values[word] = finite_float(scale)
+        except argparse.ArgumentTypeError:
             separator = ""
         if not separator or not word:
             raise ValueError(f"`--equalizer` entries look like WORD=SCALE (e.g. red=2), got {pair!r}.")
@@ -61,10 +73,21 @@ def run(args) -> int:
     from ..utils.grids import labelled_grid
     from ..pipelines.pipeline_blip_diffusion_edit import BlipDiffusionEditPipeline
 
-    if args.num_images < 1:
-        raise ValueError(f"`--num-images` must be at least 1, got {args.num_images}.")
+    source_name = "reconstruction" if args.image else "source"
+    stems = [f"{index:03d}-{slug(prompt)}" for index, prompt in enumerate(p for p in args.prompt for _ in range(args.num_images))]
+    names = [f"{stem}{suffix}" for stem in stems for suffix in (f"-{source_name}.png", "-edited.png", "-pair.png", ".json")]
+    # Everything the user typed is checked before the model loads.
+    out_dir = check_output(args, names)
+    subject_images = subject_image_files("--subject-image", args.subject_image)
+    args.target_subject = check_word("--target-subject", args.target_subject, example="cat")
+    args.source_subject = check_word("--source-subject", args.source_subject)
+    equalizer = parse_equalizer(args.equalizer) or None
+    if args.image:
+        if len(args.image) not in (1, len(args.prompt)):
+            raise ValueError(f"`--image` has {len(args.image)} files for {len(args.prompt)} prompts; pass one or {len(args.prompt)}.")
+        images = [subject_image_files("--image", [path])[0] for path in args.image]
     pipe = load_pipeline(args, pipeline_class=BlipDiffusionEditPipeline)
-    subject_embeds = pipe.encode_subject(args.subject_image, args.target_subject)
+    subject_embeds = pipe.encode_subject(subject_images, args.target_subject)
     common = dict(
         subject_embeds=subject_embeds,
         edit=args.edit,
@@ -74,7 +97,7 @@ def run(args) -> int:
         local_blend=not args.no_blend,
         blend_words=args.blend_words,
         blend_threshold=args.blend_threshold,
-        equalizer=parse_equalizer(args.equalizer) or None,
+        equalizer=equalizer,
         negative_prompt=args.negative_prompt,
         guidance_scale=args.guidance,
         num_inference_steps=args.steps,
@@ -83,21 +106,15 @@ def run(args) -> int:
         num_images_per_prompt=args.num_images,
     )
     if args.image:
-        if len(args.image) not in (1, len(args.prompt)):
-            raise ValueError(f"`--image` has {len(args.image)} files for {len(args.prompt)} prompts; pass one or {len(args.prompt)}.")
-        output = pipe.edit_image(args.image, args.prompt, args.source_subject, args.target_subject, inversion=args.inversion, null_text_steps=args.null_text_steps, **common)
-        source_name = "reconstruction"
+        output = pipe(args.prompt, args.source_subject, args.target_subject, image=images, inversion_method=args.inversion, null_text_steps=args.null_text_steps, **common)
     else:
         total = len(args.prompt) * args.num_images
         generators = [torch.Generator("cpu").manual_seed(args.seed + index) for index in range(total)]
         output = pipe(args.prompt, args.source_subject, args.target_subject, generator=generators, **common)
-        source_name = "source"
-    out_dir = Path(args.output)
-    command = "blipdiff " + " ".join(shlex.quote(a) for a in getattr(args, "argv", sys.argv[1:]))
+    command = command_line(args)
     settings = {key: value for key, value in vars(args).items() if key not in ("func", "argv")}
-    for index, (source, edited) in enumerate(zip(output.source_images, output.edited_images)):
+    for index, (source, edited, stem) in enumerate(zip(output.source_images, output.edited_images, stems)):
         prompt = args.prompt[index // args.num_images]
-        stem = f"{index:03d}-{slug(prompt)}"
         paths = {source_name: out_dir / f"{stem}-{source_name}.png", "edited": out_dir / f"{stem}-edited.png", "pair": out_dir / f"{stem}-pair.png"}
         write_png(paths[source_name], source)
         write_png(paths["edited"], edited)
@@ -116,5 +133,6 @@ def run(args) -> int:
                 "command": command,
             },
         )
-        print(paths["pair"])
+        for path in (*paths.values(), out_dir / f"{stem}.json"):
+            print(path)
     return 0

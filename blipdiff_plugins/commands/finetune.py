@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import pickle
 import shlex
 import sys
-from pathlib import Path
 
-from .common import add_model_arguments, load_pipeline
+from ..utils.errors import UnsafeCheckpointError
+from .common import (
+    HelpFormatter,
+    add_model_arguments,
+    check_output,
+    check_word,
+    finite_float,
+    fraction,
+    load_pipeline,
+    positive_int,
+    subject_image_files,
+)
 
 STRATEGIES = ("full_unet", "lora", "embedding_only")
 
@@ -18,30 +29,31 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="fine-tune a subject from a few photos (full U-Net, LoRA or embedding only)",
         description="Fine-tune a subject (a few photos and its category word) and save a subject model: the subject "
         "embedding, LoRA or U-Net weights, a config and a Hub model card. Runs under 'accelerate launch' too.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("--images", nargs="+", required=True, metavar="PATH", help="image files or a folder of the subject")
+    parser.add_argument("--images", nargs="+", required=True, metavar="PATH", help="image files and/or folders of the subject")
     parser.add_argument("--subject", required=True, help="category word of the subject, e.g. dog")
     parser.add_argument("--name", default=None, help="display name for the model card, e.g. 'Max the corgi'")
     parser.add_argument("--strategy", default="full_unet", choices=STRATEGIES, help="what trains besides the subject embedding")
-    parser.add_argument("--steps", type=int, default=40, help="optimizer steps (the authors: 40 animals .. 150 clothes)")
-    parser.add_argument("--learning-rate", type=float, default=None, help="default: the strategy's (5e-6 full_unet, 1e-4 lora, 1e-3 embedding_only)")
-    parser.add_argument("--batch-size", type=int, default=None, help="images per step and process (default: 3)")
-    parser.add_argument("--rank", type=int, default=None, help="LoRA rank (default 4)")
-    parser.add_argument("--lora-alpha", type=float, default=None, help="LoRA alpha (default 4)")
-    parser.add_argument("--lora-dropout", type=float, default=None, help="LoRA dropout (default 0)")
+    parser.add_argument("--steps", type=positive_int, default=40, help="optimizer steps (the authors: 40 animals .. 150 clothes)")
+    parser.add_argument("--learning-rate", type=finite_float, default=None, help="default: the strategy's (5e-6 full_unet, 1e-4 lora, 1e-3 embedding_only)")
+    parser.add_argument("--batch-size", type=positive_int, default=None, help="images per step and process (default: 3)")
+    parser.add_argument("--rank", type=positive_int, default=None, help="LoRA rank (default 4)")
+    parser.add_argument("--lora-alpha", type=finite_float, default=None, help="LoRA alpha (default 4)")
+    parser.add_argument("--lora-dropout", type=fraction, default=None, help="LoRA dropout (default 0)")
     parser.add_argument("--target-modules", nargs="+", default=None, help="LoRA target modules (default to_q to_k to_v to_out.0)")
-    parser.add_argument("--resolution", type=int, default=None, help="training image side (default: the model's)")
-    parser.add_argument("--gradient-accumulation-steps", type=int, default=1)
+    parser.add_argument("--resolution", type=positive_int, default=None, help="training image side (default: the model's)")
+    parser.add_argument("--gradient-accumulation-steps", type=positive_int, default=1, help="micro-batches per optimizer step")
     parser.add_argument("--gradient-checkpointing", action="store_true", help="less memory, more compute")
     parser.add_argument("--mixed-precision", default="auto", choices=("auto", "no", "fp16", "bf16"), help="auto: fp16 on GPU")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--checkpoint-every", type=int, default=None, help="save a resumable checkpoint every N steps")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the training noise and data order")
+    parser.add_argument("--checkpoint-every", type=positive_int, default=None, help="save a resumable checkpoint every N steps")
     parser.add_argument("--resume", default=None, help="'latest' or a checkpoint folder")
     parser.add_argument("--validation-prompt", nargs="+", default=[], help="prompts rendered into a grid every --validation-every steps")
-    parser.add_argument("--validation-every", type=int, default=None)
-    parser.add_argument("--validation-steps", type=int, default=25, help="denoising steps of validation and sample images")
+    parser.add_argument("--validation-every", type=positive_int, default=None, help="render the validation prompts every N steps")
+    parser.add_argument("--validation-steps", type=positive_int, default=25, help="denoising steps of validation and sample images")
     parser.add_argument("--output", default="subject_model", help="output folder (the subject model; checkpoints and validation inside)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a subject model already saved in --output (refused otherwise)")
     parser.add_argument("--push-to-hub", default=None, metavar="REPO_ID", help="also upload the subject model to this Hub repo")
     add_model_arguments(parser)
     parser.set_defaults(func=run)
@@ -62,34 +74,50 @@ def strategy_from_args(args) -> dict:
     return strategy
 
 
-def run(args) -> int:
-    from ..training.finetune import finetune
+def config_from_args(args, *, output_dir):
+    """The one `FinetuneConfig` of this command line (validated before the model loads)."""
+    from ..training.finetune_config import FinetuneConfig
 
-    strategy = strategy_from_args(args)
-    images = args.images[0] if len(args.images) == 1 else args.images
-    pipe = load_pipeline(args)
-    pipe.set_progress_bar_config(disable=True)
-    output = Path(args.output)
-    model = finetune(
-        pipe,
-        images=images,
-        subject=args.subject,
-        strategy=strategy,
+    return FinetuneConfig(
+        strategy=strategy_from_args(args),
         steps=args.steps,
         resolution=args.resolution,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         gradient_checkpointing=args.gradient_checkpointing,
         mixed_precision=args.mixed_precision,
         seed=args.seed,
-        output_dir=output,
+        output_dir=output_dir,
         checkpoint_every=args.checkpoint_every,
         resume=args.resume,
-        validation_prompts=args.validation_prompt,
+        validation_prompts=tuple(args.validation_prompt),
         validation_every=args.validation_every,
         validation_steps=args.validation_steps,
         base_model=args.model,
         progress_bar=True,
     )
+
+
+def run(args) -> int:
+    from ..loaders.subject_model_format import CONFIG_FILE
+    from ..training.finetune import SubjectTrainer
+
+    # Everything the user typed is checked before the model loads.
+    if args.resume:
+        args.overwrite = True  # resuming continues the run in --output
+    output = check_output(args, [CONFIG_FILE])
+    config = config_from_args(args, output_dir=output)
+    subject_image_files("--images", args.images, check_readable=False)  # unreadable files are skipped and reported
+    images = args.images[0] if len(args.images) == 1 else args.images
+    args.subject = check_word("--subject", args.subject)
+    pipe = load_pipeline(args)
+    pipe.set_progress_bar_config(disable=True)
+    try:
+        model = SubjectTrainer(pipe, images=images, subject=args.subject, config=config).train()
+    except pickle.UnpicklingError as error:
+        raise UnsafeCheckpointError(
+            f"`--resume {args.resume}`: a checkpoint file is a pickle that needs more than tensors to load; refusing "
+            "to run its code. Resume from another checkpoint (or 'latest' after deleting this one), or start without --resume."
+        ) from error
     from accelerate import PartialState
 
     if not PartialState().is_main_process:

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import argparse
 import re
-import shlex
-import sys
-from pathlib import Path
 
-from .common import add_generation_arguments, add_model_arguments, load_pipeline, versions, write_json, write_png
+from .common import (
+    HelpFormatter,
+    add_generation_arguments,
+    add_model_arguments,
+    check_output,
+    check_word,
+    command_line,
+    finite_float,
+    load_pipeline,
+    positive_int,
+    subject_image_files,
+    versions,
+    write_json,
+    write_png,
+)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -17,15 +28,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="generate images of a subject from its photos and a prompt",
         description="Generate images of a subject (given by a few photos and its category word) in the scenes of "
         "your prompts. Writes NNN-<prompt>.png and a .json sidecar with every setting next to each image.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("--subject-image", nargs="+", default=None, metavar="PATH", help="image file(s) or a folder of the subject")
+    parser.add_argument("--subject-image", nargs="+", default=None, metavar="PATH", help="image files and/or folders of the subject (all their images form one subject)")
     parser.add_argument("--subject", default=None, help="category word of the subject, e.g. dog (required with --subject-image)")
     parser.add_argument("--subject-model", default=None, metavar="DIR", help="a fine-tuned subject model (blipdiff finetune) instead of --subject-image")
     parser.add_argument("--target-subject", default=None, help="category word to render (default: --subject)")
     parser.add_argument("--prompt", nargs="+", required=True, help="one or more prompts, e.g. 'swimming underwater'")
-    parser.add_argument("--prompt-reps", type=int, default=20, help="released prompt repetition count")
-    parser.add_argument("--prompt-strength", type=float, default=1.0, help="scales --prompt-reps")
+    parser.add_argument("--prompt-reps", type=positive_int, default=20, help="released prompt repetition count")
+    parser.add_argument("--prompt-strength", type=finite_float, default=1.0, help="scales --prompt-reps")
     add_generation_arguments(parser)
     add_model_arguments(parser)
     parser.set_defaults(func=run)
@@ -33,26 +44,43 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def slug(text: str, limit: int = 40) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit] or "image"
+    """A safe, bounded file-name part: lower-case letters, digits and dashes only (never a path)."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit].strip("-") or "image"
+
+
+def output_names(args) -> list[tuple[str, str]]:
+    """``(prompt, stem)`` of every image, in order: ``NNN-<prompt>``."""
+    return [
+        (prompt, f"{index:03d}-{slug(prompt)}")
+        for index, prompt in enumerate(prompt for prompt in args.prompt for _ in range(args.num_images))
+    ]
 
 
 def run(args) -> int:
     import torch
 
-    if args.num_images < 1:
-        raise ValueError(f"`--num-images` must be at least 1, got {args.num_images}.")
-    if args.steps < 1:
-        raise ValueError(f"`--steps` must be at least 1, got {args.steps}.")
+    # Everything the user typed is checked before the model loads (minutes on a real checkpoint).
+    names = output_names(args)
+    out_dir = check_output(args, [stem + suffix for _, stem in names for suffix in (".png", ".json")])
+    if args.subject_model:
+        subject_images = None
+        if args.subject_image:
+            raise ValueError("`--subject-model` and `--subject-image` exclude each other; pass one of them.")
+    elif not args.subject_image:
+        raise ValueError("Pass `--subject-image` with `--subject` (e.g. --subject-image photos/ --subject dog), or `--subject-model DIR`.")
+    else:
+        subject_images = subject_image_files("--subject-image", args.subject_image)
+        args.subject = check_word("--subject", args.subject)
+    if args.target_subject is not None:
+        args.target_subject = check_word("--target-subject", args.target_subject)
     pipe = load_pipeline(args)
     device = pipe._execution_device
     if args.subject_model:
         subject_embeds = None  # the loaded subject stands in (BlipDiffusionPipeline.load_subject)
         loaded = pipe.load_subject(args.subject_model)
         args.subject = args.subject or loaded.subject
-    elif not args.subject_image or not args.subject:
-        raise ValueError("Pass `--subject-image` with `--subject` (e.g. --subject-image photos/ --subject dog), or `--subject-model DIR`.")
     else:
-        subject_embeds = pipe.encode_subject(args.subject_image, args.subject)
+        subject_embeds = pipe.encode_subject(subject_images, args.subject)
     total = len(args.prompt) * args.num_images
     generators = [torch.Generator(device="cpu").manual_seed(args.seed + index) for index in range(total)]
     output = pipe(
@@ -69,12 +97,10 @@ def run(args) -> int:
         prompt_reps=args.prompt_reps,
         prompt_strength=args.prompt_strength,
     )
-    out_dir = Path(args.output)
-    command = "blipdiff " + " ".join(shlex.quote(a) for a in getattr(args, "argv", sys.argv[1:]))
+    command = command_line(args)
     settings = {key: value for key, value in vars(args).items() if key not in ("func", "argv")}
-    for index, image in enumerate(output.images):
-        prompt = args.prompt[index // args.num_images]
-        path = out_dir / f"{index:03d}-{slug(prompt)}.png"
+    for index, (image, (prompt, stem)) in enumerate(zip(output.images, names)):
+        path = out_dir / f"{stem}.png"
         write_png(path, image)
         write_json(
             path.with_suffix(".json"),

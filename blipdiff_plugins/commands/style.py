@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import shlex
-import sys
-from pathlib import Path
+import warnings
 
-from .common import add_generation_arguments, add_model_arguments, load_pipeline, resolve_device, versions, write_json, write_png
+from .common import (
+    HelpFormatter,
+    add_generation_arguments,
+    add_model_arguments,
+    check_output,
+    check_word,
+    command_line,
+    finite_float,
+    load_pipeline,
+    subject_image_files,
+    versions,
+    write_json,
+    write_png,
+)
 from .generate import slug
 
 
@@ -19,9 +31,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Subject-driven style transfer (BLIP-Diffusion): the structure of --structure-image (canny "
         "edges 30/70 by default, or any --preprocessor) drives a ControlNet while --style-image gives the "
         "appearance. Writes NNN-<prompt>.png with a .json sidecar, and control.png (the structure map used).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("--style-image", nargs="+", required=True, metavar="PATH", help="image file(s) or a folder of the style subject")
+    parser.add_argument("--style-image", nargs="+", required=True, metavar="PATH", help="image files and/or folders of the style subject")
     parser.add_argument("--style-subject", required=True, help="category word of the style image, e.g. flower")
     parser.add_argument("--structure-image", required=True, metavar="PATH", help="image whose structure is kept")
     parser.add_argument("--target-subject", required=True, help="category word to render, e.g. teapot")
@@ -30,11 +42,22 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--preprocessor-param", nargs="*", default=[], metavar="KEY=VALUE", help="preprocessor parameters, values as JSON (e.g. low_threshold=30)")
     parser.add_argument("--preprocessor-weights", default=None, help="Hub repo or folder of detector weights (default lllyasviel/Annotators)")
     parser.add_argument("--controlnet", default=None, help="ControlNet folder or Hub id replacing the model's")
-    parser.add_argument("--conditioning-scale", type=float, default=1.0, help="ControlNet residual scale")
+    parser.add_argument("--conditioning-scale", type=finite_float, default=1.0, help="ControlNet residual scale")
     add_generation_arguments(parser)
     add_model_arguments(parser)
     parser.set_defaults(func=run)
     return parser
+
+
+@contextlib.contextmanager
+def quiet_third_party_warnings():
+    """Hide the import-time warnings of the ControlNet detectors' dependencies (timm, mediapipe, torch.jit
+    deprecations inside controlnet_aux): nothing a user of this command can act on."""
+    with warnings.catch_warnings():
+        for module in ("timm", "mediapipe", "controlnet_aux", "torch.jit", "google.protobuf"):
+            warnings.filterwarnings("ignore", module=module.replace(".", r"\.") + r"(\.|$)")
+        warnings.filterwarnings("ignore", message=r".*(timm|mediapipe|torch\.jit|TorchScript).*")
+        yield
 
 
 def parse_params(pairs: list[str]) -> dict:
@@ -51,32 +74,12 @@ def parse_params(pairs: list[str]) -> dict:
 
 
 def load_controlnet_pipeline(args):
-    """The ControlNet pipeline of ``--model``; the built-in model gets a random ControlNet shaped like its U-Net."""
+    """The ControlNet pipeline of ``--model`` (the built-in model gets a random ControlNet shaped like its U-Net)."""
     import torch
 
-    from ..pipelines.control_conditioning import controlnet_from_unet
     from ..pipelines.pipeline_blip_diffusion_controlnet import BlipDiffusionControlNetPipeline
 
-    if args.model == "builtin" or args.model.startswith("builtin:"):
-        from ..builtin.models import BUILTIN_NOTICE, build_builtin_components
-        from ..pipelines.denoising import vae_scale_factor
-
-        size = args.model.partition(":")[2] or "small"
-        print(f"Using the {BUILTIN_NOTICE}.", file=sys.stderr)
-        components = build_builtin_components(size)
-        components["controlnet"] = controlnet_from_unet(components["unet"], vae_scale_factor(components["vae"]))
-        pipe = BlipDiffusionControlNetPipeline(**components)
-        if args.dtype != "float32":
-            pipe = pipe.to(dtype=getattr(torch, args.dtype))
-        pipe = pipe.to(resolve_device(args.device))
-        if args.scheduler:
-            import diffusers
-
-            from .common import SCHEDULERS
-
-            pipe.scheduler = getattr(diffusers, SCHEDULERS[args.scheduler]).from_config(pipe.scheduler.config)
-    else:
-        pipe = load_pipeline(args, pipeline_class=BlipDiffusionControlNetPipeline)
+    pipe = load_pipeline(args, pipeline_class=BlipDiffusionControlNetPipeline)
     if args.controlnet:
         from diffusers import ControlNetModel
 
@@ -91,43 +94,50 @@ def run(args) -> int:
     from ..registry import PREPROCESSORS
     from ..recipes.style_transfer import style_transfer
 
-    if args.num_images < 1:
-        raise ValueError(f"`--num-images` must be at least 1, got {args.num_images}.")
-    if args.steps < 1:
-        raise ValueError(f"`--steps` must be at least 1, got {args.steps}.")
+    stems = [
+        f"{index:03d}-{slug(args.target_subject + ' ' + prompt)}"
+        for index, prompt in enumerate(p for p in args.prompt for _ in range(args.num_images))
+    ]
+    # Everything the user typed is checked before the model loads.
+    out_dir = check_output(args, ["control.png"] + [stem + suffix for stem in stems for suffix in (".png", ".json")])
+    style_images = subject_image_files("--style-image", args.style_image)
+    structure_image = subject_image_files("--structure-image", [args.structure_image])[0]
+    args.style_subject = check_word("--style-subject", args.style_subject, example="flower")
+    args.target_subject = check_word("--target-subject", args.target_subject, example="teapot")
     PREPROCESSORS.entry(args.preprocessor)  # unknown names fail before the model loads
     params = parse_params(args.preprocessor_param)
-    pipe = load_controlnet_pipeline(args)
+    with quiet_third_party_warnings():
+        pipe = load_controlnet_pipeline(args)
     total = len(args.prompt) * args.num_images
     generators = [torch.Generator(device="cpu").manual_seed(args.seed + index) for index in range(total)]
-    result = style_transfer(
-        pipe,
-        style_image=args.style_image if len(args.style_image) > 1 else args.style_image[0],
-        style_subject=args.style_subject,
-        structure_image=args.structure_image,
-        target_subject=args.target_subject,
-        prompt=args.prompt,
-        preprocessor=args.preprocessor,
-        preprocessor_params=params or None,
-        preprocessor_weights=args.preprocessor_weights,
-        negative_prompt=args.negative_prompt,
-        guidance_scale=args.guidance,
-        num_inference_steps=args.steps,
-        height=args.height,
-        width=args.width,
-        num_images_per_prompt=args.num_images,
-        controlnet_conditioning_scale=args.conditioning_scale,
-        generator=generators,
-    )
-    out_dir = Path(args.output)
-    command = "blipdiff " + " ".join(shlex.quote(a) for a in getattr(args, "argv", sys.argv[1:]))
+    with quiet_third_party_warnings():
+        result = style_transfer(
+            pipe,
+            style_image=style_images if len(style_images) > 1 else style_images[0],
+            style_subject=args.style_subject,
+            structure_image=structure_image,
+            target_subject=args.target_subject,
+            prompt=args.prompt,
+            preprocessor=args.preprocessor,
+            preprocessor_params=params or None,
+            preprocessor_weights=args.preprocessor_weights,
+            negative_prompt=args.negative_prompt,
+            guidance_scale=args.guidance,
+            num_inference_steps=args.steps,
+            height=args.height,
+            width=args.width,
+            num_images_per_prompt=args.num_images,
+            controlnet_conditioning_scale=args.conditioning_scale,
+            generator=generators,
+        )
+    command = command_line(args)
     settings = {key: value for key, value in vars(args).items() if key not in ("func", "argv")}
     control_path = out_dir / "control.png"
     write_png(control_path, result.control_image)
     print(control_path)
-    for index, image in enumerate(result.images):
+    for index, (image, stem) in enumerate(zip(result.images, stems)):
         prompt = args.prompt[index // args.num_images]
-        path = out_dir / f"{index:03d}-{slug(args.target_subject + ' ' + prompt)}.png"
+        path = out_dir / f"{stem}.png"
         write_png(path, image)
         write_json(
             path.with_suffix(".json"),

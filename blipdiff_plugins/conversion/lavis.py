@@ -126,7 +126,12 @@ def convert_lavis_checkpoint(
     from transformers import CLIPTokenizer
 
     from ..pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline
-    from .published_layout import DEFAULT_SUBJECT_TOKENIZER, _load_transformers_text_encoder, load_subject_tokenizer
+    from .published_layout import (
+        DEFAULT_SUBJECT_TOKENIZER,
+        _load_transformers_text_encoder,
+        check_subject_tokenizer,
+        load_subject_tokenizer,
+    )
 
     if output_dir is not None and Path(output_dir).exists():
         raise FileExistsError(f"`output_dir`: {str(output_dir)!r} already exists; choose a new folder.")
@@ -144,8 +149,9 @@ def convert_lavis_checkpoint(
             "vae": AutoencoderKL.from_pretrained(root / "vae"),
             "scheduler": release_scheduler(),
             "tokenizer": tokenizer or CLIPTokenizer.from_pretrained(tokenizer_name_or_path),
-            "subject_tokenizer": subject_tokenizer
-            or load_subject_tokenizer(None, subject_tokenizer_name_or_path or DEFAULT_SUBJECT_TOKENIZER, vocab_size),
+            "subject_tokenizer": check_subject_tokenizer(subject_tokenizer, vocab_size)
+            if subject_tokenizer is not None
+            else load_subject_tokenizer(None, subject_tokenizer_name_or_path or DEFAULT_SUBJECT_TOKENIZER, vocab_size),
             "subject_image_processor": SubjectImageProcessor(image_size=subject_encoder.image_size, resize_mode=resize_mode),
         }
         pipeline = BlipDiffusionPipeline(**components)

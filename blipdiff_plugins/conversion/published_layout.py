@@ -120,7 +120,12 @@ def load_published_subject_encoder(folder: Path, *, torch_dtype=None) -> Blip2Su
 
 
 def load_subject_tokenizer(folder: Path | None, name_or_path: str, vocab_size: int):
-    """BERT tokenizer of the Q-Former, with the ``[DEC]`` BOS token BLIP-2 adds (vocab 30522 + 1)."""
+    """BERT tokenizer of the Q-Former, with the ``[DEC]`` BOS token BLIP-2 adds (vocab 30522 + 1), checked."""
+    return check_subject_tokenizer(read_subject_tokenizer(folder, name_or_path), vocab_size, source=str(name_or_path))
+
+
+def read_subject_tokenizer(folder: Path | None, name_or_path: str):
+    """The BERT tokenizer in ``folder`` (when it has one) or at ``name_or_path``, with BLIP-2's ``[DEC]`` BOS token."""
     from transformers import BertTokenizer
 
     if folder is not None and (folder / "vocab.txt").is_file():
@@ -129,10 +134,25 @@ def load_subject_tokenizer(folder: Path | None, name_or_path: str, vocab_size: i
         tokenizer = BertTokenizer.from_pretrained(name_or_path, truncation_side="right")
     if tokenizer.bos_token is None:
         tokenizer.add_special_tokens({"bos_token": "[DEC]"})
-    if len(tokenizer) > vocab_size:
+    return tokenizer
+
+
+def check_subject_tokenizer(tokenizer, vocab_size: int, *, source: str | None = None):
+    """Refuse a subject tokenizer that does not fit the Q-Former's word embeddings (``vocab_size`` rows).
+
+    transformers 5 returns an almost empty tokenizer (special tokens only) when the files cannot be
+    fetched, instead of raising; it would turn every category word into ``[UNK]``. More tokens than rows
+    cannot be embedded; fewer than 90% of the rows (padding leaves a few unused) is not the tokenizer the
+    Q-Former was trained with.
+    """
+    size = len(tokenizer)
+    if size > vocab_size or size < 0.9 * vocab_size:
+        origin = f" loaded from {source!r}" if source else ""
+        cause = "was it downloaded? offline, transformers returns an empty one" if size < vocab_size else "too many"
         raise CheckpointError(
-            f"subject_tokenizer: {len(tokenizer)} tokens but the Q-Former embeds only {vocab_size}; "
-            "pass the tokenizer the checkpoint was trained with (`subject_tokenizer=`)."
+            f"subject_tokenizer: the tokenizer{origin} has {size} tokens but the Q-Former embeds {vocab_size} "
+            f"({cause}). Pass the BERT tokenizer the checkpoint was trained with: `--subject-tokenizer FOLDER_OR_ID` "
+            "on the command line, `subject_tokenizer=` in Python (bert-base-uncased plus [DEC])."
         )
     return tokenizer
 
@@ -222,9 +242,12 @@ def load_published_pipeline(
     loaded["scheduler"] = component("scheduler", scheduler)
     loaded["subject_encoder"] = component("subject_encoder", lambda: load_published_subject_encoder(_folder(root, "qformer"), torch_dtype=torch_dtype))
     vocab_size = loaded["subject_encoder"].embeddings.word_embeddings.num_embeddings
-    loaded["subject_tokenizer"] = subject_tokenizer or component(
-        "subject_tokenizer", lambda: load_subject_tokenizer(root / "qformer", subject_tokenizer_name_or_path, vocab_size)
-    )
+    if subject_tokenizer is not None:
+        loaded["subject_tokenizer"] = check_subject_tokenizer(subject_tokenizer, vocab_size)
+    else:
+        loaded["subject_tokenizer"] = component(
+            "subject_tokenizer", lambda: load_subject_tokenizer(root / "qformer", subject_tokenizer_name_or_path, vocab_size)
+        )
 
     def image_processor():
         config = {}

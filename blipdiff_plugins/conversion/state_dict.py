@@ -13,12 +13,14 @@ from typing import Mapping
 
 import torch
 
+from ..utils.errors import BlipdiffError
+
 # Keys of the published checkpoints that the subject encoder does not use.
 _UNUSED_PREFIXES = ("Qformer.cls.", "vision_proj.", "text_proj.", "itm_head.", "temp")
 _BUFFER_SUFFIXES = ("position_ids",)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(BlipdiffError, ValueError):
     """A checkpoint that does not fit the model: names the component and the key."""
 
 

@@ -6,10 +6,10 @@ import hashlib
 import json
 
 
-def base_model_fingerprint(pipeline) -> str:
-    """Hash of the model configs and a strided sample of every base weight (LoRA layers excluded)."""
+def base_model_fingerprint(pipeline, names=("unet", "text_encoder", "vae")) -> str:
+    """Hash of the configs and a strided sample of every base weight of the ``names`` components (LoRA layers excluded)."""
     digest = hashlib.sha256()
-    for name in ("unet", "text_encoder", "vae"):
+    for name in names:
         model = getattr(pipeline, name)
         config = model.config.to_dict() if hasattr(model.config, "to_dict") else dict(model.config)
         config = {key: value for key, value in config.items() if not key.startswith("_")}

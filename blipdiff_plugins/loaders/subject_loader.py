@@ -63,7 +63,7 @@ class SubjectModelLoaderMixin:
     def set_subject(self, subject_embeds: torch.Tensor, subject: str, *, adapter_name: str | None = None) -> None:
         """Use ``subject_embeds`` ``(1, num_query_tokens, hidden)`` and the word ``subject`` when a call has no subject."""
         word = check_subject_word(subject, "subject")
-        expected = (self.subject_encoder.num_query_tokens, self.text_encoder.config.hidden_size)
+        expected = (self.subject_encoder.num_subject_tokens, self.text_encoder.config.hidden_size)
         if subject_embeds.ndim != 3 or subject_embeds.shape[0] != 1 or tuple(subject_embeds.shape[1:]) != expected:
             raise ValueError(f"`subject_embeds` must have shape (1, {expected[0]}, {expected[1]}), got {tuple(subject_embeds.shape)}.")
         self.loaded_subject = LoadedSubject(word, subject_embeds.detach().to(self.text_encoder.dtype), adapter_name)

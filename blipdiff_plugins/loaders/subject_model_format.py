@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -26,11 +25,10 @@ from typing import Any
 
 import PIL.Image
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from ..adapters.finetune_strategies import FinetuneStrategy, resolve_strategy
-from ..utils.atomic import atomic_directory, write_atomically
+from ..utils.atomic import write_atomically
 from .fingerprint import base_model_fingerprint
 
 FORMAT_VERSION = 1
@@ -58,7 +56,9 @@ class SubjectModel:
         unet_folder (`Path`, *optional*): where a loaded ``full_unet`` model's U-Net lies on disk.
         base_model (`str`, *optional*): the base pipeline's id.
         base_model_fingerprint (`str`, *optional*): hash of the base model's configs and weights.
-        training (`dict`): steps, seed, resolution and the other settings of the run.
+        training (`dict`): what the run did: steps, seed, resolution, images, processes, final loss.
+        settings (`dict`, *optional*): the run's `FinetuneConfig` as ``to_dict`` (``FinetuneConfig.from_dict``
+            rebuilds it).
         sample_image (`PIL.Image.Image`, *optional*): an image of the subject for the model card.
         sample_prompt (`str`, *optional*): its prompt.
         name (`str`, *optional*): a display name, e.g. ``"Max the corgi"``; the subject word by default.
@@ -79,22 +79,15 @@ class SubjectModel:
     sample_prompt: str | None = None
     name: str | None = None
     license: str = "apache-2.0"
+    settings: dict[str, Any] | None = None
 
     @property
     def unet_weights(self) -> str:
-        """``"lora"``, ``"full"`` or ``"none"``."""
-        if self.lora_state_dict is not None:
-            return "lora"
-        if self.unet is not None or self.unet_folder is not None:
-            return "full"
-        return "none"
+        """``"lora"``, ``"full"`` or ``"none"``: what the strategy stores."""
+        return self.strategy.unet_weights
 
-    def config(self) -> dict[str, Any]:
-        files = {"subject_embedding": EMBEDDING_FILE}
-        if self.unet_weights == "lora":
-            files["lora"] = LORA_FILE
-        elif self.unet_weights == "full":
-            files["unet"] = UNET_FOLDER
+    def config(self, files: dict[str, str] | None = None) -> dict[str, Any]:
+        files = {"subject_embedding": EMBEDDING_FILE, **(files or {})}
         if self.sample_image is not None:
             files["sample"] = SAMPLE_FILE
         return {
@@ -109,6 +102,7 @@ class SubjectModel:
             "base_model": self.base_model,
             "base_model_fingerprint": self.base_model_fingerprint,
             "training": self.training,
+            "settings": self.settings,
             "sample_prompt": self.sample_prompt,
             "license": self.license,
             "files": files,
@@ -117,8 +111,6 @@ class SubjectModel:
     # --------------------------------------------------------------------------------- saving
     def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
         """Write the subject model's files (each atomically) into ``save_directory``."""
-        from diffusers.loaders import StableDiffusionLoraLoaderMixin
-
         folder = Path(save_directory)
         folder.mkdir(parents=True, exist_ok=True)
         embedding = self.subject_embedding.detach().cpu().contiguous()
@@ -126,24 +118,10 @@ class SubjectModel:
             folder / EMBEDDING_FILE,
             lambda path: save_file({EMBEDDING_KEY: embedding}, path, metadata={"format": "pt", "subject": self.subject}),
         )
-        if self.unet_weights == "lora":
-            with tempfile.TemporaryDirectory(dir=folder, prefix=".lora-") as temporary:
-                StableDiffusionLoraLoaderMixin.save_lora_weights(
-                    temporary,
-                    unet_lora_layers=self.lora_state_dict,
-                    safe_serialization=True,
-                    unet_lora_adapter_metadata=dict(self.lora_metadata) if self.lora_metadata else None,
-                )
-                write_atomically(folder / LORA_FILE, lambda path: shutil.copyfile(Path(temporary) / LORA_FILE, path))
-        elif self.unet_weights == "full":
-            with atomic_directory(folder / UNET_FOLDER, replace=True, prefix=".unet-") as temporary:
-                if self.unet is not None:
-                    self.unet.save_pretrained(temporary, safe_serialization=True)
-                else:
-                    shutil.copytree(self.unet_folder, temporary, dirs_exist_ok=True)
+        files = self.strategy.save_unet(self, folder)
         if self.sample_image is not None:
             write_atomically(folder / SAMPLE_FILE, lambda path: self.sample_image.save(path, format="PNG"))
-        config = self.config()
+        config = self.config(files)
         write_atomically(folder / CONFIG_FILE, lambda path: Path(path).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8"))
         card = self.model_card()
         write_atomically(folder / "README.md", lambda path: card.save(path))
@@ -179,11 +157,7 @@ class SubjectModel:
         )
         title = self.name or f"a {self.subject}"
         base_line = self.base_model or "<the base BLIP-Diffusion model>"
-        weights = {
-            "lora": f"a LoRA of the U-Net attention projections (rank {self.strategy.to_dict().get('rank')}) in diffusers format (`{LORA_FILE}`)",
-            "full": f"the whole fine-tuned U-Net (`{UNET_FOLDER}/`)",
-            "none": "no U-Net weights (only the subject embedding trained)",
-        }[self.unet_weights]
+        weights = self.strategy.describe_unet(self)
         sample = f"\n![{self.sample_prompt or 'sample'}]({SAMPLE_FILE})\n\n*{self.sample_prompt}*\n" if self.sample_image is not None else ""
         content = f"""---
 {data.to_yaml()}
@@ -211,7 +185,7 @@ Command line: `blipdiff generate --model {base_line} --subject-model <this folde
 ## Training
 
 ```json
-{json.dumps({"strategy": self.strategy.to_dict(), **self.training}, indent=2, sort_keys=True)}
+{json.dumps({"strategy": self.strategy.to_dict(), **self.training, "settings": self.settings}, indent=2, sort_keys=True, default=str)}
 ```
 """
         return ModelCard(content)
@@ -274,19 +248,12 @@ Command line: `blipdiff generate --model {base_line} --subject-model <this folde
         if config.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"`subject_model`: {str(folder)!r} has format version {config.get('format_version')!r}; this version reads {FORMAT_VERSION}.")
         embedding = load_file(folder / EMBEDDING_FILE)[EMBEDDING_KEY]
-        lora_state_dict = lora_metadata = None
-        unet_folder = None
-        if config["unet_weights"] == "lora":
-            lora_path = folder / LORA_FILE
-            lora_state_dict = load_file(lora_path)
-            lora_state_dict = {name.removeprefix("unet."): tensor for name, tensor in lora_state_dict.items()}
-            with safe_open(lora_path, framework="pt") as handle:
-                metadata = handle.metadata() or {}
-            packed = metadata.get("lora_adapter_metadata")
-            if packed:
-                lora_metadata = {key.removeprefix("unet."): value for key, value in json.loads(packed).items() if key.startswith("unet.")}
-        elif config["unet_weights"] == "full":
-            unet_folder = folder / UNET_FOLDER
+        strategy = resolve_strategy(config["strategy"])
+        if config.get("unet_weights", strategy.unet_weights) != strategy.unet_weights:
+            raise ValueError(
+                f"`subject_model`: {str(folder)!r} records unet_weights {config.get('unet_weights')!r} but strategy "
+                f"{strategy.name!r} stores {strategy.unet_weights!r}; the file is corrupt or from another tool."
+            )
         sample_path = folder / SAMPLE_FILE
         sample = None
         if sample_path.is_file():
@@ -295,10 +262,8 @@ Command line: `blipdiff generate --model {base_line} --subject-model <this folde
         return cls(
             subject=config["subject"],
             subject_embedding=embedding,
-            strategy=resolve_strategy(config["strategy"]),
-            lora_state_dict=lora_state_dict,
-            lora_metadata=lora_metadata,
-            unet_folder=unet_folder,
+            strategy=strategy,
+            **strategy.load_unet(folder),
             base_model=config.get("base_model"),
             base_model_fingerprint=config.get("base_model_fingerprint"),
             training=config.get("training", {}),
@@ -306,6 +271,7 @@ Command line: `blipdiff generate --model {base_line} --subject-model <this folde
             sample_prompt=config.get("sample_prompt"),
             name=config.get("name"),
             license=config.get("license", "apache-2.0"),
+            settings=config.get("settings"),
         )
 
     def apply_to(self, pipeline, *, adapter_name: str = "subject") -> None:
@@ -316,36 +282,11 @@ Command line: `blipdiff generate --model {base_line} --subject-model <this folde
                 f"`subject_model`: its subject embedding has shape {tuple(self.subject_embedding.shape)}, this pipeline needs "
                 f"(1, {expected[0]}, {expected[1]}); it was trained on another base model ({self.base_model!r})."
             )
-        if self.base_model_fingerprint and self.unet_weights != "full" and base_model_fingerprint(pipeline) != self.base_model_fingerprint:
+        if self.base_model_fingerprint and not self.strategy.replaces_unet and base_model_fingerprint(pipeline) != self.base_model_fingerprint:
             warnings.warn(
                 f"The subject model was trained on another base model ({self.base_model!r}, fingerprint "
                 f"{self.base_model_fingerprint}); its images may differ from the training run's.",
                 stacklevel=3,
             )
-        if self.unet_weights == "full":
-            if self.unet is not None:
-                state = self.unet.state_dict()
-            else:
-                state = load_file(self.unet_folder / UNET_WEIGHTS)
-            if self.unet is not pipeline.unet:
-                missing, unexpected = pipeline.unet.load_state_dict(state, strict=False)
-                if missing or unexpected:
-                    raise ValueError(
-                        f"`subject_model`: its U-Net does not fit this pipeline's ({len(missing)} missing, {len(unexpected)} unexpected "
-                        f"weights, e.g. {(missing or unexpected)[:3]}); load it on its base model {self.base_model!r}."
-                    )
-        elif self.unet_weights == "lora":
-            from diffusers.loaders import StableDiffusionLoraLoaderMixin
-
-            peft_config = getattr(pipeline.unet, "peft_config", {}) or {}
-            if adapter_name in peft_config:
-                pipeline.delete_adapters(adapter_name)
-            with tempfile.TemporaryDirectory() as folder:
-                StableDiffusionLoraLoaderMixin.save_lora_weights(
-                    folder,
-                    unet_lora_layers=self.lora_state_dict,
-                    safe_serialization=True,
-                    unet_lora_adapter_metadata=dict(self.lora_metadata) if self.lora_metadata else None,
-                )
-                pipeline.load_lora_weights(folder, adapter_name=adapter_name)
-        pipeline.set_subject(self.subject_embedding, self.subject, adapter_name=adapter_name if self.unet_weights == "lora" else None)
+        adapter = self.strategy.apply_unet(self, pipeline, adapter_name=adapter_name)
+        pipeline.set_subject(self.subject_embedding, self.subject, adapter_name=adapter)

@@ -28,6 +28,8 @@ def _is_single_image(value) -> bool:
 def control_image_tensor(image, *, height: int, width: int, argument: str) -> torch.Tensor:
     """One control image or a ``(batch, 3, h, w)`` tensor as ``(n, 3, height, width)`` in [0, 1]."""
     if isinstance(image, np.ndarray) and image.dtype != np.uint8:
+        if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
+            raise ValueError(f"`{argument}` holds NaN or infinite values; pass finite floats in [0, 1] or a uint8 image.")
         array = image[..., None] if image.ndim == 2 else image
         if array.ndim != 3:
             raise ValueError(f"`{argument}` as a float array must be (height, width, channels), got shape {image.shape}.")
@@ -37,6 +39,8 @@ def control_image_tensor(image, *, height: int, width: int, argument: str) -> to
         if tensor.ndim != 4 or tensor.shape[1] not in (1, 3):
             raise ValueError(f"`{argument}` tensor must be (3, height, width) or (batch, 3, height, width) in [0, 1], got shape {tuple(image.shape)}.")
         tensor = tensor.float().expand(-1, 3, -1, -1)
+        if not torch.isfinite(tensor).all():
+            raise ValueError(f"`{argument}` holds NaN or infinite values; pass finite values in [0, 1].")
         if tensor.min() < -1e-3 or tensor.max() > 1 + 1e-3:
             raise ValueError(f"`{argument}` tensor values must lie in [0, 1], got [{tensor.min().item():.3g}, {tensor.max().item():.3g}].")
         if tuple(tensor.shape[-2:]) != (height, width):
@@ -59,26 +63,14 @@ def control_images_batch(images, *, height: int, width: int, argument: str) -> t
     )
 
 
-def expand_control_batch(
-    image: torch.Tensor,
-    *,
-    batch_size: int,
-    num_images_per_prompt: int,
-    do_guidance: bool,
-    guess_mode: bool,
-    argument: str,
-) -> torch.Tensor:
-    """One control image for all prompts or one per prompt, repeated per image and for both guidance halves."""
+def expand_control_batch(image: torch.Tensor, *, batch_size: int, num_images_per_prompt: int, argument: str) -> torch.Tensor:
+    """One control image for all prompts or one per prompt, repeated per image: ``(batch * per_prompt, 3, h, w)``."""
     count = image.shape[0]
     if count == 1:
-        image = image.repeat_interleave(batch_size * num_images_per_prompt, dim=0)
-    elif count == batch_size:
-        image = image.repeat_interleave(num_images_per_prompt, dim=0)
-    else:
-        raise ValueError(f"`{argument}` has {count} images for {batch_size} prompts; pass 1 image or {batch_size} (one per prompt).")
-    if do_guidance and not guess_mode:
-        image = torch.cat([image] * 2)
-    return image
+        return image.repeat_interleave(batch_size * num_images_per_prompt, dim=0)
+    if count == batch_size:
+        return image.repeat_interleave(num_images_per_prompt, dim=0)
+    raise ValueError(f"`{argument}` has {count} images for {batch_size} prompts; pass 1 image or {batch_size} (one per prompt).")
 
 
 def per_controlnet(value, name: str, count: int, kinds: tuple[type, ...]) -> list:
@@ -112,43 +104,52 @@ def control_keep(num_steps: int, starts: Sequence[float], ends: Sequence[float])
     ]
 
 
-def controlnet_residuals_fn(
-    controlnet,
-    control_images: list[torch.Tensor],
-    *,
-    scales: Sequence[float],
-    keep: list[list[float]],
-    guess_mode: bool,
-    do_guidance: bool,
-    multi: bool,
-):
-    """The `denoise` ``unet_kwargs_fn`` that adds the ControlNet residuals to the U-Net call."""
+class ControlNetResiduals:
+    """The `denoise` ``unet_kwargs_fn`` that adds the ControlNet residuals to each U-Net call.
 
-    def residuals(index: int, timestep, latent_model_input: torch.Tensor, prompt_embeds: torch.Tensor) -> dict:
-        step_scales = [scale * weight for scale, weight in zip(scales, keep[index])]
+    Whether a step is guided is read from its batch (twice the control images' rows: ``[uncond; cond]``), so a
+    callback that turns guidance off mid-run (diffusers' `SDCFGCutoffCallback`) is followed.
+
+    Args:
+        controlnet (`ControlNetModel` or `MultiControlNetModel`): the ControlNet(s).
+        control_images (`list[torch.Tensor]`): per ControlNet, ``(batch, 3, h, w)`` for the conditional rows.
+        scales (`list[float]`): conditioning scale per ControlNet.
+        keep (`list[list[float]]`): per step and ControlNet, 1 inside its guidance window (`control_keep`).
+        guess_mode (`bool`): only the conditional rows see the ControlNet.
+        multi (`bool`): ``controlnet`` is a `MultiControlNetModel`.
+    """
+
+    def __init__(self, controlnet, control_images: list[torch.Tensor], *, scales: Sequence[float], keep: list[list[float]], guess_mode: bool, multi: bool):
+        self.controlnet = controlnet
+        self.control_images = control_images
+        self.doubled = [torch.cat([image] * 2) for image in control_images]
+        self.scales, self.keep, self.guess_mode, self.multi = list(scales), keep, guess_mode, multi
+
+    def __call__(self, index: int, timestep, latent_model_input: torch.Tensor, prompt_embeds: torch.Tensor) -> dict:
+        step_scales = [scale * weight for scale, weight in zip(self.scales, self.keep[index])]
         if not any(step_scales):  # outside every guidance window: the residuals would be zero
             return {}
-        if guess_mode and do_guidance:
+        guided = latent_model_input.shape[0] == 2 * self.control_images[0].shape[0]
+        if self.guess_mode and guided:
             # Only the conditional half sees the ControlNet; the unconditional half gets zero residuals.
-            control_input = latent_model_input.chunk(2)[1]
-            control_embeds = prompt_embeds.chunk(2)[1]
+            control_input, control_embeds = latent_model_input.chunk(2)[1], prompt_embeds.chunk(2)[1]
+            images = self.control_images
         else:
             control_input, control_embeds = latent_model_input, prompt_embeds
-        down, mid = controlnet(
+            images = self.doubled if guided else self.control_images
+        down, mid = self.controlnet(
             control_input,
             timestep,
             encoder_hidden_states=control_embeds,
-            controlnet_cond=control_images if multi else control_images[0],
-            conditioning_scale=step_scales if multi else step_scales[0],
-            guess_mode=guess_mode,
+            controlnet_cond=images if self.multi else images[0],
+            conditioning_scale=step_scales if self.multi else step_scales[0],
+            guess_mode=self.guess_mode,
             return_dict=False,
         )
-        if guess_mode and do_guidance:
+        if self.guess_mode and guided:
             down = [torch.cat([torch.zeros_like(sample), sample]) for sample in down]
             mid = torch.cat([torch.zeros_like(mid), mid])
         return {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
-
-    return residuals
 
 
 def control_maps_as_pil(image: torch.Tensor) -> list[PIL.Image.Image]:

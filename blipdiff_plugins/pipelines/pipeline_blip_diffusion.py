@@ -11,24 +11,33 @@ import torch
 from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel
 from diffusers.loaders import StableDiffusionLoraLoaderMixin, TextualInversionLoaderMixin
 from diffusers.schedulers import KarrasDiffusionSchedulers
-from diffusers.utils import BaseOutput
+from diffusers.utils import BaseOutput, replace_example_docstring
 from transformers import CLIPTextModel, CLIPTokenizer, PreTrainedTokenizerBase
 
-from ..adapters.blip2_qformer import Blip2SubjectEncoder
+from ..adapters.interfaces import SubjectEncoder
 from ..adapters.subject_image_processor import SubjectImageProcessor
 from ..utils.images import ImageLike
-from ..loaders.subject_loader import SubjectModelLoaderMixin
-from .loading import SubjectPipelineLoaderMixin
-from . import subject_conditioning as conditioning
-from .denoising import (
-    check_image_size,
-    denoise,
-    extra_step_kwargs,
-    postprocess,
-    prepare_latents,
-)
+from .denoising import callback_tensor_names, denoise, extra_step_kwargs, prepare_latents
+from .subject_pipeline_mixin import OUTPUT_TYPES, SubjectPipelineMixin  # noqa: F401 - OUTPUT_TYPES re-exported
 
-OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+EXAMPLE_DOC_STRING = """
+    Examples:
+        ```py
+        >>> import torch
+        >>> from blipdiff_plugins import BlipDiffusionPipeline
+
+        >>> pipe = BlipDiffusionPipeline.from_pretrained("Salesforce/blipdiffusion", torch_dtype=torch.float16).to("cuda")
+        >>> image = pipe(
+        ...     "swimming underwater",
+        ...     subject_images="dog.jpg",
+        ...     source_subject="dog",
+        ...     guidance_scale=7.5,
+        ...     num_inference_steps=50,
+        ...     generator=torch.Generator("cuda").manual_seed(0),
+        ... ).images[0]
+        >>> image.save("dog_underwater.png")
+        ```
+"""
 
 
 @dataclass
@@ -43,7 +52,7 @@ class BlipDiffusionPipelineOutput(BaseOutput):
     images: list[PIL.Image.Image] | np.ndarray | torch.Tensor
 
 
-class BlipDiffusionPipeline(SubjectPipelineLoaderMixin, DiffusionPipeline, StableDiffusionLoraLoaderMixin, TextualInversionLoaderMixin, SubjectModelLoaderMixin):
+class BlipDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffusionLoraLoaderMixin, TextualInversionLoaderMixin):
     """Subject-driven generation: a few images of a subject plus its category word, rendered in new scenes.
 
     The subject encoder turns the subject images into ``num_query_tokens`` embeddings that are spliced
@@ -56,15 +65,17 @@ class BlipDiffusionPipeline(SubjectPipelineLoaderMixin, DiffusionPipeline, Stabl
         vae (`AutoencoderKL`): image autoencoder.
         unet (`UNet2DConditionModel`): the denoiser.
         scheduler (`KarrasDiffusionSchedulers`): any diffusers scheduler; PNDM in the release.
-        subject_encoder (`Blip2SubjectEncoder`): BLIP-2 Q-Former subject encoder with projection.
+        subject_encoder (`SubjectEncoder`): the registered class named by `subject_encoder_name`
+            (`Blip2SubjectEncoder`, BLIP-2 Q-Former with projection, by default).
         subject_tokenizer (`BertTokenizer`): tokenizer of the subject category words.
         subject_image_processor (`SubjectImageProcessor`): subject image preprocessing.
         subject_position (`int`, defaults to 2): token index where the subject embeddings are spliced in.
+        subject_encoder_name (`str`, defaults to ``"blip2_qformer"``): `SUBJECT_ENCODERS` entry of `subject_encoder`.
+        prompt_injector_name (`str`, defaults to ``"infix"``): `PROMPT_INJECTORS` entry that builds the injector.
     """
 
     model_cpu_offload_seq = "subject_encoder->text_encoder->unet->vae"
     _optional_components = []
-    _callback_tensor_inputs = ["latents", "prompt_embeds"]
 
     def __init__(
         self,
@@ -73,13 +84,15 @@ class BlipDiffusionPipeline(SubjectPipelineLoaderMixin, DiffusionPipeline, Stabl
         vae: AutoencoderKL,
         unet: UNet2DConditionModel,
         scheduler: KarrasDiffusionSchedulers,
-        subject_encoder: Blip2SubjectEncoder,
+        subject_encoder: SubjectEncoder,
         subject_tokenizer: PreTrainedTokenizerBase,
         subject_image_processor: SubjectImageProcessor,
         subject_position: int = 2,
+        subject_encoder_name: str = "blip2_qformer",
+        prompt_injector_name: str = "infix",
     ):
         super().__init__()
-        self.register_modules(
+        self.register_subject_modules(
             tokenizer=tokenizer,
             text_encoder=text_encoder,
             vae=vae,
@@ -88,66 +101,13 @@ class BlipDiffusionPipeline(SubjectPipelineLoaderMixin, DiffusionPipeline, Stabl
             subject_encoder=subject_encoder,
             subject_tokenizer=subject_tokenizer,
             subject_image_processor=subject_image_processor,
-        )
-        conditioning.configure_subject_pipeline(self, vae, subject_position)
-
-    # ----------------------------------------------------------------------------------- encoding
-    @torch.no_grad()
-    def encode_subject(
-        self,
-        images: ImageLike | Sequence[ImageLike],
-        subject: str,
-        *,
-        weights: Sequence[float] | None = None,
-    ) -> torch.Tensor:
-        """Subject embeddings of one subject, ``(1, num_query_tokens, hidden)``, to reuse across calls.
-
-        Args:
-            images: one image, a list of images of the same subject, or a folder of them (path, PIL,
-                array or tensor). Several images give the mean of their embeddings.
-            subject (`str`): the subject's category word, e.g. ``"dog"``.
-            weights (`list[float]`, *optional*): per-image weights instead of the plain mean.
-        """
-        return conditioning.encode_subject(self, images, subject, weights=weights)
-
-    def encode_prompt(
-        self,
-        prompt: str | list[str],
-        *,
-        subject_embeds: torch.Tensor | None = None,
-        target_subject: str | list[str] | None = None,
-        prompt_strength: float = 1.0,
-        prompt_reps: int = 20,
-        device: torch.device | None = None,
-    ) -> torch.Tensor:
-        """Conditional text embeddings ``(batch, seq_len, hidden)``, the subject spliced in when given."""
-        return conditioning.encode_prompt(
-            self,
-            prompt,
-            subject_embeds=subject_embeds,
-            target_subject=target_subject,
-            prompt_strength=prompt_strength,
-            prompt_reps=prompt_reps,
-            device=device,
+            subject_position=subject_position,
+            subject_encoder_name=subject_encoder_name,
+            prompt_injector_name=prompt_injector_name,
         )
 
     @torch.no_grad()
-    def encode_negative_prompt(self, negative_prompt: str | list[str], batch_size: int, device=None) -> torch.Tensor:
-        """Unconditional branch: plain text (no subject), padded to the text encoder's length."""
-        return conditioning.encode_negative_prompt(self, negative_prompt, batch_size, device)
-
-    # ----------------------------------------------------------------------------------- checks
-    def check_inputs(self, prompt, prompt_embeds, subject_images, subject_embeds, guidance_scale, num_inference_steps, output_type, callback_on_step_end_tensor_inputs):
-        conditioning.check_inputs(
-            self, prompt, prompt_embeds, subject_images, subject_embeds, guidance_scale, num_inference_steps, output_type,
-            callback_on_step_end_tensor_inputs, output_types=OUTPUT_TYPES,
-        )
-
-    def postprocess(self, latents: torch.Tensor, output_type: str):
-        return postprocess(self.vae, self.image_processor, latents, output_type)
-
-    # ----------------------------------------------------------------------------------- call
-    @torch.no_grad()
+    @replace_example_docstring(EXAMPLE_DOC_STRING)
     def __call__(
         self,
         prompt: str | list[str] | None = None,
@@ -190,7 +150,8 @@ class BlipDiffusionPipeline(SubjectPipelineLoaderMixin, DiffusionPipeline, Stabl
                 ``(1 or batch, num_query_tokens, hidden)``, instead of `subject_images`. Without any subject the
                 prompt is encoded as plain text (text-only generation).
             negative_prompt (`str` or `list[str]`, *optional*): unconditional-branch text, one or one per prompt.
-            guidance_scale (`float`, defaults to 7.5): classifier-free guidance weight; <= 1 disables guidance.
+            guidance_scale (`float`, defaults to 7.5): classifier-free guidance weight; <= 1 disables guidance. A
+                callback may change ``pipe._guidance_scale`` during the run (diffusers' `SDCFGCutoffCallback`).
             num_inference_steps (`int`, defaults to 50): denoising steps.
             height (`int`, *optional*): image height in pixels, a multiple of the VAE factor; the U-Net's
                 ``sample_size`` times the VAE factor by default.
@@ -206,24 +167,29 @@ class BlipDiffusionPipeline(SubjectPipelineLoaderMixin, DiffusionPipeline, Stabl
             output_type (`str`, defaults to ``"pil"``): ``"pil"``, ``"np"``, ``"pt"`` or ``"latent"``.
             return_dict (`bool`, defaults to True): return a `BlipDiffusionPipelineOutput` instead of a tuple.
             cross_attention_kwargs (`dict`, *optional*): passed to the U-Net's attention processors.
-            callback_on_step_end (`Callable`, *optional*): ``fn(pipe, step, timestep, tensors) -> dict`` after
-                each step; may return replacement ``latents``.
+            callback_on_step_end (`Callable`, `PipelineCallback` or `MultiPipelineCallbacks`, *optional*):
+                ``fn(pipe, step, timestep, tensors) -> dict`` after each step; may return replacement ``latents`` or
+                ``prompt_embeds`` and read or set the properties `guidance_scale`, `num_timesteps`, `_interrupt`.
             callback_on_step_end_tensor_inputs (`list[str]`, defaults to ``["latents"]``): tensors it receives.
+
+        Examples:
 
         Returns:
             `BlipDiffusionPipelineOutput` or ``(images,)``.
         """
-        callback_on_step_end_tensor_inputs = list(callback_on_step_end_tensor_inputs)
-        self.check_inputs(prompt, prompt_embeds, subject_images, subject_embeds, guidance_scale, num_inference_steps, output_type, callback_on_step_end_tensor_inputs)
-        if not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
-            raise ValueError(f"`num_images_per_prompt` must be a positive integer, got {num_images_per_prompt!r}.")
-        height = height or self.unet.config.sample_size * self.vae_scale_factor
-        width = width or self.unet.config.sample_size * self.vae_scale_factor
-        check_image_size(height, width, self.vae_scale_factor)
+        # 1. Check inputs
+        callback_on_step_end_tensor_inputs = callback_tensor_names(callback_on_step_end, callback_on_step_end_tensor_inputs)
+        self.check_inputs(
+            prompt, prompt_embeds, subject_images, subject_embeds, guidance_scale, num_inference_steps, output_type,
+            callback_on_step_end_tensor_inputs, num_images_per_prompt,
+        )
+        height, width = self.default_size(height, width)
+        self._guidance_scale = guidance_scale
+        self._cross_attention_kwargs = cross_attention_kwargs
         device = self._execution_device
 
-        prompt_embeds, batch_size = conditioning.prepare_conditioning(
-            self,
+        # 2. Encode the subject and the prompts ([negative; positive] under guidance)
+        prompt_embeds, batch_size = self.prepare_conditioning(
             prompt=prompt,
             subject_images=subject_images,
             source_subject=source_subject,
@@ -232,27 +198,31 @@ class BlipDiffusionPipeline(SubjectPipelineLoaderMixin, DiffusionPipeline, Stabl
             negative_prompt=negative_prompt,
             prompt_embeds=prompt_embeds,
             negative_prompt_embeds=negative_prompt_embeds,
-            guidance_scale=guidance_scale,
             num_images_per_prompt=num_images_per_prompt,
             prompt_strength=prompt_strength,
             prompt_reps=prompt_reps,
             device=device,
         )
 
+        # 3. Prepare timesteps
         self.scheduler.set_timesteps(num_inference_steps, device=device)
+
+        # 4. Prepare latent variables
         shape = (batch_size * num_images_per_prompt, self.unet.config.in_channels, height // self.vae_scale_factor, width // self.vae_scale_factor)
         latents = prepare_latents(self.scheduler, shape, generator=generator, device=device, dtype=prompt_embeds.dtype, latents=latents)
+
+        # 5. Denoising loop
         latents = denoise(
             self,
             latents,
             self.scheduler.timesteps,
             prompt_embeds,
-            guidance_scale=guidance_scale,
             step_kwargs=extra_step_kwargs(self.scheduler, generator, eta),
-            cross_attention_kwargs=cross_attention_kwargs,
             callback_on_step_end=callback_on_step_end,
             callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
         )
+
+        # 6. Decode
         images = self.postprocess(latents, output_type)
         self.maybe_free_model_hooks()
         if not return_dict:

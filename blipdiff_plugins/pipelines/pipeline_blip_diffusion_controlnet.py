@@ -12,18 +12,36 @@ from diffusers import AutoencoderKL, ControlNetModel, DiffusionPipeline, UNet2DC
 from diffusers.loaders import StableDiffusionLoraLoaderMixin, TextualInversionLoaderMixin
 from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
 from diffusers.schedulers import KarrasDiffusionSchedulers
-from diffusers.utils import BaseOutput, deprecate
+from diffusers.utils import BaseOutput, deprecate, replace_example_docstring
 from transformers import CLIPTextModel, CLIPTokenizer, PreTrainedTokenizerBase
 
-from ..adapters.blip2_qformer import Blip2SubjectEncoder
+from ..adapters.interfaces import SubjectEncoder
 from ..adapters.subject_image_processor import SubjectImageProcessor
 from ..utils.images import ImageLike
-from .loading import SubjectPipelineLoaderMixin
 from . import control_conditioning as control
-from . import subject_conditioning as conditioning
-from .denoising import check_image_size, denoise, extra_step_kwargs, postprocess, prepare_latents
+from .denoising import callback_tensor_names, denoise, extra_step_kwargs, prepare_latents
+from .subject_pipeline_mixin import SubjectPipelineMixin
 
-OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+EXAMPLE_DOC_STRING = """
+    Examples:
+        ```py
+        >>> import torch
+        >>> from blipdiff_plugins import BlipDiffusionControlNetPipeline
+
+        >>> pipe = BlipDiffusionControlNetPipeline.from_pretrained(
+        ...     "Salesforce/blipdiffusion-controlnet", torch_dtype=torch.float16
+        ... ).to("cuda")
+        >>> image = pipe(
+        ...     "on a marble table",
+        ...     subject_images="flower.jpg",
+        ...     source_subject="flower",
+        ...     target_subject="teapot",
+        ...     control_preprocessor="canny",
+        ...     control_source_image="teapot.jpg",
+        ...     generator=torch.Generator("cuda").manual_seed(0),
+        ... ).images[0]
+        ```
+"""
 
 
 @dataclass
@@ -41,7 +59,7 @@ class BlipDiffusionControlNetPipelineOutput(BaseOutput):
     control_images: list
 
 
-class BlipDiffusionControlNetPipeline(SubjectPipelineLoaderMixin, DiffusionPipeline, StableDiffusionLoraLoaderMixin, TextualInversionLoaderMixin):
+class BlipDiffusionControlNetPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffusionLoraLoaderMixin, TextualInversionLoaderMixin):
     """BLIP-Diffusion with one or several ControlNets: the subject gives the appearance, the control maps the structure.
 
     Uses the same subject encoding, prompt building and denoising loop as `BlipDiffusionPipeline`; any SD-1.5
@@ -56,15 +74,12 @@ class BlipDiffusionControlNetPipeline(SubjectPipelineLoaderMixin, DiffusionPipel
         controlnet (`ControlNetModel`, `MultiControlNetModel` or a list of `ControlNetModel`): structure control;
             a list is wrapped in a `MultiControlNetModel`.
         scheduler (`KarrasDiffusionSchedulers`): any diffusers scheduler; PNDM in the release.
-        subject_encoder (`Blip2SubjectEncoder`): BLIP-2 Q-Former subject encoder with projection.
-        subject_tokenizer (`BertTokenizer`): tokenizer of the subject category words.
-        subject_image_processor (`SubjectImageProcessor`): subject image preprocessing.
-        subject_position (`int`, defaults to 2): token index where the subject embeddings are spliced in.
+        subject_encoder, subject_tokenizer, subject_image_processor, subject_position, subject_encoder_name,
+        prompt_injector_name: as in `BlipDiffusionPipeline`.
     """
 
     model_cpu_offload_seq = "subject_encoder->text_encoder->controlnet->unet->vae"
     _optional_components = []
-    _callback_tensor_inputs = ["latents", "prompt_embeds"]
 
     def __init__(
         self,
@@ -74,15 +89,17 @@ class BlipDiffusionControlNetPipeline(SubjectPipelineLoaderMixin, DiffusionPipel
         unet: UNet2DConditionModel,
         controlnet: ControlNetModel | MultiControlNetModel | Sequence[ControlNetModel],
         scheduler: KarrasDiffusionSchedulers,
-        subject_encoder: Blip2SubjectEncoder,
+        subject_encoder: SubjectEncoder,
         subject_tokenizer: PreTrainedTokenizerBase,
         subject_image_processor: SubjectImageProcessor,
         subject_position: int = 2,
+        subject_encoder_name: str = "blip2_qformer",
+        prompt_injector_name: str = "infix",
     ):
         super().__init__()
         if isinstance(controlnet, (list, tuple)):
             controlnet = MultiControlNetModel(list(controlnet))
-        self.register_modules(
+        self.register_subject_modules(
             tokenizer=tokenizer,
             text_encoder=text_encoder,
             vae=vae,
@@ -92,40 +109,15 @@ class BlipDiffusionControlNetPipeline(SubjectPipelineLoaderMixin, DiffusionPipel
             subject_encoder=subject_encoder,
             subject_tokenizer=subject_tokenizer,
             subject_image_processor=subject_image_processor,
+            subject_position=subject_position,
+            subject_encoder_name=subject_encoder_name,
+            prompt_injector_name=prompt_injector_name,
         )
-        conditioning.configure_subject_pipeline(self, vae, subject_position)
         self._preprocessors = {}
 
     @property
     def num_controlnets(self) -> int:
         return len(self.controlnet.nets) if isinstance(self.controlnet, MultiControlNetModel) else 1
-
-    # ----------------------------------------------------------------------------------- encoding
-    @torch.no_grad()
-    def encode_subject(self, images: ImageLike | Sequence[ImageLike], subject: str, *, weights: Sequence[float] | None = None) -> torch.Tensor:
-        """Subject embeddings of one subject, ``(1, num_query_tokens, hidden)``; see `BlipDiffusionPipeline.encode_subject`."""
-        return conditioning.encode_subject(self, images, subject, weights=weights)
-
-    def encode_prompt(
-        self,
-        prompt: str | list[str],
-        *,
-        subject_embeds: torch.Tensor | None = None,
-        target_subject: str | list[str] | None = None,
-        prompt_strength: float = 1.0,
-        prompt_reps: int = 20,
-        device: torch.device | None = None,
-    ) -> torch.Tensor:
-        """Conditional text embeddings ``(batch, seq_len, hidden)``, the subject spliced in when given."""
-        return conditioning.encode_prompt(
-            self, prompt, subject_embeds=subject_embeds, target_subject=target_subject,
-            prompt_strength=prompt_strength, prompt_reps=prompt_reps, device=device,
-        )
-
-    @torch.no_grad()
-    def encode_negative_prompt(self, negative_prompt: str | list[str], batch_size: int, device=None) -> torch.Tensor:
-        """Unconditional branch: plain text (no subject), padded to the text encoder's length."""
-        return conditioning.encode_negative_prompt(self, negative_prompt, batch_size, device)
 
     # ----------------------------------------------------------------------------------- control
     def preprocessor(self, preprocessor, *, argument: str = "control_preprocessor"):
@@ -196,17 +188,9 @@ class BlipDiffusionControlNetPipeline(SubjectPipelineLoaderMixin, DiffusionPipel
             tensors.append(control.control_images_batch(image, height=height, width=width, argument=argument))
         return tensors
 
-    def check_inputs(self, prompt, prompt_embeds, subject_images, subject_embeds, guidance_scale, num_inference_steps, output_type, callback_on_step_end_tensor_inputs):
-        conditioning.check_inputs(
-            self, prompt, prompt_embeds, subject_images, subject_embeds, guidance_scale, num_inference_steps, output_type,
-            callback_on_step_end_tensor_inputs, output_types=OUTPUT_TYPES,
-        )
-
-    def postprocess(self, latents: torch.Tensor, output_type: str):
-        return postprocess(self.vae, self.image_processor, latents, output_type)
-
     # ----------------------------------------------------------------------------------- call
     @torch.no_grad()
+    @replace_example_docstring(EXAMPLE_DOC_STRING)
     def __call__(
         self,
         prompt: str | list[str] | None = None,
@@ -269,9 +253,12 @@ class BlipDiffusionControlNetPipeline(SubjectPipelineLoaderMixin, DiffusionPipel
             width (`int`, *optional*): image width, likewise.
             condtioning_image (*deprecated*): the original pipeline's misspelt name of `control_image`.
 
+        Examples:
+
         Returns:
             `BlipDiffusionControlNetPipelineOutput` or ``(images, control_images)``.
         """
+        # 1. Check inputs
         if condtioning_image is not None:
             deprecate(
                 "condtioning_image", "1.0.0",
@@ -281,10 +268,11 @@ class BlipDiffusionControlNetPipeline(SubjectPipelineLoaderMixin, DiffusionPipel
             if control_image is not None:
                 raise ValueError("Pass `control_image` or the deprecated `condtioning_image`, not both.")
             control_image = condtioning_image
-        callback_on_step_end_tensor_inputs = list(callback_on_step_end_tensor_inputs)
-        self.check_inputs(prompt, prompt_embeds, subject_images, subject_embeds, guidance_scale, num_inference_steps, output_type, callback_on_step_end_tensor_inputs)
-        if not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
-            raise ValueError(f"`num_images_per_prompt` must be a positive integer, got {num_images_per_prompt!r}.")
+        callback_on_step_end_tensor_inputs = callback_tensor_names(callback_on_step_end, callback_on_step_end_tensor_inputs)
+        self.check_inputs(
+            prompt, prompt_embeds, subject_images, subject_embeds, guidance_scale, num_inference_steps, output_type,
+            callback_on_step_end_tensor_inputs, num_images_per_prompt,
+        )
         count = self.num_controlnets
         multi = isinstance(self.controlnet, MultiControlNetModel)
         scales = control.per_controlnet(controlnet_conditioning_scale, "controlnet_conditioning_scale", count, (int, float))
@@ -298,10 +286,12 @@ class BlipDiffusionControlNetPipeline(SubjectPipelineLoaderMixin, DiffusionPipel
         nets = self.controlnet.nets if multi else [self.controlnet]
         guess_mode = bool(guess_mode) or any(getattr(net.config, "global_pool_conditions", False) for net in nets)
 
-        height = height or self.unet.config.sample_size * self.vae_scale_factor
-        width = width or self.unet.config.sample_size * self.vae_scale_factor
-        check_image_size(height, width, self.vae_scale_factor)
+        height, width = self.default_size(height, width)
+        self._guidance_scale = guidance_scale
+        self._cross_attention_kwargs = None if cross_attention_kwargs is None else dict(cross_attention_kwargs)
         device = self._execution_device
+
+        # 2. Prepare the control maps (one tensor per ControlNet, at the output size)
         control_maps = self.prepare_control_images(
             control_image=control_image,
             control_preprocessor=control_preprocessor,
@@ -310,8 +300,8 @@ class BlipDiffusionControlNetPipeline(SubjectPipelineLoaderMixin, DiffusionPipel
             width=width,
         )
 
-        prompt_embeds, batch_size = conditioning.prepare_conditioning(
-            self,
+        # 3. Encode the subject and the prompts ([negative; positive] under guidance)
+        prompt_embeds, batch_size = self.prepare_conditioning(
             prompt=prompt,
             subject_images=subject_images,
             source_subject=source_subject,
@@ -320,50 +310,45 @@ class BlipDiffusionControlNetPipeline(SubjectPipelineLoaderMixin, DiffusionPipel
             negative_prompt=negative_prompt,
             prompt_embeds=prompt_embeds,
             negative_prompt_embeds=negative_prompt_embeds,
-            guidance_scale=guidance_scale,
             num_images_per_prompt=num_images_per_prompt,
             prompt_strength=prompt_strength,
             prompt_reps=prompt_reps,
             device=device,
         )
-        do_guidance = guidance_scale > 1.0
         control_inputs = [
             control.expand_control_batch(
                 image,
                 batch_size=batch_size,
                 num_images_per_prompt=num_images_per_prompt,
-                do_guidance=do_guidance,
-                guess_mode=guess_mode,
                 argument="control_image" if count == 1 else f"control_image[{index}]",
             ).to(device=device, dtype=self.controlnet.dtype)
             for index, image in enumerate(control_maps)
         ]
 
+        # 4. Prepare timesteps
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
+
+        # 5. Prepare latent variables
         shape = (batch_size * num_images_per_prompt, self.unet.config.in_channels, height // self.vae_scale_factor, width // self.vae_scale_factor)
         latents = prepare_latents(self.scheduler, shape, generator=generator, device=device, dtype=prompt_embeds.dtype, latents=latents)
-        residuals = control.controlnet_residuals_fn(
-            self.controlnet,
-            control_inputs,
-            scales=scales,
-            keep=control.control_keep(len(timesteps), starts, ends),
-            guess_mode=guess_mode,
-            do_guidance=do_guidance,
-            multi=multi,
+
+        # 6. Denoising loop, the ControlNet residuals added to every U-Net call
+        residuals = control.ControlNetResiduals(
+            self.controlnet, control_inputs, scales=scales, keep=control.control_keep(len(timesteps), starts, ends), guess_mode=guess_mode, multi=multi
         )
         latents = denoise(
             self,
             latents,
             timesteps,
             prompt_embeds,
-            guidance_scale=guidance_scale,
             step_kwargs=extra_step_kwargs(self.scheduler, generator, eta),
-            cross_attention_kwargs=None if cross_attention_kwargs is None else dict(cross_attention_kwargs),
             unet_kwargs_fn=residuals,
             callback_on_step_end=callback_on_step_end,
             callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
         )
+
+        # 7. Decode
         images = self.postprocess(latents, output_type)
         self.maybe_free_model_hooks()
         used = [control.control_maps_as_pil(image) for image in control_maps]

@@ -80,8 +80,7 @@ def subject_attention_maps(
         seed (`int`, defaults to 0): noise seed.
         generate_kwargs: more pipeline arguments (``num_inference_steps``, ``guidance_scale``, ``prompt_reps``...).
     """
-    height = generate_kwargs.pop("height", None) or pipe.unet.config.sample_size * pipe.vae_scale_factor
-    width = generate_kwargs.pop("width", None) or pipe.unet.config.sample_size * pipe.vae_scale_factor
+    height, width = pipe.default_size(generate_kwargs.pop("height", None), generate_kwargs.pop("width", None))
     latent_side = max(height, width) // pipe.vae_scale_factor
     layers = attention_layers(pipe.unet)
     available = sorted({level_side(layer.level, latent_side) for layer in layers if layer.is_cross}, reverse=True)

@@ -115,8 +115,7 @@ def render_interpolation(
         generate_kwargs: passed to the pipeline (``num_inference_steps``, ``guidance_scale``, ``height``...).
     """
     ts, path = interpolation_path(start, end, num_frames, method)
-    height = generate_kwargs.pop("height", None) or pipe.unet.config.sample_size * pipe.vae_scale_factor
-    width = generate_kwargs.pop("width", None) or pipe.unet.config.sample_size * pipe.vae_scale_factor
+    height, width = pipe.default_size(generate_kwargs.pop("height", None), generate_kwargs.pop("width", None))
     shape = (1, pipe.unet.config.in_channels, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
     noise = torch.randn(shape, generator=torch.Generator("cpu").manual_seed(seed))
     images = []

@@ -1,10 +1,12 @@
-"""Training checkpoints: written atomically, read back for an exact resume.
+"""Training checkpoints: written atomically, removed atomically, read back for an exact resume.
 
 A checkpoint is a folder ``checkpoint-<step>`` holding the trainable weights (safetensors), the
-optimizer state, the generator and data-order states (``torch.save``, read with
-``weights_only=True``) and ``trainer_state.json``. It is written into a hidden temporary folder
-that is renamed into place only once complete, so an interrupted save leaves the previous
-checkpoint as it was.
+optimizer state, the generator and data-order states and any extra trainer state (``torch.save``,
+read with ``weights_only=True``), ``trainer_state.json`` and, written last, the marker
+``checkpoint_complete``: a folder without the marker is not a checkpoint. A checkpoint is written
+into a hidden temporary folder that is renamed into place only once complete, and removed by first
+renaming it to a hidden name, so a run killed at any point leaves either a whole checkpoint or a
+hidden folder, which `clean_interrupted_files` deletes when the next run starts.
 """
 
 from __future__ import annotations
@@ -13,20 +15,69 @@ import json
 import os
 import re
 import shutil
+import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
+from diffusers.utils import logging
 from safetensors.torch import load_file, save_file
 
 from ..utils.atomic import atomic_directory
 
-CHECKPOINT_FORMAT = 1
+logger = logging.get_logger(__name__)
+
+CHECKPOINT_FORMAT = 2
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "trainer_state.json"
 WEIGHTS_FILE = "trainable.safetensors"
 OPTIMIZER_FILE = "optimizer.pt"
 RNG_FILE = "random_states.pt"
+EXTRA_FILE = "extra_state.pt"
+COMPLETE_MARKER = "checkpoint_complete"
+# Hidden names that only a killed save or removal leaves behind: checkpoint, subject-model and pipeline
+# staging folders, and the atomic writer's temporary files (``.<stem>-<8 random>.<suffix>``,
+# ``.<name>.partial-<random>``) of the files a trainer writes.
+INTERRUPTED_PREFIXES = (".checkpoint-", ".stale-", ".subject_embedding-", ".unet-", ".lora-", ".pipeline-", ".tmp")
+INTERRUPTED_WRITES = re.compile(r"^\.(README|sample|subject_model|model_index|pytorch_lora_weights|step-\d+)-\w{8}\.\w+$|^\..+\.partial-\w+$")
+
+
+def _is_interrupted_write(name: str) -> bool:
+    return name.startswith(INTERRUPTED_PREFIXES) or bool(INTERRUPTED_WRITES.match(name))
+
+
+def is_complete(path: Path) -> bool:
+    """A checkpoint folder whose save ran to the end (its marker is written last)."""
+    return (path / COMPLETE_MARKER).is_file() and (path / STATE_FILE).is_file()
+
+
+def remove_checkpoint(path: Path) -> None:
+    """Rename to a hidden name (atomic), then delete: a kill never leaves a half-deleted visible checkpoint."""
+    hidden = path.parent / f".stale-{path.name}-{uuid.uuid4().hex[:8]}"
+    os.replace(path, hidden)
+    shutil.rmtree(hidden, ignore_errors=True)
+
+
+def clean_interrupted_files(output_dir: str | os.PathLike) -> list[Path]:
+    """Delete what killed saves left in ``output_dir``, its ``checkpoints/`` and ``validation/``: hidden temporary
+    files and folders, and visible checkpoint folders without their completion marker. Returns what was removed."""
+    removed = []
+    for folder in (Path(output_dir), Path(output_dir) / "checkpoints", Path(output_dir) / "validation"):
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if _is_interrupted_write(path.name):
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+                removed.append(path)
+            elif folder.name == "checkpoints" and CHECKPOINT_PATTERN.match(path.name) and path.is_dir() and not is_complete(path):
+                remove_checkpoint(path)
+                removed.append(path)
+    if removed:
+        logger.warning(f"Removed {len(removed)} file(s) left by an interrupted run: {', '.join(p.name for p in removed)}.")
+    return removed
 
 
 def list_checkpoints(folder: str | os.PathLike) -> list[Path]:
@@ -37,7 +88,7 @@ def list_checkpoints(folder: str | os.PathLike) -> list[Path]:
     found = []
     for path in folder.iterdir():
         match = CHECKPOINT_PATTERN.match(path.name)
-        if match and (path / STATE_FILE).is_file():
+        if match and path.is_dir() and is_complete(path):
             found.append((int(match.group(1)), path))
     return [path for _, path in sorted(found)]
 
@@ -61,6 +112,11 @@ def resolve_checkpoint(resume: str | os.PathLike, checkpoint_folder: Path | None
             f"`resume`: {str(path)!r} is not a checkpoint folder (no {STATE_FILE}); pass a 'checkpoint-<step>' folder, "
             "an output_dir holding checkpoints, or 'latest'."
         )
+    if not is_complete(path):
+        raise FileNotFoundError(
+            f"`resume`: {str(path)!r} is an incomplete checkpoint (no {COMPLETE_MARKER}: its save or removal was interrupted); "
+            "pass an older checkpoint or 'latest'."
+        )
     return path
 
 
@@ -72,6 +128,7 @@ def save_checkpoint(
     optimizer_state: dict[str, Any],
     random_states: dict[str, Any],
     trainer_state: dict[str, Any],
+    extra_state: dict[str, Any] | None = None,
     keep: int | None = 2,
 ) -> Path:
     """Write ``folder/checkpoint-<step>`` atomically and keep the ``keep`` newest checkpoints."""
@@ -82,13 +139,16 @@ def save_checkpoint(
         save_file({name: tensor.detach().cpu().contiguous() for name, tensor in trainable.items()}, temporary / WEIGHTS_FILE)
         torch.save(optimizer_state, temporary / OPTIMIZER_FILE)
         torch.save(random_states, temporary / RNG_FILE)
-        # Written last: a folder without it is not a checkpoint.
+        if extra_state is not None:
+            torch.save(extra_state, temporary / EXTRA_FILE)
         with open(temporary / STATE_FILE, "w", encoding="utf-8") as handle:
             json.dump({"format": CHECKPOINT_FORMAT, "step": step, **trainer_state}, handle, indent=2, sort_keys=True)
+        # Written last: a folder without it is not a checkpoint.
+        (temporary / COMPLETE_MARKER).write_text(f"{step}\n", encoding="utf-8")
     if keep is not None:
         for old in list_checkpoints(folder)[:-keep]:
             if old != final:
-                shutil.rmtree(old, ignore_errors=True)
+                remove_checkpoint(old)
     return final
 
 
@@ -103,35 +163,21 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         "trainable": load_file(path / WEIGHTS_FILE),
         "optimizer": torch.load(path / OPTIMIZER_FILE, weights_only=True, map_location="cpu"),
         "random_states": torch.load(path / RNG_FILE, weights_only=True, map_location="cpu"),
+        "extra_state": torch.load(path / EXTRA_FILE, weights_only=True, map_location="cpu") if (path / EXTRA_FILE).is_file() else None,
     }
 
 
-def check_compatible(path: Path, saved: dict[str, Any], current: dict[str, Any]) -> None:
-    """Refuse a checkpoint made with another strategy, base model, subject or data."""
-    if saved.get("strategy", {}).get("strategy") != current["strategy"]["strategy"]:
+def check_compatible(path: Path, saved: dict[str, Any], current: dict[str, Any], checks: Sequence[tuple[str, str]]) -> None:
+    """Refuse a checkpoint whose ``checks`` keys (``(key, what it is)``) differ from this run's."""
+    for key, what in checks:
+        before, after = saved.get(key), current.get(key)
+        if before == after:
+            continue
+        if isinstance(before, dict) and isinstance(after, dict):
+            changed = sorted(name for name in set(before) | set(after) if before.get(name) != after.get(name))
+            detail = ", ".join(f"{name}: {before.get(name)!r} there, {after.get(name)!r} here" for name in changed)
+            raise ValueError(f"`resume`: {str(path)!r} was trained with other {what} ({detail}); use the checkpoint's settings to continue it.")
         raise ValueError(
-            f"`resume`: {str(path)!r} was trained with strategy {saved.get('strategy', {}).get('strategy')!r}, this run uses "
-            f"{current['strategy']['strategy']!r}. Pass strategy={saved.get('strategy', {}).get('strategy')!r} to continue it, "
-            "or a new output_dir to start over."
+            f"`resume`: {str(path)!r} was trained with another {what} ({before!r}; this run has {after!r}); "
+            "an exact resume needs the same one, or start a new output_dir."
         )
-    if saved["strategy"] != current["strategy"]:
-        before, after = saved["strategy"], current["strategy"]
-        changed = sorted(key for key in set(before) | set(after) if before.get(key) != after.get(key))
-        detail = ", ".join(f"{key}: {before.get(key)!r} there, {after.get(key)!r} here" for key in changed)
-        raise ValueError(
-            f"`resume`: {str(path)!r} was trained with other {after['strategy']} settings ({detail}); "
-            "use the checkpoint's settings to continue it."
-        )
-    if saved.get("base_model_fingerprint") != current["base_model_fingerprint"]:
-        raise ValueError(
-            f"`resume`: {str(path)!r} was trained on another base model (fingerprint {saved.get('base_model_fingerprint')} "
-            f"of {saved.get('base_model')!r}; this pipeline's is {current['base_model_fingerprint']} of {current.get('base_model')!r}). "
-            "Load the checkpoint's base model, or start a new output_dir."
-        )
-    for key, what in (("subject", "subject word"), ("data_fingerprint", "training images"), ("resolution", "training resolution"),
-                      ("world_size", "number of processes"), ("gradient_accumulation_steps", "gradient accumulation steps")):
-        if saved.get(key) != current.get(key):
-            raise ValueError(
-                f"`resume`: {str(path)!r} was trained with another {what} ({saved.get(key)!r}; this run has {current.get(key)!r}); "
-                "an exact resume needs the same one."
-            )

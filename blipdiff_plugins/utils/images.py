@@ -84,6 +84,8 @@ def load_image(image: ImageLike, *, argument: str = "image", alpha: str = "compo
     elif isinstance(image, torch.Tensor):
         if image.ndim != 3 or image.shape[0] not in (1, 3, 4):
             raise ValueError(f"`{argument}`: a tensor image must be (channels, height, width), got {tuple(image.shape)}.")
+        if image.is_floating_point() and not torch.isfinite(image).all():
+            raise ValueError(f"`{argument}`: the tensor image holds NaN or infinite values; pass finite values in [0, 1].")
         if image.is_floating_point() and (image.min() < 0 or image.max() > 1):
             raise ValueError(f"`{argument}`: float tensor images must lie in [0, 1], got [{image.min():.3f}, {image.max():.3f}].")
         array = image.detach().float().cpu().permute(1, 2, 0).numpy()
@@ -91,6 +93,8 @@ def load_image(image: ImageLike, *, argument: str = "image", alpha: str = "compo
         image = PIL.Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array)
     elif isinstance(image, np.ndarray):
         if image.dtype != np.uint8:
+            if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
+                raise ValueError(f"`{argument}`: the array holds NaN or infinite values; pass finite floats in [0, 1] or uint8.")
             if not np.issubdtype(image.dtype, np.floating) or image.min() < 0 or image.max() > 1:
                 raise ValueError(f"`{argument}`: arrays must be uint8 or float in [0, 1], got {image.dtype}.")
             image = (image * 255).round().astype(np.uint8)

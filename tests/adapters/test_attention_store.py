@@ -14,11 +14,18 @@ from blipdiff_plugins.adapters.attention_store import (
 )
 from blipdiff_plugins.registry import ATTENTION_PROCESSORS
 from tests.helpers import generator
+from tests.precision import FLOAT32_EPS, FLOAT64_ATOL, float64_copy
 
 
 @pytest.fixture()
 def embeds(tiny_pipeline, subject_image):
     return tiny_pipeline.encode_subject(subject_image, "dog")
+
+
+@pytest.fixture()
+def pipeline64(tiny_pipeline):
+    """The tiny pipeline in float64: the store must not change outputs, exactly (see tests/precision.py)."""
+    return float64_copy(tiny_pipeline)
 
 
 def run(pipe, embeds, **kwargs):
@@ -33,24 +40,32 @@ def test_layers_are_read_from_the_model(tiny_pipeline):
     assert map_size(64, (16, 16), 1) == (8, 8) and map_size(9, (5, 6), 1) == (3, 3)  # stride-2 convs round up
 
 
-def test_store_leaves_outputs_unchanged_and_maps_sum_to_one(tiny_pipeline, embeds):
-    reference = run(tiny_pipeline, embeds)
-    stock = dict(tiny_pipeline.unet.attn_processors)
+def test_store_leaves_outputs_unchanged_and_maps_sum_to_one(pipeline64, embeds):
+    embeds = embeds.double()
+    reference = run(pipeline64, embeds)
+    stock = dict(pipeline64.unet.attn_processors)
     store = AttentionStore(cross=True, self_attention=True)
     store.guided = True
-    with attention_control(tiny_pipeline.unet, store):
-        recorded = run(tiny_pipeline, embeds)
-    torch.testing.assert_close(recorded, reference, atol=1e-5, rtol=1e-5)
+    with attention_control(pipeline64.unet, store):
+        recorded = run(pipeline64, embeds)
+    torch.testing.assert_close(recorded, reference, atol=FLOAT64_ATOL, rtol=0)
     assert store.step == 3  # PNDM with skip_prk_steps: steps + 1 U-Net calls
     assert store.maps and all(count == 3 for count in store.counts.values())
     for name, maps in store.maps.items():
         assert maps.shape[0] == 1  # conditional half only
-        torch.testing.assert_close(maps.sum(-1), torch.ones_like(maps.sum(-1)), atol=1e-5, rtol=0)
+        # Maps are kept in float32: each probability is rounded once (relative error eps/2), so rows summed in
+        # float64 are 1 within eps/2 (tolerance eps).
+        row_sums = maps.double().sum(-1)
+        torch.testing.assert_close(row_sums, torch.ones_like(row_sums), atol=FLOAT32_EPS, rtol=0)
         height, width = store.sizes[name]
         assert maps.shape[1] == height * width
     keys = {maps.shape[-1] for name, maps in store.maps.items() if store.layers[name].is_cross}
-    assert keys == {tiny_pipeline.text_encoder.config.max_position_embeddings}
-    assert dict(tiny_pipeline.unet.attn_processors) == stock
+    assert keys == {pipeline64.text_encoder.config.max_position_embeddings}
+    assert dict(pipeline64.unet.attn_processors) == stock
+    # Mutation check: the comparison above catches a change of 1e-6 in one weight.
+    with torch.no_grad():
+        pipeline64.unet.conv_in.bias[0] += 1e-6
+    assert not torch.allclose(run(pipeline64, embeds), reference, atol=FLOAT64_ATOL, rtol=0)
 
 
 def test_resolution_filter_and_average(tiny_pipeline, embeds):
@@ -89,18 +104,20 @@ def test_registry_entry():
         AttentionStore(places=["left"])
 
 
-def test_store_fast_path_equals_the_explicit_path(tiny_pipeline, embeds, monkeypatch):
+def test_store_fast_path_equals_the_explicit_path(pipeline64, embeds, monkeypatch):
     from blipdiff_plugins.adapters import attention_store
 
+    embeds = embeds.double()
     results = {}
     for reference in (True, False):
         monkeypatch.setattr(attention_store, "REFERENCE_ATTENTION", reference)
         store = AttentionStore(cross=True, self_attention=True)
         store.guided = True
-        with attention_control(tiny_pipeline.unet, store):
-            results[reference] = (run(tiny_pipeline, embeds), store.maps)
+        with attention_control(pipeline64.unet, store):
+            results[reference] = (run(pipeline64, embeds), store.maps)
     (ref_latents, ref_maps), (fast_latents, fast_maps) = results[True], results[False]
-    torch.testing.assert_close(fast_latents, ref_latents, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fast_latents, ref_latents, atol=FLOAT64_ATOL, rtol=0)
     assert fast_maps.keys() == ref_maps.keys()
     for name in ref_maps:
-        torch.testing.assert_close(fast_maps[name], ref_maps[name], atol=1e-6, rtol=1e-5)
+        # Both paths compute in float64 and store float32 probabilities (<= 1): at most one float32 ulp apart.
+        torch.testing.assert_close(fast_maps[name], ref_maps[name], atol=FLOAT32_EPS, rtol=0)

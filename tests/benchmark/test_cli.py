@@ -17,6 +17,7 @@ def fake_model(monkeypatch):
         return pipelines[-1]
 
     monkeypatch.setattr(bench, "_load_pipeline", load)
+    monkeypatch.setattr(bench, "check_model", lambda model: None)  # "fake" is neither a folder nor a Hub id
     return pipelines
 
 
@@ -49,3 +50,34 @@ def test_bench_command_errors_name_the_argument(small_dreambench, backbones, fak
     assert "is a 'bert' model, not a DINO ViT" in capsys.readouterr().err
     assert cli.main(_argv(small_dreambench, backbones, tmp_path / "c", "--method", "blip_difusion")) == 2
     assert "Did you mean 'blip_diffusion'" in capsys.readouterr().err
+
+
+def test_offline_dry_run_with_builtin_model_and_backbones_says_random_in_its_report(small_dreambench, tmp_path, capsys):
+    out = tmp_path / "dry"
+    argv = ["bench", "--model", "builtin:tiny", "--dino-backbone", "builtin", "--clip-backbone", "builtin",
+            "--dataset", str(small_dreambench), "--subjects", "cat", "--prompts", "0", "--num-images", "1", "--steps", "1",
+            "--device", "cpu", "--output", str(out)]
+    assert cli.main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["random_weights"] == ["model builtin:tiny", "DINO backbone", "CLIP backbone"]
+    assert summary["comparable_published"] is None and summary["counts"]["scored_images"] == 1
+    table = (out / "results.md").read_text()
+    assert table.startswith("# DreamBench: builtin:tiny (blip_diffusion) - RANDOM WEIGHTS") and "published:" not in table
+    assert "RANDOM WEIGHTS" in capsys.readouterr().out
+    # The same folder again without --resume is refused in CLI terms, before anything loads.
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "`--output`" in err and "pass --resume to continue it" in err
+
+
+def test_metrics_off_still_writes_a_summary_of_what_ran(small_dreambench, fake_model, tmp_path, capsys):
+    out = tmp_path / "nometrics"
+    argv = ["bench", "--model", "fake", "--dataset", str(small_dreambench), "--subjects", "cat", "--prompts", "0,1",
+            "--num-images", "1", "--steps", "2", "--size", "32", "--device", "cpu", "--output", str(out),
+            "--dino-backbone", "none", "--clip-backbone", "none"]
+    assert cli.main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["counts"]["images"] == 2 and summary["counts"]["scored_images"] == 0
+    assert summary["generation"]["num_inference_steps"] == 2
+    assert (out / "results.md").is_file() and not (out / "per_subject.png").exists()
+    assert "Metrics off" in capsys.readouterr().out

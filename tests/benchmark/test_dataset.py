@@ -72,3 +72,18 @@ def test_not_a_dreambench_folder(tmp_path, monkeypatch):
         load_dreambench(tmp_path / "nope")
     with pytest.raises(FileNotFoundError, match="not a local folder, and downloading it as a Hub dataset failed"):
         load_dreambench("nobody/no-such-dreambench")
+
+
+def test_hostile_subject_names_in_the_prompts_file_are_skipped_not_followed(small_dreambench, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (small_dreambench / "cat" / "00.jpg").replace(outside / "00.jpg")  # a readable image outside the dataset
+    prompts = small_dreambench / "prompts_and_classes.txt"
+    hostile = [str(outside), "../outside", "z" * 300]
+    text = prompts.read_text().replace("subject_name,class\n", "subject_name,class\n" + "".join(f"{n},dog\n" for n in hostile), 1)
+    prompts.write_text(text)
+    bench = load_dreambench(small_dreambench)  # no OSError: File name too long
+    assert set(hostile) <= set(bench.skipped_subjects)
+    assert not set(hostile) & set(bench.subject_names)
+    reasons = {s.subject: s.reason for s in bench.skipped_images}
+    assert reasons["../outside"] == "subject name is not a folder name inside the dataset"

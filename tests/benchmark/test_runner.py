@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -78,7 +79,7 @@ def test_resume_after_kill_recomputes_nothing_and_duplicates_nothing(small_dream
     with pytest.raises(ValueError, match="already holds a DreamBench run; pass resume=True"):
         _run(dataset, FakeBlipDiffusionPipeline(), tmp_path / "run")
     resumed_pipeline = FakeBlipDiffusionPipeline()
-    resumed = _run(dataset, resumed_pipeline, tmp_path / "run", resume=True)
+    resumed = _run(dataset, resumed_pipeline, tmp_path / "run", resume=True, batch_size=1)
     assert resumed.generated == 8 - 5 and resumed_pipeline.images_made == 3 and resumed.skipped_done == 5
     assert _stable(read_rows(results)) == _stable(complete.rows)  # no duplicates, same content
 
@@ -89,6 +90,55 @@ def test_resume_after_kill_recomputes_nothing_and_duplicates_nothing(small_dream
     bigger = _run(dataset, FakeBlipDiffusionPipeline(), tmp_path / "run", resume=True,
                   config=GenerationConfig(num_images_per_prompt=3, num_inference_steps=3, height=64, width=64))
     assert bigger.generated == 4 and len(read_rows(results)) == 12
+
+
+class BatchShapedPipeline(FakeBlipDiffusionPipeline):
+    """Like a real pipeline on CPU: an image's pixels depend on the size of the batch it was made in."""
+
+    def __call__(self, prompt, num_images_per_prompt=1, **kwargs):
+        return super().__call__(f"{prompt}|batch of {num_images_per_prompt}", num_images_per_prompt=num_images_per_prompt, **kwargs)
+
+
+def test_resume_after_a_kill_inside_a_batch_gives_the_bytes_of_a_straight_run(small_dreambench, tmp_path):
+    dataset = load_dreambench(small_dreambench, subjects=["cat"])
+    straight = _run(dataset, BatchShapedPipeline(), tmp_path / "straight")
+    # Killed while writing the second image of the last batch of 2: its row and PNG are missing, and the
+    # temporary PNG of the interrupted write is left behind.
+    killed = tmp_path / "killed"
+    shutil.copytree(tmp_path / "straight", killed)
+    rows = read_rows(killed / "results.jsonl")
+    last = rows[-1]
+    (killed / "results.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows[:-1]))
+    (killed / last["image"]).unlink()
+    debris = (killed / last["image"]).with_name(".01_01.tmp4242.png")
+    debris.write_bytes(b"")
+
+    resumed = _run(dataset, BatchShapedPipeline(), killed, resume=True)
+    assert resumed.generated == 1 and resumed.skipped_done == 3
+    assert (killed / last["image"]).read_bytes() == (tmp_path / "straight" / last["image"]).read_bytes()
+    assert _stable(read_rows(killed / "results.jsonl")) == _stable(straight.rows)
+    assert not debris.exists() and not list((killed / "images").rglob(".*"))
+
+
+def test_hostile_subject_names_stay_inside_the_images_folder(small_dreambench, tmp_path):
+    import datasets
+
+    from blipdiff_plugins.benchmark.dataset import DreamBench
+
+    source = load_dreambench(small_dreambench, subjects=["cat"])
+    template = source.subjects[0]
+    names = [str(tmp_path / "abs" / "x"), "../x", "y" * 300]
+    rows = [{**template, "subject": name, "subject_index": index} for index, name in enumerate(names)]
+    dataset = DreamBench(root=source.root, subjects=datasets.Dataset.from_list(rows, features=source.subjects.features),
+                         prompts=source.prompts, skipped_images=[], skipped_subjects=[], all_subjects=names)
+    run = _run(dataset, FakeBlipDiffusionPipeline(), tmp_path / "run", prompt_indices=[0])
+    images = (tmp_path / "run" / "images").resolve()
+    assert [row["subject"] for row in run.rows] == [name for name in names for _ in range(2)]  # originals kept
+    for row in run.rows:
+        path = (tmp_path / "run" / row["image"]).resolve()
+        assert path.is_file() and path.parent.parent == images and len(path.parent.name) <= 64
+    assert len({(tmp_path / "run" / row["image"]).parent for row in run.rows}) == 3
+    assert not (tmp_path / "abs").exists() and not (tmp_path / "x").exists()
 
 
 def test_resume_refuses_results_of_another_protocol(small_dreambench, scorer, tmp_path):
@@ -123,3 +173,25 @@ def test_two_processes_give_the_same_rows_as_one(small_dreambench, tmp_path):
     assert merged == single.rows  # same rows, same order
     for row in merged:
         assert (tmp_path / "two" / row["image"]).read_bytes() == (tmp_path / "one" / row["image"]).read_bytes()
+
+
+class TruncatingPipeline(FakeBlipDiffusionPipeline):
+    """Warns on every call, as the real pipeline does for the authors' too-long negative prompt."""
+
+    def __call__(self, *args, **kwargs):
+        import warnings
+
+        warnings.warn("The prompt 'over-exposure, ...' is 86 token(s) longer than the 77 the text encoder can take", UserWarning)
+        return super().__call__(*args, **kwargs)
+
+
+def test_a_warning_repeated_on_every_image_is_shown_once_per_run(small_dreambench, tmp_path):
+    import warnings
+
+    dataset = load_dreambench(small_dreambench, subjects=["cat"])
+    pipeline = TruncatingPipeline()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _run(dataset, pipeline, tmp_path / "run", batch_size=1)
+    assert len(pipeline.calls) == 4
+    assert sum("86 token(s) longer" in str(w.message) for w in caught) == 1

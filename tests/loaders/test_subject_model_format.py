@@ -1,5 +1,7 @@
 """Saved subject models: reload gives identical images, LoRA loads with stock diffusers, model card, Hub upload."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +9,7 @@ from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
 from blipdiff_plugins.loaders.subject_model_format import SubjectModel
-from blipdiff_plugins.training.finetune import finetune
+from blipdiff_plugins.training.finetune import FinetuneConfig, finetune
 
 from tests.training.helpers import RESOLUTION, make_images, one_thread, strategy_for_tests  # noqa: F401  (one_thread: autouse fixture)
 
@@ -24,6 +26,17 @@ def trained(request, fresh_pipeline, tmp_path):
     model.name = "Rex"
     folder = model.save_pretrained(tmp_path / "rex")
     return request.param, pipe, model, folder
+
+
+def test_saved_settings_rebuild_the_run_config_and_the_strategy_owns_its_files(trained):
+    name, _, model, folder = trained
+    loaded = SubjectModel.from_pretrained(folder)
+    config = FinetuneConfig.from_dict(loaded.settings)  # the same frozen, validated object the API and the CLI use
+    assert config == FinetuneConfig.from_dict(model.settings)
+    assert (config.strategy, config.steps, config.resolution, config.base_model) == (model.strategy, 3, RESOLUTION, "someone/blipdiffusion-tiny")
+    recorded = json.loads((folder / "subject_model.json").read_text())
+    assert recorded["unet_weights"] == model.strategy.unet_weights == {"full_unet": "full", "lora": "lora", "embedding_only": "none"}[name]
+    assert set(recorded["files"]) == {"subject_embedding", "sample"} | {"full_unet": {"unet"}, "lora": {"lora"}, "embedding_only": set()}[name]
 
 
 def test_saved_subject_model_reloads_and_regenerates_identical_images(trained, fresh_pipeline):

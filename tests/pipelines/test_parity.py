@@ -57,6 +57,7 @@ def test_subject_preprocessing_matches(name, reference):
     pipe = load_parity_pipeline(case["checkpoint"])
     images = images_of(case)
     pixels = pipe.subject_image_processor.preprocess(images)
+    # Recorded in float32 on the reference stack: normalised pixels |x| <= 2.2 after one resize, rounding ~eps * 2.2 = 3e-7.
     torch.testing.assert_close(pixels, reference[f"{name}/pixel_values"], atol=1e-5, rtol=0)
 
 
@@ -69,6 +70,7 @@ def test_subject_embeddings_match(name, reference):
         embeds = torch.cat([pipe.encode_subject(image, word) for image, word in zip(images, words)])
     else:
         embeds = pipe.encode_subject(images, words[0])
+    # float32 recorded on another stack: a few layers of sums over <= 64 terms give ~64 * eps ~ 1e-5 relative differences.
     torch.testing.assert_close(embeds, reference[f"{name}/query_embeds"], atol=1e-5, rtol=1e-5)
 
 
@@ -84,6 +86,7 @@ def test_text_embeddings_match(name, reference):
         prompt_strength=case["prompt_strength"],
         prompt_reps=case["prompt_reps"],
     )
+    # float32 recorded on another stack: sums over <= 77 keys and 32 channels per layer, ~77 * eps ~ 1e-5 relative.
     torch.testing.assert_close(text, reference[f"{name}/text_embeddings"], atol=1e-5, rtol=1e-5)
     if f"{name}/uncond_embeddings" in reference:
         uncond = pipe.encode_negative_prompt(case["neg_prompt"], len(prompts))
@@ -121,4 +124,6 @@ def test_images_match(name, reference):
     expected = reference[f"{name}/images"]
     assert output.images.shape == tuple(expected.shape) and len(prompts) == expected.shape[0]
     assert expected.std() > 0.01  # a reference that is not flat, so the comparison means something
+    # float32 images in [0, 1] after every denoising step and the VAE, recorded on another stack: per-step errors ~1e-6
+    # grow over the steps; 1e-4 is 1/40 of one 8-bit level, while a wrong step moves pixels by > 1e-2.
     torch.testing.assert_close(torch.from_numpy(output.images), expected, atol=1e-4, rtol=0)

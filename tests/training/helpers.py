@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import numpy as np
 import PIL.Image
 import pytest
@@ -48,5 +50,12 @@ def fixed_batch_loss(trainer, seeds=(11, 12, 13, 14)) -> float:
             generator = torch.Generator().manual_seed(seed)
             noise = torch.randn(latents.shape, generator=generator)
             timesteps = torch.randint(0, trainer.noise_scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator)
-            total += float(trainer.compute_loss(latents, noise, timesteps))
+            total += float(trainer.compute_loss((latents, noise, timesteps)))
     return total / len(seeds)
+
+
+def free_port() -> int:
+    """A free local TCP port for a torchrun rendezvous."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

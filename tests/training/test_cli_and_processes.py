@@ -1,6 +1,5 @@
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -8,7 +7,7 @@ import pytest
 
 from blipdiff_plugins.cli import main
 
-from tests.training.helpers import RESOLUTION, make_images
+from tests.training.helpers import RESOLUTION, free_port, make_images
 
 
 @pytest.fixture()
@@ -47,12 +46,6 @@ def test_cli_bad_input(image_folder, tmp_path, capsys):
     assert "--rank only apply to `--strategy lora`" in capsys.readouterr().err
     assert main(["generate", "--model", "builtin:tiny", "--prompt", "x"]) == 2
     assert "`--subject-model DIR`" in capsys.readouterr().err
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_two_cpu_processes_with_gloo_produce_a_loadable_subject_model(image_folder, tmp_path, fresh_pipeline):

@@ -4,18 +4,19 @@ import pytest
 import torch
 
 from blipdiff_plugins.training import checkpoints as checkpoints_module
-from blipdiff_plugins.training.finetune import SubjectTrainer, finetune
+from blipdiff_plugins.training.finetune import FinetuneConfig, SubjectTrainer, finetune
 
 from tests.training.helpers import RESOLUTION, fixed_batch_loss, strategy_for_tests
 
 STRATEGIES = ("full_unet", "lora", "embedding_only")
 
 
-def trainer_for(pipe, images, name, **kwargs):
-    kwargs.setdefault("steps", 4)
-    strategy = kwargs.pop("strategy", None) or strategy_for_tests(name, **kwargs.pop("strategy_overrides", {}))
-    kwargs.setdefault("sample_image", False)
-    return SubjectTrainer(pipe, images=images, subject="dog", strategy=strategy, resolution=RESOLUTION, validation_steps=2, progress_bar=False, **kwargs)
+def trainer_for(pipe, images, name, callback=None, **settings):
+    settings.setdefault("steps", 4)
+    strategy = settings.pop("strategy", None) or strategy_for_tests(name, **settings.pop("strategy_overrides", {}))
+    settings.setdefault("sample_image", False)
+    config = FinetuneConfig(strategy=strategy, resolution=RESOLUTION, validation_steps=2, progress_bar=False, **settings)
+    return SubjectTrainer(pipe, images=images, subject="dog", config=config, callback=callback)
 
 
 @pytest.mark.parametrize("name", STRATEGIES)

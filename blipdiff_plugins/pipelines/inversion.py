@@ -4,27 +4,45 @@ Real images are inverted as BLIP-Diffusion does: DDIM inversion with guidance 1 
 prompt (no subject vectors). Null-text inversion then optimises the unconditional embedding of every
 step so that the *guided* DDIM sampler retraces the inversion trajectory, for a more faithful
 reconstruction under guidance.
+
+The inversion step is diffusers' `DDIMInverseScheduler` (the same update as prompt-to-prompt's hand-written
+``next_step``: noise predicted at the target timestep, ``alpha`` of the current one, ``set_alpha_to_one`` for
+the first step; measured equal to the earlier hand-written step to float32 rounding on the tiny model).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 
 import torch
 import torch.nn.functional as F
 
 
-def ddim_scheduler_for(scheduler):
-    """A `DDIMScheduler` with the pipeline scheduler's betas (inversion needs the deterministic DDIM step).
+def _ddim_config(scheduler_class, scheduler) -> dict:
+    """The pipeline scheduler's betas and timestep spacing, sample clipping off, for a DDIM-type scheduler.
 
-    Sample clipping is turned off: DDIM clips the predicted ``x_0`` to [-1, 1] by default, which latents
-    exceed, and the inversion could not be undone.
+    DDIM clips the predicted ``x_0`` to [-1, 1] by default, which latents exceed, and the inversion could
+    not be undone.
     """
+    accepted = set(inspect.signature(scheduler_class.__init__).parameters)
+    config = {key: value for key, value in dict(scheduler.config).items() if key in accepted}
+    config.update({key: False for key in ("clip_sample", "thresholding") if key in accepted})
+    return config
+
+
+def ddim_scheduler_for(scheduler):
+    """A `DDIMScheduler` with the pipeline scheduler's betas: the deterministic sampler that undoes the inversion."""
     from diffusers import DDIMScheduler
 
-    config = {key: value for key, value in dict(scheduler.config).items() if not key.startswith("_")}
-    config.update(clip_sample=False, thresholding=False)
-    return DDIMScheduler.from_config(config)
+    return DDIMScheduler.from_config(_ddim_config(DDIMScheduler, scheduler))
+
+
+def ddim_inverse_scheduler_for(scheduler):
+    """A `DDIMInverseScheduler` with the pipeline scheduler's betas: runs `ddim_scheduler_for`'s steps backwards."""
+    from diffusers import DDIMInverseScheduler
+
+    return DDIMInverseScheduler.from_config(_ddim_config(DDIMInverseScheduler, scheduler))
 
 
 @dataclasses.dataclass
@@ -43,31 +61,22 @@ class InversionResult:
     null_embeds: list | None = None
 
 
-def _next_step(scheduler, noise: torch.Tensor, timestep: int, sample: torch.Tensor) -> torch.Tensor:
-    """One DDIM step towards noise: x_{t} from x_{t-1} with the noise predicted at t (prompt-to-prompt's inversion)."""
-    step = scheduler.config.num_train_timesteps // scheduler.num_inference_steps
-    current, following = timestep - step, timestep
-    alpha_current = scheduler.alphas_cumprod[current] if current >= 0 else scheduler.final_alpha_cumprod
-    alpha_following = scheduler.alphas_cumprod[following]
-    original = (sample - (1 - alpha_current) ** 0.5 * noise) / alpha_current**0.5
-    return alpha_following**0.5 * original + (1 - alpha_following) ** 0.5 * noise
-
-
 @torch.no_grad()
-def ddim_invert(unet, scheduler, latents: torch.Tensor, prompt_embeds: torch.Tensor, *, progress=None) -> InversionResult:
+def ddim_invert(unet, inverse_scheduler, latents: torch.Tensor, prompt_embeds: torch.Tensor, *, progress=None) -> InversionResult:
     """Invert clean latents ``x_0`` to noise with the DDIM sampler run backwards, guidance 1.
 
     Args:
         unet: the denoiser.
-        scheduler (`DDIMScheduler`): with ``set_timesteps`` already called.
+        inverse_scheduler (`DDIMInverseScheduler`): with ``set_timesteps`` already called (see
+            `ddim_inverse_scheduler_for`); its timesteps run from clean to noisy.
         latents (`torch.Tensor`): VAE latents of the images, scaled, ``(batch, C, h, w)``.
         prompt_embeds (`torch.Tensor`): conditional embeddings ``(batch, seq_len, hidden)``.
         progress (callable, *optional*): called once per step.
     """
     trajectory = [latents]
-    for timestep in reversed(scheduler.timesteps):
+    for timestep in inverse_scheduler.timesteps:
         noise = unet(latents, timestep, encoder_hidden_states=prompt_embeds, return_dict=False)[0]
-        latents = _next_step(scheduler, noise, int(timestep), latents)
+        latents = inverse_scheduler.step(noise, timestep, latents, return_dict=False)[0]
         trajectory.append(latents)
         if progress is not None:
             progress()

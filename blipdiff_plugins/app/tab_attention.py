@@ -1,0 +1,34 @@
+"""The Attention tab: what each subject token (and chosen words) attends to, as a grid over the image."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from .display import for_display
+from .errors import readable_errors
+from .service import ModelService
+
+
+def build(service: ModelService) -> None:
+    """Lay out the tab inside the current ``gr.Tab``."""
+    with gr.Row():
+        with gr.Column():
+            images = gr.File(label="Subject images", file_count="multiple", file_types=["image"], elem_id="attn-images")
+            subject = gr.Textbox(label="Subject word", placeholder="dog", elem_id="attn-subject")
+            prompt = gr.Textbox(label="Scene prompt", placeholder="on the grass", elem_id="attn-prompt")
+            words = gr.Textbox(label="Also map these prompt words", placeholder="grass", elem_id="attn-words")
+            with gr.Row():
+                steps = gr.Slider(1, service.limits.max_steps, value=25, step=1, label="Steps", elem_id="attn-steps")
+                guidance = gr.Slider(0, 20, value=7.5, step=0.5, label="Guidance")
+                seed = gr.Number(0, precision=0, label="Seed")
+            run = gr.Button("Show attention", variant="primary", elem_id="attn-run")
+        with gr.Column():
+            image = gr.Image(label="Image", interactive=False, height=256, elem_id="attn-image")
+            grid = gr.Image(label="Subject-token attention", interactive=False, height=420, elem_id="attn-grid")
+
+    @readable_errors
+    def attention(images, subject, prompt, words, steps, guidance, seed):
+        image, grid = service.attention(subject_images=images, subject=subject, prompt=prompt, words=words, steps=steps, guidance=guidance, seed=seed)
+        return for_display(image), for_display(grid, min_side=512)
+
+    run.click(attention, [images, subject, prompt, words, steps, guidance, seed], [image, grid], api_name="attention", concurrency_id="model")

@@ -1,0 +1,55 @@
+"""The Edit tab: put your subject into a generated image or an uploaded photo; source, result and blend mask."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from .display import for_display
+from .errors import readable_errors
+from .service import INVERSIONS, ModelService
+
+MODES = {"Generate, then edit": "generate", "Edit my photo": "photo"}
+
+
+def build(service: ModelService) -> None:
+    """Lay out the tab inside the current ``gr.Tab``."""
+    with gr.Row():
+        with gr.Column():
+            mode = gr.Radio(list(MODES), value="Generate, then edit", label="Mode", elem_id="edit-mode")
+            photo = gr.Image(type="filepath", label="Photo to edit (Edit my photo)", elem_id="edit-photo")
+            images = gr.File(label="Images of your subject", file_count="multiple", file_types=["image"], elem_id="edit-images")
+            with gr.Row():
+                target = gr.Textbox(label="Your subject's word", placeholder="cat", elem_id="edit-target")
+                source = gr.Textbox(label="Subject word to replace", placeholder="dog", elem_id="edit-source")
+            prompt = gr.Textbox(label="Scene prompt", placeholder="sitting on the beach", elem_id="edit-prompt")
+            with gr.Accordion("Settings", open=False):
+                with gr.Row():
+                    steps = gr.Slider(1, service.limits.max_steps, value=25, step=1, label="Steps", elem_id="edit-steps")
+                    guidance = gr.Slider(0, 20, value=7.5, step=0.5, label="Guidance")
+                    seed = gr.Number(0, precision=0, label="Seed")
+                with gr.Row():
+                    threshold = gr.Slider(0, 1, value=0.3, step=0.05, label="Blend threshold")
+                    inversion = gr.Dropdown(list(INVERSIONS), value="ddim", label="Inversion (photos)")
+            run = gr.Button("Edit", variant="primary", elem_id="edit-run")
+        with gr.Column():
+            with gr.Row():
+                source_image = gr.Image(label="Source / reconstruction", interactive=False, height=220, elem_id="edit-source-image")
+                edited = gr.Image(label="Edit", interactive=False, height=220, elem_id="edit-edited")
+                mask = gr.Image(label="Blend mask", interactive=False, height=220, elem_id="edit-mask")
+
+    @readable_errors
+    def edit(mode, photo, images, target, source, prompt, steps, guidance, seed, threshold, inversion):
+        result = service.edit(
+            mode=MODES.get(mode, mode), photo=photo, subject_images=images, target_subject=target, source_subject=source,
+            prompt=prompt, steps=steps, guidance=guidance, seed=seed, blend_threshold=threshold, inversion=inversion,
+        )
+        return (
+            gr.update(value=for_display(result.source), label=result.source_label.capitalize()),
+            for_display(result.edited),
+            for_display(result.mask),
+        )
+
+    run.click(
+        edit, [mode, photo, images, target, source, prompt, steps, guidance, seed, threshold, inversion],
+        [source_image, edited, mask], api_name="edit", concurrency_id="model",
+    )

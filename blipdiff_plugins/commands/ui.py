@@ -1,0 +1,58 @@
+"""``blipdiff ui``: serve the web app (Gradio) on one shared model."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from .common import DTYPES, resolve_device
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "ui",
+        help="serve the web app: generate, fine-tune, edit, style and attention tabs",
+        description="Serve the blipdiff web app (needs `pip install 'blipdiff_plugins[ui]'`). The model is loaded once "
+        "and shared by every tab and user; requests queue so the machine is not run out of memory.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--model", default="builtin",
+        help="'builtin' (random weights, offline; 'builtin:tiny|small|mid'), a folder, or a Hub id such as Salesforce/blipdiffusion",
+    )
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps or auto")
+    parser.add_argument("--dtype", default="float32", choices=DTYPES, help="weights dtype")
+    parser.add_argument("--subject-tokenizer", default=None, help="Q-Former BERT tokenizer for the published layout")
+    parser.add_argument("--controlnet", default=None, help="ControlNet folder or Hub id for the Style tab (the built-in model makes its own)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 serves your whole network")
+    parser.add_argument("--port", type=int, default=7860, help="port to bind")
+    parser.add_argument("--share", default="off", choices=("off", "on"), help="'on' opens a public gradio.live link")
+    parser.add_argument("--concurrency", type=int, default=1, help="model requests run at once (more wait in the queue)")
+    parser.add_argument("--output", default=None, help="folder for results and fine-tuned subject models (default: a new temporary folder)")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args) -> int:
+    if not 1 <= args.port <= 65535:
+        raise ValueError(f"`--port` must be from 1 to 65535, got {args.port}.")
+    if args.concurrency < 1:
+        raise ValueError(f"`--concurrency` must be at least 1, got {args.concurrency}.")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no usage reports leave the machine
+    try:
+        from ..app.builder import build_app
+    except ImportError as error:
+        raise ImportError(f"`blipdiff ui` needs Gradio ({error}); install it with: pip install 'blipdiff_plugins[ui]'") from error
+    from ..app.service import ModelService
+
+    device = resolve_device(args.device)
+    if device == "cpu" and args.dtype == "float16":
+        raise ValueError("`--dtype float16` needs a GPU; on CPU use float32 or bfloat16.")
+    service = ModelService(
+        model=args.model, device=device, dtype=args.dtype, output_dir=args.output,
+        controlnet=args.controlnet, subject_tokenizer=args.subject_tokenizer,
+    )
+    print(f"Results and subject models go to {service.output_dir}")
+    demo = build_app(service, concurrency=args.concurrency)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share == "on", show_error=False)
+    return 0

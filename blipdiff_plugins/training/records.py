@@ -1,0 +1,252 @@
+"""Pre-training records (prompted context generation, SYSTEM.md section 3) read from `datasets`.
+
+A record holds the original image (``target``), the subject pasted onto a random background
+(``composite``, the subject encoder's input), the ``caption`` and the ``subject`` category word; an
+``alpha`` column may be present and is not needed for training. Accepted sources: a `datasets.Dataset`
+or `IterableDataset`, a ``save_to_disk`` folder, a folder (or list) of parquet files, or a folder of
+webdataset ``.tar`` shards. Map-style data is read by index in a seeded shuffled order; streamed data
+in file order, each process taking every ``world``-th record; both orders resume exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import PIL.Image
+import torch
+
+from .data import DataOrder
+
+RECORD_COLUMNS = ("target", "composite", "caption", "subject")
+IMAGE_SUFFIXES = ("png", "jpg", "jpeg", "webp")
+
+
+def _load_path(path: Path, streaming: bool):
+    import datasets
+
+    if (path / "dataset_info.json").is_file() or (path / "state.json").is_file():
+        return datasets.load_from_disk(str(path)), "save_to_disk"
+    # Hidden names are a killed writer's temporary files, never records.
+    visible = [p for p in sorted(path.rglob("*")) if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)]
+    files = [str(p) for p in visible if p.suffix == ".parquet"]
+    if files:
+        return datasets.load_dataset("parquet", data_files=files, split="train", streaming=streaming), "parquet"
+    shards = [str(p) for p in visible if p.suffix == ".tar"]
+    if shards:
+        return datasets.load_dataset("webdataset", data_files=shards, split="train", streaming=True), "webdataset"
+    raise ValueError(
+        f"`data`: {str(path)!r} holds no dataset: expected a datasets save_to_disk folder, parquet files or "
+        "webdataset .tar shards (as `blipdiff prepare-data` writes)."
+    )
+
+
+def _value(record: Mapping[str, Any], column: str):
+    """A column's value; webdataset records name image columns by suffix (``target.png``) and may keep text in ``json``."""
+    if column in record:
+        return record[column]
+    for suffix in IMAGE_SUFFIXES + ("txt",):
+        if f"{column}.{suffix}" in record:
+            return record[f"{column}.{suffix}"]
+    for key in ("json", "metadata.json"):
+        if isinstance(record.get(key), Mapping) and column in record[key]:
+            return record[key][column]
+    raise KeyError(column)
+
+
+def _has_column(names: list[str], column: str) -> bool:
+    return column in names or any(f"{column}.{suffix}" in names for suffix in IMAGE_SUFFIXES + ("txt",))
+
+
+def as_image(value, what: str) -> PIL.Image.Image:
+    """A record's image cell (PIL, `{"bytes": ...}`, raw bytes or a path) as an RGB PIL image."""
+    try:
+        if isinstance(value, PIL.Image.Image):
+            return value.convert("RGB")
+        if isinstance(value, Mapping):
+            value = value.get("bytes") or value.get("path")
+        if isinstance(value, (bytes, bytearray)):
+            with PIL.Image.open(io.BytesIO(value)) as image:
+                return image.convert("RGB")
+        if isinstance(value, (str, os.PathLike)):
+            with PIL.Image.open(value) as image:
+                return image.convert("RGB")
+    except (OSError, PIL.UnidentifiedImageError) as error:
+        raise ValueError(f"{what}: the image cannot be read ({error}).") from error
+    raise ValueError(f"{what}: expected an image, got {type(value).__name__}.")
+
+
+class PretrainRecords:
+    """Training records and the order they are read in.
+
+    Args:
+        data: the source (see the module docstring).
+        columns (`dict`, *optional*): record field -> column name, for data whose columns are named
+            otherwise, e.g. ``{"target": "image"}``.
+        streaming (`bool`, defaults to False): read parquet files as a stream instead of memory-mapping them.
+    """
+
+    def __init__(self, data, *, columns: Mapping[str, str] | None = None, streaming: bool = False):
+        import datasets
+
+        columns = dict(columns or {})
+        unknown = sorted(set(columns) - set(RECORD_COLUMNS))
+        if unknown:
+            raise ValueError(f"`columns`: unknown record field(s) {unknown}; the fields are {list(RECORD_COLUMNS)}.")
+        self.columns = {field: columns.get(field, field) for field in RECORD_COLUMNS}
+        if isinstance(data, (str, os.PathLike)):
+            path = Path(data)
+            if not path.exists():
+                raise FileNotFoundError(f"`data`: no dataset at {str(path)!r}; run `blipdiff prepare-data` to build one.")
+            self.source = str(path.resolve())
+            data, self.format = _load_path(path, streaming)
+        elif isinstance(data, (datasets.Dataset, datasets.IterableDataset)):
+            self.source, self.format = getattr(data, "_fingerprint", None) or type(data).__name__, "datasets"
+        else:
+            raise ValueError(f"`data` must be a dataset folder, parquet/webdataset files or a datasets.Dataset, got {type(data).__name__}.")
+        self.dataset = data
+        self.streaming = isinstance(data, datasets.IterableDataset)
+        names = list(data.column_names or []) if data.column_names is not None else self._first_record_names()
+        self.column_names = names
+        missing = [f"{field}={column!r}" for field, column in self.columns.items() if not _has_column(names, column) and not self._in_json(names, column)]
+        if missing:
+            raise ValueError(
+                f"`data`: the records have no column for {', '.join(missing)}; its columns are {names}. "
+                "Pass `columns={'target': ..., 'composite': ..., 'caption': ..., 'subject': ...}` to map them."
+            )
+        self.num_records = None if self.streaming else len(data)
+        if self.num_records == 0:
+            raise ValueError(f"`data`: {self.source!r} holds no records.")
+
+    def _first_record_names(self) -> list[str]:
+        first = next(iter(self.dataset), None)
+        if first is None:
+            raise ValueError("`data`: the stream holds no records.")
+        return list(first)
+
+    def _in_json(self, names: list[str], column: str) -> bool:
+        if "json" not in names or not self.streaming:
+            return False
+        first = next(iter(self.dataset), {})
+        return isinstance(first.get("json"), Mapping) and column in first["json"]
+
+    def fingerprint(self) -> str:
+        """Identifies the data (source, format, size, columns) so a resume reads the same records."""
+        described = {"source": self.source, "format": self.format, "records": self.num_records, "columns": self.columns}
+        return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+
+    def decode(self, record: Mapping[str, Any], where: str) -> dict[str, Any]:
+        """``{"target", "composite"}`` as PIL images, ``{"caption", "subject"}`` as stripped strings."""
+        out = {}
+        for field in ("target", "composite"):
+            out[field] = as_image(_value(record, self.columns[field]), f"`data` {where}, column {self.columns[field]!r}")
+        for field in ("caption", "subject"):
+            value = _value(record, self.columns[field])
+            if isinstance(value, bytes):
+                value = value.decode("utf-8")
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"`data` {where}: column {self.columns[field]!r} must be a non-empty string, got {value!r}.")
+            out[field] = value.strip()
+        return out
+
+    def order(self, *, seed: int, rank: int, world: int, shuffle: bool = True):
+        """The resumable reader of this process's records (`next_records(count)`)."""
+        if self.streaming:
+            return StreamOrder(self, rank=rank, world=world)
+        return IndexOrder(self, seed=seed, rank=rank, world=world, shuffle=shuffle)
+
+
+class IndexOrder:
+    """Map-style records: a seeded shuffle shared by all processes; each takes its slice of the global batch."""
+
+    def __init__(self, records: PretrainRecords, *, seed: int, rank: int, world: int, shuffle: bool):
+        self.records, self.rank, self.world = records, rank, world
+        self.order = DataOrder(records.num_records, seed) if shuffle else None
+        self.position = 0
+
+    def next_records(self, count: int) -> list[dict[str, Any]]:
+        if self.order is not None:
+            indices = self.order.next_indices(count * self.world)[self.rank * count : (self.rank + 1) * count].tolist()
+        else:
+            start = self.position + self.rank * count
+            indices = [(start + offset) % self.records.num_records for offset in range(count)]
+            self.position += count * self.world
+        return [self.records.decode(self.records.dataset[index], f"record {index}") for index in indices]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"order": self.order.state_dict() if self.order is not None else None, "position": self.position}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.order is not None:
+            self.order.load_state_dict(state["order"])
+        self.position = int(state["position"])
+
+
+class StreamOrder:
+    """Streamed records in file order, every ``world``-th one from ``rank``; the count read resumes exactly."""
+
+    def __init__(self, records: PretrainRecords, *, rank: int, world: int):
+        self.records, self.rank, self.world = records, rank, world
+        self.consumed = 0  # records of the whole stream passed, over all epochs
+        self.iterator = None
+
+    def _restart(self) -> None:
+        total = self.consumed
+        self.iterator = iter(self.records.dataset)
+        skipped = 0
+        while skipped < total:  # after a resume: skip what was read; on an epoch wrap `total` is reset first
+            if next(self.iterator, None) is None:
+                self.iterator = iter(self.records.dataset)
+                total -= skipped
+                skipped = 0
+                continue
+            skipped += 1
+
+    def next_records(self, count: int) -> list[dict[str, Any]]:
+        if self.iterator is None:
+            self._restart()
+        taken = []
+        while len(taken) < count:
+            record = next(self.iterator, None)
+            if record is None:  # end of an epoch: start over
+                if self.consumed == 0:
+                    raise ValueError("`data`: the stream holds no records.")
+                self.iterator = iter(self.records.dataset)
+                continue
+            if self.consumed % self.world == self.rank:
+                taken.append(self.records.decode(record, f"record {self.consumed}"))
+            self.consumed += 1
+        return taken
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"consumed": self.consumed}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.consumed = int(state["consumed"])
+        self.iterator = None
+
+
+def preprocess_records(records: list[dict[str, Any]], *, resolution: int, subject_image_processor, subject_tokenizer) -> dict[str, Any]:
+    """Tensors of a micro-batch: target pixels in [-1, 1], subject-encoder pixels, subject word ids."""
+    from .data import training_pixels
+
+    target = training_pixels([record["target"] for record in records], resolution)  # (batch, 3, res, res)
+    composite = subject_image_processor.preprocess([record["composite"] for record in records], argument="composite")
+    tokens = subject_tokenizer([record["subject"] for record in records], padding=True, return_tensors="pt")
+    return {
+        "target": target,
+        "subject_pixels": composite,  # (batch, 3, encoder size, encoder size)
+        "subject_ids": tokens.input_ids,
+        "subject_mask": tokens.attention_mask,
+        "captions": [record["caption"] for record in records],
+        "subjects": [record["subject"] for record in records],
+    }
+
+
+def draw_subject_drop(generator: torch.Generator, batch_size: int, rate: float) -> torch.Tensor:
+    """``(batch,)`` bools: True where the subject is dropped (plain text prompt), each with probability ``rate``."""
+    return torch.rand(batch_size, generator=generator) < rate

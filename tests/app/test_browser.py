@@ -1,0 +1,257 @@
+"""The web app driven like a person would, in headless Chromium: upload, type, run, look, download.
+
+Screenshots of each tab go to a temporary folder, or to docs/screenshots/ with BLIPDIFF_UPDATE_SCREENSHOTS=1
+(the README shows those). Skipped, saying why, only where no Chromium/chromedriver can be found.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from pathlib import Path
+
+import PIL.Image
+import pytest
+
+from tests.helpers import REPO_ROOT
+
+from .browser import find_browser, start_driver
+
+BROWSER, DRIVER, WHY_NOT = find_browser()
+pytestmark = pytest.mark.skipif(bool(WHY_NOT), reason=f"browser tests need headless Chromium: {WHY_NOT}")
+
+TIMEOUT = 60  # seconds to wait for one result; a generation on the tiny model takes about one
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    downloads = tmp_path_factory.mktemp("downloads")
+    session = start_driver(BROWSER, DRIVER, str(downloads))
+    session.downloads = downloads
+    yield session
+    session.quit()
+
+
+@pytest.fixture(scope="module")
+def page(browser, running_app):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(running_app.url)
+    WebDriverWait(browser, TIMEOUT).until(lambda b: b.find_elements("css selector", "#gen-run"))
+    return browser
+
+
+@pytest.fixture(scope="module")
+def screenshot_dir(tmp_path_factory):
+    if os.environ.get("BLIPDIFF_UPDATE_SCREENSHOTS") == "1":
+        folder = REPO_ROOT / "docs" / "screenshots"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    return tmp_path_factory.mktemp("screenshots")
+
+
+# ----------------------------------------------------------------------------------- helpers
+def find(page, css):
+    return page.find_element("css selector", css)
+
+
+def wait_for(page, condition, timeout=TIMEOUT):
+    """``condition(page)`` once truthy; on timeout the page's screenshot path is in the error."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(page, timeout, poll_frequency=0.05).until(condition)
+    except TimeoutException:
+        shot = Path(page.downloads).parent / "timeout.png"
+        page.save_screenshot(str(shot))
+        raise TimeoutException(f"waited {timeout} s; the page then: {shot}") from None
+
+
+def type_into(page, css, text, *, clear=True):
+    from selenium.webdriver.common.keys import Keys
+
+    element = find(page, css)
+    if clear:
+        element.send_keys(Keys.CONTROL, "a")
+        element.send_keys(Keys.DELETE)
+    element.send_keys(text)
+    if element.tag_name == "input":
+        element.send_keys(Keys.TAB)  # sliders and numbers commit on blur
+
+
+def upload(page, container, *paths):
+    find(page, f"{container} input[type=file]").send_keys("\n".join(str(p) for p in paths))
+    name = Path(paths[-1]).name
+    # a file list shows the name (split over lines), an image input shows the picture
+    wait_for(page, lambda b: name in find(b, container).text.replace("\n", "") or find(b, container).find_elements("css selector", "img"))
+
+
+def open_tab(page, title):
+    tab = next(b for b in page.find_elements("css selector", "button[role=tab]") if b.text.strip() == title)
+    tab.click()
+    wait_for(page, lambda b: tab.get_attribute("aria-selected") == "true")
+
+
+def open_settings(page, container):
+    """Open the closed "Settings" accordion of a tab (its label is a button-like div)."""
+    for element in page.find_elements("xpath", "//*[normalize-space(text())='Settings']"):
+        if element.is_displayed():
+            element.click()
+            break
+    wait_for(page, lambda b: find(b, container).is_displayed())
+
+
+def page_message(page, text):
+    """The visible element holding ``text`` (an error toast, a status line), or None."""
+    for element in page.find_elements("xpath", f"//*[contains(text(), {json.dumps(text)})]"):
+        if element.is_displayed():
+            return element
+    return None
+
+
+def save_screenshot(page, folder: Path, name: str) -> Path:
+    """The page as a PNG under 200 KB (256-colour palette), written atomically."""
+    from blipdiff_plugins.utils.atomic import write_png
+
+    raw = folder / f".{name}-raw.png"
+    page.execute_script("window.scrollTo(0, 0)")
+    page.save_screenshot(str(raw))
+    image = PIL.Image.open(raw).convert("RGB").quantize(colors=256, method=PIL.Image.Quantize.MEDIANCUT)
+    raw.unlink()
+    path = folder / f"{name}.png"
+    write_png(path, image)
+    assert path.stat().st_size < 200_000, f"{path} is {path.stat().st_size} bytes"
+    return path
+
+
+def natural_widths(page, css):
+    return [page.execute_script("return arguments[0].naturalWidth", image) for image in page.find_elements("css selector", css)]
+
+
+# ----------------------------------------------------------------------------------- tests
+def test_generate_gallery_and_sidecar_download(page, running_app, subject_png, screenshot_dir):
+    upload(page, "#gen-images", subject_png)
+    type_into(page, "#gen-subject textarea", "dog")
+    type_into(page, "#gen-prompts textarea", "on a beach\nin the snow")
+    open_settings(page, "#gen-steps")
+    type_into(page, "#gen-steps input[type=number]", "3")
+    type_into(page, "#gen-seed input", "5")
+    find(page, "#gen-run").click()
+
+    wait_for(page, lambda b: len(b.find_elements("css selector", "#gen-gallery img")) == 2)
+    side = running_app.service.default_size
+    wait_for(page, lambda b: natural_widths(b, "#gen-gallery img") == [side, side])
+    links = wait_for(page, lambda b: [a for a in b.find_elements("css selector", "#gen-files a") if a.get_attribute("download")] or None)
+    wait_for(page, lambda b: len([a for a in b.find_elements("css selector", "#gen-files a") if a.get_attribute("download")]) == 4)
+    links = {a.get_attribute("download"): a for a in page.find_elements("css selector", "#gen-files a") if a.get_attribute("download")}
+    assert sorted(links) == ["000-on-a-beach.json", "000-on-a-beach.png", "001-in-the-snow.json", "001-in-the-snow.png"]
+    assert "subject encoding: computed" in find(page, "#gen-status").text
+
+    links["001-in-the-snow.json"].click()  # the sidecar download, as a person would
+    downloaded = page.downloads / "001-in-the-snow.json"
+    wait_for(page, lambda b: downloaded.exists() and downloaded.stat().st_size > 0)
+    sidecar = json.loads(downloaded.read_text())
+    assert sidecar["prompt"] == "in the snow"
+    assert sidecar["seed"] == 6  # image i uses seed + i
+    assert sidecar["settings"]["steps"] == 3 and sidecar["settings"]["subject"] == "dog"
+    assert sidecar["image"] == "001-in-the-snow.png"
+
+    # the same images and word again: the subject is not encoded a second time
+    find(page, "#gen-run").click()
+    wait_for(page, lambda b: "subject encoding: cached" in find(b, "#gen-status").text)
+    save_screenshot(page, screenshot_dir, "generate")
+
+
+def test_bad_input_shows_a_message_and_the_app_keeps_serving(page, tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"this is not a PNG")
+    upload(page, "#gen-images", broken)
+    find(page, "#gen-run").click()
+    message = wait_for(page, lambda b: page_message(b, "is not a readable image"))
+    assert "broken.png" in message.text and "PNG, JPEG or WebP" in message.text
+    source = page.page_source
+    assert "Traceback" not in source and 'File "' not in source
+
+    type_into(page, "#gen-subject textarea", "")
+    find(page, "#gen-run").click()
+    assert wait_for(page, lambda b: page_message(b, "Subject word is empty"))
+
+    # the app still serves: the bundled example subject generates
+    example = find(page, "#gen-example input")
+    example.click()
+    wait_for(page, lambda b: page_message(b, "blue teapot")).click()
+    find(page, "#gen-use-example").click()
+    wait_for(page, lambda b: find(b, "#gen-subject textarea").get_attribute("value") == "teapot")
+    type_into(page, "#gen-prompts textarea", "on a table")
+    find(page, "#gen-run").click()
+    wait_for(page, lambda b: "1 image(s)" in find(b, "#gen-status").text)
+    page.refresh()  # a fresh page (no error toasts) for the next tests
+    wait_for(page, lambda b: b.find_elements("css selector", "#gen-run"))
+
+
+def test_finetune_shows_live_progress_and_the_model_reaches_generate(page, running_app, subject_png, screenshot_dir):
+    open_tab(page, "Fine-tune")
+    upload(page, "#ft-images", subject_png)
+    type_into(page, "#ft-subject textarea", "dog")
+    type_into(page, "#ft-steps input", "2")
+    type_into(page, "#ft-name textarea", "rex")
+    # record every text the progress line shows, however briefly
+    page.execute_script(
+        "window.progressTexts = [];"
+        "new MutationObserver(() => window.progressTexts.push(document.querySelector('#ft-progress').innerText))"
+        ".observe(document.querySelector('#ft-progress'), {subtree: true, childList: true, characterData: true});"
+    )
+    find(page, "#ft-run").click()
+    wait_for(page, lambda b: "Done:" in find(b, "#ft-progress").text)
+    final = find(page, "#ft-progress").text
+    match = re.search(r"Step 2/2 · loss ([0-9.]+)", final)
+    assert match and math.isfinite(float(match.group(1))), final
+    assert "rex" in final
+    texts = [t for t in page.execute_script("return window.progressTexts") if t.strip()]
+    assert any(re.search(r"Starting: 0/2|Step 1/2", t) for t in texts), texts  # shown live, before the end
+    assert (running_app.service.subjects_dir / "rex" / "subject_config.json").exists() or any((running_app.service.subjects_dir / "rex").iterdir())
+    save_screenshot(page, screenshot_dir, "finetune")
+
+    open_tab(page, "Generate")
+    dropdown = find(page, "#gen-subject-model input")
+    dropdown.click()
+    wait_for(page, lambda b: page_message(b, "rex")).click()
+    type_into(page, "#gen-prompts textarea", "on a beach")
+    find(page, "#gen-run").click()
+    wait_for(page, lambda b: "subject encoding: subject model rex" in find(b, "#gen-status").text)
+
+
+def test_edit_style_and_attention_tabs(page, subject_png, screenshot_dir):
+    open_tab(page, "Edit")
+    upload(page, "#edit-images", subject_png)
+    type_into(page, "#edit-target textarea", "cat")
+    type_into(page, "#edit-source textarea", "dog")
+    type_into(page, "#edit-prompt textarea", "on the beach")
+    open_settings(page, "#edit-steps")
+    type_into(page, "#edit-steps input[type=number]", "3")
+    find(page, "#edit-run").click()
+    wait_for(page, lambda b: all(natural_widths(b, f"{c} img") for c in ("#edit-source-image", "#edit-edited", "#edit-mask")))
+    save_screenshot(page, screenshot_dir, "edit")
+
+    open_tab(page, "Style / structure")
+    upload(page, "#style-structure", subject_png)
+    upload(page, "#style-images", subject_png)
+    type_into(page, "#style-subject textarea", "flower")
+    type_into(page, "#style-target textarea", "teapot")
+    type_into(page, "#style-steps input[type=number]", "3")
+    find(page, "#style-run").click()
+    wait_for(page, lambda b: all(natural_widths(b, f"{c} img") for c in ("#style-control", "#style-result")))
+    save_screenshot(page, screenshot_dir, "style")
+
+    open_tab(page, "Attention")
+    upload(page, "#attn-images", subject_png)
+    type_into(page, "#attn-subject textarea", "dog")
+    type_into(page, "#attn-prompt textarea", "on the grass")
+    type_into(page, "#attn-words textarea", "grass")
+    type_into(page, "#attn-steps input[type=number]", "3")
+    find(page, "#attn-run").click()
+    wait_for(page, lambda b: all(natural_widths(b, f"{c} img") for c in ("#attn-image", "#attn-grid")))
+    save_screenshot(page, screenshot_dir, "attention")

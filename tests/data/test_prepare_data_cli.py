@@ -1,0 +1,77 @@
+"""``blipdiff prepare-data``: a build from the command line, and errors in flag terms."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from blipdiff_plugins.adapters.segmenters import tiny_clipseg
+from blipdiff_plugins.cli import main
+
+from .helpers import write_backgrounds, write_folder_source
+
+pytest.importorskip("datasets")
+
+
+@pytest.fixture()
+def folders(tmp_path):
+    return write_folder_source(tmp_path / "source", count=3), write_backgrounds(tmp_path / "backgrounds", count=2)
+
+
+def test_prepare_data_with_masks(folders, tmp_path, capsys):
+    source, backgrounds = folders
+    argv = ["prepare-data", "--source", str(source), "--backgrounds", str(backgrounds), "--output", str(tmp_path / "out"),
+            "--segmenter", "mask", "--records-per-shard", "2", "--device", "cpu", "--seed", "1"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "Built shards [0, 1] of 2 (3 records" in out and "3 of 3 records kept" in out
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["kept"] == 3
+    assert (tmp_path / "out" / "preview.png").exists()
+    assert json.loads((tmp_path / "out" / "builder_config.json").read_text())["config"]["seed"] == 1
+    # run again: resumed, nothing to do
+    assert main(argv) == 0 and "Built shards [] of 2" in capsys.readouterr().out
+
+
+def test_prepare_data_with_a_clipseg_folder(folders, tmp_path, capsys):
+    source, backgrounds = folders
+    segmenter = tiny_clipseg(seed=0)
+    segmenter.model.save_pretrained(tmp_path / "clipseg")
+    segmenter.processor.save_pretrained(tmp_path / "clipseg")
+    argv = ["prepare-data", "--source", str(source), "--backgrounds", str(backgrounds), "--output", str(tmp_path / "out"),
+            "--segmenter-model", str(tmp_path / "clipseg"), "--device", "cpu", "--format", "webdataset"]
+    assert main(argv) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    # random weights: whatever is kept or dropped, every record is accounted for once
+    assert summary["kept"] + sum(summary["skipped"].values()) == 3
+
+
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        (["--foreground-threshold", "2"], "`--foreground-threshold` must be a number in [0, 1], got 2.0"),
+        (["--background-threshold", "0.7"], "`--background-threshold` (0.7) must be below `--foreground-threshold` (0.5)"),
+        (["--column", "picture"], "`--column` expects FIELD=COLUMN with FIELD one of image, caption, subject, mask, got 'picture'"),
+        (["--column", "subject=category"], "`--column`: no record has a 'category' column (subject); the columns are ['caption', 'file_name', 'mask', 'subject']"),
+        (["--process-index", "2", "--num-processes", "2"], "`--process-index` must be in [0, 1] for 2 processes, got 2"),
+        (["--device", "toaster"], "`--device`: 'toaster' is not a device"),
+        (["--segmenter", "clipseg", "--segmenter-model", "/no/such/clipseg"], "`--segmenter-model`: cannot load a CLIPSeg model and processor from '/no/such/clipseg'"),
+        (["--caption-mode", "fill", "--captioner", "/no/such/blip"], "`--captioner`: cannot load an image-to-text model and processor from '/no/such/blip'"),
+    ],
+)
+def test_prepare_data_errors_name_the_flag(folders, tmp_path, capsys, extra, expected):
+    source, backgrounds = folders
+    argv = ["prepare-data", "--source", str(source), "--backgrounds", str(backgrounds), "--output", str(tmp_path / "out"), "--segmenter", "mask"]
+    assert main(argv + extra) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("blipdiff prepare-data: error: ") and expected in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_prepare_data_bad_record_error_names_the_flag(tmp_path, capsys):
+    source = write_folder_source(tmp_path / "source", count=1, rows_override={0: {"mask": "nope.png"}})
+    argv = ["prepare-data", "--source", str(source), "--backgrounds", str(write_backgrounds(tmp_path / "bg")), "--output", str(tmp_path / "out"),
+            "--segmenter", "mask", "--on-bad-record", "error"]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert "record '000.png' (source index 0) is unusable: unreadable_image" in error and "--on-bad-record skip" in error

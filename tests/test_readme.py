@@ -1,0 +1,67 @@
+"""The README's Python snippets run as written, with the built-in model standing in for Hub ids (doctest-style)."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+import PIL.Image
+import pytest
+
+from tests.helpers import REPO_ROOT
+
+README = REPO_ROOT / "README.md"
+# Hub ids become the built-in model, GPU settings the CPU, step counts the fewest that exercise the code.
+SUBSTITUTIONS = (
+    ('"Salesforce/blipdiffusion-controlnet"', '"builtin:tiny"'),
+    ('"Salesforce/blipdiffusion"', '"builtin:tiny"'),
+    ("torch.float16", "torch.float32"),
+    ('.to("cuda")', '.to("cpu")'),
+    ("num_inference_steps=25", "num_inference_steps=2"),
+    ("steps=40", "steps=1"),
+)
+
+
+def python_blocks(text: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+
+
+def test_readme_python_snippets_run(tmp_path, monkeypatch):
+    from blipdiff_plugins import BlipDiffusionPipeline
+
+    blocks = python_blocks(README.read_text(encoding="utf-8"))
+    assert len(blocks) >= 4
+    source = "\n".join(blocks)
+    for old, new in SUBSTITUTIONS:
+        source = source.replace(old, new)
+    assert "Salesforce/" not in source
+    # The files the snippets name, in a scratch folder.
+    rng = np.random.default_rng(0)
+    for name in ("dog1.jpg", "dog2.jpg", "dog.jpg", "pose.jpg", "flower.jpg", "teapot.jpg", "photos/1.jpg", "photos/2.jpg"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        PIL.Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(tmp_path / name)
+    BlipDiffusionPipeline.from_pretrained("builtin:tiny").save_pretrained(tmp_path / "blipdiffusion-converted")
+    os.symlink(REPO_ROOT / "pipelines", tmp_path / "pipelines")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(source, str(README), "exec"), namespace)  # noqa: S102 - the README's own code
+    assert len(namespace["images"]) == 2 and namespace["dog"].shape[0] == 1
+    assert (tmp_path / "rex" / "subject_model.json").is_file() and namespace["image"].size == (32, 32)
+    assert namespace["result"].images and namespace["out"].control_images
+
+
+def test_from_pretrained_builtin_is_the_builtin_model():
+    import torch
+
+    from blipdiff_plugins import BlipDiffusionControlNetPipeline, BlipDiffusionPipeline
+    from blipdiff_plugins.builtin import build_builtin_pipeline
+
+    pipe = BlipDiffusionPipeline.from_pretrained("builtin:tiny", torch_dtype=torch.bfloat16)
+    reference = build_builtin_pipeline("tiny")
+    assert pipe.unet.dtype == torch.bfloat16
+    assert torch.equal(pipe.unet.conv_in.weight.float(), reference.unet.conv_in.weight.to(torch.bfloat16).float())
+    assert BlipDiffusionPipeline.from_pretrained("builtin").unet.config.sample_size == 16  # "small"
+    assert BlipDiffusionControlNetPipeline.from_pretrained("builtin:tiny").controlnet is not None
+    with pytest.raises(ValueError, match="`size` must be one of"):
+        BlipDiffusionPipeline.from_pretrained("builtin:huge")

@@ -1,0 +1,92 @@
+"""Checkpoints a kill leaves behind: half-deleted folders are never counted, leftovers are cleaned on start."""
+
+import pytest
+import torch
+
+from blipdiff_plugins.training import checkpoints as checkpoints_module
+from blipdiff_plugins.training.checkpoints import list_checkpoints, resolve_checkpoint, save_checkpoint
+from blipdiff_plugins.training.finetune import FinetuneConfig, SubjectTrainer
+
+from tests.training.helpers import RESOLUTION, strategy_for_tests
+
+FILES = {"trainable.safetensors", "optimizer.pt", "random_states.pt", "trainer_state.json", "checkpoint_complete"}
+
+
+def write(folder, step, keep=None):
+    weights = {"w": torch.full((2,), float(step))}
+    return save_checkpoint(folder, step, trainable=weights, optimizer_state={"state": {}, "param_groups": []},
+                           random_states={"processes": []}, trainer_state={"losses": []}, keep=keep)
+
+
+def test_half_deleted_checkpoint_is_not_counted(tmp_path):
+    write(tmp_path, 1)
+    second = write(tmp_path, 2)
+    # What kill -9 during the old shutil.rmtree left: the state file, no weights, no marker.
+    (second / "trainable.safetensors").unlink()
+    (second / "checkpoint_complete").unlink()
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["checkpoint-1"]
+    assert resolve_checkpoint("latest", tmp_path).name == "checkpoint-1"
+    with pytest.raises(FileNotFoundError, match="incomplete checkpoint"):
+        resolve_checkpoint(second, tmp_path)
+
+
+def test_removal_interrupted_midway_leaves_no_visible_partial_checkpoint(tmp_path, monkeypatch):
+    folder = tmp_path / "checkpoints"
+    write(folder, 1)
+    write(folder, 2)
+    real_rmtree = checkpoints_module.shutil.rmtree
+
+    def killed_rmtree(path, *args, **kwargs):
+        # Deletes one file of the folder being removed, then the process "dies".
+        next(p for p in sorted(checkpoints_module.Path(path).rglob("*")) if p.is_file()).unlink()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoints_module.shutil, "rmtree", killed_rmtree)
+    with pytest.raises(KeyboardInterrupt):
+        write(folder, 3, keep=2)  # prunes checkpoint-1
+    monkeypatch.setattr(checkpoints_module.shutil, "rmtree", real_rmtree)
+    assert [p.name for p in list_checkpoints(folder)] == ["checkpoint-2", "checkpoint-3"]
+    for path in folder.iterdir():
+        if path.name.startswith("checkpoint-"):
+            assert {p.name for p in path.iterdir()} == FILES, path  # every visible checkpoint is whole
+    hidden = [p for p in folder.iterdir() if p.name.startswith(".")]
+    assert len(hidden) == 1 and hidden[0].name.startswith(".stale-checkpoint-1-")
+    assert checkpoints_module.clean_interrupted_files(tmp_path) == hidden
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint-2", "checkpoint-3"]
+
+
+def test_a_resumed_run_cleans_what_killed_saves_left(tmp_path, fresh_pipeline, training_images):
+    def trainer(**settings):
+        config = FinetuneConfig(strategy=strategy_for_tests("embedding_only"), steps=2, checkpoint_every=1, keep_checkpoints=1, output_dir=str(tmp_path),
+                                resolution=RESOLUTION, sample_image=False, progress_bar=False, **settings)
+        return SubjectTrainer(fresh_pipeline(), images=training_images, subject="dog", config=config)
+
+    trainer().train()
+    checkpoints = tmp_path / "checkpoints"
+    leftovers = [
+        checkpoints / ".checkpoint-3-k2j4", checkpoints / ".stale-checkpoint-1-9f3a", tmp_path / ".unet-x81",
+        tmp_path / ".lora-zz", tmp_path / ".tmpq1w2",
+    ]
+    for folder in leftovers:
+        folder.mkdir()
+        (folder / "part.bin").write_bytes(b"\0" * 10)
+    # the atomic writer's temporary files: .<stem>-<8 random>.<suffix> and .<name>.partial-<random>
+    for name in (".subject_embedding-3kd8a0_q.safetensors", ".sample-ab12cd34.png", ".README-zz99yy88.md", ".unet.partial-x1y2z3"):
+        (tmp_path / name).write_bytes(b"\0")
+    (tmp_path / "validation").mkdir()
+    (tmp_path / "validation" / ".step-000002-k2j4h5g6.png").write_bytes(b"\0")
+    half = checkpoints / "checkpoint-1"  # an old-style half-deleted checkpoint
+    half.mkdir()
+    (half / "trainer_state.json").write_text('{"format": 2, "step": 1}')
+    kept_by_the_user = tmp_path / "notes.txt"
+    kept_by_the_user.write_text("mine")
+    (tmp_path / ".subject_model.json.tmp").write_text("not one of ours")
+
+    resumed = trainer(resume="latest")
+    resumed.setup()
+    assert resumed.start_step == 2
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-2"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") and p.name != ".subject_model.json.tmp"]
+    assert not list((tmp_path / "validation").iterdir())
+    assert kept_by_the_user.read_text() == "mine"
+    assert (tmp_path / ".subject_model.json.tmp").exists()  # not a name our writers use: left alone
