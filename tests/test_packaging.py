@@ -15,3 +15,4 @@ def test_wheel_ships_only_blipdiff_plugins(tmp_path):
     top_level = {name.split("/")[0] for name in names if not name.split("/")[0].endswith((".dist-info", ".data"))}
     assert top_level == {"blipdiff_plugins"}
     assert "blipdiff_plugins/commands/generate.py" in names
+    assert "blipdiff_plugins/toyworld/weights/oracle/config.json" in names  # the shipped toy-world oracle
