@@ -384,8 +384,8 @@ class ModelService:
             pipe.set_progress_bar_config(disable=True)
             embeds, _ = self.encode_subject(images, target)
             common = dict(subject_embeds=embeds, blend_threshold=blend_threshold, guidance_scale=guidance, num_inference_steps=steps)
-            if mode == "photo":
-                output = pipe.edit_image(photo, prompt.strip(), source, target, inversion=inversion, **common)
+            if mode == "photo":  # the photo is inverted, then the source branch reconstructs it
+                output = pipe(prompt.strip(), source, target, image=photo, inversion_method=inversion, **common)
             else:
                 output = pipe(prompt.strip(), source, target, generator=torch.Generator("cpu").manual_seed(seed), **common)
         source_image, edited = output.source_images[0], output.edited_images[0]

@@ -13,6 +13,7 @@ from blipdiff_plugins.benchmark.config import GenerationConfig
 from blipdiff_plugins.benchmark.toyworld_dataset import benchmark_contexts, load_toyworld_bench, toyworld_prompts
 from blipdiff_plugins.toyworld.contexts import parse_caption
 from blipdiff_plugins.toyworld.world import ToyWorld
+from tests.toyworld.helpers import needs_shipped_oracle
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +47,7 @@ def test_dataset_writes_references_once_and_refuses_foreign_files(tmp_path):
         load_toyworld_bench(tmp_path / "other", num_prompts=26)
 
 
+@needs_shipped_oracle
 def test_scorer_on_ground_truth_and_on_wrong_images(tmp_path, oracle):
     from blipdiff_plugins.benchmark.toyworld_metrics import ToyWorldScorer
 
@@ -85,6 +87,7 @@ def _bench(args):
     return main(["bench", "--dataset", "toyworld", *args])
 
 
+@needs_shipped_oracle
 def test_cli_runs_copy_reference_and_text_only_and_compares(tmp_path, capsys):
     common = ["--subjects", "tiger_crescent,ocean_star", "--prompts", "0,1", "--num-images", "1", "--no-plots"]
     assert _bench(["--model", "builtin", "--method", "copy_reference", "--output", str(tmp_path / "copy"), *common]) == 0

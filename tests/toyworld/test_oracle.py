@@ -10,6 +10,7 @@ from blipdiff_plugins.toyworld.measures import measure_context
 from blipdiff_plugins.toyworld.oracle import SHIPPED_ORACLE, ToyWorldOracle, classify, load_oracle
 from blipdiff_plugins.toyworld.oracle_training import evaluate_oracle, train_oracle
 from blipdiff_plugins.toyworld.world import ToyWorld
+from tests.toyworld.helpers import needs_shipped_oracle
 
 
 @pytest.fixture(scope="module")
@@ -17,12 +18,14 @@ def oracle():
     return load_oracle()
 
 
+@needs_shipped_oracle
 def test_shipped_oracle_is_small_and_records_its_training(oracle):
     weights = sum(path.stat().st_size for path in SHIPPED_ORACLE.iterdir())
     assert weights < 2_000_000
     assert oracle.config.train_seed == 0 and oracle.config.train_steps >= 1000
 
 
+@needs_shipped_oracle
 def test_shipped_oracle_accuracy_on_fresh_renders(oracle):
     # 256 renders from the evaluation stream (seed 7: not the one the shipped accuracy was measured on).
     accuracy = evaluate_oracle(oracle, num_images=256, seed=7)
@@ -31,6 +34,7 @@ def test_shipped_oracle_accuracy_on_fresh_renders(oracle):
     assert accuracy["subject_accuracy"] >= 0.98
 
 
+@needs_shipped_oracle
 def test_feature_similarity_prefers_the_same_subject(oracle):
     world = ToyWorld()
     context_a, context_b = world.random_context(1), world.random_context(2)

@@ -40,8 +40,10 @@ def test_cli_finetune_then_generate(image_folder, tmp_path, capsys):
 
 
 def test_cli_bad_input(image_folder, tmp_path, capsys):
-    assert main(["finetune", "--model", "builtin:tiny", "--images", str(image_folder), "--subject", "dog", "--steps", "0", "--output", str(tmp_path)]) == 2
-    assert "`steps` must be an integer >= 1, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:  # refused by argparse, before any model loads
+        main(["finetune", "--model", "builtin:tiny", "--images", str(image_folder), "--subject", "dog", "--steps", "0", "--output", str(tmp_path)])
+    assert stopped.value.code == 2
+    assert "--steps: must be at least 1, got 0" in capsys.readouterr().err
     assert main(["finetune", "--model", "builtin:tiny", "--images", str(image_folder), "--subject", "dog", "--rank", "4"]) == 2
     assert "--rank only apply to `--strategy lora`" in capsys.readouterr().err
     assert main(["generate", "--model", "builtin:tiny", "--prompt", "x"]) == 2
