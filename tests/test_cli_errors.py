@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import pickle
 import shutil
+import sys
 
 import pytest
 import torch
@@ -29,8 +30,10 @@ def no_model_load(monkeypatch):
     def load(*args, **kwargs):
         raise AssertionError("the model was loaded before the inputs were checked")
 
-    for module in (generate, common):
-        monkeypatch.setattr(module, "load_pipeline", load)
+    build_parser()  # import every command module first, so none binds the stand-in at its own import
+    for name, module in list(sys.modules.items()):
+        if name.startswith("blipdiff_plugins.commands.") and hasattr(module, "load_pipeline"):
+            monkeypatch.setattr(module, "load_pipeline", load)
 
 
 @pytest.fixture

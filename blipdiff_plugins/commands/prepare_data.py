@@ -6,6 +6,8 @@ import argparse
 import dataclasses
 import re
 
+from .common import HelpFormatter
+
 SEGMENTER_NAMES = ("clipseg", "mask")
 FIELDS = ("image", "caption", "subject", "mask")
 # Library argument names -> the flags that set them, so errors speak in flag terms.
@@ -37,7 +39,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "segment the subject (CLIPSeg prompted with the word, or the record's mask), build a trimap, extract it by "
         "closed-form matting and paste it onto a random background at the same place. Writes parquet (or webdataset) "
         "shards, a preview grid and a summary of dropped records. Resumable; shards across 'accelerate launch' processes.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     data = parser.add_argument_group("input and output")
     data.add_argument("--source", required=True, help="image folder with metadata.jsonl/.csv, a saved datasets folder or a Hub dataset id")

@@ -33,7 +33,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="toy world: train the toy model, train the oracle, compare oracle-benchmark runs",
         description="The procedural toy world (issue 12): a staged training recipe, the oracle, and benchmark comparisons.",
     )
-    actions = parser.add_subparsers(dest="toyworld_command", metavar="<action>", required=True)
+    actions = parser.add_subparsers(dest="toyworld_command", metavar="<action>", required=True, help="train, oracle or compare")
 
     train = actions.add_parser("train", help="run the staged recipe (resumable; a progress bar per stage)")
     train.add_argument("--output", required=True, help="run folder; rerun the same command to resume")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from .common import DTYPES, resolve_device
+from .common import DTYPES, HelpFormatter, resolve_device
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -14,7 +14,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="serve the web app: generate, fine-tune, edit, style and attention tabs",
         description="Serve the blipdiff web app (needs `pip install 'blipdiff_plugins[ui]'`). The model is loaded once "
         "and shared by every tab and user; requests queue so the machine is not run out of memory.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "--model", default="builtin",

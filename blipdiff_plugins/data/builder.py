@@ -25,7 +25,7 @@ from .config import DataBuilderConfig
 from .filtering import merge_counts, summary_text
 from .preview import preview_grid
 from .records import process_records
-from .sources import DEFAULT_COLUMNS, FolderSource, open_source
+from .sources import FolderSource, open_source
 from ..utils.atomic import write_json, write_png
 from .writers import remove_stale_temporaries, shard_path, write_dataset_card, write_shard
 

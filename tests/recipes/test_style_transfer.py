@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import PIL.Image
 import pytest
 
 from blipdiff_plugins import BlipDiffusionControlNetPipeline, style_transfer
@@ -54,9 +55,11 @@ def test_blipdiff_style_cli_writes_images_sidecars_and_map(tmp_path, subject_ima
 def test_blipdiff_style_cli_unknown_preprocessor(tmp_path, capsys):
     from blipdiff_plugins.cli import main
 
+    for name in ("x.png", "y.png"):  # real files, so the preprocessor name is what fails
+        PIL.Image.new("RGB", (16, 16), "red").save(tmp_path / name)
     code = main([
-        "style", "--style-image", "x.png", "--style-subject", "flower", "--structure-image", "y.png",
-        "--target-subject", "teapot", "--preprocessor", "opnpose", "--output", str(tmp_path),
+        "style", "--style-image", str(tmp_path / "x.png"), "--style-subject", "flower", "--structure-image",
+        str(tmp_path / "y.png"), "--target-subject", "teapot", "--preprocessor", "opnpose", "--output", str(tmp_path / "out"),
     ])
     assert code == 2
     assert "Did you mean 'openpose'" in capsys.readouterr().err
