@@ -10,11 +10,12 @@ conditions. Its cost: words after the subject do not see the subject (the `pseud
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from .umm_injector_interface import UMMPromptInjectorBase
 from .subject_word_tokens import check_pseudo_words, find_subject_word_spans
 
 
@@ -25,7 +26,7 @@ def encode_text(text_encoder: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
     return text_encoder(input_ids=tokens.input_ids.to(text_encoder.device)).last_hidden_state
 
 
-class HiddenStateInjector:
+class HiddenStateInjector(UMMPromptInjectorBase):
     """``h_u`` = ``h_y`` with the subject word's output positions replaced by the pseudo-word vectors.
 
     Every occurrence of the subject word is replaced. A word of ``m`` tokens becomes ``num_tokens`` vectors:
@@ -34,33 +35,6 @@ class HiddenStateInjector:
     """
 
     name = "hidden_state"
-
-    @classmethod
-    def from_pipeline_config(cls, config: Mapping[str, Any]) -> "HiddenStateInjector":
-        """Shared `PromptInjector` interface: this injector has no settings in the pipeline config."""
-        del config
-        return cls()
-
-    def build_prompts(self, prompts: Sequence[str], subjects: Sequence[str], *, prompt_strength: float = 1.0, prompt_reps: int = 1) -> list[str]:
-        """Shared `PromptInjector` interface: UMM-Diffusion has no template (the prompt names its subject word) and
-        no prompt repetition, so the prompts are returned as they are."""
-        del subjects, prompt_strength, prompt_reps
-        return list(prompts)
-
-    def encode_prompts(
-        self,
-        text_encoder: PreTrainedModel,
-        tokenizer: PreTrainedTokenizerBase,
-        prompts: Sequence[str],
-        subjects: Sequence[str],
-        subject_embeds: torch.Tensor,
-        *,
-        prompt_strength: float = 1.0,
-        prompt_reps: int = 1,
-    ) -> torch.Tensor:
-        """Shared `PromptInjector` interface: ``h_u`` of the prompts (see `encode`)."""
-        del prompt_strength, prompt_reps
-        return self.encode(text_encoder, tokenizer, prompts, subjects, subject_embeds)
 
     def encode(
         self,

@@ -12,15 +12,16 @@ backend, position embeddings, any LoRA).
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Iterator, Sequence
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from .umm_injector_interface import UMMPromptInjectorBase
 from .subject_word_tokens import check_pseudo_words, find_subject_word_spans, pad_or_truncate
 
 
-class PseudoWordInjector:
+class PseudoWordInjector(UMMPromptInjectorBase):
     """``h_u`` = text encoder output of the prompt with the subject word's token embeddings replaced.
 
     Every occurrence of the subject word is replaced (a prompt that names its subject twice means the same
@@ -94,33 +95,6 @@ class PseudoWordInjector:
             yield
         finally:
             handle.remove()
-
-    @classmethod
-    def from_pipeline_config(cls, config: Mapping[str, Any]) -> "PseudoWordInjector":
-        """Shared `PromptInjector` interface: this injector has no settings in the pipeline config."""
-        del config
-        return cls()
-
-    def build_prompts(self, prompts: Sequence[str], subjects: Sequence[str], *, prompt_strength: float = 1.0, prompt_reps: int = 1) -> list[str]:
-        """Shared `PromptInjector` interface: UMM-Diffusion has no template (the prompt names its subject word) and
-        no prompt repetition, so the prompts are returned as they are."""
-        del subjects, prompt_strength, prompt_reps
-        return list(prompts)
-
-    def encode_prompts(
-        self,
-        text_encoder: PreTrainedModel,
-        tokenizer: PreTrainedTokenizerBase,
-        prompts: Sequence[str],
-        subjects: Sequence[str],
-        subject_embeds: torch.Tensor,
-        *,
-        prompt_strength: float = 1.0,
-        prompt_reps: int = 1,
-    ) -> torch.Tensor:
-        """Shared `PromptInjector` interface: ``h_u`` of the prompts (see `encode`)."""
-        del prompt_strength, prompt_reps
-        return self.encode(text_encoder, tokenizer, prompts, subjects, subject_embeds)
 
     def encode(
         self,

@@ -6,7 +6,7 @@ import dataclasses
 from typing import ClassVar
 
 from .records import RECORD_COLUMNS
-from .settings import TrainingSettings, check_int, check_number, check_strings
+from .settings import RecordBatchSettings, TrainingSettings, check_int, check_number, check_strings
 
 # Trainable groups of a BLIP-Diffusion pipeline. "qformer" is the Q-Former with its query tokens, its
 # text embeddings and the projection; "vision_encoder" the CLIP image encoder in front of it.
@@ -16,7 +16,7 @@ REPORT_TO = ("auto", "tensorboard", "none")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class PretrainConfig(TrainingSettings):
+class PretrainConfig(RecordBatchSettings, TrainingSettings):
     """Settings of subject-representation pre-training ("prompted context generation"), frozen and validated.
 
     Paper values where the paper gives them (AdamW, lr 2e-6, batch 16, 500K steps, subject prompt
@@ -120,18 +120,3 @@ class PretrainConfig(TrainingSettings):
             raise ValueError(f"`base_model` must be a pipeline folder, a Hub id or 'builtin:<size>', got {self.base_model!r}.")
         if self.validation_every is not None and not self.validation_prompts:
             raise ValueError("`validation_every` needs `validation_prompts`, e.g. ['on a beach', 'in the snow'].")
-
-    def to_dict(self):
-        data = super().to_dict()
-        data["columns"] = dict(self.columns)
-        return data
-
-    def per_process_batch(self, processes: int) -> int:
-        """Records per micro-batch and process; the global `batch_size` must split evenly."""
-        share = processes * self.gradient_accumulation_steps
-        if self.batch_size % share:
-            raise ValueError(
-                f"`batch_size` ({self.batch_size}) must be a multiple of processes x gradient_accumulation_steps "
-                f"({processes} x {self.gradient_accumulation_steps}); e.g. {share * max(1, self.batch_size // share)}."
-            )
-        return self.batch_size // share

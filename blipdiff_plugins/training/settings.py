@@ -150,3 +150,23 @@ def resolve_config(config, cls):
     if isinstance(config, cls):
         return config
     return cls.from_dict(config)
+
+
+class RecordBatchSettings:
+    """Methods shared by the settings of trainers that read records (pre-training, UMM): fields ``columns``
+    (sorted ``(field, column)`` pairs) and ``batch_size`` (global, over processes and accumulation)."""
+
+    def to_dict(self):
+        data = super().to_dict()
+        data["columns"] = dict(self.columns)
+        return data
+
+    def per_process_batch(self, processes: int) -> int:
+        """Records per micro-batch and process; the global `batch_size` must split evenly."""
+        share = processes * self.gradient_accumulation_steps
+        if self.batch_size % share:
+            raise ValueError(
+                f"`batch_size` ({self.batch_size}) must be a multiple of processes x gradient_accumulation_steps "
+                f"({processes} x {self.gradient_accumulation_steps}); e.g. {share * max(1, self.batch_size // share)}."
+            )
+        return self.batch_size // share

@@ -7,13 +7,13 @@ from typing import ClassVar
 
 from ..adapters.clip_pseudo_word import DEFAULT_CLIP_IMAGE_MODEL, FEATURES
 from .records import RECORD_COLUMNS
-from .settings import TrainingSettings, check_int, check_number, check_strings
+from .settings import RecordBatchSettings, TrainingSettings, check_int, check_number, check_strings
 
 UMM_INJECTORS = ("hidden_state", "pseudo_word")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class UMMTrainConfig(TrainingSettings):
+class UMMTrainConfig(RecordBatchSettings, TrainingSettings):
     """Settings of UMM-Diffusion training, frozen and validated.
 
     The paper trains only the MLP with the plain diffusion loss (SD v1.5, LAION-400M); its learning rate,
@@ -101,18 +101,3 @@ class UMMTrainConfig(TrainingSettings):
         check_number("validation_fusion_weight", self.validation_fusion_weight, minimum=0.0, below=1.0 + 1e-12, hint="a in [0, 1]")
         if self.validation_every is not None and not self.validation_prompts:
             raise ValueError("`validation_every` needs `validation_prompts`, e.g. ['a {subject} on a beach'].")
-
-    def to_dict(self):
-        data = super().to_dict()
-        data["columns"] = dict(self.columns)
-        return data
-
-    def per_process_batch(self, processes: int) -> int:
-        """Records per micro-batch and process; the global `batch_size` must split evenly."""
-        share = processes * self.gradient_accumulation_steps
-        if self.batch_size % share:
-            raise ValueError(
-                f"`batch_size` ({self.batch_size}) must be a multiple of processes x gradient_accumulation_steps "
-                f"({processes} x {self.gradient_accumulation_steps}); e.g. {share * max(1, self.batch_size // share)}."
-            )
-        return self.batch_size // share
