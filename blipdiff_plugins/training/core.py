@@ -100,9 +100,23 @@ class TrainerCore:
     def check_resume(self, path: Path, saved: dict[str, Any]) -> None:
         """A trainer's own refusal of a checkpoint, before the generic `resume_checks`."""
 
-    def validate(self, step: int) -> Path | None:
-        """All processes call this every ``validation_every`` steps; returns the grid written, if any."""
+    def generate_grid(self):
+        """The validation grid image (called on the main process only); None when the trainer has none."""
         return None
+
+    def validate(self, step: int) -> Path | None:
+        """All processes call this every ``validation_every`` steps; the main process writes `generate_grid` to
+        ``<output_dir>/validation/step-<step>.png``. Returns the path written, if any."""
+        path = None
+        if self.accelerator.is_main_process:
+            grid = self.generate_grid()
+            if grid is not None:
+                from ..utils.atomic import write_png
+
+                path = self.output_dir / "validation" / f"step-{step:06d}.png"
+                write_png(path, grid)
+        self.accelerator.wait_for_everyone()
+        return path
 
     def after_optimizer_step(self) -> None:
         """Called after every optimizer step (an EMA update goes here)."""

@@ -224,19 +224,12 @@ class SubjectTrainer(TrainerCore):
         finally:
             pipe.unet.train(was_training)
 
-    def validate(self, step: int) -> Path | None:
-        """Main process: one image per validation prompt as a grid PNG, ``<output_dir>/validation/step-<step>.png``."""
-        path = None
-        if self.accelerator.is_main_process:
-            from diffusers.utils import make_image_grid
+    def generate_grid(self):
+        """One image per validation prompt, in one row."""
+        from diffusers.utils import make_image_grid
 
-            from ..utils.atomic import write_png
-
-            images = self.generate(self.config.validation_prompts)
-            path = self.output_dir / "validation" / f"step-{step:06d}.png"
-            write_png(path, make_image_grid(images, rows=1, cols=len(images)))
-        self.accelerator.wait_for_everyone()
-        return path
+        images = self.generate(self.config.validation_prompts)
+        return make_image_grid(images, rows=1, cols=len(images))
 
     def result(self):
         """The `SubjectModel` of the current state; the pipeline is set to render the subject."""

@@ -11,7 +11,6 @@ The loop, checkpoints and exact resume are the training core's; the result is a 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import torch
@@ -258,16 +257,6 @@ class SubjectPretrainer(TrainerCore):
             for name, was in training.items():
                 getattr(pipe, name).train(was)
         return make_image_grid(images, rows=len(images) // len(config.validation_prompts), cols=len(config.validation_prompts))
-
-    def validate(self, step: int) -> Path | None:
-        path = None
-        if self.accelerator.is_main_process:
-            from ..utils.atomic import write_png
-
-            path = self.output_dir / "validation" / f"step-{step:06d}.png"
-            write_png(path, self.generate_grid())
-        self.accelerator.wait_for_everyone()
-        return path
 
     def train(self):
         """Run to ``config.steps`` (from the resume point); returns the trained pipeline (saved if `output_dir`)."""

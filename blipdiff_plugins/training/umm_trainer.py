@@ -171,16 +171,6 @@ class UMMTrainer(TrainerCore):
             pipe.subject_encoder.mlp.train(self.unwrapped_module.training)
         return make_image_grid(images, rows=len(rows), cols=len(config.validation_prompts))
 
-    def validate(self, step: int) -> Path | None:
-        path = None
-        if self.accelerator.is_main_process:
-            from ..utils.atomic import write_png
-
-            path = self.output_dir / "validation" / f"step-{step:06d}.png"
-            write_png(path, self.generate_grid())
-        self.accelerator.wait_for_everyone()
-        return path
-
     def train(self):
         """Run to ``config.steps`` (from the resume point); returns the pipeline (saved if `output_dir`)."""
         try:
