@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-import importlib
+from blipdiff_plugins.utils.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "BUILTIN_NOTICE": "blipdiff_plugins.builtin.models",
@@ -19,13 +19,5 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'blipdiff_plugins.builtin' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
+del lazy_exports
