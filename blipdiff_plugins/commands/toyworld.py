@@ -44,6 +44,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     train.add_argument("--vae-batch-size", type=_positive_int, default=defaults.vae_batch_size, help="stage 1 batch (default: %(default)s)")
     train.add_argument("--t2i-steps", type=_positive_int, default=defaults.t2i_steps, help="stage 2 steps (default: %(default)s)")
     train.add_argument("--t2i-batch-size", type=_positive_int, default=defaults.t2i_batch_size, help="stage 2 batch (default: %(default)s)")
+    train.add_argument("--prompted-records", type=_positive_int, default=defaults.prompted_records, help="stage 3 records (default: %(default)s)")
+    train.add_argument("--prompted-steps", type=_positive_int, default=defaults.prompted_steps, help="stage 3 steps (default: %(default)s)")
+    train.add_argument("--prompted-batch-size", type=_positive_int, default=defaults.prompted_batch_size, help="stage 3 batch (default: %(default)s)")
     train.add_argument("--checkpoint-every", type=_positive_int, default=defaults.checkpoint_every, help="steps between checkpoints (default: %(default)s)")
     train.add_argument("--image-size", type=_positive_int, default=defaults.image_size, help="render side (default: %(default)s)")
     train.set_defaults(func=run_train)
@@ -74,6 +77,7 @@ def run_train(args: argparse.Namespace) -> int:
         config = RecipeConfig(
             size=args.size, image_size=args.image_size, seed=args.seed, vae_steps=args.vae_steps, vae_batch_size=args.vae_batch_size,
             t2i_steps=args.t2i_steps, t2i_batch_size=args.t2i_batch_size, checkpoint_every=args.checkpoint_every,
+            prompted_records=args.prompted_records, prompted_steps=args.prompted_steps, prompted_batch_size=args.prompted_batch_size,
         )
     except ValueError as error:
         raise ValueError(f"--size / steps: {error}") from error

@@ -1,8 +1,9 @@
 """The toy world as a `datasets.Dataset`: the columns the stage-2 data builder reads, plus the ground truth.
 
 Columns: ``image`` (RGB), ``mask`` (L, 255 on the subject, 0 elsewhere), ``caption``, ``subject`` (the category
-word, i.e. the shape) and ``id``: the names the stage-2 data builder's `DatasetSource` reads by default; then
-ground truth for evaluation: ``name``, ``shape``, ``appearance``, ``background``, ``position``, ``size``,
+word, i.e. the shape) and ``id``: the names the stage-2 data builder's `DatasetSource` reads by default;
+``context``, the caption after the subject word (the caption the pre-trainer's ``"a {subject} {caption}"`` wants);
+then ground truth for evaluation: ``name``, ``shape``, ``appearance``, ``background``, ``position``, ``size``,
 ``split``, ``seed``.
 """
 
@@ -12,7 +13,7 @@ import PIL.Image
 
 from .world import SPLITS, ToyWorld
 
-COLUMNS = ("image", "mask", "caption", "subject", "id", "name", "shape", "appearance", "background", "position", "size", "split", "seed")
+COLUMNS = ("image", "mask", "caption", "subject", "id", "context", "name", "shape", "appearance", "background", "position", "size", "split", "seed")
 
 
 def _features():
@@ -31,6 +32,7 @@ def render_record(world: ToyWorld, index: int, *, split: str, seed: int) -> dict
         "caption": render.caption,
         "subject": render.subject.word,
         "id": f"toyworld-{split}-{seed}-{index}",
+        "context": render.caption.removeprefix(f"a {render.subject.word} "),
         "name": render.subject.name,
         "shape": render.subject.shape,
         "appearance": render.subject.appearance,

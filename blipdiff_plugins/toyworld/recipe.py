@@ -2,15 +2,14 @@
 
 Stage 1 trains the VAE (`AutoencoderKL`, reconstruction + a small KL term) on training-subject renders; stage 2
 trains the U-Net and the text encoder on captions (text-to-image, epsilon-MSE, caption dropout for guidance)
-with the VAE frozen; stage 3 (prompted context generation with the project's stage-2 pre-trainer) runs when
-``blipdiff_plugins.training.pretrain`` exists and is otherwise reported as pending. Each stage resumes from its
-newest checkpoint and is skipped once its ``done.json`` exists; the plan (sizes, steps, schedule) is
+with the VAE frozen; stage 3 is prompted context generation with the project's stage-2 data builder and
+pre-trainer (`prompted_stage`). Each stage resumes from its newest checkpoint and is skipped once its
+``done.json`` exists; the plan (sizes, steps, schedule) is
 `RecipeConfig`'s defaults, measured in docs/toyworld_plan.md.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from pathlib import Path
@@ -23,6 +22,7 @@ from diffusers.utils import logging
 from .components import build_toy_components, toy_size
 from .recipe_config import STAGES, RecipeConfig
 from ..utils.atomic import atomic_directory, write_json
+from .prompted_stage import PIPELINE_FOLDER, run_prompted_stage
 from .stage_loop import DONE_FILE, run_stage, step_generator
 from .world import ToyWorld
 
@@ -87,11 +87,14 @@ def make_t2i_loss(components: dict, config: RecipeConfig, world: ToyWorld):
         with torch.no_grad():
             latents = vae.encode(pixels).latent_dist.sample(generator=generator) * vae.config.scaling_factor
         draws = torch.rand(len(renders), generator=generator).tolist()
-        # Half the captions repeated as the pipeline repeats them (prompt_reps), half single; some dropped.
+        named = (torch.rand(len(renders), generator=generator) < config.t2i_appearance_rate).tolist()
+        # Half the captions repeated as the pipeline repeats them (prompt_reps), half single; some dropped;
+        # `t2i_appearance_rate` of them name the appearance before the category word.
         captions = [
             "" if draw < config.caption_dropout
-            else build_subject_prompts([r.context.text()], [r.subject.word], prompt_reps=20 if draw > 0.55 else 1)[0]
-            for draw, r in zip(draws, renders)
+            else build_subject_prompts([r.context.text()], [f"{r.subject.appearance} {r.subject.word}" if name else r.subject.word],
+                                       prompt_reps=20 if draw > 0.55 else 1)[0]
+            for draw, name, r in zip(draws, named, renders)
         ]
         ids = tokenizer(captions, padding="max_length", max_length=max_length, truncation=True, return_tensors="pt").input_ids
         noise = torch.randn(latents.shape, generator=generator)
@@ -128,13 +131,12 @@ def _load_stage_outputs(name: str, folder: Path, components: dict) -> None:
     elif name == "t2i":
         components["unet"] = UNet2DConditionModel.from_pretrained(folder / "unet").eval()
         components["text_encoder"] = CLIPTextModel.from_pretrained(folder / "text_encoder").eval()
+    elif name == "prompted":
+        from blipdiff_plugins.pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline
 
-
-def _prompted_stage_available() -> bool:
-    try:
-        return hasattr(importlib.import_module("blipdiff_plugins.training.pretrain"), "pretrain")
-    except ImportError:
-        return False
+        trained = BlipDiffusionPipeline.from_pretrained(folder / PIPELINE_FOLDER)
+        for part in ("unet", "text_encoder", "subject_encoder"):
+            components[part] = getattr(trained, part).eval()
 
 
 def train_toyworld(
@@ -153,7 +155,7 @@ def train_toyworld(
         progress (`bool`, defaults to `True`): a progress bar per stage.
 
     Returns:
-        `dict`: per stage ``{"status": "done" | "trained" | "pending", ...}`` and the ``model`` folder.
+        `dict`: per stage ``{"status": "done" | "trained", ...}``, the ``model`` folder and ``subject_driven`` (stage 3 done).
     """
     from blipdiff_plugins.pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline
 
@@ -180,13 +182,6 @@ def train_toyworld(
     report: dict[str, Any] = {}
     for name in STAGES:
         folder = folders[name]
-        if name == "prompted":
-            if name in stages:
-                report[name] = {"status": "pending", "reason": "stage 3 needs blipdiff_plugins.training.pretrain (issue 12); "
-                                "not available in this version" if not _prompted_stage_available() else
-                                "pretrain exists but is not wired into the recipe yet (next step)"}
-                logger.warning("toyworld recipe: stage 3 (prompted context generation) skipped: %s", report[name]["reason"])
-            continue
         if (folder / DONE_FILE).is_file():
             _load_stage_outputs(name, folder, components)
             report[name] = {"status": "done", **json.loads((folder / DONE_FILE).read_text(encoding="utf-8"))}
@@ -194,14 +189,18 @@ def train_toyworld(
         if name not in stages:
             break  # later stages need this one
         folder.mkdir(parents=True, exist_ok=True)
-        result = trainers[name](folder, components, config, world, progress)
-        write_json(folder / DONE_FILE, result.to_dict())
-        report[name] = {"status": "trained", **result.to_dict()}
+        if name == "prompted":
+            result = run_prompted_stage(folder, components, config, progress=progress)
+        else:
+            result = trainers[name](folder, components, config, world, progress).to_dict()
+        write_json(folder / DONE_FILE, result)
+        report[name] = {"status": "trained", **result}
     if (folders["t2i"] / DONE_FILE).is_file():
         model = output_dir / MODEL_FOLDER
         # Replacing is safe: an earlier save of this same run (recipe.json matched) is the only thing there.
         with atomic_directory(model, replace=True) as staging:
             BlipDiffusionPipeline(**components).save_pretrained(staging)
         report["model"] = str(model)
+        report["subject_driven"] = (folders["prompted"] / DONE_FILE).is_file()
     write_json(output_dir / "report.json", report)
     return report

@@ -21,6 +21,13 @@ class RecipeConfig:
         vae_steps (`int`), vae_batch_size (`int`), vae_learning_rate (`float`), vae_kl_weight (`float`): stage 1.
         t2i_steps (`int`), t2i_batch_size (`int`), t2i_learning_rate (`float`): stage 2.
         caption_dropout (`float`, defaults to 0.1): stage 2 share of empty captions (classifier-free guidance).
+        t2i_appearance_rate (`float`, defaults to 0.5): stage 2 share of captions that name the appearance
+            ("a tiger star on grass ..."); the rest name the category only. Our choice: the toy text encoder then
+            knows appearance words as Stable Diffusion knows attribute words (stage 3 teaches the subject encoder
+            to say them), and the category word alone draws a random appearance (the text-only floor).
+        prompted_records (`int`), prompted_steps (`int`), prompted_batch_size (`int`), prompted_learning_rate
+            (`float`), subject_drop_rate (`float`, defaults to 0.15): stage 3 (data-builder records rendered from
+            the training split; steps and schedule of the pre-trainer; the paper's subject drop).
         warmup_fraction (`float`, defaults to 0.05): warmup share of each stage's steps.
         checkpoint_every (`int`, defaults to 200): steps between checkpoints.
     """
@@ -32,22 +39,32 @@ class RecipeConfig:
     vae_batch_size: int = 32
     vae_learning_rate: float = 1e-3
     vae_kl_weight: float = 1e-6
-    t2i_steps: int = 700
+    t2i_steps: int = 1600
     t2i_batch_size: int = 32
     t2i_learning_rate: float = 5e-4
     caption_dropout: float = 0.1
+    t2i_appearance_rate: float = 0.5
+    prompted_records: int = 4096
+    prompted_steps: int = 1500
+    prompted_batch_size: int = 16
+    prompted_learning_rate: float = 1e-4
+    subject_drop_rate: float = 0.15
     warmup_fraction: float = 0.05
     checkpoint_every: int = 200
 
     def __post_init__(self):
         toy_size(self.size)
-        for name in ("image_size", "vae_steps", "vae_batch_size", "t2i_steps", "t2i_batch_size", "checkpoint_every"):
+        for name in ("image_size", "vae_steps", "vae_batch_size", "t2i_steps", "t2i_batch_size", "checkpoint_every",
+                     "prompted_records", "prompted_steps", "prompted_batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-        for name in ("caption_dropout", "warmup_fraction"):
+        for name in ("caption_dropout", "warmup_fraction", "t2i_appearance_rate", "subject_drop_rate"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"`{name}` must be in [0, 1), got {getattr(self, name)!r}.")
+        for name in ("vae_learning_rate", "t2i_learning_rate", "prompted_learning_rate"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"`{name}` must be positive, got {getattr(self, name)!r}.")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

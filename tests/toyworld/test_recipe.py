@@ -1,4 +1,4 @@
-"""The staged recipe on a tiny budget: both stages train, the result loads as a pipeline, a stopped stage resumes exactly."""
+"""The staged recipe on a tiny budget: all three stages train, the result loads as a pipeline, a stopped stage resumes exactly."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from blipdiff_plugins.toyworld.recipe import train_toyworld
 from blipdiff_plugins.toyworld.recipe_config import RecipeConfig
 from blipdiff_plugins.training.checkpoints import list_checkpoints
 
-TINY = RecipeConfig(size="micro", image_size=32, vae_steps=4, vae_batch_size=2, t2i_steps=2, t2i_batch_size=2, checkpoint_every=2)
+TINY = RecipeConfig(size="micro", image_size=32, vae_steps=4, vae_batch_size=2, t2i_steps=2, t2i_batch_size=2, checkpoint_every=2,
+                    prompted_records=6, prompted_steps=2, prompted_batch_size=2)
 
 
 @pytest.fixture(scope="module")
@@ -21,25 +22,56 @@ def finished(tmp_path_factory):
     return folder, train_toyworld(folder, config=TINY, progress=False)
 
 
-def test_smoke_run_trains_both_stages_and_saves_a_pipeline(finished):
+def test_smoke_run_trains_all_stages_and_saves_a_pipeline(finished):
     from blipdiff_plugins import BlipDiffusionPipeline
+    from blipdiff_plugins.toyworld import ToyWorld
+    from blipdiff_plugins.toyworld.contexts import Context
 
     folder, report = finished
     assert report["vae"]["status"] == "trained" and report["vae"]["steps"] == 4
     assert report["t2i"]["status"] == "trained" and report["t2i"]["loss"] is not None
-    assert report["prompted"]["status"] == "pending"
+    assert report["prompted"]["status"] == "trained" and report["prompted"]["records"] == 6
+    assert report["subject_driven"] is True
     pipeline = BlipDiffusionPipeline.from_pretrained(folder / "model")
     pipeline.set_progress_bar_config(disable=True)
     assert pipeline.vae.config.scaling_factor != 0.18215  # measured on the trained VAE's latents
-    image = pipeline(prompt="on grass at the left, small", target_subject="star", subject_embeds=None, num_inference_steps=2,
-                     prompt_reps=1, height=32, width=32, generator=torch.Generator().manual_seed(0)).images[0]
+    # Stage 3 trained the subject encoder (vision tower included) and left the VAE as stage 1 saved it.
+    stage2 = BlipDiffusionPipeline.from_pretrained(folder / "stage3_prompted" / "pipeline")
+    for name in ("unet", "text_encoder", "subject_encoder"):
+        for (key, saved), loaded in zip(getattr(stage2, name).state_dict().items(), getattr(pipeline, name).state_dict().values()):
+            assert torch.equal(saved, loaded), key
+    untrained = build_untrained_subject_encoder()
+    changed = {key for key, value in pipeline.subject_encoder.state_dict().items() if not torch.equal(value, untrained[key])}
+    assert any(key.startswith("vision_model.") for key in changed) and any(key.startswith("qformer.") for key in changed)
+    reference = ToyWorld(image_size=32).render("ruby_star", Context("sky"), seed=1).image
+    image = pipeline(prompt="on grass at the left, small", target_subject="star", subject_images=[reference], source_subject="star",
+                     num_inference_steps=2, prompt_reps=1, height=32, width=32, generator=torch.Generator().manual_seed(0)).images[0]
     assert image.size == (32, 32)
+
+
+def build_untrained_subject_encoder():
+    from blipdiff_plugins.toyworld.components import build_toy_components, toy_size
+
+    return build_toy_components(toy_size(TINY.size), image_size=TINY.image_size, seed=TINY.seed)["subject_encoder"].state_dict()
+
+
+def test_stage3_records_come_from_the_data_builder(finished):
+    from blipdiff_plugins.toyworld.shapes import SHAPE_NAMES
+    from blipdiff_plugins.training.records import PretrainRecords
+
+    folder, _ = finished
+    records = PretrainRecords(str(folder / "stage3_prompted" / "records"))
+    assert records.num_records == 6
+    row = records.order(seed=0, rank=0, world=1, shuffle=False).next_records(1)[0]
+    # The pre-trainer's prompt is "a {subject} {caption}": the caption is the context after the category word.
+    assert row["caption"].startswith("on ") and row["subject"] in SHAPE_NAMES
+    assert row["composite"].size == row["target"].size == (32, 32)
 
 
 def test_rerun_skips_finished_stages(finished):
     folder, _ = finished
     again = train_toyworld(folder, config=TINY, progress=False)
-    assert again["vae"]["status"] == "done" and again["t2i"]["status"] == "done"
+    assert again["vae"]["status"] == "done" and again["t2i"]["status"] == "done" and again["prompted"]["status"] == "done"
 
 
 def test_interrupted_stage_resumes_to_the_same_weights(finished, tmp_path):
@@ -47,7 +79,7 @@ def test_interrupted_stage_resumes_to_the_same_weights(finished, tmp_path):
 
     folder, _ = finished
     # Simulate a run killed after step 2 of stage 1: keep only checkpoint-2, no done marker, no later stage.
-    shutil.copytree(folder, tmp_path / "run", ignore=shutil.ignore_patterns("model", "stage2_t2i"))
+    shutil.copytree(folder, tmp_path / "run", ignore=shutil.ignore_patterns("model", "stage2_t2i", "stage3_prompted"))
     stage = tmp_path / "run" / "stage1_vae"
     (stage / "done.json").unlink()
     for checkpoint in list_checkpoints(stage / "checkpoints"):
