@@ -139,23 +139,28 @@ class BlipDiffusionFinetuned(BlipDiffusionZeroShot):
         pipeline (`BlipDiffusionPipeline`): the base pipeline; ``pipeline.load_subject`` installs each fine-tune.
         strategy (`str`, *optional*): fine-tune strategy name; the fine-tune API's default when `None`.
         steps (`int`, *optional*): fine-tune steps per subject; the fine-tune API's default when `None`.
+        learning_rate (`float`, *optional*): replaces the strategy's default learning rate (which is set for
+            Stable Diffusion-sized models); `None` keeps it.
     """
 
     name = "blip_diffusion_finetuned"
 
-    def __init__(self, pipeline, *, strategy: str | None = None, steps: int | None = None):
+    def __init__(self, pipeline, *, strategy: str | None = None, steps: int | None = None, learning_rate: float | None = None):
         super().__init__(pipeline, reference="mean")
         if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
             raise ValueError(f"`steps` must be a positive integer or None, got {steps!r}.")
+        if learning_rate is not None and not (isinstance(learning_rate, (int, float)) and 0 < learning_rate < float("inf")):
+            raise ValueError(f"`learning_rate` must be a positive number or None, got {learning_rate!r}.")
         self.strategy = strategy
         self.steps = steps
+        self.learning_rate = learning_rate
         self._finetune = _import_finetune()
         unet = getattr(pipeline, "unet", None)
         self._base_unet = {k: v.detach().to("cpu", copy=True) for k, v in unet.state_dict().items()} if unet is not None else None
         self._tuned_once = False
 
     def describe(self) -> dict:
-        return {"name": self.name, "strategy": self.strategy, "steps": self.steps}
+        return {"name": self.name, "strategy": self.strategy, "steps": self.steps, "learning_rate": self.learning_rate}
 
     def _restore_base(self) -> None:
         if hasattr(self.pipeline, "unload_subject"):
@@ -167,7 +172,10 @@ class BlipDiffusionFinetuned(BlipDiffusionZeroShot):
         if self._tuned_once:
             self._restore_base()
         self._tuned_once = True
-        options = {key: value for key, value in (("strategy", self.strategy), ("steps", self.steps)) if value is not None}
+        strategy = self.strategy
+        if self.learning_rate is not None:
+            strategy = {"strategy": strategy or "full_unet", "learning_rate": self.learning_rate}
+        options = {key: value for key, value in (("strategy", strategy), ("steps", self.steps)) if value is not None}
         result = self._finetune(self.pipeline, images=list(reference_images), subject=subject["class_noun"], **options)
         self.pipeline.load_subject(result)
         embeds = getattr(result, "subject_embeds", None)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..utils.errors import OutputExistsError
-from .common import HelpFormatter, check_model, finite_float, is_builtin, positive_int
+from .common import HelpFormatter, check_model, finite_float, is_builtin, positive_float, positive_int
 
 DEFAULT_DATASET = "../shared/data/dreambench"
 
@@ -51,6 +51,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--reference", default="mean", choices=("mean", "first"), help="blip_diffusion subject embedding: mean of all images or the first (default: %(default)s)")
     parser.add_argument("--finetune-strategy", default=None, help="blip_diffusion_finetuned: fine-tune strategy")
     parser.add_argument("--finetune-steps", type=positive_int, default=None, help="blip_diffusion_finetuned: steps per subject")
+    parser.add_argument("--finetune-learning-rate", type=positive_float, default=None, help="blip_diffusion_finetuned: learning rate (default: the strategy's)")
     parser.add_argument("--identifier", default="", help="diffusers_pipeline: rare token before the class noun (e.g. sks)")
     parser.add_argument("--dataset", default=DEFAULT_DATASET, help="DreamBench folder or Hub dataset id, or 'toyworld' for the toy-world oracle benchmark (default: %(default)s)")
     parser.add_argument("--subjects", type=_name_list, default=None, help="comma-separated subjects (default: all 30)")
@@ -149,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
         pipeline.set_progress_bar_config(disable=True)  # one bar: images done, with ETA
     options = {
         "blip_diffusion": {"reference": args.reference},
-        "blip_diffusion_finetuned": {"strategy": args.finetune_strategy, "steps": args.finetune_steps},
+        "blip_diffusion_finetuned": {"strategy": args.finetune_strategy, "steps": args.finetune_steps,
+                                     "learning_rate": args.finetune_learning_rate},
         "diffusers_pipeline": {"identifier": args.identifier, "name": args.model},
     }.get(args.method, {})
     method = method_class(pipeline, **options)

@@ -55,7 +55,8 @@ def run_toyworld(args: argparse.Namespace) -> int:
         size = _image_size(pipeline, None)
     options = {
         "blip_diffusion": {"reference": args.reference},
-        "blip_diffusion_finetuned": {"strategy": args.finetune_strategy, "steps": args.finetune_steps},
+        "blip_diffusion_finetuned": {"strategy": args.finetune_strategy, "steps": args.finetune_steps,
+                                     "learning_rate": args.finetune_learning_rate},
     }.get(args.method, {})
     method = method_class(pipeline, **options)
     config = GenerationConfig(

@@ -59,6 +59,14 @@ def finite_float(text: str) -> float:
     return value
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a finite number above 0."""
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {value}.")
+    return value
+
+
 def fraction(text: str) -> float:
     """argparse type: a number in [0, 1]."""
     value = finite_float(text)

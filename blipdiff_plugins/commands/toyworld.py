@@ -62,6 +62,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     compare.add_argument("--run", dest="runs", type=_run_pair, action="append", required=True, help="LABEL=RUN_FOLDER, repeatable, in table order")
     compare.add_argument("--output", required=True, help="folder for toyworld_comparison.md/.json/.png")
     compare.set_defaults(func=run_compare)
+
+    grid = actions.add_parser("grid", help="a picture grid from benchmark runs: reference | each run's images")
+    grid.add_argument("--run", dest="runs", type=_run_pair, action="append", required=True, help="LABEL=RUN_FOLDER, repeatable, in column order")
+    grid.add_argument("--subjects", required=True, help="comma-separated subject names, one row each")
+    grid.add_argument("--prompts", default="0,1,2", help="comma-separated prompt indices, one column per run each (default: %(default)s)")
+    grid.add_argument("--scale", type=_positive_int, default=2, help="enlargement of each 64-px cell (default: %(default)s)")
+    grid.add_argument("--output", required=True, help="PNG file to write (never replaced)")
+    grid.set_defaults(func=run_grid)
     return parser
 
 
@@ -99,6 +107,26 @@ def run_oracle(args: argparse.Namespace) -> int:
         oracle.save_pretrained(staging)
         write_json(staging / "accuracy.json", accuracy)
     print(json.dumps(accuracy, indent=2))
+    return 0
+
+
+def run_grid(args: argparse.Namespace) -> int:
+    from blipdiff_plugins.benchmark.toyworld_grid import benchmark_picture_grid
+    from blipdiff_plugins.utils.atomic import write_png
+
+    output = Path(args.output)
+    if output.suffix.lower() != ".png":
+        raise ValueError(f"--output: {args.output!r} must name a .png file.")
+    if output.exists():
+        raise ValueError(f"--output: {args.output!r} exists; choose a new file name (nothing is overwritten).")
+    try:
+        prompts = [int(item) for item in args.prompts.split(",") if item.strip()]
+    except ValueError:
+        raise ValueError(f"--prompts: {args.prompts!r} is not a comma-separated list of prompt indices, e.g. 0,3,7.") from None
+    subjects = [name.strip() for name in args.subjects.split(",") if name.strip()]
+    grid = benchmark_picture_grid(dict(args.runs), subjects=subjects, prompts=prompts, scale=args.scale)
+    write_png(output, grid)
+    print(f"{output} ({grid.width}x{grid.height})")
     return 0
 
 

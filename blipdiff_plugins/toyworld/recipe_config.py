@@ -45,7 +45,7 @@ class RecipeConfig:
     caption_dropout: float = 0.1
     t2i_appearance_rate: float = 0.5
     prompted_records: int = 4096
-    prompted_steps: int = 1500
+    prompted_steps: int = 1200
     prompted_batch_size: int = 16
     prompted_learning_rate: float = 1e-4
     subject_drop_rate: float = 0.15

@@ -108,6 +108,14 @@ def test_finetuned_method_restores_the_base_unet_between_subjects(monkeypatch):
     out = method.generate(subject=SUBJECT, prompt=PROMPT, generators=[torch.Generator().manual_seed(0)], config=GenerationConfig(height=32, width=32))
     assert len(out) == 1 and pipeline.calls[0]["subject"] is True
 
+    # A learning rate goes to the strategy as its setting; the default strategy is named when none is.
+    calls.clear()
+    tuned = BENCHMARK_METHODS.get("blip_diffusion_finetuned")(pipeline, steps=40, learning_rate=5e-5)
+    tuned.prepare_subject(SUBJECT, images)
+    assert calls[0][2] == {"strategy": "full_unet", "learning_rate": 5e-5} and tuned.describe()["learning_rate"] == 5e-5
+    with pytest.raises(ValueError, match="`learning_rate` must be a positive number"):
+        BENCHMARK_METHODS.get("blip_diffusion_finetuned")(pipeline, learning_rate=0.0)
+
     monkeypatch.setattr(methods, "FINETUNE_MODULES", ("blipdiff_plugins.no_such_finetune",))
     with pytest.raises(ImportError, match="needs the per-subject fine-tuning API"):
         BENCHMARK_METHODS.get("blip_diffusion_finetuned")(FakeBlipDiffusionPipeline())

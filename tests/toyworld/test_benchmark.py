@@ -112,6 +112,26 @@ def test_cli_runs_copy_reference_and_text_only_and_compares(tmp_path, capsys):
     assert "| copy | 1.000 [1.000, 1.000]" in table and "| text |" in table
     assert (tmp_path / "cmp" / "toyworld_comparison.png").stat().st_size > 1000
 
+    # The README grid: reference | copy's prompts 0, 1 | text's prompts 0, 1, one row per subject, cells enlarged 2x.
+    import numpy as np
+    import PIL.Image
+
+    grid_file = tmp_path / "grid.png"
+    assert main(["toyworld", "grid", "--run", f"copy={tmp_path / 'copy'}", "--run", f"text={tmp_path / 'text'}",
+                 "--subjects", "tiger_crescent,ocean_star", "--prompts", "0,1", "--output", str(grid_file)]) == 0
+    grid = np.asarray(PIL.Image.open(grid_file))
+    side = 64 * 2
+    assert grid.shape == (2 * side + 4, 5 * side + 2 * 4, 3)
+    reference = np.asarray(PIL.Image.open(tmp_path / "copy" / "references" / "ocean_star" / "00.png").resize((side, side), PIL.Image.NEAREST))
+    assert np.array_equal(grid[side + 4:, :side], reference)
+    text_image = np.asarray(PIL.Image.open(tmp_path / "text" / "images" / "tiger_crescent" / "01_00.png").resize((side, side), PIL.Image.NEAREST))
+    assert np.array_equal(grid[:side, 4 * side + 8:], text_image)
+    assert main(["toyworld", "grid", "--run", f"copy={tmp_path / 'copy'}", "--subjects", "tiger_crescent", "--output", str(grid_file)]) == 2
+    assert "exists" in capsys.readouterr().err
+    assert main(["toyworld", "grid", "--run", f"copy={tmp_path / 'copy'}", "--subjects", "tiger_crescent", "--prompts", "0,5",
+                 "--output", str(tmp_path / "g2.png")]) == 2
+    assert "prompt 5" in capsys.readouterr().err and not (tmp_path / "g2.png").exists()
+
 
 def test_cli_names_bad_toyworld_flags(tmp_path, capsys):
     assert _bench(["--model", "builtin", "--method", "copy_reference", "--output", str(tmp_path), "--prompts", "0,12"]) == 2
