@@ -21,7 +21,7 @@ def _pixels(path):
 def test_writes_count_ground_truth_renders_and_a_record(tmp_path):
     files = write_references("ocean_star", tmp_path / "refs", count=3, seed=5)
     assert [f.name for f in files] == ["ocean_star-00.png", "ocean_star-01.png", "ocean_star-02.png"]
-    assert sorted(p.name for p in (tmp_path / "refs").iterdir()) == [REFERENCES_FILE, *[f.name for f in files]]
+    assert sorted(p.name for p in (tmp_path / "refs").iterdir()) == sorted([REFERENCES_FILE, *[f.name for f in files]])
     record = json.loads((tmp_path / "refs" / REFERENCES_FILE).read_text())
     assert (record["subject"], record["word"], record["appearance"], record["split"]) == ("ocean_star", "star", "ocean", "heldout")
     world = ToyWorld()
