@@ -12,7 +12,6 @@ import PIL.Image  # noqa: E402
 import pytest  # noqa: E402
 
 
-
 @pytest.fixture(scope="session")
 def tiny_components():
     """Components of the built-in 'tiny' model; tests must not modify them (copy with `fresh_tiny_pipeline`)."""
@@ -63,3 +62,34 @@ def fresh_pipeline(tiny_components):
         return pipe
 
     return make
+
+
+@pytest.fixture(scope="session")
+def toy_recipe_run(tmp_path_factory):
+    """One smoke run of the toy-world recipe at size "micro" (a minute or two), shared by the session:
+    ``(run folder, report)``; its ``model/`` folder stands in for the shipped toy model (see `toy_model`)."""
+    from blipdiff_plugins.toyworld.recipe import train_toyworld
+
+    from tests.toyworld.helpers import TINY_RECIPE
+
+    folder = tmp_path_factory.mktemp("toy_recipe")
+    return folder, train_toyworld(folder, config=TINY_RECIPE, progress=False)
+
+
+@pytest.fixture()
+def toy_model(toy_recipe_run, monkeypatch):
+    """``builtin`` / ``builtin:toy`` load the micro toy model of `toy_recipe_run` instead of the shipped one
+    (no weights are committed for tests; the shipped folder may be absent). Returns its folder."""
+    import blipdiff_plugins.builtin.toy_model as toy_model_module
+
+    folder = toy_recipe_run[0] / "model"
+    monkeypatch.setattr(toy_model_module, "toy_model_folder", lambda: folder)
+    return folder
+
+
+@pytest.fixture()
+def no_toy_model(tmp_path, monkeypatch):
+    """``builtin`` / ``builtin:toy`` find no shipped toy model (a source checkout before its weights were added)."""
+    import blipdiff_plugins.builtin.toy_model as toy_model_module
+
+    monkeypatch.setattr(toy_model_module, "toy_model_folder", lambda: tmp_path / "no-toy-model")

@@ -28,15 +28,15 @@ def test_generate_writes_pngs_and_sidecars(tmp_path, subject_image, capsys):
     image_path = tmp_path / "dog.png"
     subject_image.save(image_path)
     out = tmp_path / "out"
-    argv = ["generate", "--model", "builtin:tiny", "--subject-image", str(image_path), "--subject", "dog",
+    argv = ["generate", "--model", "builtin:random-tiny", "--subject-image", str(image_path), "--subject", "dog",
             "--prompt", "on a beach", "in the snow", "--num-images", "2", "--steps", "2", "--seed", "7", "--output", str(out)]
     assert main(argv) == 0
     pngs = sorted(out.glob("*.png"))
     assert [p.name for p in pngs] == ["000-on-a-beach.png", "001-on-a-beach.png", "002-in-the-snow.png", "003-in-the-snow.png"]
     sidecar = json.loads((out / "003-in-the-snow.json").read_text())
     assert sidecar["seed"] == 10 and sidecar["prompt"] == "in the snow"
-    assert sidecar["settings"]["steps"] == 2 and sidecar["settings"]["model"] == "builtin:tiny"
-    assert sidecar["command"].startswith("blipdiff generate --model builtin:tiny")
+    assert sidecar["settings"]["steps"] == 2 and sidecar["settings"]["model"] == "builtin:random-tiny"
+    assert sidecar["command"].startswith("blipdiff generate --model builtin:random-tiny")
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left behind
     # Same settings reproduce the same bytes.
     first = {p.name: p.read_bytes() for p in pngs}
@@ -46,13 +46,13 @@ def test_generate_writes_pngs_and_sidecars(tmp_path, subject_image, capsys):
 
 
 def test_generate_reports_bad_input(tmp_path, capsys):
-    code = main(["generate", "--model", "builtin:tiny", "--subject-image", str(tmp_path / "nope.jpg"), "--subject", "dog", "--prompt", "x", "--output", str(tmp_path / "o")])
+    code = main(["generate", "--model", "builtin:random-tiny", "--subject-image", str(tmp_path / "nope.jpg"), "--subject", "dog", "--prompt", "x", "--output", str(tmp_path / "o")])
     assert code == 2
     assert "nope.jpg" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
     # Numbers are checked by argparse: exit status 2 and the flag named, before anything loads.
     with pytest.raises(SystemExit) as exit_info:
-        main(["generate", "--model", "builtin:tiny", "--subject-image", str(tmp_path), "--subject", "dog", "--prompt", "x", "--steps", "0"])
+        main(["generate", "--model", "builtin:random-tiny", "--subject-image", str(tmp_path), "--subject", "dog", "--prompt", "x", "--steps", "0"])
     assert exit_info.value.code == 2 and "--steps" in capsys.readouterr().err
 
 

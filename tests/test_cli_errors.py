@@ -50,13 +50,13 @@ def _one_error_line(capsys) -> str:
 
 
 def _generate(*extra, photo, output):
-    return main(["generate", "--model", "builtin:tiny", "--subject-image", str(photo), "--subject", "dog",
+    return main(["generate", "--model", "builtin:random-tiny", "--subject-image", str(photo), "--subject", "dog",
                  "--prompt", "on a beach", "--steps", "1", "--output", str(output), *extra])
 
 
 def test_inputs_are_checked_before_the_model_loads(tmp_path, photo, capsys, no_model_load):
     out = str(tmp_path / "out")
-    base = ["generate", "--model", "builtin:tiny", "--prompt", "x", "--output", out]
+    base = ["generate", "--model", "builtin:random-tiny", "--prompt", "x", "--output", out]
     assert main(base + ["--subject-image", str(tmp_path / "missing.jpg"), "--subject", "dog"]) == 2
     assert "`--subject-image`: no file or folder at" in _one_error_line(capsys)
     assert main(base + ["--subject-image", str(photo), "--subject", "  "]) == 2
@@ -180,7 +180,7 @@ def test_help_shows_each_default_once_and_every_option_has_help():
 
 def test_finetune_resume_over_a_refused_pickle_is_one_line(tmp_path, photo, capsys):
     out = tmp_path / "rex"
-    argv = ["finetune", "--model", "builtin:tiny", "--images", str(photo), "--subject", "dog", "--strategy", "embedding_only",
+    argv = ["finetune", "--model", "builtin:random-tiny", "--images", str(photo), "--subject", "dog", "--strategy", "embedding_only",
             "--steps", "1", "--checkpoint-every", "1", "--validation-steps", "1", "--output", str(out)]
     assert main(argv) == 0
     pickles = [path for path in out.rglob("*") if path.suffix in (".pt", ".bin", ".pkl")]

@@ -18,7 +18,7 @@ def test_generate_method_umm_writes_images(tmp_path, subject_image, capsys):
     image_path = tmp_path / "dog.png"
     subject_image.save(image_path)
     out = tmp_path / "out"
-    argv = ["generate", "--method", "umm", "--model", "builtin:tiny", "--subject-image", str(image_path), "--subject", "dog",
+    argv = ["generate", "--method", "umm", "--model", "builtin:random-tiny", "--subject-image", str(image_path), "--subject", "dog",
             "--prompt", "a dog on a beach", "--fusion-weight", "0.3", "--steps", "2", "--num-images", "2", "--output", str(out)]
     assert main(argv) == 0
     assert [p.name for p in sorted(out.glob("*.png"))] == ["000-a-dog-on-a-beach.png", "001-a-dog-on-a-beach.png"]
@@ -32,7 +32,7 @@ def test_generate_method_umm_writes_images(tmp_path, subject_image, capsys):
 def test_generate_method_umm_bad_input(tmp_path, subject_image, capsys):
     image_path = tmp_path / "dog.png"
     subject_image.save(image_path)
-    base = ["generate", "--method", "umm", "--model", "builtin:tiny", "--subject-image", str(image_path), "--subject", "dog", "--steps", "1",
+    base = ["generate", "--method", "umm", "--model", "builtin:random-tiny", "--subject-image", str(image_path), "--subject", "dog", "--steps", "1",
             "--output", str(tmp_path / "o")]
     with pytest.raises(SystemExit) as exit_info:
         main(base + ["--prompt", "a dog", "--fusion-weight", "1.5"])

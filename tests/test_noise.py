@@ -51,7 +51,7 @@ def test_loading_a_lora_subject_model_prints_no_text_encoder_notice(fresh_pipeli
 def test_style_prints_no_third_party_warnings_and_lists_its_files(tmp_path, subject_image):
     subject_image.save(tmp_path / "flower.png")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": ""}
-    command = [sys.executable, "-m", "blipdiff_plugins.cli", "style", "--model", "builtin:tiny", "--style-image",
+    command = [sys.executable, "-m", "blipdiff_plugins.cli", "style", "--model", "builtin:random-tiny", "--style-image",
                str(tmp_path / "flower.png"), "--style-subject", "flower", "--structure-image", str(tmp_path / "flower.png"),
                "--target-subject", "teapot", "--prompt", "on a table", "--steps", "2", "--output", str(tmp_path / "out")]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)

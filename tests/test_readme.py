@@ -14,8 +14,8 @@ from tests.helpers import REPO_ROOT
 README = REPO_ROOT / "README.md"
 # Hub ids become the built-in model, GPU settings the CPU, step counts the fewest that exercise the code.
 SUBSTITUTIONS = (
-    ('"Salesforce/blipdiffusion-controlnet"', '"builtin:tiny"'),
-    ('"Salesforce/blipdiffusion"', '"builtin:tiny"'),
+    ('"Salesforce/blipdiffusion-controlnet"', '"builtin:random-tiny"'),
+    ('"Salesforce/blipdiffusion"', '"builtin:random-tiny"'),
     ("torch.float16", "torch.float32"),
     ('.to("cuda")', '.to("cpu")'),
     ("num_inference_steps=25", "num_inference_steps=2"),
@@ -41,7 +41,7 @@ def test_readme_python_snippets_run(tmp_path, monkeypatch):
     for name in ("dog1.jpg", "dog2.jpg", "dog.jpg", "pose.jpg", "flower.jpg", "teapot.jpg", "photos/1.jpg", "photos/2.jpg"):
         (tmp_path / name).parent.mkdir(exist_ok=True)
         PIL.Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(tmp_path / name)
-    BlipDiffusionPipeline.from_pretrained("builtin:tiny").save_pretrained(tmp_path / "blipdiffusion-converted")
+    BlipDiffusionPipeline.from_pretrained("builtin:random-tiny").save_pretrained(tmp_path / "blipdiffusion-converted")
     os.symlink(REPO_ROOT / "pipelines", tmp_path / "pipelines")
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
@@ -51,17 +51,20 @@ def test_readme_python_snippets_run(tmp_path, monkeypatch):
     assert namespace["result"].images and namespace["out"].control_images
 
 
-def test_from_pretrained_builtin_is_the_builtin_model():
+def test_from_pretrained_builtin_random_is_the_random_builtin_model():
     import torch
 
     from blipdiff_plugins import BlipDiffusionControlNetPipeline, BlipDiffusionPipeline
     from blipdiff_plugins.builtin import build_builtin_pipeline
 
-    pipe = BlipDiffusionPipeline.from_pretrained("builtin:tiny", torch_dtype=torch.bfloat16)
+    pipe = BlipDiffusionPipeline.from_pretrained("builtin:random-tiny", torch_dtype=torch.bfloat16)
     reference = build_builtin_pipeline("tiny")
     assert pipe.unet.dtype == torch.bfloat16
     assert torch.equal(pipe.unet.conv_in.weight.float(), reference.unet.conv_in.weight.to(torch.bfloat16).float())
-    assert BlipDiffusionPipeline.from_pretrained("builtin").unet.config.sample_size == 16  # "small"
-    assert BlipDiffusionControlNetPipeline.from_pretrained("builtin:tiny").controlnet is not None
-    with pytest.raises(ValueError, match="`size` must be one of"):
+    assert BlipDiffusionPipeline.from_pretrained("builtin:random-small").unet.config.sample_size == 16
+    assert BlipDiffusionControlNetPipeline.from_pretrained("builtin:random-tiny").controlnet is not None
+    with pytest.raises(ValueError, match="unknown built-in model 'builtin:huge'.*builtin:random-mid"):
         BlipDiffusionPipeline.from_pretrained("builtin:huge")
+    # The old names of the random sizes say what they are called now.
+    with pytest.raises(ValueError, match="'builtin:mid' is the old name of a random-weight model; use 'builtin:random-mid'"):
+        BlipDiffusionPipeline.from_pretrained("builtin:mid")

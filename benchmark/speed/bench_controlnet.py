@@ -89,7 +89,7 @@ def timed(function, repeats):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", default="mid", help="built-in model size (tiny, small, mid)")
+    parser.add_argument("--size", default="mid", help="random-weight built-in size (tiny, small, mid: builtin:random-<size>)")
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

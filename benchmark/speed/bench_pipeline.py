@@ -82,7 +82,7 @@ def timed(function, device: str, repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="builtin:mid", help="builtin:tiny|small|mid, a folder or a Hub id")
+    parser.add_argument("--model", default="builtin:random-mid", help="builtin:random-tiny|random-small|random-mid, builtin (the toy model), a folder or a Hub id")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--size", type=int, default=None, help="image side (default: the model's)")
     parser.add_argument("--device", default="cpu")
@@ -94,15 +94,11 @@ def main() -> None:
     from diffusers import StableDiffusionPipeline
     from diffusers.utils.torch_utils import randn_tensor
 
-    from blipdiff_plugins import BlipDiffusionPipeline, build_builtin_pipeline
+    from blipdiff_plugins import BlipDiffusionPipeline
     from blipdiff_plugins.pipelines.denoising import decode_latents
 
     dtype = getattr(torch, args.dtype)
-    if args.model.startswith("builtin"):
-        pipe = build_builtin_pipeline(args.model.partition(":")[2] or "mid")
-    else:
-        pipe = BlipDiffusionPipeline.from_pretrained(args.model, torch_dtype=dtype)
-    pipe = pipe.to(args.device, dtype) if dtype != torch.float32 else pipe.to(args.device)
+    pipe = BlipDiffusionPipeline.from_pretrained(args.model, torch_dtype=dtype).to(args.device)  # built-in names too
     pipe.set_progress_bar_config(disable=True)
     size = args.size or pipe.unet.config.sample_size * pipe.vae_scale_factor
     torch.set_num_threads(torch.get_num_threads())

@@ -170,7 +170,7 @@ def hand_written_step(trainer, torch):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", default="small", choices=("tiny", "small", "mid"), help="built-in model size")
+    parser.add_argument("--size", default="small", choices=("tiny", "small", "mid"), help="random-weight built-in size (builtin:random-<size>)")
     parser.add_argument("--resolution", type=int, default=128, help="target image side")
     parser.add_argument("--batch-size", type=int, default=4, help="records per step")
     parser.add_argument("--record-size", type=int, default=512, help="side of the stored PNG records")

@@ -4,7 +4,7 @@ Starts `blipdiff ui` on 127.0.0.1 and a free port (or uses --url, which must be 
 N requests at once, each from its own thread, and prints completed/failed, latency percentiles and the
 server's peak resident memory (VmHWM from /proc, when the script started the server).
 
-    .venv/bin/python benchmark/speed/load_ui.py --requests 20 --model builtin --steps 10
+    .venv/bin/python benchmark/speed/load_ui.py --requests 20 --model builtin:random-small --steps 10
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def percentile(values: list[float], fraction: float) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=20, help="concurrent Generate requests")
-    parser.add_argument("--model", default="builtin", help="model of the started server")
+    parser.add_argument("--model", default="builtin:random-small", help="model of the started server")
     parser.add_argument("--concurrency", type=int, default=1, help="the server's --concurrency")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--url", default=None, help="an already running app on this machine instead of starting one")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..builtin import BUILTIN_NOTICE
+from ..builtin.names import builtin_notice
 from . import tab_attention, tab_edit, tab_finetune, tab_generate, tab_style
 from .examples import write_examples
 from .service import ModelService
@@ -24,7 +24,7 @@ def build_app(service: ModelService, *, concurrency: int = 1, max_queue: int = 6
         raise ValueError(f"`concurrency` must be at least 1, got {concurrency}.")
     examples = write_examples(service.output_dir / "examples")
     with gr.Blocks(title="blipdiff") as demo:
-        notice = f" **{BUILTIN_NOTICE}.**" if service.is_builtin else ""
+        notice = f" **{builtin_notice(service.model_name)}.**" if service.is_builtin else ""
         gr.Markdown(f"# blipdiff: subject-driven generation\nModel: `{service.model_name}`.{notice}")
         with gr.Tabs():
             with gr.Tab("Generate", id="generate"):

@@ -22,7 +22,8 @@ import PIL.Image
 import torch
 from diffusers.utils import logging
 
-from ..builtin import BUILTIN_NOTICE, build_builtin_pipeline
+from ..builtin.loader import load_builtin_pipeline
+from ..builtin.names import builtin_notice, is_builtin_name
 from ..utils.atomic import atomic_directory
 from ..utils.images import load_image
 from .checks import NAME_PATTERN, Limits, check_float, check_int, image_key
@@ -41,14 +42,15 @@ class ModelService:
     """Holds the one shared model and runs every request against it, one at a time.
 
     Args:
-        model (`str`, defaults to ``"builtin:tiny"``): ``builtin`` or ``builtin:tiny|small|mid`` (random
-            weights, offline), a local folder, or a Hub id.
+        model (`str`, defaults to ``"builtin:random-tiny"``): ``builtin`` (the trained toy model shipped in the
+            package), ``builtin:random-tiny|random-small|random-mid`` (random weights, offline), a local folder,
+            or a Hub id.
         device (`str`, defaults to ``"cpu"``): where the model runs.
         dtype (`str`, defaults to ``"float32"``): weights dtype.
         output_dir (`str`, *optional*): where results and fine-tuned subject models go; a new temporary
             folder by default.
-        controlnet (`str`, *optional*): ControlNet folder or Hub id for the Style tab; the built-in model gets
-            a random one shaped like its U-Net.
+        controlnet (`str`, *optional*): ControlNet folder or Hub id for the Style tab; a built-in model gets
+            an untrained one shaped like its U-Net.
         subject_tokenizer (`str`, *optional*): BERT tokenizer for the published layout.
         limits (`Limits`): per-request limits.
     """
@@ -56,7 +58,7 @@ class ModelService:
     def __init__(
         self,
         *,
-        model: str = "builtin:tiny",
+        model: str = "builtin:random-tiny",
         device: str = "cpu",
         dtype: str = "float32",
         output_dir: str | os.PathLike | None = None,
@@ -88,15 +90,14 @@ class ModelService:
     # ----------------------------------------------------------------------------------- model
     @property
     def is_builtin(self) -> bool:
-        return self.model_name == "builtin" or self.model_name.startswith("builtin:")
+        return is_builtin_name(self.model_name)
 
     def _load(self, subject_tokenizer: str | None):
         from ..pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline
 
         if self.is_builtin:
-            logger.warning(f"Using the {BUILTIN_NOTICE}.")
-            pipe = build_builtin_pipeline(self.model_name.partition(":")[2] or "small")
-            pipe = pipe.to(dtype=self.dtype) if self.dtype != torch.float32 else pipe
+            pipe = load_builtin_pipeline(self.model_name, torch_dtype=None if self.dtype == torch.float32 else self.dtype)
+            logger.warning(f"Using the {builtin_notice(self.model_name)}.")
         else:
             kwargs = {"torch_dtype": self.dtype}
             if subject_tokenizer:

@@ -20,11 +20,12 @@ SCATTER_PLOT = "dino_vs_clip_t.png"
 
 def random_weight_parts(summary: dict) -> list[str]:
     """What in a run has random weights: the built-in model and/or the built-in metric backbones."""
+    from ..builtin.names import names_random_weights
     from .backbones import is_random_backbone
 
     parts = []
     model = str(summary.get("model") or "")
-    if model == "builtin" or model.startswith("builtin:"):
+    if names_random_weights(model):  # not the trained toy model ("builtin", "builtin:toy")
         parts.append(f"model {model}")
     protocol = summary.get("protocol") or {}
     for metric in ("dino", "clip"):

@@ -1,7 +1,8 @@
-"""The built-in model: tiny randomly initialised components built in code (offline use, tests, dry runs).
+"""The built-in models, offline: the trained toy model shipped in the package (``builtin``, ``builtin:toy``) and
+random-weight pipelines built in code (``builtin:random-tiny|small|mid``; tests, benchmarks, dry runs).
 
-``build_builtin_pipeline`` and friends are imported on first attribute access, so importing
-``blipdiff_plugins.builtin.tokenizers`` alone stays cheap.
+Everything is imported on first attribute access, so importing ``blipdiff_plugins.builtin.tokenizers`` or checking
+a name (`names.py`) stays cheap.
 """
 
 from __future__ import annotations
@@ -9,11 +10,18 @@ from __future__ import annotations
 from blipdiff_plugins.utils.lazy_exports import lazy_exports
 
 _EXPORTS = {
-    "BUILTIN_NOTICE": "blipdiff_plugins.builtin.models",
-    "BUILTIN_SIZES": "blipdiff_plugins.builtin.models",
-    "BuiltinSize": "blipdiff_plugins.builtin.models",
+    "BUILTIN_SIZES": "blipdiff_plugins.builtin.sizes",
+    "BuiltinSize": "blipdiff_plugins.builtin.sizes",
+    "BuiltinModel": "blipdiff_plugins.builtin.names",
+    "builtin_names": "blipdiff_plugins.builtin.names",
+    "builtin_notice": "blipdiff_plugins.builtin.names",
+    "is_builtin_name": "blipdiff_plugins.builtin.names",
+    "parse_builtin_name": "blipdiff_plugins.builtin.names",
     "build_builtin_components": "blipdiff_plugins.builtin.models",
     "build_builtin_pipeline": "blipdiff_plugins.builtin.models",
+    "load_builtin_pipeline": "blipdiff_plugins.builtin.loader",
+    "load_toy_pipeline": "blipdiff_plugins.builtin.toy_model",
+    "toy_model_folder": "blipdiff_plugins.builtin.toy_model",
 }
 
 __all__ = sorted(_EXPORTS)

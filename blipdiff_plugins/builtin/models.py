@@ -1,13 +1,11 @@
-"""The built-in model: a complete BLIP-Diffusion pipeline with random weights, built offline in code.
+"""The random-weight built-in models (``builtin:random-<size>``): a complete BLIP-Diffusion pipeline built offline in code.
 
-Its images are noise from untrained weights. It exists so that the command line, the tests and the
-benchmarks run anywhere without a download; real use loads ``Salesforce/blipdiffusion``.
+Their images are noise from untrained weights. They exist so that the tests and the benchmarks run anywhere
+without a download and fast; the trained toy model (``builtin``) is `toy_model.py`'s, real use loads
+``Salesforce/blipdiffusion``.
 """
 
 from __future__ import annotations
-
-import dataclasses
-from types import MappingProxyType
 
 import torch
 from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
@@ -15,38 +13,10 @@ from transformers import CLIPTextConfig, CLIPTextModel
 
 from ..adapters.blip2_qformer import Blip2SubjectEncoder
 from ..adapters.subject_image_processor import SubjectImageProcessor
+from .sizes import BUILTIN_SIZES, BuiltinSize
 from .tokenizers import build_bert_tokenizer, build_clip_tokenizer
 
-BUILTIN_NOTICE = "built-in model with RANDOM weights: its images are noise, not a trained model's output"
-
-
-@dataclasses.dataclass(frozen=True)
-class BuiltinSize:
-    """Widths and depths of one built-in model size."""
-
-    hidden: int  # text encoder, Q-Former and projection width
-    text_layers: int
-    vision_hidden: int
-    vision_layers: int
-    patch_size: int
-    qformer_layers: int
-    unet_channels: tuple[int, ...]
-    vae_channels: tuple[int, ...]
-    sample_size: int  # latent side; image side = sample_size * 2 ** (len(vae_channels) - 1)
-    num_query_tokens: int = 16
-    attention_head_dim: int = 8
-
-
-BUILTIN_SIZES = MappingProxyType(
-    {
-        # tests: 32 px images, a few seconds a generation
-        "tiny": BuiltinSize(32, 2, 32, 2, 32, 2, (32, 64), (32, 64), 16),
-        # the CLI default: 64 px images
-        "small": BuiltinSize(64, 2, 64, 2, 32, 2, (32, 64, 64), (32, 64, 64), 16),
-        # benchmarks: SD-like depth at reduced width, 256 px images
-        "mid": BuiltinSize(256, 4, 256, 4, 16, 4, (64, 128, 256, 256), (32, 64, 128, 128), 32, attention_head_dim=32),
-    }
-)
+__all__ = ["BUILTIN_SIZES", "BuiltinSize", "build_builtin_components", "build_builtin_pipeline"]
 
 
 def _perturb(module: torch.nn.Module, generator: torch.Generator, scale: float = 0.02) -> None:
@@ -151,7 +121,7 @@ def build_builtin_pipeline(size: str = "small", *, seed: int = 0, pipeline_class
     """A ready `BlipDiffusionPipeline` (or ``pipeline_class``) with the built-in random weights.
 
     A pipeline class that takes a ``controlnet`` gets a random ControlNet shaped like the U-Net.
-    Also reachable as ``BlipDiffusionPipeline.from_pretrained("builtin:<size>")``.
+    Also reachable as ``BlipDiffusionPipeline.from_pretrained("builtin:random-<size>")``.
     """
     import inspect
 

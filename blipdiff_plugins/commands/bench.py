@@ -41,12 +41,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "Generate DreamBench images with a method, score them with DINO, CLIP-I and CLIP-T under the "
             "BLIP-Diffusion authors' protocol, and write summary.json, leaderboard.json, results.md and plots. "
             "Shard across processes with 'accelerate launch -m blipdiff_plugins.cli bench ...' (GPUs) or "
-            "'torchrun --nproc_per_node N -m blipdiff_plugins.cli bench ...' (CPU). Offline dry run: --model builtin "
+            "'torchrun --nproc_per_node N -m blipdiff_plugins.cli bench ...' (CPU). Offline dry run: --model builtin:random-small "
             "--dino-backbone builtin --clip-backbone builtin (random weights everywhere; the report says so)."
         ),
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("--model", required=True, help="pipeline folder or Hub id, or 'builtin' / 'builtin:<size>' (random weights)")
+    parser.add_argument("--model", required=True, help="pipeline folder or Hub id, 'builtin' (the trained toy model; for --dataset toyworld) or 'builtin:random-tiny|random-small|random-mid' (random weights)")
     parser.add_argument("--method", default="blip_diffusion", help="blip_diffusion, blip_diffusion_finetuned, text_to_image or diffusers_pipeline (default: %(default)s)")
     parser.add_argument("--reference", default="mean", choices=("mean", "first"), help="blip_diffusion subject embedding: mean of all images or the first (default: %(default)s)")
     parser.add_argument("--finetune-strategy", default=None, help="blip_diffusion_finetuned: fine-tune strategy")
@@ -83,10 +83,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def _load_pipeline(model: str, method: str, device):
     if is_builtin(model):
-        from blipdiff_plugins.builtin.models import build_builtin_pipeline
+        from blipdiff_plugins.builtin.loader import load_builtin_pipeline
 
-        size = model.partition(":")[2] or "small"
-        return build_builtin_pipeline(size).to(device)
+        return load_builtin_pipeline(model, argument="`--model`").to(device)
     if method == "diffusers_pipeline":
         from diffusers import DiffusionPipeline
 

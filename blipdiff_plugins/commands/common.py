@@ -23,6 +23,12 @@ SCHEDULERS = {
     "heun": "HeunDiscreteScheduler",
 }
 DTYPES = ("float32", "float16", "bfloat16")
+MODEL_HELP = (
+    "'builtin' or 'builtin:toy' (the trained toy model shipped in the package: a small model of the procedural toy world, offline), "
+    "'builtin:random-tiny|random-small|random-mid' (random weights: noise, for tests and dry runs), a pipeline folder, "
+    "or a Hub id such as Salesforce/blipdiffusion"
+)
+TOY_HINT = "Toy-world reference images for --subject-image: blipdiff toyworld references --list, then --subject NAME --output refs/"
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -80,8 +86,7 @@ def add_model_arguments(parser) -> None:
     group.add_argument(
         "--model",
         default="builtin",
-        help="'builtin' (random weights, offline; 'builtin:tiny|small|mid'), a folder, or a Hub id such as "
-        "Salesforce/blipdiffusion",
+        help=MODEL_HELP,
     )
     group.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps or auto")
     group.add_argument("--dtype", default="float32", choices=DTYPES, help="weights dtype")
@@ -179,41 +184,43 @@ def resolve_device(name: str) -> str:
 
 
 def is_builtin(model: str) -> bool:
-    return model == "builtin" or model.startswith("builtin:")
+    from ..builtin.names import is_builtin_name
+
+    return is_builtin_name(model)
 
 
 def check_model(model: str) -> None:
-    """Before loading: ``--model`` is builtin, a pipeline folder (with model_index.json) or a Hub id."""
-    from ..builtin.models import BUILTIN_SIZES
+    """Before loading: ``--model`` is a built-in name, a pipeline folder (with model_index.json) or a Hub id."""
+    from ..builtin.names import parse_builtin_name
 
     if is_builtin(model):
-        size = model.partition(":")[2] or "small"
-        if size not in BUILTIN_SIZES:
-            raise InvalidInputError(f"`--model`: unknown built-in size {size!r}; use builtin:{'|builtin:'.join(BUILTIN_SIZES)}.")
+        parse_builtin_name(model, argument="`--model`")
         return
     path = Path(model).expanduser()
     if path.exists():
         if not path.is_dir() or not (path / "model_index.json").is_file():
             raise InvalidInputError(
                 f"`--model`: {model!r} is not a pipeline folder (no model_index.json in it); pass a folder written by "
-                "save_pretrained or `blipdiff convert`, a Hub id such as Salesforce/blipdiffusion, or builtin."
+                "save_pretrained or `blipdiff convert`, a Hub id such as Salesforce/blipdiffusion, or builtin (the toy model)."
             )
     elif not re.fullmatch(r"[\w.-]+/[\w.-]+", model) or model.startswith((".", "/")):
         raise InvalidInputError(
             f"`--model`: {model!r} is neither a folder nor a Hub id (owner/name); pass a pipeline folder, a Hub id "
-            "such as Salesforce/blipdiffusion, or builtin."
+            "such as Salesforce/blipdiffusion, or builtin (the toy model)."
         )
 
 
-def load_pipeline(args, pipeline_class=None, builtin_builder=None):
+def load_pipeline(args, pipeline_class=None):
     """The pipeline named by ``--model``, on ``--device`` in ``--dtype``, with ``--scheduler``.
 
-    ``builtin_builder(size, pipeline_class=...)`` builds ``--model builtin``; `build_builtin_pipeline` by default.
+    A built-in name loads through `load_builtin_pipeline` (``pipeline_class`` names its own builders) and says
+    on stderr what the model is: the trained toy model, or random weights whose images are noise.
     """
     import diffusers
     import torch
 
-    from ..builtin.models import BUILTIN_NOTICE, build_builtin_pipeline
+    from ..builtin.loader import load_builtin_pipeline
+    from ..builtin.names import builtin_notice, parse_builtin_name
 
     if pipeline_class is None:
         from ..pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline as pipeline_class
@@ -223,11 +230,11 @@ def load_pipeline(args, pipeline_class=None, builtin_builder=None):
         raise InvalidInputError("`--dtype float16` needs a GPU; on CPU use float32 or bfloat16.")
     check_model(args.model)
     if is_builtin(args.model):
-        size = args.model.partition(":")[2] or "small"
-        print(f"Using the {BUILTIN_NOTICE}.", file=sys.stderr)
-        pipe = (builtin_builder or build_builtin_pipeline)(size, pipeline_class=pipeline_class)
-        if dtype != torch.float32:
-            pipe = pipe.to(dtype=dtype)
+        pipe = load_builtin_pipeline(args.model, pipeline_class=pipeline_class, torch_dtype=None if dtype == torch.float32 else dtype,
+                                     argument="`--model`")
+        print(f"Using the {builtin_notice(args.model)}.", file=sys.stderr)
+        if not parse_builtin_name(args.model).is_random:
+            print(TOY_HINT, file=sys.stderr)
     else:
         from ..conversion.state_dict import CheckpointError
         from ..conversion.published_layout import read_subject_tokenizer

@@ -39,7 +39,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--prompt-reps", type=positive_int, default=20, help="released prompt repetition count")
     parser.add_argument("--prompt-strength", type=finite_float, default=1.0, help="scales --prompt-reps")
     parser.add_argument("--method", default="blip", choices=("blip", "umm"), help="blip: BLIP-Diffusion; umm: UMM-Diffusion "
-                        "(each prompt names --subject, e.g. 'a dog on a beach'; --model a UMM pipeline folder or builtin)")
+                        "(each prompt names --subject, e.g. 'a dog on a beach'; --model a UMM pipeline folder or builtin:random-SIZE)")
     parser.add_argument("--fusion-weight", type=fraction, default=0.5, help="umm: share a in [0, 1] of the subject-image condition (0 = text only)")
     add_generation_arguments(parser)
     add_model_arguments(parser)
@@ -94,10 +94,9 @@ def run(args) -> int:
         args.target_subject = check_word("--target-subject", args.target_subject)
     if args.method == "umm":
         check_umm_arguments(args)
-        from ..builtin.umm import build_builtin_umm_pipeline
         from ..pipelines.pipeline_umm_diffusion import UMMDiffusionPipeline
 
-        pipe = load_pipeline(args, UMMDiffusionPipeline, builtin_builder=build_builtin_umm_pipeline)
+        pipe = load_pipeline(args, UMMDiffusionPipeline)  # its class names its built-in builders
     else:
         pipe = load_pipeline(args)
     device = pipe._execution_device

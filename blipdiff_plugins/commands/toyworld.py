@@ -1,4 +1,5 @@
-"""``blipdiff toyworld``: train the toy model (staged recipe), train the oracle, compare oracle-benchmark runs."""
+"""``blipdiff toyworld``: train the toy model (staged recipe), train the oracle, compare oracle-benchmark runs,
+render reference images of a subject."""
 
 from __future__ import annotations
 
@@ -17,6 +18,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 0.")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 0.")
+    return value
+
+
 def _run_pair(text: str) -> tuple[str, str]:
     label, separator, folder = text.partition("=")
     if not separator or not label or not folder:
@@ -30,10 +41,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     defaults = RecipeConfig()
     parser = subparsers.add_parser(
         "toyworld",
-        help="toy world: train the toy model, train the oracle, compare oracle-benchmark runs",
-        description="The procedural toy world (issue 12): a staged training recipe, the oracle, and benchmark comparisons.",
+        help="toy world: train the toy model, train the oracle, compare oracle-benchmark runs, render reference images",
+        description="The procedural toy world (issue 12): a staged training recipe, the oracle, benchmark comparisons, "
+        "and reference images of a subject for the toy model (--model builtin).",
     )
-    actions = parser.add_subparsers(dest="toyworld_command", metavar="<action>", required=True, help="train, oracle or compare")
+    actions = parser.add_subparsers(dest="toyworld_command", metavar="<action>", required=True, help="train, oracle, compare or references")
 
     train = actions.add_parser("train", help="run the staged recipe (resumable; a progress bar per stage)")
     train.add_argument("--output", required=True, help="run folder; rerun the same command to resume")
@@ -70,6 +82,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     grid.add_argument("--scale", type=_positive_int, default=2, help="enlargement of each 64-px cell (default: %(default)s)")
     grid.add_argument("--output", required=True, help="PNG file to write (never replaced)")
     grid.set_defaults(func=run_grid)
+
+    references = actions.add_parser(
+        "references", help="render ground-truth images of a toy subject (for --subject-image of the toy model)",
+        description="Render --count images of one toy-world subject in random contexts with the world's seeded renderer, "
+        "into a new folder (written completely or not at all; a folder that holds anything is refused).",
+    )
+    references.add_argument("--subject", default=None, help="subject name {appearance}_{shape}, e.g. tiger_star (--list shows the held-out ones)")
+    references.add_argument("--count", type=_positive_int, default=4, help="images to render (default: %(default)s)")
+    references.add_argument("--output", default=None, help="new or empty folder for <subject>-NN.png and references.json")
+    references.add_argument("--seed", type=_non_negative_int, default=0, help="picks the contexts (default: %(default)s)")
+    references.add_argument("--image-size", type=_positive_int, default=64, help="render side, the toy model's (default: %(default)s)")
+    references.add_argument("--list", action="store_true", help="list the held-out subjects (never seen together in training) and exit")
+    references.set_defaults(func=run_references)
     return parser
 
 
@@ -138,4 +163,33 @@ def run_compare(args: argparse.Namespace) -> int:
         raise ValueError(f"--run: labels must be unique, got {labels}.")
     compare_runs(dict(args.runs), args.output)
     print((Path(args.output) / COMPARISON_TABLE).read_text(encoding="utf-8"))
+    return 0
+
+
+def run_references(args: argparse.Namespace) -> int:
+    from blipdiff_plugins.toyworld.world import ToyWorld
+
+    world = ToyWorld()
+    if args.list:
+        print("Held-out subjects (shape and appearance each seen in training, never together); pass one as --subject:")
+        for subject in world.split("heldout"):
+            print(f"  {subject.name:<20} category word: {subject.word}")
+        return 0
+    if not args.subject or not args.output:
+        raise ValueError("--subject and --output are required (e.g. --subject tiger_star --output refs/); --list shows subject names.")
+    from blipdiff_plugins.toyworld.references import write_references
+
+    # The library names its arguments (`subject`, `output_dir`); the command line names its flags.
+    flags = {"`subject`": "--subject", "`output_dir`": "--output", "`image_size`": "--image-size"}
+    try:
+        files = write_references(args.subject, args.output, count=args.count, seed=args.seed, image_size=args.image_size)
+    except (ValueError, FileExistsError) as error:
+        message = str(error)
+        for name, flag in flags.items():
+            message = message.replace(name, flag)
+        raise type(error)(message) from error
+    for path in files:
+        print(path)
+    word = world.subject(args.subject).word
+    print(f"Next: blipdiff generate --model builtin --subject-image {args.output} --subject {word} --prompt 'on grass at the left, small'")
     return 0

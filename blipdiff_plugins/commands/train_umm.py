@@ -32,7 +32,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--images", nargs="+", default=None, metavar="PATH", help="images, one per --captions entry")
     parser.add_argument("--captions", nargs="+", default=None, help="captions with the subject word in brackets: 'a [dog] on a beach'")
     parser.add_argument("--output", required=True, help="output folder: the pipeline, checkpoints/, validation/")
-    parser.add_argument("--model", default="builtin:tiny", help="start: a UMM or Stable Diffusion pipeline folder, or builtin:SIZE")
+    parser.add_argument("--model", default="builtin:random-tiny", help="start: a UMM or Stable Diffusion pipeline folder, or builtin:random-SIZE (fresh random weights)")
     parser.add_argument("--clip-model", default="openai/clip-vit-large-patch14", help="CLIP image tower of a new encoder (Stable Diffusion --model)")
     parser.add_argument("--prompt-injector", default="hidden_state", choices=("hidden_state", "pseudo_word"), help="injector of a new encoder")
     parser.add_argument("--feature", default="image_embeds", choices=("image_embeds", "penultimate_patches"), help="CLIP feature of a new encoder")

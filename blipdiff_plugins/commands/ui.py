@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from .common import DTYPES, HelpFormatter, resolve_device
+from .common import DTYPES, MODEL_HELP, HelpFormatter, resolve_device
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -18,7 +18,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--model", default="builtin",
-        help="'builtin' (random weights, offline; 'builtin:tiny|small|mid'), a folder, or a Hub id such as Salesforce/blipdiffusion",
+        help=MODEL_HELP,
     )
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps or auto")
     parser.add_argument("--dtype", default="float32", choices=DTYPES, help="weights dtype")

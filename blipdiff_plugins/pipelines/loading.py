@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import pickle
 
+from ..builtin.names import is_builtin_name
+
 
 class SubjectPipelineLoaderMixin:
     """Routes the published ``Salesforce/blipdiffusion*`` layout to `load_published_pipeline`; every other
@@ -21,21 +23,21 @@ class SubjectPipelineLoaderMixin:
         `load_published_pipeline`, which takes ``torch_dtype``, ``revision``, ``cache_dir``,
         ``subject_tokenizer``, ``subject_tokenizer_name_or_path``, ``resize_mode`` and component overrides.
 
-        ``"builtin"`` (or ``"builtin:tiny"``, ``"builtin:small"``, ``"builtin:mid"``) returns the built-in
-        model with random weights, built offline in code (`blipdiff_plugins.builtin`); only ``torch_dtype``
-        applies to it. Its images are noise: it exists to try the API and the tools without a download.
+        ``"builtin"`` (or ``"builtin:toy"``) returns the trained toy model shipped in the package, a small model
+        of the procedural toy world (`blipdiff_plugins.builtin.toy_model`); ``"builtin:random-tiny"``,
+        ``"builtin:random-small"`` and ``"builtin:random-mid"`` return random weights built offline in code, whose
+        images are noise (tests, benchmarks, trying the API). Only ``torch_dtype`` applies to them.
         """
         from ..conversion.published_layout import check_subject_tokenizer, is_published_layout, load_published_pipeline
         from .saved_layout import check_saved_layout, name_failing_component
 
         name = str(pretrained_model_name_or_path)
-        if (name == "builtin" or name.startswith("builtin:")) and not os.path.exists(name):
-            from ..builtin.models import build_builtin_pipeline
+        if is_builtin_name(name) and not os.path.exists(name):
+            from ..builtin.loader import load_builtin_pipeline
 
-            # A system with other components (UMM-Diffusion) names its own builder.
-            builder = getattr(cls, "builtin_builder", None) or build_builtin_pipeline
-            pipe = builder(name.partition(":")[2] or "small", pipeline_class=cls)
-            return pipe.to(dtype=kwargs["torch_dtype"]) if kwargs.get("torch_dtype") is not None else pipe
+            # A system with other components (UMM-Diffusion) names its own builders on its class.
+            return load_builtin_pipeline(name, pipeline_class=cls, torch_dtype=kwargs.get("torch_dtype"),
+                                         argument="`pretrained_model_name_or_path`")
         if is_published_layout(pretrained_model_name_or_path, revision=kwargs.get("revision"), cache_dir=kwargs.get("cache_dir")):
             return load_published_pipeline(cls, pretrained_model_name_or_path, **kwargs)
         check_saved_layout(pretrained_model_name_or_path, components=kwargs)

@@ -129,10 +129,17 @@ class UMMDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffus
 
     @staticmethod
     def builtin_builder(size: str, *, pipeline_class=None):
-        """``from_pretrained("builtin:<size>")``: the built-in random-weight UMM pipeline (`builtin.umm`)."""
+        """``from_pretrained("builtin:random-<size>")``: the built-in random-weight UMM pipeline (`builtin.umm`)."""
         from ..builtin.umm import build_builtin_umm_pipeline
 
         return build_builtin_umm_pipeline(size, pipeline_class=pipeline_class)
+
+    @staticmethod
+    def builtin_toy_builder(*, pipeline_class=None, torch_dtype=None, argument: str = "`model`"):
+        """``from_pretrained("builtin")`` / ``"builtin:toy"``: the trained toy UMM model (`builtin.umm`; none yet)."""
+        from ..builtin.umm import load_toy_umm_pipeline
+
+        return load_toy_umm_pipeline(pipeline_class=pipeline_class, torch_dtype=torch_dtype, argument=argument)
 
     @torch.no_grad()
     def encode_subject(self, images: ImageLike | Sequence[ImageLike], subject: str | None = None, *, weights: Sequence[float] | None = None) -> torch.Tensor:

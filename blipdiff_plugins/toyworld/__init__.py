@@ -7,6 +7,7 @@ Modules are imported on first attribute access (the oracle and the recipe import
 - ``dataset``: `toyworld_dataset` (a `datasets.Dataset` with the columns the stage-2 data builder reads)
 - ``oracle`` / ``oracle_training`` / ``measures``: the subject classifier and the pixel measures of the prompt
 - ``recipe``: the staged training recipe behind ``blipdiff toyworld train``
+- ``references``: reference renders of one subject (``blipdiff toyworld references``), the toy model's subject images
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ _EXPORTS = {
     "load_oracle": "oracle",
     "train_oracle": "oracle_training",
     "measure_context": "measures",
+    "render_references": "references",
+    "write_references": "references",
 }
 
 __all__ = sorted(_EXPORTS)

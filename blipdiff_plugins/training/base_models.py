@@ -1,5 +1,6 @@
 """Starting points of pre-training: a BLIP-Diffusion pipeline, a Stable Diffusion pipeline plus a subject
-encoder taken from a BLIP-Diffusion checkpoint (a new base model, the same encoder), or fresh weights."""
+encoder taken from a BLIP-Diffusion checkpoint (a new base model, the same encoder), the trained toy model, or
+fresh random weights."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ def _layout(folder: Path) -> str:
     if not index_path.is_file():
         raise ValueError(
             f"`base_model`: {str(folder)!r} is not a pipeline folder (no model_index.json); pass a BLIP-Diffusion or "
-            "Stable Diffusion pipeline folder, or 'builtin:tiny'."
+            "Stable Diffusion pipeline folder, or 'builtin:random-tiny'."
         )
     index = json.loads(index_path.read_text(encoding="utf-8"))
     components = sorted(key for key, value in index.items() if not key.startswith("_") and isinstance(value, list))
@@ -48,21 +49,20 @@ def _stable_diffusion_parts(folder: Path) -> dict:
 
 def load_base_pipeline(base_model: str, *, subject_encoder_from: str | None = None, pipeline_class=None):
     """The pipeline pre-training starts from (see `PretrainConfig.base_model`)."""
-    from ..builtin import BUILTIN_SIZES, build_builtin_pipeline
+    from ..builtin.loader import load_builtin_pipeline
+    from ..builtin.names import is_builtin_name, parse_builtin_name
 
     if pipeline_class is None:
         from ..pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline as pipeline_class
-    if base_model == "builtin" or base_model.startswith("builtin:"):
-        size = base_model.partition(":")[2] or "small"
-        if size not in BUILTIN_SIZES:
-            raise ValueError(f"`base_model`: unknown built-in size {size!r}; use one of {[f'builtin:{s}' for s in BUILTIN_SIZES]}.")
+    if is_builtin_name(base_model):
+        parse_builtin_name(base_model, argument="`base_model`")
         if subject_encoder_from is not None:
             raise ValueError("`subject_encoder_from` applies to a Stable Diffusion `base_model`; the built-in model has its own encoder.")
-        return build_builtin_pipeline(size, pipeline_class=pipeline_class)
+        return load_builtin_pipeline(base_model, pipeline_class=pipeline_class, argument="`base_model`")
     folder = Path(base_model)
     if not folder.is_dir():
         if folder.exists():
-            raise ValueError(f"`base_model`: {base_model!r} is a file; pass a pipeline folder, a Hub id or 'builtin:tiny'.")
+            raise ValueError(f"`base_model`: {base_model!r} is a file; pass a pipeline folder, a Hub id or 'builtin:random-tiny'.")
         if subject_encoder_from is not None:
             raise ValueError(f"`base_model`: a Stable Diffusion base must be a local folder, got {base_model!r}.")
         return pipeline_class.from_pretrained(base_model)  # a Hub id of a BLIP-Diffusion pipeline

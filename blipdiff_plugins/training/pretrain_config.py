@@ -49,9 +49,9 @@ class PretrainConfig(RecordBatchSettings, TrainingSettings):
         validation_prompts (`tuple[str]`): prompts of the validation grid (columns).
         validation_subjects (`int`, defaults to 2): the first that many records' composites and subject words
             are the grid's rows; the same ones all run.
-        base_model (`str`, defaults to ``"builtin:tiny"``): a BLIP-Diffusion pipeline folder or Hub id, a Stable
-            Diffusion pipeline folder (with `subject_encoder_from`), or ``"builtin:<size>"`` (fresh random
-            weights of the built-in config).
+        base_model (`str`, defaults to ``"builtin:random-tiny"``): a BLIP-Diffusion pipeline folder or Hub id, a
+            Stable Diffusion pipeline folder (with `subject_encoder_from`), ``"builtin"`` (the trained toy model) or
+            ``"builtin:random-<size>"`` (fresh random weights of the built-in config).
         subject_encoder_from (`str`, *optional*): a BLIP-Diffusion folder whose subject encoder, subject
             tokenizer and image processor go onto a Stable Diffusion `base_model`.
     """
@@ -75,7 +75,7 @@ class PretrainConfig(RecordBatchSettings, TrainingSettings):
     report_to: str = "auto"
     validation_prompts: tuple[str, ...] = ("on a beach", "in the snow")
     validation_subjects: int = 2
-    base_model: str = "builtin:tiny"
+    base_model: str = "builtin:random-tiny"
     subject_encoder_from: str | None = None
 
     run_only: ClassVar[tuple[str, ...]] = TrainingSettings.run_only + ("report_to", "validation_prompts", "validation_subjects")
@@ -117,6 +117,6 @@ class PretrainConfig(RecordBatchSettings, TrainingSettings):
         object.__setattr__(self, "validation_prompts", prompts)
         check_int("validation_subjects", self.validation_subjects, 1, "the grid shows that many records' subjects")
         if not isinstance(self.base_model, str) or not self.base_model.strip():
-            raise ValueError(f"`base_model` must be a pipeline folder, a Hub id or 'builtin:<size>', got {self.base_model!r}.")
+            raise ValueError(f"`base_model` must be a pipeline folder, a Hub id or 'builtin:random-<size>', got {self.base_model!r}.")
         if self.validation_every is not None and not self.validation_prompts:
             raise ValueError("`validation_every` needs `validation_prompts`, e.g. ['on a beach', 'in the snow'].")

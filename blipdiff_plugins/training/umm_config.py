@@ -30,8 +30,8 @@ class UMMTrainConfig(RecordBatchSettings, TrainingSettings):
         shuffle (`bool`, defaults to True): seeded shuffle of map-style data.
         streaming (`bool`, defaults to False): stream parquet files.
         columns (`dict`, *optional*): record field -> column name (``target``, ``composite``, ``caption``, ``subject``).
-        base_model (`str`, defaults to ``"builtin:tiny"``): a UMM pipeline folder (continue its MLP), a Stable Diffusion
-            folder (a new MLP on `clip_model`), or ``"builtin:<size>"``.
+        base_model (`str`, defaults to ``"builtin:random-tiny"``): a UMM pipeline folder (continue its MLP), a Stable
+            Diffusion folder (a new MLP on `clip_model`), or ``"builtin:random-<size>"`` (fresh random weights).
         clip_model (`str`, defaults to ``"openai/clip-vit-large-patch14"``): CLIP image tower of a new encoder.
         prompt_injector (`str`, defaults to ``"hidden_state"``): injector of a new encoder (a UMM folder keeps its own).
         feature, mlp_depth, mlp_hidden_size, num_tokens: the shape of a new encoder (see `ClipPseudoWordEncoder`).
@@ -53,7 +53,7 @@ class UMMTrainConfig(RecordBatchSettings, TrainingSettings):
     shuffle: bool = True
     streaming: bool = False
     columns: tuple[tuple[str, str], ...] = ()
-    base_model: str = "builtin:tiny"
+    base_model: str = "builtin:random-tiny"
     clip_model: str = DEFAULT_CLIP_IMAGE_MODEL
     prompt_injector: str = "hidden_state"
     feature: str = "image_embeds"
@@ -88,7 +88,7 @@ class UMMTrainConfig(RecordBatchSettings, TrainingSettings):
         object.__setattr__(self, "columns", tuple(sorted((str(k), str(v)) for k, v in columns.items())))
         for name in ("base_model", "clip_model"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
-                raise ValueError(f"`{name}` must be a folder, a Hub id (or 'builtin:<size>' for base_model), got {getattr(self, name)!r}.")
+                raise ValueError(f"`{name}` must be a folder, a Hub id (or 'builtin:random-<size>' for base_model), got {getattr(self, name)!r}.")
         if self.prompt_injector not in UMM_INJECTORS:
             raise ValueError(f"`prompt_injector` must be one of {UMM_INJECTORS}, got {self.prompt_injector!r}.")
         if self.feature not in FEATURES:

@@ -30,21 +30,18 @@ from .umm_module import UMMTrainingModule
 def load_umm_base(config: UMMTrainConfig):
     """The pipeline training starts from: built-in, a UMM pipeline folder, or a Stable Diffusion folder plus a new encoder."""
     from ..adapters.clip_pseudo_word import ClipPseudoWordEncoder
-    from ..builtin.models import BUILTIN_SIZES
-    from ..builtin.umm import build_builtin_umm_pipeline
+    from ..builtin.loader import load_builtin_pipeline
+    from ..builtin.names import is_builtin_name
     from ..pipelines.pipeline_umm_diffusion import UMMDiffusionPipeline
     from ..pipelines.umm_from_base import umm_pipeline_from_base
 
     base = config.base_model
-    if base == "builtin" or base.startswith("builtin:"):
-        size = base.partition(":")[2] or "small"
-        if size not in BUILTIN_SIZES:
-            raise ValueError(f"`base_model`: unknown built-in size {size!r}; use one of {[f'builtin:{s}' for s in BUILTIN_SIZES]}.")
-        return build_builtin_umm_pipeline(size)
+    if is_builtin_name(base):
+        return load_builtin_pipeline(base, pipeline_class=UMMDiffusionPipeline, argument="`base_model`")
     folder = Path(base)
     index_path = folder / "model_index.json"
     if not index_path.is_file():
-        raise ValueError(f"`base_model`: {base!r} is not a pipeline folder (no model_index.json); pass a UMM or Stable Diffusion folder, or 'builtin:tiny'.")
+        raise ValueError(f"`base_model`: {base!r} is not a pipeline folder (no model_index.json); pass a UMM or Stable Diffusion folder, or 'builtin:random-tiny'.")
     index = json.loads(index_path.read_text(encoding="utf-8"))
     if "subject_encoder" in index:
         if index.get("_class_name") != "UMMDiffusionPipeline":

@@ -24,7 +24,7 @@ def start_app(output_dir, *, concurrency: int = 1) -> RunningApp:
     from blipdiff_plugins.app.builder import build_app
     from blipdiff_plugins.app.service import ModelService
 
-    service = ModelService(model="builtin:tiny", output_dir=output_dir)
+    service = ModelService(model="builtin:random-tiny", output_dir=output_dir)
     demo = build_app(service, concurrency=concurrency)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)

@@ -24,4 +24,4 @@ def test_builder_rejects_zero_concurrency(tmp_path):
     from blipdiff_plugins.app.service import ModelService
 
     with pytest.raises(ValueError, match="`concurrency` must be at least 1, got 0"):
-        build_app(ModelService(model="builtin:tiny", output_dir=tmp_path), concurrency=0)
+        build_app(ModelService(model="builtin:random-tiny", output_dir=tmp_path), concurrency=0)

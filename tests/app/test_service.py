@@ -15,7 +15,7 @@ from blipdiff_plugins.app.service import ModelService
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    return ModelService(model="builtin:tiny", output_dir=tmp_path_factory.mktemp("service"), limits=Limits(max_images=3))
+    return ModelService(model="builtin:random-tiny", output_dir=tmp_path_factory.mktemp("service"), limits=Limits(max_images=3))
 
 
 def test_generate_writes_each_image_with_a_sidecar_and_reuses_the_encoding(service, subject_image):

@@ -54,15 +54,15 @@ def test_bench_command_errors_name_the_argument(small_dreambench, backbones, fak
 
 def test_offline_dry_run_with_builtin_model_and_backbones_says_random_in_its_report(small_dreambench, tmp_path, capsys):
     out = tmp_path / "dry"
-    argv = ["bench", "--model", "builtin:tiny", "--dino-backbone", "builtin", "--clip-backbone", "builtin",
+    argv = ["bench", "--model", "builtin:random-tiny", "--dino-backbone", "builtin", "--clip-backbone", "builtin",
             "--dataset", str(small_dreambench), "--subjects", "cat", "--prompts", "0", "--num-images", "1", "--steps", "1",
             "--device", "cpu", "--output", str(out)]
     assert cli.main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["random_weights"] == ["model builtin:tiny", "DINO backbone", "CLIP backbone"]
+    assert summary["random_weights"] == ["model builtin:random-tiny", "DINO backbone", "CLIP backbone"]
     assert summary["comparable_published"] is None and summary["counts"]["scored_images"] == 1
     table = (out / "results.md").read_text()
-    assert table.startswith("# DreamBench: builtin:tiny (blip_diffusion) - RANDOM WEIGHTS") and "published:" not in table
+    assert table.startswith("# DreamBench: builtin:random-tiny (blip_diffusion) - RANDOM WEIGHTS") and "published:" not in table
     assert "RANDOM WEIGHTS" in capsys.readouterr().out
     # The same folder again without --resume is refused in CLI terms, before anything loads.
     assert cli.main(argv) == 2

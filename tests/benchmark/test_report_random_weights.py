@@ -26,7 +26,8 @@ def _summary(model, dino_backbone="facebook/dino-vits16"):
 def test_random_model_or_backbones_are_named_in_the_title_and_not_ranked():
     real = markdown_table(_summary("Salesforce/blipdiffusion"))
     assert "RANDOM" not in real and "published: BLIP-Diffusion (zero-shot) (comparable)" in real
-    for summary, parts in ((_summary("builtin:tiny"), ["model builtin:tiny"]),
+    for summary, parts in ((_summary("builtin:random-tiny"), ["model builtin:random-tiny"]),
+                           (_summary("builtin:tiny"), ["model builtin:tiny"]),  # the old name, in recorded runs
                            (_summary("Salesforce/blipdiffusion", dino_backbone="builtin"), ["DINO backbone"])):
         assert random_weight_parts(summary) == parts
         table = markdown_table(summary)
@@ -43,3 +44,9 @@ def test_the_recorded_builtin_run_report_is_regenerated_with_the_fixed_code():
     assert summary["comparable_published"] is None and summary["random_weights"] == ["model builtin:tiny"]
     leaderboard = json.loads((RECORDED_RUN / "leaderboard.json").read_text())
     assert "RANDOM WEIGHTS" in leaderboard["model-index"][0]["name"]
+
+
+def test_the_trained_toy_model_is_not_random():
+    for model in ("builtin", "builtin:toy"):
+        assert random_weight_parts(_summary(model)) == []
+        assert "RANDOM" not in markdown_table(_summary(model)).splitlines()[0]

@@ -281,6 +281,6 @@ def test_from_a_saved_stable_diffusion_base_and_encoder(components, tmp_path):
 
 
 def test_from_pretrained_builtin():
-    pipe = UMMDiffusionPipeline.from_pretrained("builtin:tiny")
+    pipe = UMMDiffusionPipeline.from_pretrained("builtin:random-tiny")
     assert isinstance(pipe, UMMDiffusionPipeline) and pipe.config.subject_encoder_name == "clip_pseudo_word"
     assert pipe.subject_encoder.hidden_size == pipe.text_encoder.config.hidden_size

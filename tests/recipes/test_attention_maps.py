@@ -28,7 +28,7 @@ def test_subject_token_maps(tiny_pipeline, subject_image):
 def test_cli_edit_interpolate_attention(tmp_path, subject_image):
     image = tmp_path / "subject.png"
     subject_image.save(image)
-    base = ["--model", "builtin:tiny", "--device", "cpu", "--steps", "2"]
+    base = ["--model", "builtin:random-tiny", "--device", "cpu", "--steps", "2"]
     assert main(["edit", "--subject-image", str(image), "--target-subject", "cat", "--source-subject", "dog", "--prompt", "on the beach", "--output", str(tmp_path / "e"), *base]) == 0
     sidecar = json.loads((tmp_path / "e" / "000-on-the-beach.json").read_text())
     assert sidecar["mode"] == "generate then edit" and (tmp_path / "e" / sidecar["images"]["pair"]).exists()

@@ -42,7 +42,7 @@ def test_blipdiff_style_cli_writes_images_sidecars_and_map(tmp_path, subject_ima
     code = main([
         "style", "--style-image", str(PARITY_DIR / "ref_rgb.png"), "--style-subject", "flower",
         "--structure-image", str(structure), "--target-subject", "teapot", "--prompt", "on a table",
-        "--steps", "1", "--model", "builtin:tiny", "--preprocessor-param", "low_threshold=20",
+        "--steps", "1", "--model", "builtin:random-tiny", "--preprocessor-param", "low_threshold=20",
         "--output", str(tmp_path / "out"),
     ])
     assert code == 0

@@ -5,6 +5,11 @@ from __future__ import annotations
 import pytest
 
 from blipdiff_plugins.toyworld.oracle import SHIPPED_ORACLE
+from blipdiff_plugins.toyworld.recipe_config import RecipeConfig
+
+# The recipe on a tiny budget (size "micro", 32 px): every stage trains a few steps, in a minute or two.
+TINY_RECIPE = RecipeConfig(size="micro", image_size=32, vae_steps=4, vae_batch_size=2, t2i_steps=2, t2i_batch_size=2, checkpoint_every=2,
+                           prompted_records=6, prompted_steps=2, prompted_batch_size=2)
 
 # The oracle-accuracy tests need the shipped weights; a checkout without them says how to make them.
 needs_shipped_oracle = pytest.mark.skipif(

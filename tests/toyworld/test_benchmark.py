@@ -97,7 +97,7 @@ def test_cli_runs_copy_reference_and_text_only_and_compares(tmp_path, capsys):
     assert overall["subject_correct"]["mean"] == 1.0  # the references themselves
     assert overall["feature_similarity"]["mean"] > 0.8
     assert summary["protocol"]["name"] == "toyworld/oracle"
-    assert _bench(["--model", "builtin:tiny", "--method", "text_only", "--steps", "2", "--output", str(tmp_path / "text"), *common]) == 0
+    assert _bench(["--model", "builtin:random-tiny", "--method", "text_only", "--steps", "2", "--output", str(tmp_path / "text"), *common]) == 0
     rows = [json.loads(line) for line in (tmp_path / "text" / "results.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and all(row["eval_text"].startswith("a ") and "subject_correct" in row for row in rows)
     # Resume: nothing is redone.

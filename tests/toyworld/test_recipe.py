@@ -12,14 +12,13 @@ from blipdiff_plugins.toyworld.recipe import train_toyworld
 from blipdiff_plugins.toyworld.recipe_config import RecipeConfig
 from blipdiff_plugins.training.checkpoints import list_checkpoints
 
-TINY = RecipeConfig(size="micro", image_size=32, vae_steps=4, vae_batch_size=2, t2i_steps=2, t2i_batch_size=2, checkpoint_every=2,
-                    prompted_records=6, prompted_steps=2, prompted_batch_size=2)
+from tests.toyworld.helpers import TINY_RECIPE as TINY
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("recipe")
-    return folder, train_toyworld(folder, config=TINY, progress=False)
+def finished(toy_recipe_run):
+    """The session's smoke run (tests/conftest.py), also the stand-in for the shipped toy model."""
+    return toy_recipe_run
 
 
 def test_smoke_run_trains_all_stages_and_saves_a_pipeline(finished):

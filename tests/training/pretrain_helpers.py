@@ -47,7 +47,7 @@ def make_records(count: int = 6, *, columns=("target", "composite", "caption", "
 
 def settings_for_tests(**overrides) -> dict:
     """Settings for a few fast steps on the built-in tiny model (lr far above the paper's 2e-6 so loss moves)."""
-    return {"base_model": "builtin:tiny", "steps": 4, "batch_size": 2, "resolution": RESOLUTION, "learning_rate": 1e-3,
+    return {"base_model": "builtin:random-tiny", "steps": 4, "batch_size": 2, "resolution": RESOLUTION, "learning_rate": 1e-3,
             "progress_bar": False, "report_to": "none", "validation_steps": 2, **overrides}
 
 

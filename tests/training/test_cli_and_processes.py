@@ -23,7 +23,7 @@ def image_folder(tmp_path):
 def test_cli_finetune_then_generate(image_folder, tmp_path, capsys):
     output = tmp_path / "rex"
     code = main([
-        "finetune", "--model", "builtin:tiny", "--images", str(image_folder), "--subject", "dog", "--strategy", "lora",
+        "finetune", "--model", "builtin:random-tiny", "--images", str(image_folder), "--subject", "dog", "--strategy", "lora",
         "--rank", "2", "--steps", "2", "--resolution", str(RESOLUTION), "--validation-steps", "2", "--checkpoint-every", "1",
         "--validation-prompt", "on a beach", "--validation-every", "2", "--output", str(output),
     ])
@@ -33,7 +33,7 @@ def test_cli_finetune_then_generate(image_folder, tmp_path, capsys):
     assert "notes.txt" in captured.err  # skipped and reported
     assert (output / "pytorch_lora_weights.safetensors").is_file() and (output / "validation" / "step-000002.png").is_file()
     assert [p.name for p in sorted((output / "checkpoints").iterdir())] == ["checkpoint-1", "checkpoint-2"]
-    code = main(["generate", "--model", "builtin:tiny", "--subject-model", str(output), "--prompt", "on a beach",
+    code = main(["generate", "--model", "builtin:random-tiny", "--subject-model", str(output), "--prompt", "on a beach",
                  "--steps", "2", "--height", "16", "--width", "16", "--output", str(tmp_path / "images")])
     assert code == 0, capsys.readouterr().err
     assert (tmp_path / "images" / "000-on-a-beach.png").is_file()
@@ -41,12 +41,12 @@ def test_cli_finetune_then_generate(image_folder, tmp_path, capsys):
 
 def test_cli_bad_input(image_folder, tmp_path, capsys):
     with pytest.raises(SystemExit) as stopped:  # refused by argparse, before any model loads
-        main(["finetune", "--model", "builtin:tiny", "--images", str(image_folder), "--subject", "dog", "--steps", "0", "--output", str(tmp_path)])
+        main(["finetune", "--model", "builtin:random-tiny", "--images", str(image_folder), "--subject", "dog", "--steps", "0", "--output", str(tmp_path)])
     assert stopped.value.code == 2
     assert "--steps: must be at least 1, got 0" in capsys.readouterr().err
-    assert main(["finetune", "--model", "builtin:tiny", "--images", str(image_folder), "--subject", "dog", "--rank", "4"]) == 2
+    assert main(["finetune", "--model", "builtin:random-tiny", "--images", str(image_folder), "--subject", "dog", "--rank", "4"]) == 2
     assert "--rank only apply to `--strategy lora`" in capsys.readouterr().err
-    assert main(["generate", "--model", "builtin:tiny", "--prompt", "x"]) == 2
+    assert main(["generate", "--model", "builtin:random-tiny", "--prompt", "x"]) == 2
     assert "`--subject-model DIR`" in capsys.readouterr().err
 
 
@@ -55,7 +55,7 @@ def test_two_cpu_processes_with_gloo_produce_a_loadable_subject_model(image_fold
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
-        "-m", "blipdiff_plugins.cli", "finetune", "--model", "builtin:tiny", "--images", str(image_folder), "--subject", "dog",
+        "-m", "blipdiff_plugins.cli", "finetune", "--model", "builtin:random-tiny", "--images", str(image_folder), "--subject", "dog",
         "--strategy", "lora", "--rank", "2", "--steps", "3", "--resolution", str(RESOLUTION), "--validation-steps", "2",
         "--checkpoint-every", "3", "--output", str(output),
     ]
@@ -65,6 +65,6 @@ def test_two_cpu_processes_with_gloo_produce_a_loadable_subject_model(image_fold
     assert config["training"]["num_processes"] == 2
     state = json.loads((output / "checkpoints" / "checkpoint-3" / "trainer_state.json").read_text())
     assert state["world_size"] == 2
-    pipe = fresh_pipeline()  # same weights as builtin:tiny
+    pipe = fresh_pipeline()  # same weights as builtin:random-tiny
     pipe.load_subject(output)
     assert pipe("on a beach", num_inference_steps=1, height=16, width=16, output_type="np").images.shape == (1, 16, 16, 3)

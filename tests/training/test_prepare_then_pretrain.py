@@ -28,7 +28,7 @@ def test_prepare_data_then_pretrain_then_generate(tmp_path, capsys):
     assert "4 of 4 records kept" in capsys.readouterr().out
     model = tmp_path / "model"
     assert main([
-        "pretrain", "--data", str(records), "--output", str(model), "--model", "builtin:tiny", "--steps", "2",
+        "pretrain", "--data", str(records), "--output", str(model), "--model", "builtin:random-tiny", "--steps", "2",
         "--batch-size", "2", "--learning-rate", "1e-4", "--report-to", "none", "--validation-steps", "1",
     ]) == 0
     pipe = BlipDiffusionPipeline.from_pretrained(model)
@@ -37,7 +37,7 @@ def test_prepare_data_then_pretrain_then_generate(tmp_path, capsys):
     images = pipe("on a beach", reference, "ball", num_inference_steps=2, generator=generator(0), output_type="np").images
     assert images.shape[0] == 1 and np.isfinite(images).all()
     # The trained weights are not the starting model's: pre-training changed and saved them.
-    start = BlipDiffusionPipeline.from_pretrained("builtin:tiny")
+    start = BlipDiffusionPipeline.from_pretrained("builtin:random-tiny")
     trained = dict(pipe.unet.named_parameters())
     assert any(not np.array_equal(param.detach().numpy(), trained[name].detach().numpy()) for name, param in start.unet.named_parameters())
 

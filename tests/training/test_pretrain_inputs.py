@@ -137,7 +137,7 @@ def test_cli_under_torchrun_with_two_gloo_processes_then_generate(tmp_path, caps
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
-        "-m", "blipdiff_plugins.cli", "pretrain", "--data", str(data), "--output", str(output), "--model", "builtin:tiny",
+        "-m", "blipdiff_plugins.cli", "pretrain", "--data", str(data), "--output", str(output), "--model", "builtin:random-tiny",
         "--steps", "2", "--batch-size", "2", "--resolution", str(RESOLUTION), "--learning-rate", "1e-4", "--checkpoint-every", "2",
         "--report-to", "none",
     ]

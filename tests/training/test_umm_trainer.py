@@ -84,8 +84,12 @@ def test_base_model_errors(tmp_path):
 
     with pytest.raises(ValueError, match="no model_index.json"):
         load_umm_base(UMMTrainConfig(base_model=str(tmp_path)))
-    with pytest.raises(ValueError, match="unknown built-in size 'huge'"):
+    with pytest.raises(ValueError, match="`base_model`: unknown built-in model 'builtin:huge'"):
         load_umm_base(UMMTrainConfig(base_model="builtin:huge"))
+    with pytest.raises(ValueError, match="`base_model`: 'builtin:tiny' is the old name .* use 'builtin:random-tiny'"):
+        load_umm_base(UMMTrainConfig(base_model="builtin:tiny"))
+    with pytest.raises(OSError, match="`base_model`: there is no trained toy UMM-Diffusion model yet.*'builtin:random-small'"):
+        load_umm_base(UMMTrainConfig(base_model="builtin"))
 
 
 def test_cli_train_umm_then_generate(tmp_path, capsys):
