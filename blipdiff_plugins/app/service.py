@@ -29,11 +29,13 @@ from ..utils.images import load_image
 from .checks import NAME_PATTERN, Limits, check_float, check_int, image_key
 from .jobs import FinetuneCancelled, FinetuneJob, FinetuneStatus
 from .results import EditResult, GenerateResult, mask_image, write_images_with_sidecars
+from .umm_generate import UMM_METHOD, generate_umm
 
 logger = logging.get_logger(__name__)
 
 # Display name -> "module:Class" of the generation pipelines the Generate tab offers.
-METHODS = {"BLIP-Diffusion": "blipdiff_plugins.pipelines.pipeline_blip_diffusion:BlipDiffusionPipeline"}
+METHODS = {"BLIP-Diffusion": "blipdiff_plugins.pipelines.pipeline_blip_diffusion:BlipDiffusionPipeline",
+           UMM_METHOD: "blipdiff_plugins.pipelines.pipeline_umm_diffusion:UMMDiffusionPipeline"}
 STRATEGIES = ("lora", "embedding_only", "full_unet")
 INVERSIONS = ("ddim", "null_text")
 
@@ -52,6 +54,7 @@ class ModelService:
         controlnet (`str`, *optional*): ControlNet folder or Hub id for the Style tab; a built-in model gets
             an untrained one shaped like its U-Net.
         subject_tokenizer (`str`, *optional*): BERT tokenizer for the published layout.
+        umm_model (`str`, *optional*): UMM pipeline folder of the UMM-Diffusion method; a built-in ``model`` gets the built-in one.
         limits (`Limits`): per-request limits.
     """
 
@@ -64,6 +67,7 @@ class ModelService:
         output_dir: str | os.PathLike | None = None,
         controlnet: str | None = None,
         subject_tokenizer: str | None = None,
+        umm_model: str | None = None,
         limits: Limits = Limits(),
     ):
         if dtype not in ("float32", "float16", "bfloat16"):
@@ -77,6 +81,8 @@ class ModelService:
         self.subjects_dir = self.output_dir / "subjects"
         self.subjects_dir.mkdir(exist_ok=True)
         self.controlnet_name = controlnet
+        self.umm_model = umm_model or (model if model == "builtin" or model.startswith("builtin:") else None)
+        self.umm_pipe = None  # loaded on the first UMM-Diffusion request (umm_generate.py)
         self.lock = threading.Lock()  # pipelines are not thread-safe (scheduler state, attention processors)
         self._encode_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._subject_pipe: tuple[str, float, object] | None = None  # (name, folder mtime, pipeline)
@@ -116,7 +122,7 @@ class ModelService:
         return int(self.pipe.unet.config.sample_size) * self.vae_scale_factor
 
     def methods(self) -> list[str]:
-        return list(METHODS)
+        return [name for name in METHODS if name != UMM_METHOD or self.umm_model is not None]
 
     def schedulers(self) -> list[str]:
         """"default" (the model's own) and every diffusers scheduler class compatible with it."""
@@ -179,13 +185,14 @@ class ModelService:
         return prompts
 
     # ----------------------------------------------------------------------------------- encoding
-    def encode_subject(self, images: Sequence[PIL.Image.Image], subject: str) -> tuple[torch.Tensor, bool]:
-        """Subject embeddings, computed once per (images, word) and kept in a small LRU cache; (embeds, was_cached)."""
-        key = image_key(images, subject)
+    def encode_subject(self, images: Sequence[PIL.Image.Image], subject: str, *, pipe=None) -> tuple[torch.Tensor, bool]:
+        """Subject embeddings, computed once per (images, word, pipeline class) and kept in a small LRU cache; (embeds, was_cached)."""
+        pipe = pipe or self.pipe
+        key = image_key(images, subject) + type(pipe).__name__
         if key in self._encode_cache:
             self._encode_cache.move_to_end(key)
             return self._encode_cache[key], True
-        embeds = self.pipe.encode_subject(list(images), subject)
+        embeds = pipe.encode_subject(list(images), subject)
         self._encode_cache[key] = embeds
         while len(self._encode_cache) > self.limits.encode_cache_size:
             self._encode_cache.popitem(last=False)
@@ -229,8 +236,9 @@ class ModelService:
         scheduler: str | None = None,
         method: str = "BLIP-Diffusion",
         subject_model: str | None = None,
+        fusion_weight: float = 0.5,
     ) -> GenerateResult:
-        """Images of the subject for each prompt line, each saved as PNG with a JSON sidecar."""
+        """Images of the subject for each prompt line, each saved as PNG with a JSON sidecar (``fusion_weight``: UMM's ``a``)."""
         if method not in METHODS:
             raise ValueError(f"Method {method!r} is not available; choose one of {', '.join(METHODS)}.")
         prompt_list = self._prompts(prompts)
@@ -246,6 +254,10 @@ class ModelService:
         seed = check_int("Seed", seed, 0, 2**63 - 1)
         height = self.check_size(height or self.default_size, "Height")
         width = self.check_size(width or self.default_size, "Width")
+        if method == UMM_METHOD:
+            return generate_umm(self, subject_images=subject_images, subject=subject, target_subject=target_subject, subject_model=subject_model,
+                                prompt_list=prompt_list, negative_prompt=negative_prompt, steps=steps, guidance=guidance,
+                                fusion_weight=fusion_weight, seed=seed, height=height, width=width, num_images=num_images, scheduler=scheduler)
         use_model = subject_model not in (None, "", "(none)")
         if use_model:
             subject = None

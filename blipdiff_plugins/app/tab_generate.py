@@ -41,7 +41,9 @@ def build(service: ModelService, examples: dict) -> dict:
                     count = gr.Number(1, precision=0, label="Images per prompt")
                 with gr.Row():
                     scheduler = gr.Dropdown(service.schedulers(), value="default", label="Scheduler")
-                    method = gr.Dropdown(service.methods(), value=service.methods()[0], label="Method")
+                    method = gr.Dropdown(service.methods(), value=service.methods()[0], label="Method", elem_id="gen-method")
+                    fusion = gr.Slider(0, 1, value=0.5, step=0.05, label="Fusion weight a (UMM-Diffusion: 0 = text only, 1 = subject image only)",
+                                       elem_id="gen-fusion")
             run = gr.Button("Generate", variant="primary", elem_id="gen-run")
         with gr.Column():
             gallery = gr.Gallery(label="Results", columns=4, elem_id="gen-gallery", buttons=["download"])
@@ -55,11 +57,12 @@ def build(service: ModelService, examples: dict) -> dict:
         return [str(path)], word
 
     @readable_errors
-    def generate(images, subject, target, subject_model, prompts, negative, steps, guidance, strength, seed, height, width, count, scheduler, method):
+    def generate(images, subject, target, subject_model, prompts, negative, steps, guidance, strength, seed, height, width, count, scheduler, method,
+                 fusion):
         result = service.generate(
             subject_images=images, subject=subject, target_subject=target, prompts=prompts, negative_prompt=negative,
             steps=steps, guidance=guidance, prompt_strength=strength, seed=seed, height=height, width=width,
-            num_images=count, scheduler=scheduler, method=method, subject_model=subject_model,
+            num_images=count, scheduler=scheduler, method=method, subject_model=subject_model, fusion_weight=fusion,
         )
         pngs = [str(path) for path in result.files if path.suffix == ".png"]
         note = f"{len(pngs)} image(s); subject encoding: {result.encoding}."
@@ -69,7 +72,7 @@ def build(service: ModelService, examples: dict) -> dict:
     refresh.click(lambda: gr.update(choices=[NO_SUBJECT_MODEL] + service.subject_models()), None, [subject_model], queue=False)
     run.click(
         generate,
-        [images, subject, target, subject_model, prompts, negative, steps, guidance, strength, seed, height, width, count, scheduler, method],
+        [images, subject, target, subject_model, prompts, negative, steps, guidance, strength, seed, height, width, count, scheduler, method, fusion],
         [gallery, status, files],
         api_name="generate",
         concurrency_id="model",

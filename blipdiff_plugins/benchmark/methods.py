@@ -290,6 +290,12 @@ BENCHMARK_METHODS.register(
     "blipdiff_plugins.benchmark.methods:DiffusersPipelineMethod",
     description="Any user-supplied text-to-image callable or diffusers pipeline.",
 )
+BENCHMARK_METHODS.register(
+    "umm",
+    "blipdiff_plugins.benchmark.umm_method:UMMDiffusionZeroShot",
+    description="UMM-Diffusion zero-shot at one fusion weight a; pseudo-word = mean over the reference images (or the first).",
+    defaults={"fusion_weight": 0.5, "reference": "mean"},
+)
 # Oracle benchmark (toy world) reference points; kept in their own module.
 BENCHMARK_METHODS.register(
     "text_only",

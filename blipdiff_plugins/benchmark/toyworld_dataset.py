@@ -22,7 +22,10 @@ from .dataset import DreamBench, DreamBenchPrompt
 
 NUM_PROMPTS = 12
 REFERENCE_SEED = 500
-# Reference contexts: the subject at the centre, once per size, on backgrounds the prompts also use.
+# Reference contexts: the subject at the centre, once per size, on backgrounds the prompts also use. With
+# `reference_background` every reference takes that one background instead (positions and sizes kept), so that
+# background leak is specific: the prompts name it for 2 of 12 contexts only, and a wrong background is that one
+# by chance 1 time in 5.
 REFERENCE_CONTEXTS = (
     Context("sky", "center", "large"),
     Context("sand", "center", "small"),
@@ -73,6 +76,7 @@ def load_toyworld_bench(
     num_references: int = 4,
     num_prompts: int = NUM_PROMPTS,
     image_size: int = 64,
+    reference_background: str | None = None,
 ) -> DreamBench:
     """Render the references of a split's subjects into ``root`` and return the benchmark.
 
@@ -83,6 +87,8 @@ def load_toyworld_bench(
         num_references (`int`, defaults to 4): reference renders per subject (1-6).
         num_prompts (`int`, defaults to 12): prompt contexts per subject (1-25).
         image_size (`int`, defaults to 64): render side.
+        reference_background (`str`, *optional*): render every reference on this background (one of the world's
+            six); by default the references' backgrounds vary (sky, sand, tiles, night, grass, bricks).
 
     Returns:
         [`DreamBench`] with the extra subject columns ``shape``, ``appearance`` and ``split``.
@@ -95,6 +101,12 @@ def load_toyworld_bench(
         raise ValueError(f"`num_references` must be an integer from 1 to {len(REFERENCE_CONTEXTS)}, got {num_references!r}.")
     if not isinstance(num_prompts, int) or not 1 <= num_prompts <= 25:
         raise ValueError(f"`num_prompts` must be an integer from 1 to 25 (the runner's prompt range), got {num_prompts!r}.")
+    if reference_background is not None and reference_background not in BACKGROUND_NAMES:
+        raise ValueError(f"`reference_background`: {reference_background!r} is not one of {', '.join(BACKGROUND_NAMES)}.")
+    contexts = [
+        context if reference_background is None else Context(reference_background, context.position, context.size)
+        for context in REFERENCE_CONTEXTS[:num_references]
+    ]
     world = ToyWorld(image_size=image_size)
     chosen = list(world.split(split))
     if subjects is not None:
@@ -108,7 +120,7 @@ def load_toyworld_bench(
     rows = []
     for subject in chosen:
         paths = []
-        for index, context in enumerate(REFERENCE_CONTEXTS[:num_references]):
+        for index, context in enumerate(contexts):
             render = world.render(subject, context, seed=REFERENCE_SEED + index)
             path = root / subject.name / f"{index:02d}.png"
             _write_png_checked(render.image, path)

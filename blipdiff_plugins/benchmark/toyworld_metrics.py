@@ -1,8 +1,9 @@
-"""Toy-world oracle metrics: subject accuracy, prompt accuracy and feature similarity, with bootstrap intervals.
+"""Toy-world oracle metrics: subject accuracy, prompt accuracy, feature similarity and background leak, with bootstrap intervals.
 
 `ToyWorldScorer` plugs into `run_benchmark` in place of the DreamBench scorer: per image it asks the oracle for
-the shape and appearance, reads background, position and size from the pixels, and compares the oracle's
-penultimate features with each reference image's. `aggregate_toyworld` turns the result rows into means
+the shape and appearance, reads background, position and size from the pixels, compares the oracle's
+penultimate features with each reference image's, and checks whether the background it reads is a reference's
+instead of the prompted one (background leak: the reference's context copied into the output). `aggregate_toyworld` turns the result rows into means
 with 95% percentile-bootstrap intervals over images.
 """
 
@@ -29,13 +30,15 @@ TOYWORLD_METRICS = (
     "subject_correct",
     "prompt_correct",
     "feature_similarity",
+    "background_leak",
     "shape_correct",
     "appearance_correct",
     "background_correct",
     "position_correct",
     "size_correct",
 )
-HEADLINE = {"subject_correct": "subject accuracy", "prompt_correct": "prompt accuracy", "feature_similarity": "feature similarity"}
+HEADLINE = {"subject_correct": "subject accuracy", "prompt_correct": "prompt accuracy", "feature_similarity": "feature similarity",
+            "background_leak": "background leak"}
 
 
 def bootstrap_interval(values: Sequence[float], *, confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -67,6 +70,7 @@ class ToyWorldScorer:
         self.oracle = oracle.eval()
         self.world = world or ToyWorld()
         self._references: dict[tuple[str, ...], torch.Tensor] = {}
+        self._reference_backgrounds: dict[tuple[str, ...], tuple[str, ...]] = {}
 
     @property
     def protocol(self) -> dict:
@@ -78,6 +82,8 @@ class ToyWorldScorer:
             "subject_accuracy": "oracle shape and appearance both equal the subject's",
             "prompt_accuracy": "every attribute the prompt names (background, position, size) read right from the pixels",
             "feature_similarity": "cosine of the oracle's penultimate features with each reference image, mean over references",
+            "background_leak": "the background read from the pixels is a reference image's (read the same way) and not the prompted "
+                               "one; over images whose prompted background differs from some reference's",
             "interval": "95% percentile bootstrap over images (2000 resamples, seed 0)",
         }
 
@@ -97,6 +103,17 @@ class ToyWorldScorer:
             self._references[key] = classify(self.oracle, images)["features"]
         return self._references[key]
 
+    def reference_backgrounds(self, reference_paths: Sequence[str]) -> tuple[str, ...]:
+        """The backgrounds of the reference images, read from their pixels as the outputs' are."""
+        key = tuple(str(p) for p in reference_paths)
+        if key not in self._reference_backgrounds:
+            backgrounds = []
+            for path in key:
+                with PIL.Image.open(path) as image:
+                    backgrounds.append(measure_context(image.convert("RGB")).background)
+            self._reference_backgrounds[key] = tuple(backgrounds)
+        return self._reference_backgrounds[key]
+
     def score(self, images: Sequence[PIL.Image.Image], *, reference_paths: Sequence[str], texts: Sequence[str] | None = None) -> list[dict]:
         """Score one subject's generated images; ``texts`` are the prompts (toy-world captions), one per image."""
         if texts is None or len(texts) != len(images):
@@ -104,6 +121,7 @@ class ToyWorldScorer:
         subject = self._subject_of(reference_paths)
         predicted = classify(self.oracle, list(images))
         pairs = pairwise_cosine(predicted["features"], self.reference_features(reference_paths)).tolist()
+        reference_backgrounds = self.reference_backgrounds(reference_paths)
         rows = []
         for index, (image, text) in enumerate(zip(images, texts)):
             _, context = parse_caption(text)
@@ -117,6 +135,7 @@ class ToyWorldScorer:
                 "shape_correct": predicted["shape"][index] == subject.shape,
                 "appearance_correct": predicted["appearance"][index] == subject.appearance,
                 **{f"measured_{name}": measured[name] for name in ATTRIBUTES},
+                "reference_backgrounds": list(reference_backgrounds),
                 "feature_pairs": pairs[index],
                 "feature_similarity": sum(pairs[index]) / len(pairs[index]),
             }
@@ -124,8 +143,18 @@ class ToyWorldScorer:
             for name in ATTRIBUTES:
                 row[f"{name}_correct"] = measured[name] == prompted[name] if name in prompted else None
             row["prompt_correct"] = all(measured[name] == value for name, value in prompted.items())
+            row["background_leak"] = background_leak(measured["background"], prompted.get("background"), reference_backgrounds)
             rows.append(row)
         return rows
+
+
+def background_leak(measured: str, prompted: str | None, references: Sequence[str]) -> bool | None:
+    """Whether the output shows a reference's background instead of the prompted one; `None` when it cannot
+    (no prompted background, or every reference is on the prompted background)."""
+    others = set(references) - {prompted}
+    if prompted is None or not others:
+        return None
+    return measured in others
 
 
 def aggregate_toyworld(rows: Iterable[Mapping], *, resamples: int = 2000, seed: int = 0) -> dict:

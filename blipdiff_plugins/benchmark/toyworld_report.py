@@ -53,7 +53,7 @@ def write_toyworld_reports(output_dir: str | os.PathLike) -> dict:
     overall = summary["scores"]["overall"]
     lines = ["| metric | mean [95% CI] | n |", "|---|---|---|"]
     lines += [f"| {metric} | {_cell(overall[metric])} | {overall[metric]['n']} |" for metric in TOYWORLD_METRICS]
-    lines += ["", "| subject | subject acc. | prompt acc. | feature sim. | images |", "|---|---|---|---|---|"]
+    lines += ["", "| subject | " + " | ".join(HEADLINE.values()) + " | images |", "|---|" + "---|" * (len(HEADLINE) + 1)]
     for name, scores in summary["scores"]["per_subject"].items():
         values = [scores[m] for m in HEADLINE]
         lines.append(f"| {name} | " + " | ".join("-" if v is None else f"{v:.3f}" for v in values) + f" | {scores['images']} |")
@@ -82,7 +82,8 @@ def compare_runs(runs: Mapping[str, str | os.PathLike], output_dir: str | os.Pat
     lines = [header, "|---|" + "---|" * (len(HEADLINE) + 1)]
     for label, scores in table.items():
         lines.append(f"| {label} | " + " | ".join(_cell(scores[m]) for m in HEADLINE) + f" | {scores['images']} |")
-    lines += ["", "Means with 95% percentile-bootstrap intervals over images (oracle protocol `toyworld/oracle`)."]
+    lines += ["", "Means with 95% percentile-bootstrap intervals over images (oracle protocol `toyworld/oracle`); background leak "
+              "(lower is better) counts the images whose prompted background differs from some reference's."]
     write_text(output_dir / COMPARISON_TABLE, "\n".join(lines) + "\n")
     write_json(output_dir / COMPARISON_JSON, table)
     if plot:
@@ -110,7 +111,7 @@ def _plot(table: Mapping[str, Mapping], path: Path) -> None:
                  yerr=np.vstack([means - lows, highs - means]), capsize=3)
     axes.set_xticks(positions, labels, rotation=20, ha="right", fontsize=8)
     axes.set_ylim(0, 1.05)
-    axes.set_ylabel("rate / cosine")
+    axes.set_ylabel("rate / cosine (background leak: lower is better)")
     axes.set_title("Toy-world oracle benchmark (95% bootstrap intervals)")
     axes.legend(fontsize=8)
     figure.tight_layout()

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..utils.errors import OutputExistsError
-from .common import HelpFormatter, check_model, finite_float, is_builtin, positive_float, positive_int
+from .common import HelpFormatter, check_model, finite_float, fraction, is_builtin, positive_float, positive_int
 
 DEFAULT_DATASET = "../shared/data/dreambench"
 
@@ -47,8 +47,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     parser.add_argument("--model", required=True, help="pipeline folder or Hub id, 'builtin' (the trained toy model; for --dataset toyworld) or 'builtin:random-tiny|random-small|random-mid' (random weights)")
-    parser.add_argument("--method", default="blip_diffusion", help="blip_diffusion, blip_diffusion_finetuned, text_to_image or diffusers_pipeline (default: %(default)s)")
-    parser.add_argument("--reference", default="mean", choices=("mean", "first"), help="blip_diffusion subject embedding: mean of all images or the first (default: %(default)s)")
+    parser.add_argument("--method", default="blip_diffusion", help="blip_diffusion, blip_diffusion_finetuned, umm, text_to_image or diffusers_pipeline (default: %(default)s)")
+    parser.add_argument("--reference", default="mean", choices=("mean", "first"), help="blip_diffusion / umm subject embedding: mean of all images or the first (default: %(default)s)")
+    parser.add_argument("--fusion-weight", type=fraction, default=None, help="umm: fusion weight a in [0, 1], the share of the subject-image condition (default: 0.5)")
     parser.add_argument("--finetune-strategy", default=None, help="blip_diffusion_finetuned: fine-tune strategy")
     parser.add_argument("--finetune-steps", type=positive_int, default=None, help="blip_diffusion_finetuned: steps per subject")
     parser.add_argument("--finetune-learning-rate", type=positive_float, default=None, help="blip_diffusion_finetuned: learning rate (default: the strategy's)")
@@ -81,11 +82,33 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+def method_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments of the method's constructor that the command line sets."""
+    if args.fusion_weight is not None and args.method != "umm":
+        raise ValueError(f"--fusion-weight is an option of --method umm, not of {args.method!r}; drop it or use --method umm.")
+    umm = {"reference": args.reference}
+    if args.fusion_weight is not None:
+        umm["fusion_weight"] = args.fusion_weight
+    return {
+        "blip_diffusion": {"reference": args.reference},
+        "blip_diffusion_finetuned": {"strategy": args.finetune_strategy, "steps": args.finetune_steps,
+                                     "learning_rate": args.finetune_learning_rate},
+        "diffusers_pipeline": {"identifier": args.identifier, "name": args.model},
+        "umm": umm,
+    }.get(args.method, {})
+
+
 def _load_pipeline(model: str, method: str, device):
+    pipeline_class = None
+    if method == "umm":
+        from blipdiff_plugins.pipelines.pipeline_umm_diffusion import UMMDiffusionPipeline as pipeline_class
+
+        if not is_builtin(model):
+            return pipeline_class.from_pretrained(model).to(device)
     if is_builtin(model):
         from blipdiff_plugins.builtin.loader import load_builtin_pipeline
 
-        return load_builtin_pipeline(model, argument="`--model`").to(device)
+        return load_builtin_pipeline(model, pipeline_class=pipeline_class, argument="`--model`").to(device)
     if method == "diffusers_pipeline":
         from diffusers import DiffusionPipeline
 
@@ -132,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.method != "diffusers_pipeline":
         check_model(args.model)
+    options = method_options(args)
     # CPU processes shard only when PartialState is asked for the CPU.
     state = PartialState(cpu=args.device == "cpu" or not torch.cuda.is_available())
     device = torch.device(args.device) if args.device else state.device
@@ -147,12 +171,6 @@ def run(args: argparse.Namespace) -> int:
     pipeline = _load_pipeline(args.model, args.method, device)
     if hasattr(pipeline, "set_progress_bar_config"):
         pipeline.set_progress_bar_config(disable=True)  # one bar: images done, with ETA
-    options = {
-        "blip_diffusion": {"reference": args.reference},
-        "blip_diffusion_finetuned": {"strategy": args.finetune_strategy, "steps": args.finetune_steps,
-                                     "learning_rate": args.finetune_learning_rate},
-        "diffusers_pipeline": {"identifier": args.identifier, "name": args.model},
-    }.get(args.method, {})
     method = method_class(pipeline, **options)
     size = _image_size(pipeline, args.size)
     config = GenerationConfig(

@@ -10,10 +10,13 @@ TOYWORLD = "toyworld"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options that only ``--dataset toyworld`` reads."""
+    from blipdiff_plugins.toyworld.contexts import BACKGROUND_NAMES  # numpy only, no torch
     group = parser.add_argument_group("toy world (--dataset toyworld)")
     group.add_argument("--toyworld-split", default="heldout", choices=("heldout", "train"), help="subjects to run: held-out (compositional zero-shot) or training (default: %(default)s)")
     group.add_argument("--oracle", default=None, help="oracle folder (default: the oracle shipped with the package)")
     group.add_argument("--num-prompts", type=int, default=12, help="toy-world prompt contexts per subject, 1-25 (default: %(default)s)")
+    group.add_argument("--reference-background", default=None, choices=BACKGROUND_NAMES,
+                       help="render every reference on this background, so that background leak is specific (default: varied backgrounds)")
 
 
 def run_toyworld(args: argparse.Namespace) -> int:
@@ -29,7 +32,7 @@ def run_toyworld(args: argparse.Namespace) -> int:
     from blipdiff_plugins.benchmark.toyworld_report import TABLE_FILE, write_toyworld_reports
     from blipdiff_plugins.toyworld.oracle import load_oracle
 
-    from .bench import _image_size, _load_pipeline
+    from .bench import _image_size, _load_pipeline, method_options
 
     if not 1 <= args.num_prompts <= 25:
         raise ValueError(f"--num-prompts: {args.num_prompts} is not from 1 to 25.")
@@ -39,6 +42,7 @@ def run_toyworld(args: argparse.Namespace) -> int:
     state = PartialState(cpu=args.device == "cpu" or not torch.cuda.is_available())
     device = torch.device(args.device) if args.device else state.device
     method_class = BENCHMARK_METHODS.get(args.method)  # unknown names raise KeyError with close matches
+    options = method_options(args)
     oracle = load_oracle(args.oracle)
     size = args.size or oracle.config.image_size
     dataset = load_toyworld_bench(
@@ -47,17 +51,14 @@ def run_toyworld(args: argparse.Namespace) -> int:
         subjects=args.subjects,
         num_prompts=args.num_prompts,
         image_size=oracle.config.image_size,
+        reference_background=args.reference_background,
     )
     pipeline = None if args.method == "copy_reference" else _load_pipeline(args.model, args.method, device)
     if hasattr(pipeline, "set_progress_bar_config"):
         pipeline.set_progress_bar_config(disable=True)
     if pipeline is not None and args.size is None:
         size = _image_size(pipeline, None)
-    options = {
-        "blip_diffusion": {"reference": args.reference},
-        "blip_diffusion_finetuned": {"strategy": args.finetune_strategy, "steps": args.finetune_steps,
-                                     "learning_rate": args.finetune_learning_rate},
-    }.get(args.method, {})
+    options.pop("name", None)  # the toy benchmark labels a diffusers_pipeline by its class
     method = method_class(pipeline, **options)
     config = GenerationConfig(
         num_inference_steps=args.steps,

@@ -1,5 +1,5 @@
-"""``blipdiff toyworld``: train the toy model (staged recipe), train the oracle, compare oracle-benchmark runs,
-render reference images of a subject."""
+"""``blipdiff toyworld``: train the toy model (staged recipe), the oracle and the toy UMM; compare, sweep and grid
+benchmark runs; render reference images of a subject."""
 
 from __future__ import annotations
 
@@ -38,14 +38,17 @@ def _run_pair(text: str) -> tuple[str, str]:
 def add_parser(subparsers) -> argparse.ArgumentParser:
     from blipdiff_plugins.toyworld.recipe_config import STAGES, RecipeConfig
 
+    from blipdiff_plugins.toyworld.toy_umm_config import TOY_UMM_DEFAULTS, ToyClipConfig
+
     defaults = RecipeConfig()
+    clip_defaults = ToyClipConfig()
     parser = subparsers.add_parser(
         "toyworld",
         help="toy world: train the toy model, train the oracle, compare oracle-benchmark runs, render reference images",
         description="The procedural toy world (issue 12): a staged training recipe, the oracle, benchmark comparisons, "
         "and reference images of a subject for the toy model (--model builtin).",
     )
-    actions = parser.add_subparsers(dest="toyworld_command", metavar="<action>", required=True, help="train, oracle, compare or references")
+    actions = parser.add_subparsers(dest="toyworld_command", metavar="<action>", required=True, help="train, oracle, train-umm, compare, sweep, grid or references")
 
     train = actions.add_parser("train", help="run the staged recipe (resumable; a progress bar per stage)")
     train.add_argument("--output", required=True, help="run folder; rerun the same command to resume")
@@ -69,6 +72,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     oracle.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
     oracle.add_argument("--eval-images", type=_positive_int, default=2048, help="fresh renders to measure accuracy on (default: %(default)s)")
     oracle.set_defaults(func=run_oracle)
+
+    umm = actions.add_parser("train-umm", help="UMM-Diffusion on the toy model: a toy CLIP image tower, then the pseudo-word MLP (resumable)")
+    umm.add_argument("--toy-model", required=True, help="the toy BLIP-Diffusion folder (RUN/model of 'toyworld train')")
+    umm.add_argument("--records", required=True, help="its stage-3 records (RUN/stage3_prompted/records)")
+    umm.add_argument("--output", required=True, help="the UMM pipeline folder (also toy_clip/, checkpoints/); rerun to resume")
+    umm.add_argument("--seed", type=int, default=0, help="seed of the tower, the MLP and the data order (default: %(default)s)")
+    umm.add_argument("--clip-steps", type=_positive_int, default=clip_defaults.steps, help="toy CLIP steps (default: %(default)s)")
+    umm.add_argument("--clip-batch-size", type=_positive_int, default=clip_defaults.batch_size, help="toy CLIP batch, at most 56 (default: %(default)s)")
+    umm.add_argument("--steps", type=_positive_int, default=TOY_UMM_DEFAULTS["steps"], help="MLP steps (default: %(default)s)")
+    umm.add_argument("--batch-size", type=_positive_int, default=TOY_UMM_DEFAULTS["batch_size"], help="MLP batch (default: %(default)s)")
+    umm.add_argument("--learning-rate", type=float, default=TOY_UMM_DEFAULTS["learning_rate"], help="MLP learning rate (default: %(default)s)")
+    umm.add_argument("--prompt-injector", default="hidden_state", choices=("hidden_state", "pseudo_word"), help="UMM injector (default: %(default)s)")
+    umm.set_defaults(func=run_train_umm)
 
     compare = actions.add_parser("compare", help="one table and one plot of several oracle-benchmark runs")
     compare.add_argument("--run", dest="runs", type=_run_pair, action="append", required=True, help="LABEL=RUN_FOLDER, repeatable, in table order")
@@ -95,6 +111,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     references.add_argument("--image-size", type=_positive_int, default=64, help="render side, the toy model's (default: %(default)s)")
     references.add_argument("--list", action="store_true", help="list the held-out subjects (never seen together in training) and exit")
     references.set_defaults(func=run_references)
+
+    sweep = actions.add_parser("sweep", help="one table and one plot of UMM's fusion-weight sweep (subject, prompt, leak against a)")
+    sweep.add_argument("--run", dest="runs", action="append", required=True, help="a '--method umm' run folder (a is read from it), repeatable")
+    sweep.add_argument("--baseline", dest="baselines", type=_run_pair, action="append", default=[],
+                       help="LABEL=RUN_FOLDER of a reference method drawn as a line, e.g. 'BLIP-Diffusion zero-shot=runs/zs'; repeatable")
+    sweep.add_argument("--output", required=True, help="folder for toyworld_sweep.md/.json/.png")
+    sweep.set_defaults(func=run_sweep)
     return parser
 
 
@@ -155,6 +178,32 @@ def run_grid(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_train_umm(args: argparse.Namespace) -> int:
+    from blipdiff_plugins.toyworld.toy_umm import train_toy_umm
+    from blipdiff_plugins.toyworld.toy_umm_config import ToyClipConfig
+
+    if args.seed < 0:
+        raise ValueError(f"--seed: {args.seed} is negative; pass 0 or more.")
+    try:
+        clip_config = ToyClipConfig(steps=args.clip_steps, batch_size=args.clip_batch_size)
+    except ValueError as error:
+        raise ValueError(f"--clip-steps / --clip-batch-size: {error}") from error
+    settings = {"steps": args.steps, "batch_size": args.batch_size, "learning_rate": args.learning_rate, "prompt_injector": args.prompt_injector}
+    flags = {"`steps`": "--steps", "`batch_size`": "--batch-size", "`learning_rate`": "--learning-rate", "`toy_model`": "--toy-model",
+             "`records`": "--records", "`output_dir`": "--output"}
+    try:
+        report = train_toy_umm(args.toy_model, args.records, args.output, seed=args.seed, clip_config=clip_config, umm_settings=settings)
+    except ValueError as error:
+        message = str(error)
+        for name, flag in flags.items():
+            message = message.replace(name, flag)
+        raise ValueError(message) from error
+    print(json.dumps(report, indent=2))
+    print(f"UMM pipeline in {args.output}; benchmark it with: blipdiff bench --dataset toyworld --method umm --model {args.output} "
+          "--fusion-weight 0.5 --output RUN_FOLDER")
+    return 0
+
+
 def run_compare(args: argparse.Namespace) -> int:
     from blipdiff_plugins.benchmark.toyworld_report import COMPARISON_TABLE, compare_runs
 
@@ -192,4 +241,18 @@ def run_references(args: argparse.Namespace) -> int:
         print(path)
     word = world.subject(args.subject).word
     print(f"Next: blipdiff generate --model builtin --subject-image {args.output} --subject {word} --prompt 'on grass at the left, small'")
+    return 0
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    from blipdiff_plugins.benchmark.toyworld_sweep import SWEEP_TABLE, sweep_report
+
+    labels = [label for label, _ in args.baselines]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"--baseline: labels must be unique, got {labels}.")
+    try:
+        sweep_report(args.runs, args.output, baselines=dict(args.baselines))
+    except (ValueError, FileNotFoundError) as error:
+        raise type(error)(str(error).replace("`runs`", "--run")) from error
+    print((Path(args.output) / SWEEP_TABLE).read_text(encoding="utf-8"))
     return 0

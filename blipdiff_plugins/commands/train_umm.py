@@ -10,7 +10,7 @@ from pathlib import Path
 # UMMTrainConfig field -> flag, for messages that name a flag instead of an argument
 FLAGS = {
     "base_model": "--model", "clip_model": "--clip-model", "prompt_injector": "--prompt-injector", "feature": "--feature",
-    "mlp_depth": "--mlp-depth", "mlp_hidden_size": "--mlp-hidden-size", "num_tokens": "--num-tokens", "steps": "--steps",
+    "caption_template": "--caption-template", "mlp_depth": "--mlp-depth", "mlp_hidden_size": "--mlp-hidden-size", "num_tokens": "--num-tokens", "steps": "--steps",
     "batch_size": "--batch-size", "learning_rate": "--learning-rate", "weight_decay": "--weight-decay", "resolution": "--resolution",
     "gradient_accumulation_steps": "--gradient-accumulation-steps", "mixed_precision": "--mixed-precision", "seed": "--seed",
     "checkpoint_every": "--checkpoint-every", "keep_checkpoints": "--keep-checkpoints", "resume": "--resume",
@@ -39,6 +39,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--mlp-depth", type=int, default=2, help="Linear layers of a new MLP")
     parser.add_argument("--mlp-hidden-size", type=int, default=1024, help="hidden width of a new MLP")
     parser.add_argument("--num-tokens", type=int, default=1, help="pseudo-word vectors of a new MLP")
+    parser.add_argument("--caption-template", default=None, help="training prompt from a record, e.g. 'a {subject} {caption}' for records "
+                        "whose caption is the context after the subject word (default: the caption, 'a {subject}, ' prepended if it lacks the word)")
     parser.add_argument("--steps", type=int, default=10_000, help="optimizer steps (our default; the paper's is not public)")
     parser.add_argument("--batch-size", type=int, default=8, help="records per optimizer step over all processes")
     parser.add_argument("--learning-rate", type=float, default=1e-4, help="AdamW learning rate (our default)")
@@ -68,7 +70,7 @@ def config_from_args(args):
     try:
         return UMMTrainConfig(
             base_model=args.model, clip_model=args.clip_model, prompt_injector=args.prompt_injector, feature=args.feature,
-            mlp_depth=args.mlp_depth, mlp_hidden_size=args.mlp_hidden_size, num_tokens=args.num_tokens, steps=args.steps,
+            mlp_depth=args.mlp_depth, mlp_hidden_size=args.mlp_hidden_size, num_tokens=args.num_tokens, caption_template=args.caption_template, steps=args.steps,
             batch_size=args.batch_size, learning_rate=args.learning_rate, weight_decay=args.weight_decay, resolution=args.resolution,
             gradient_accumulation_steps=args.gradient_accumulation_steps, gradient_checkpointing=args.gradient_checkpointing,
             mixed_precision=args.mixed_precision, seed=args.seed, output_dir=args.output, checkpoint_every=args.checkpoint_every,

@@ -23,6 +23,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps or auto")
     parser.add_argument("--dtype", default="float32", choices=DTYPES, help="weights dtype")
     parser.add_argument("--subject-tokenizer", default=None, help="Q-Former BERT tokenizer for the published layout")
+    parser.add_argument("--umm-model", default=None, help="UMM pipeline folder for the Generate tab's UMM-Diffusion method (a built-in --model gets a built-in one)")
     parser.add_argument("--controlnet", default=None, help="ControlNet folder or Hub id for the Style tab (the built-in model makes its own)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 serves your whole network")
     parser.add_argument("--port", type=int, default=7860, help="port to bind")
@@ -50,7 +51,7 @@ def run(args) -> int:
         raise ValueError("`--dtype float16` needs a GPU; on CPU use float32 or bfloat16.")
     service = ModelService(
         model=args.model, device=device, dtype=args.dtype, output_dir=args.output,
-        controlnet=args.controlnet, subject_tokenizer=args.subject_tokenizer,
+        controlnet=args.controlnet, subject_tokenizer=args.subject_tokenizer, umm_model=args.umm_model,
     )
     print(f"Results and subject models go to {service.output_dir}")
     demo = build_app(service, concurrency=args.concurrency)

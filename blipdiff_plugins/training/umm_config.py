@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import string
 from typing import ClassVar
 
 from ..adapters.clip_pseudo_word import DEFAULT_CLIP_IMAGE_MODEL, FEATURES
@@ -35,6 +36,10 @@ class UMMTrainConfig(RecordBatchSettings, TrainingSettings):
         clip_model (`str`, defaults to ``"openai/clip-vit-large-patch14"``): CLIP image tower of a new encoder.
         prompt_injector (`str`, defaults to ``"hidden_state"``): injector of a new encoder (a UMM folder keeps its own).
         feature, mlp_depth, mlp_hidden_size, num_tokens: the shape of a new encoder (see `ClipPseudoWordEncoder`).
+        caption_template (`str`, *optional*): how a record's caption becomes the training prompt. `None` keeps a caption
+            that names the subject word and writes ``"a {subject}, {caption}"`` otherwise; a template with ``{subject}``
+            and ``{caption}`` is filled for every record, e.g. ``"a {subject} {caption}"`` (the pre-trainer's form) for
+            records whose caption is the context after the subject word, as the toy world's are.
         validation_prompts (`tuple[str]`): prompts of the validation grid; ``{subject}`` is replaced by each row's
             subject word.
         validation_subjects (`int`, defaults to 2): the first that many records' references are the grid's rows.
@@ -60,6 +65,7 @@ class UMMTrainConfig(RecordBatchSettings, TrainingSettings):
     mlp_depth: int = 2
     mlp_hidden_size: int = 1024
     num_tokens: int = 1
+    caption_template: str | None = None
     validation_prompts: tuple[str, ...] = ("a {subject} on a beach", "a {subject} in the snow")
     validation_subjects: int = 2
     validation_fusion_weight: float = 0.5
@@ -95,9 +101,27 @@ class UMMTrainConfig(RecordBatchSettings, TrainingSettings):
             raise ValueError(f"`feature` must be one of {FEATURES}, got {self.feature!r}.")
         for name in ("mlp_depth", "mlp_hidden_size", "num_tokens"):
             check_int(name, getattr(self, name), 1, "see ClipPseudoWordEncoder")
+        if self.caption_template is not None:
+            check_caption_template(self.caption_template)
         prompts = check_strings("validation_prompts", self.validation_prompts, "['a {subject} on a beach']") if self.validation_prompts else ()
         object.__setattr__(self, "validation_prompts", prompts)
         check_int("validation_subjects", self.validation_subjects, 1, "the grid shows that many records' subjects")
         check_number("validation_fusion_weight", self.validation_fusion_weight, minimum=0.0, below=1.0 + 1e-12, hint="a in [0, 1]")
         if self.validation_every is not None and not self.validation_prompts:
             raise ValueError("`validation_every` needs `validation_prompts`, e.g. ['a {subject} on a beach'].")
+
+
+def check_caption_template(template) -> str:
+    """A template naming ``{subject}`` and ``{caption}`` and nothing else, e.g. ``"a {subject} {caption}"``."""
+    fields = None
+    if isinstance(template, str):
+        try:
+            fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        except ValueError:
+            fields = None
+    if fields != {"subject", "caption"}:
+        raise ValueError(
+            f"`caption_template` must name {{subject}} and {{caption}} and no other field, e.g. 'a {{subject}} {{caption}}', "
+            f"got {template!r}."
+        )
+    return template

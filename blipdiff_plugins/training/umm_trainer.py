@@ -136,9 +136,16 @@ class UMMTrainer(TrainerCore):
         latents = (posterior.mean.float() + posterior.std.float() * sample - shift) * vae_config.scaling_factor
         return {
             "latents": latents, "noise": noise, "timesteps": timesteps, "features": features,
-            "captions": [caption_naming_subject(record["caption"], record["subject"]) for record in records],
+            "captions": [self.training_caption(record) for record in records],
             "subjects": [record["subject"] for record in records],
         }
+
+    def training_caption(self, record) -> str:
+        """The prompt a record trains with: ``config.caption_template`` filled, or its caption naming the subject word."""
+        template = self.config.caption_template
+        if template is None:
+            return caption_naming_subject(record["caption"], record["subject"])
+        return " ".join(template.format(subject=record["subject"], caption=record["caption"]).split())
 
     def compute_loss(self, batch) -> torch.Tensor:
         latents, noise, timesteps = batch["latents"], batch["noise"], batch["timesteps"]

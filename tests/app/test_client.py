@@ -19,8 +19,9 @@ def client(running_app):
 def generate_args(subject_png, subject="dog", prompts="on a beach"):
     from gradio_client import handle_file
 
-    # images, subject, target, subject model, prompts, negative, steps, guidance, strength, seed, height, width, count, scheduler, method
-    return [[handle_file(subject_png)], subject, "", "(none)", prompts, "", 2, 7.5, 1.0, 3, 32, 32, 1, "default", "BLIP-Diffusion"]
+    # images, subject, target, subject model, prompts, negative, steps, guidance, strength, seed, height, width, count, scheduler, method,
+    # fusion weight (UMM-Diffusion only)
+    return [[handle_file(subject_png)], subject, "", "(none)", prompts, "", 2, 7.5, 1.0, 3, 32, 32, 1, "default", "BLIP-Diffusion", 0.5]
 
 
 def test_generate_returns_images_and_sidecars(client, subject_png):

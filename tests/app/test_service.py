@@ -159,3 +159,59 @@ def test_a_chosen_scheduler_is_used_for_that_request_only(service, subject_image
     assert not np.array_equal(np.asarray(default.images[0]), np.asarray(euler.images[0]))
     assert service.pipe.scheduler is service.default_scheduler  # restored after the request
     np.testing.assert_array_equal(np.asarray(service.generate(**request).images[0]), np.asarray(default.images[0]))
+
+
+def test_umm_method_uses_the_fusion_weight_and_names_the_subject_in_each_prompt(service, subject_image):
+    assert service.methods() == ["BLIP-Diffusion", "UMM-Diffusion"]  # a built-in model comes with the built-in UMM pipeline
+    request = dict(subject_images=[subject_image], subject="dog", target_subject="", prompts="on a beach\na dog in the snow", steps=2, seed=3,
+                   method="UMM-Diffusion")
+    text_only = service.generate(**request, fusion_weight=0.0)
+    settings = json.loads(text_only.files[1].read_text())["settings"]
+    assert settings["prompts"] == ["a dog on a beach", "a dog in the snow"]  # a line without the subject word gets it, as BLIP-Diffusion's
+    assert (settings["method"], settings["fusion_weight"], text_only.encoding) == ("UMM-Diffusion", 0.0, "computed")
+    subject_only = service.generate(**request, fusion_weight=1.0)
+    assert subject_only.encoding == "cached"  # the pseudo-word is encoded once per images
+    assert not np.array_equal(np.asarray(subject_only.images[0]), np.asarray(text_only.images[0]))
+    # a = 0 is text-to-image: another subject image changes nothing (up to one uint8 step of rounding in the batched call)
+    other = PIL.Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    again = service.generate(**{**request, "subject_images": [other]}, fusion_weight=0.0)
+    for got, expected in zip(again.images, text_only.images):
+        assert np.abs(np.asarray(got, dtype=int) - np.asarray(expected, dtype=int)).max() <= 1
+    # the service's images are the UMM pipeline's own for the same inputs and seeds
+    direct = service.umm_pipe(["a dog on a beach", "a dog in the snow"], subject_images=[subject_image], subject_word="dog", fusion_weight=1.0,
+                              num_inference_steps=2, height=service.default_size, width=service.default_size,
+                              generator=[torch.Generator().manual_seed(3), torch.Generator().manual_seed(4)]).images
+    np.testing.assert_array_equal(np.asarray(direct[1]), np.asarray(subject_only.images[1]))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"fusion_weight": 1.5}, "Fusion weight must be from 0.0 to 1.0, got 1.5"),
+        ({"target_subject": "cat"}, "Target subject is BLIP-Diffusion's; with UMM-Diffusion leave it empty"),
+        ({"subject_model": "rex"}, "Fine-tuned subject models are BLIP-Diffusion's"),
+        ({"subject": " "}, "Subject word is empty"),
+        ({"subject_images": []}, "Subject images: upload at least one image"),
+    ],
+)
+def test_umm_method_rejects_bad_input_with_the_field_named(service, subject_image, overrides, message):
+    request = dict(subject_images=[subject_image], subject="dog", target_subject="", prompts="on a beach", steps=1, method="UMM-Diffusion")
+    request.update(overrides)
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        service.generate(**request)
+
+
+def test_a_umm_folder_serves_the_umm_method_and_a_folder_model_without_one_offers_none(tmp_path, subject_image):
+    from blipdiff_plugins.builtin.models import build_builtin_pipeline
+    from blipdiff_plugins.builtin.umm import build_builtin_umm_pipeline
+
+    build_builtin_umm_pipeline("tiny", seed=1).save_pretrained(tmp_path / "umm")
+    with_folder = ModelService(model="builtin:tiny", umm_model=str(tmp_path / "umm"), output_dir=tmp_path / "out1")
+    result = with_folder.generate(subject_images=[subject_image], subject="dog", target_subject="", prompts="a dog on a beach", steps=1,
+                                  method="UMM-Diffusion", fusion_weight=0.25)
+    assert json.loads(result.files[1].read_text())["settings"]["model"] == str(tmp_path / "umm")
+    build_builtin_pipeline("tiny").save_pretrained(tmp_path / "blip")
+    without = ModelService(model=str(tmp_path / "blip"), output_dir=tmp_path / "out2")
+    assert without.methods() == ["BLIP-Diffusion"]
+    with pytest.raises(ValueError, match="UMM-Diffusion needs a UMM pipeline: restart with `blipdiff ui --umm-model FOLDER`"):
+        without.generate(subject_images=[subject_image], subject="dog", target_subject="", prompts="a dog", steps=1, method="UMM-Diffusion")

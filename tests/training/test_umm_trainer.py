@@ -72,11 +72,29 @@ def test_trained_and_saved_pipeline_reloads_and_regenerates_identical_images(tmp
         ({"batch_size": 3, "gradient_accumulation_steps": 2}, r"`batch_size` \(3\) must be a multiple of `gradient_accumulation_steps` \(2\)"),
         ({"feature": "cls"}, "`feature` must be one of"),
         ({"validation_fusion_weight": 1.5}, "`validation_fusion_weight`"),
+        ({"caption_template": "a {subject}"}, r"`caption_template` must name \{subject\} and \{caption\}"),
+        ({"caption_template": "a {subject} {caption} {size}"}, "`caption_template` must name"),
     ],
 )
 def test_bad_settings(overrides, message):
     with pytest.raises(ValueError, match=message):
         UMMTrainConfig(**config(**overrides))
+
+
+@pytest.mark.parametrize(
+    "template, caption, expected",
+    [
+        (None, "on grass at the left", "a star, on grass at the left"),  # a caption without the word gets it prepended
+        (None, "a star on grass", "a star on grass"),
+        ("a {subject} {caption}", "on grass at the left", "a star on grass at the left"),  # the toy world's records
+    ],
+)
+def test_training_caption_follows_the_template(template, caption, expected):
+    from blipdiff_plugins.training.umm_trainer import UMMTrainer
+
+    pipe = UMMDiffusionPipeline(**tiny_umm_components())
+    trainer = UMMTrainer(data(), config=config(caption_template=template), pipeline=pipe)
+    assert trainer.training_caption({"caption": caption, "subject": "star"}) == expected
 
 
 def test_base_model_errors(tmp_path):

@@ -1,0 +1,90 @@
+"""Settings of the toy UMM run, without torch (the command line reads the defaults): the toy CLIP's and the MLP's."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+from .appearances import APPEARANCE_NAMES
+from .shapes import SHAPE_NAMES
+
+CAPTION_TEMPLATE = "a {subject} {caption}"
+# Our toy defaults for `UMMTrainConfig` (the paper's numbers are not public; these fit a 64-px model on a CPU):
+# an MLP of width 256 for a 64-wide text encoder, a higher learning rate than the SD default for a small MLP.
+TOY_UMM_DEFAULTS = {
+    "steps": 400,
+    "batch_size": 16,
+    "learning_rate": 1e-3,
+    "mlp_hidden_size": 256,
+    "checkpoint_every": 100,
+    "mixed_precision": "no",
+    "caption_template": CAPTION_TEMPLATE,
+    "validation_prompts": ("a {subject} on grass at the left, small", "a {subject} on bricks at the top, large"),
+    "validation_steps": 25,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ToyClipConfig:
+    """Sizes and schedule of the toy CLIP (our choices: small enough to train in minutes on a CPU).
+
+    Args:
+        seed (`int`, defaults to 0): weights, render stream and caption draws.
+        steps (`int`, defaults to 1500): optimizer steps (about 5 CPU-minutes with one thread; docs/UMM.md has its accuracy).
+        batch_size (`int`, defaults to 56): renders per step, each of a different training subject (at most 56).
+        learning_rate (`float`, defaults to 1e-3): peak AdamW learning rate (warmup, then cosine decay).
+        image_size (`int`, defaults to 64): render side and the tower's input size.
+        patch_size (`int`, defaults to 8): ViT patch side.
+        hidden_size (`int`, defaults to 64): width of both towers.
+        vision_layers (`int`, defaults to 2), text_layers (`int`, defaults to 2): transformer depths.
+        projection_dim (`int`, defaults to 64): width of the shared embedding space (``image_embeds``).
+        context_rate (`float`, defaults to 0.5): share of captions that also name the background.
+        warmup_fraction (`float`, defaults to 0.05): warmup share of the steps.
+        checkpoint_every (`int`, defaults to 200): steps between checkpoints.
+        eval_renders_per_subject (`int`, defaults to 32): fresh renders per subject of the retrieval evaluation.
+    """
+
+    seed: int = 0
+    steps: int = 1500
+    batch_size: int = 56
+    learning_rate: float = 1e-3
+    image_size: int = 64
+    patch_size: int = 8
+    hidden_size: int = 64
+    vision_layers: int = 2
+    text_layers: int = 2
+    projection_dim: int = 64
+    context_rate: float = 0.5
+    warmup_fraction: float = 0.05
+    checkpoint_every: int = 200
+    eval_renders_per_subject: int = 32
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "image_size", "patch_size", "hidden_size", "vision_layers", "text_layers",
+                     "projection_dim", "checkpoint_every", "eval_renders_per_subject"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"`seed` must be a non-negative integer, got {self.seed!r}.")
+        training = len(SHAPE_NAMES) * (len(APPEARANCE_NAMES) - 1)  # one held-out appearance per shape
+        if self.batch_size > training:
+            raise ValueError(f"`batch_size` must be at most {training} (one render per training subject), got {self.batch_size}.")
+        if self.image_size % self.patch_size:
+            raise ValueError(f"`image_size` {self.image_size} must be a multiple of `patch_size` {self.patch_size}.")
+        for name in ("context_rate", "warmup_fraction"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"`{name}` must be in [0, 1), got {getattr(self, name)!r}.")
+        if not self.learning_rate > 0:
+            raise ValueError(f"`learning_rate` must be positive, got {self.learning_rate!r}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "ToyClipConfig":
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"ToyClipConfig: unknown keys {unknown}; known keys are {sorted(known)}.")
+        return cls(**dict(values))
