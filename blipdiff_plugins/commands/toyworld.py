@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from pathlib import Path
 
 
@@ -240,7 +241,7 @@ def run_references(args: argparse.Namespace) -> int:
     for path in files:
         print(path)
     word = world.subject(args.subject).word
-    print(f"Next: blipdiff generate --model builtin --subject-image {args.output} --subject {word} --prompt 'on grass at the left, small'")
+    print(f"Next: blipdiff generate --model builtin --subject-image {shlex.quote(args.output)} --subject {word} --prompt 'on grass at the left, small'")
     return 0
 
 
