@@ -19,13 +19,12 @@ UMM_METHOD = "UMM-Diffusion"
 
 
 def load_umm_pipeline(model: str, *, device: str, dtype: torch.dtype):
-    """``builtin`` / ``builtin:<size>`` (random weights, offline) or a UMM pipeline folder."""
-    from ..builtin.umm import build_builtin_umm_pipeline
+    """A built-in name (``builtin:random-<size>``: random weights, offline) or a UMM pipeline folder."""
+    from ..builtin.loader import load_builtin_pipeline
     from ..pipelines.pipeline_umm_diffusion import UMMDiffusionPipeline
 
     if model == "builtin" or model.startswith("builtin:"):
-        pipe = build_builtin_umm_pipeline(model.partition(":")[2] or "small")
-        pipe = pipe.to(dtype=dtype) if dtype != torch.float32 else pipe
+        pipe = load_builtin_pipeline(model, pipeline_class=UMMDiffusionPipeline, torch_dtype=dtype)
     else:
         try:
             pipe = UMMDiffusionPipeline.from_pretrained(model, torch_dtype=dtype)

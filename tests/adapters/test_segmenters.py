@@ -42,7 +42,8 @@ def test_clipseg_loads_from_folder_and_maps_each_image_at_its_size(saved_clipseg
     assert not np.allclose(segmenter(images[:1], ["cat"])[0], maps[0])
     # same weights as the in-memory model: the saved layout round-trips
     reference = tiny_clipseg(seed=0)(images[:1], ["dog"])[0]
-    np.testing.assert_array_equal(reference, single[0])
+    # Equal weights; CPU kernels may still pick another summation order per call (seen: 1e-6 apart).
+    np.testing.assert_allclose(reference, single[0], atol=1e-5)
 
 
 def test_clipseg_bad_arguments(saved_clipseg):

@@ -206,7 +206,7 @@ def test_a_umm_folder_serves_the_umm_method_and_a_folder_model_without_one_offer
     from blipdiff_plugins.builtin.umm import build_builtin_umm_pipeline
 
     build_builtin_umm_pipeline("tiny", seed=1).save_pretrained(tmp_path / "umm")
-    with_folder = ModelService(model="builtin:tiny", umm_model=str(tmp_path / "umm"), output_dir=tmp_path / "out1")
+    with_folder = ModelService(model="builtin:random-tiny", umm_model=str(tmp_path / "umm"), output_dir=tmp_path / "out1")
     result = with_folder.generate(subject_images=[subject_image], subject="dog", target_subject="", prompts="a dog on a beach", steps=1,
                                   method="UMM-Diffusion", fusion_weight=0.25)
     assert json.loads(result.files[1].read_text())["settings"]["model"] == str(tmp_path / "umm")

@@ -31,7 +31,7 @@ def test_generation_config_defaults_are_the_authors_and_round_trip():
 
 def test_registry_entries():
     assert BENCHMARK_METHODS.names() == [
-        "blip_diffusion", "blip_diffusion_finetuned", "copy_reference", "diffusers_pipeline", "text_only", "text_to_image"
+        "blip_diffusion", "blip_diffusion_finetuned", "copy_reference", "diffusers_pipeline", "text_only", "text_to_image", "umm"
     ]  # copy_reference and text_only: the toy-world oracle benchmark's reference points
     assert BENCHMARK_METHODS.defaults("blip_diffusion") == {"reference": "mean"}
     with pytest.raises(KeyError, match="Did you mean 'blip_diffusion'"):

@@ -75,7 +75,7 @@ def test_a_blip_diffusion_pipeline_is_refused(fake_pipeline):
 
 def test_dreambench_dry_run_with_the_builtin_umm_pipeline(small_dreambench, tmp_path, capsys):
     out = tmp_path / "umm"
-    argv = ["bench", "--model", "builtin:tiny", "--method", "umm", "--fusion-weight", "0.25", "--dino-backbone", "builtin",
+    argv = ["bench", "--model", "builtin:random-tiny", "--method", "umm", "--fusion-weight", "0.25", "--dino-backbone", "builtin",
             "--clip-backbone", "builtin", "--dataset", str(small_dreambench), "--subjects", "cat", "--prompts", "0", "--num-images", "1",
             "--steps", "1", "--device", "cpu", "--output", str(out)]
     assert cli.main(argv) == 0

@@ -59,7 +59,8 @@ def test_trained_and_saved_pipeline_reloads_and_regenerates_identical_images(tmp
     assert not np.array_equal(expected, untrained)
     loaded = UMMDiffusionPipeline.from_pretrained(tmp_path / "umm")
     loaded.set_progress_bar_config(disable=True)
-    np.testing.assert_array_equal(render(loaded), expected)
+    # Same weights; CPU kernels may sum in another order per call (seen: 1.2e-6 apart on one thread).
+    np.testing.assert_allclose(render(loaded), expected, atol=1e-5)
     assert (tmp_path / "umm" / "validation" / "step-000003.png").is_file()
     card = (tmp_path / "umm" / "README.md").read_text()
     assert "umm-diffusion" in card and '"steps": 3' in card
