@@ -8,22 +8,15 @@ import json
 import shlex
 from pathlib import Path
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer.")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer.")
-    return value
+from .common import positive_int
 
 
 def _non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (`positive_int` of common.py covers >= 1)."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 0.")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 0.") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 0.")
     return value
@@ -56,22 +49,22 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     train.add_argument("--stages", default=",".join(STAGES), help="comma-separated stages to run (default: %(default)s)")
     train.add_argument("--size", default=defaults.size, help="toy model size: micro, xs, s or m (default: %(default)s)")
     train.add_argument("--seed", type=int, default=defaults.seed, help="seed (default: %(default)s)")
-    train.add_argument("--vae-steps", type=_positive_int, default=defaults.vae_steps, help="stage 1 steps (default: %(default)s)")
-    train.add_argument("--vae-batch-size", type=_positive_int, default=defaults.vae_batch_size, help="stage 1 batch (default: %(default)s)")
-    train.add_argument("--t2i-steps", type=_positive_int, default=defaults.t2i_steps, help="stage 2 steps (default: %(default)s)")
-    train.add_argument("--t2i-batch-size", type=_positive_int, default=defaults.t2i_batch_size, help="stage 2 batch (default: %(default)s)")
-    train.add_argument("--prompted-records", type=_positive_int, default=defaults.prompted_records, help="stage 3 records (default: %(default)s)")
-    train.add_argument("--prompted-steps", type=_positive_int, default=defaults.prompted_steps, help="stage 3 steps (default: %(default)s)")
-    train.add_argument("--prompted-batch-size", type=_positive_int, default=defaults.prompted_batch_size, help="stage 3 batch (default: %(default)s)")
-    train.add_argument("--checkpoint-every", type=_positive_int, default=defaults.checkpoint_every, help="steps between checkpoints (default: %(default)s)")
-    train.add_argument("--image-size", type=_positive_int, default=defaults.image_size, help="render side (default: %(default)s)")
+    train.add_argument("--vae-steps", type=positive_int, default=defaults.vae_steps, help="stage 1 steps (default: %(default)s)")
+    train.add_argument("--vae-batch-size", type=positive_int, default=defaults.vae_batch_size, help="stage 1 batch (default: %(default)s)")
+    train.add_argument("--t2i-steps", type=positive_int, default=defaults.t2i_steps, help="stage 2 steps (default: %(default)s)")
+    train.add_argument("--t2i-batch-size", type=positive_int, default=defaults.t2i_batch_size, help="stage 2 batch (default: %(default)s)")
+    train.add_argument("--prompted-records", type=positive_int, default=defaults.prompted_records, help="stage 3 records (default: %(default)s)")
+    train.add_argument("--prompted-steps", type=positive_int, default=defaults.prompted_steps, help="stage 3 steps (default: %(default)s)")
+    train.add_argument("--prompted-batch-size", type=positive_int, default=defaults.prompted_batch_size, help="stage 3 batch (default: %(default)s)")
+    train.add_argument("--checkpoint-every", type=positive_int, default=defaults.checkpoint_every, help="steps between checkpoints (default: %(default)s)")
+    train.add_argument("--image-size", type=positive_int, default=defaults.image_size, help="render side (default: %(default)s)")
     train.set_defaults(func=run_train)
 
     oracle = actions.add_parser("oracle", help="train the oracle on fresh ground-truth renders and report its accuracy")
     oracle.add_argument("--output", required=True, help="empty folder for the oracle (save_pretrained layout)")
-    oracle.add_argument("--steps", type=_positive_int, default=1500, help="training steps (default: %(default)s)")
+    oracle.add_argument("--steps", type=positive_int, default=1500, help="training steps (default: %(default)s)")
     oracle.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
-    oracle.add_argument("--eval-images", type=_positive_int, default=2048, help="fresh renders to measure accuracy on (default: %(default)s)")
+    oracle.add_argument("--eval-images", type=positive_int, default=2048, help="fresh renders to measure accuracy on (default: %(default)s)")
     oracle.set_defaults(func=run_oracle)
 
     umm = actions.add_parser("train-umm", help="UMM-Diffusion on the toy model: a toy CLIP image tower, then the pseudo-word MLP (resumable)")
@@ -79,10 +72,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     umm.add_argument("--records", required=True, help="its stage-3 records (RUN/stage3_prompted/records)")
     umm.add_argument("--output", required=True, help="the UMM pipeline folder (also toy_clip/, checkpoints/); rerun to resume")
     umm.add_argument("--seed", type=int, default=0, help="seed of the tower, the MLP and the data order (default: %(default)s)")
-    umm.add_argument("--clip-steps", type=_positive_int, default=clip_defaults.steps, help="toy CLIP steps (default: %(default)s)")
-    umm.add_argument("--clip-batch-size", type=_positive_int, default=clip_defaults.batch_size, help="toy CLIP batch, at most 56 (default: %(default)s)")
-    umm.add_argument("--steps", type=_positive_int, default=TOY_UMM_DEFAULTS["steps"], help="MLP steps (default: %(default)s)")
-    umm.add_argument("--batch-size", type=_positive_int, default=TOY_UMM_DEFAULTS["batch_size"], help="MLP batch (default: %(default)s)")
+    umm.add_argument("--clip-steps", type=positive_int, default=clip_defaults.steps, help="toy CLIP steps (default: %(default)s)")
+    umm.add_argument("--clip-batch-size", type=positive_int, default=clip_defaults.batch_size, help="toy CLIP batch, at most 56 (default: %(default)s)")
+    umm.add_argument("--steps", type=positive_int, default=TOY_UMM_DEFAULTS["steps"], help="MLP steps (default: %(default)s)")
+    umm.add_argument("--batch-size", type=positive_int, default=TOY_UMM_DEFAULTS["batch_size"], help="MLP batch (default: %(default)s)")
     umm.add_argument("--learning-rate", type=float, default=TOY_UMM_DEFAULTS["learning_rate"], help="MLP learning rate (default: %(default)s)")
     umm.add_argument("--prompt-injector", default="hidden_state", choices=("hidden_state", "pseudo_word"), help="UMM injector (default: %(default)s)")
     umm.set_defaults(func=run_train_umm)
@@ -96,7 +89,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     grid.add_argument("--run", dest="runs", type=_run_pair, action="append", required=True, help="LABEL=RUN_FOLDER, repeatable, in column order")
     grid.add_argument("--subjects", required=True, help="comma-separated subject names, one row each")
     grid.add_argument("--prompts", default="0,1,2", help="comma-separated prompt indices, one column per run each (default: %(default)s)")
-    grid.add_argument("--scale", type=_positive_int, default=2, help="enlargement of each 64-px cell (default: %(default)s)")
+    grid.add_argument("--scale", type=positive_int, default=2, help="enlargement of each 64-px cell (default: %(default)s)")
     grid.add_argument("--output", required=True, help="PNG file to write (never replaced)")
     grid.set_defaults(func=run_grid)
 
@@ -106,10 +99,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "into a new folder (written completely or not at all; a folder that holds anything is refused).",
     )
     references.add_argument("--subject", default=None, help="subject name {appearance}_{shape}, e.g. tiger_star (--list shows the held-out ones)")
-    references.add_argument("--count", type=_positive_int, default=4, help="images to render (default: %(default)s)")
+    references.add_argument("--count", type=positive_int, default=4, help="images to render (default: %(default)s)")
     references.add_argument("--output", default=None, help="new or empty folder for <subject>-NN.png and references.json")
     references.add_argument("--seed", type=_non_negative_int, default=0, help="picks the contexts (default: %(default)s)")
-    references.add_argument("--image-size", type=_positive_int, default=64, help="render side, the toy model's (default: %(default)s)")
+    references.add_argument("--image-size", type=positive_int, default=64, help="render side, the toy model's (default: %(default)s)")
     references.add_argument("--list", action="store_true", help="list the held-out subjects (never seen together in training) and exit")
     references.set_defaults(func=run_references)
 
