@@ -73,7 +73,7 @@ def toy_recipe_run(tmp_path_factory):
     from tests.toyworld.helpers import TINY_RECIPE
 
     folder = tmp_path_factory.mktemp("toy_recipe")
-    return folder, train_toyworld(folder, config=TINY_RECIPE, progress=False)
+    return folder, train_toyworld(folder, config=TINY_RECIPE, progress=False, vae_gate=0)
 
 
 @pytest.fixture()

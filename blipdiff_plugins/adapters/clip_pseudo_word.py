@@ -29,6 +29,8 @@ from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 from transformers.activations import ACT2FN
 
+from ..utils.checks import check_positive_ints
+
 DEFAULT_CLIP_IMAGE_MODEL = "openai/clip-vit-large-patch14"
 
 # openai/clip-vit-large-patch14's image tower; SD-1.x's text encoder is the text half of this model.
@@ -131,9 +133,7 @@ class ClipPseudoWordEncoder(ModelMixin, ConfigMixin):
         super().__init__()
         if feature not in FEATURES:
             raise ValueError(f"`feature` must be one of {FEATURES}, got {feature!r}.")
-        for name, value in (("mlp_depth", mlp_depth), ("mlp_hidden_size", mlp_hidden_size), ("num_tokens", num_tokens), ("text_hidden_size", text_hidden_size)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        check_positive_ints(mlp_depth=mlp_depth, mlp_hidden_size=mlp_hidden_size, num_tokens=num_tokens, text_hidden_size=text_hidden_size)
         if mlp_activation not in ACT2FN:
             raise ValueError(f"`mlp_activation` {mlp_activation!r} is not a transformers activation; try 'gelu', 'quick_gelu', 'relu' or 'silu'.")
         if attn_implementation not in ("sdpa", "eager"):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
+from ..utils.checks import check_non_negative_int, check_positive_ints
+
 # The BLIP-Diffusion authors' negative prompt for DreamBench generation (SYSTEM.md section 7).
 AUTHORS_NEGATIVE_PROMPT = (
     "over-exposure, under-exposure, saturated, duplicate, out of frame, lowres, cropped, worst quality, "
@@ -40,16 +42,12 @@ class GenerationConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("num_inference_steps", "height", "width", "prompt_reps", "num_images_per_prompt"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        check_positive_ints(**{name: getattr(self, name) for name in ("num_inference_steps", "height", "width", "prompt_reps", "num_images_per_prompt")})
         if self.num_images_per_prompt > MAX_IMAGES_PER_PROMPT:
             raise ValueError(
                 f"`num_images_per_prompt` must be at most {MAX_IMAGES_PER_PROMPT}, got {self.num_images_per_prompt}."
             )
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"`seed` must be a non-negative integer, got {self.seed!r}.")
+        check_non_negative_int("seed", self.seed)
         object.__setattr__(self, "guidance_scale", float(self.guidance_scale))
 
     def image_seed(self, subject_index: int, prompt_index: int, image_index: int) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .common import (
+    PROMPT_REPS_HELP,
     HelpFormatter,
     add_model_arguments,
     add_output_arguments,
@@ -40,7 +41,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="noise seed")
     parser.add_argument("--steps", type=positive_int, default=25, help="denoising steps")
     parser.add_argument("--guidance", type=finite_float, default=7.5, help="classifier-free guidance scale")
-    parser.add_argument("--prompt-reps", type=positive_int, default=20, help="released prompt repetition count")
+    parser.add_argument("--prompt-reps", type=positive_int, default=None, help=PROMPT_REPS_HELP)
     add_output_arguments(parser)
     add_model_arguments(parser)
     parser.set_defaults(func=run)

@@ -6,7 +6,17 @@ import argparse
 from pathlib import Path
 
 from ..utils.errors import OutputExistsError
-from .common import HelpFormatter, check_model, finite_float, fraction, is_builtin, positive_float, positive_int
+from .common import (
+    PROMPT_REPS_HELP,
+    HelpFormatter,
+    check_model,
+    finite_float,
+    fraction,
+    is_builtin,
+    model_prompt_reps,
+    positive_float,
+    positive_int,
+)
 
 DEFAULT_DATASET = "../shared/data/dreambench"
 
@@ -64,7 +74,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--size", type=positive_int, default=None, help="image height and width (default: 512, or the built-in model's size)")
     parser.add_argument("--seed", type=int, default=0, help="base seed; each image's seed derives from it (default: %(default)s)")
     parser.add_argument("--no-negative-prompt", action="store_true", help="do not use the authors' negative prompt")
-    parser.add_argument("--prompt-reps", type=positive_int, default=20, help="BLIP-Diffusion prompt repetition (default: %(default)s)")
+    parser.add_argument("--prompt-reps", type=positive_int, default=None, help=PROMPT_REPS_HELP)
     parser.add_argument("--batch-size", type=positive_int, default=None, help="images per pipeline call (default: images per prompt)")
     parser.add_argument("--output", required=True, help="run folder (images, results.jsonl, reports)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --output; nothing done is redone")
@@ -179,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
         height=size,
         width=size,
         negative_prompt=None if args.no_negative_prompt else AUTHORS_NEGATIVE_PROMPT,
-        prompt_reps=args.prompt_reps,
+        prompt_reps=model_prompt_reps(pipeline, args.prompt_reps),
         num_images_per_prompt=args.num_images,
         seed=args.seed,
     )

@@ -32,6 +32,8 @@ def run_toyworld(args: argparse.Namespace) -> int:
     from blipdiff_plugins.benchmark.toyworld_report import TABLE_FILE, write_toyworld_reports
     from blipdiff_plugins.toyworld.oracle import load_oracle
 
+    from .common import model_prompt_reps
+
     from .bench import _image_size, _load_pipeline, method_options
 
     if not 1 <= args.num_prompts <= 25:
@@ -66,7 +68,7 @@ def run_toyworld(args: argparse.Namespace) -> int:
         height=size,
         width=size,
         negative_prompt=None,  # the toy vocabulary has none of the authors' negative words
-        prompt_reps=args.prompt_reps,
+        prompt_reps=model_prompt_reps(pipeline, args.prompt_reps),
         num_images_per_prompt=args.num_images,
         seed=args.seed,
     )

@@ -81,6 +81,16 @@ def fraction(text: str) -> float:
     return value
 
 
+def model_prompt_reps(pipeline, prompt_reps: int | None) -> int:
+    """--prompt-reps, or the model's default when not given (20, the release's, for pipelines without one)."""
+    if prompt_reps is not None:
+        return prompt_reps
+    return getattr(getattr(pipeline, "config", None), "default_prompt_reps", 20)
+
+
+PROMPT_REPS_HELP = "prompt repetition (default: the model's: 20 for the released BLIP-Diffusion, 1 for the toy model)"
+
+
 def add_model_arguments(parser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument(

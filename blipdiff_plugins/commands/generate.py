@@ -6,9 +6,11 @@ import argparse
 import re
 
 from .common import (
+    PROMPT_REPS_HELP,
     HelpFormatter,
     add_generation_arguments,
     add_model_arguments,
+    model_prompt_reps,
     check_output,
     check_word,
     command_line,
@@ -36,7 +38,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--subject-model", default=None, metavar="DIR", help="a fine-tuned subject model (blipdiff finetune) instead of --subject-image")
     parser.add_argument("--target-subject", default=None, help="category word to render (default: --subject)")
     parser.add_argument("--prompt", nargs="+", required=True, help="one or more prompts, e.g. 'swimming underwater'")
-    parser.add_argument("--prompt-reps", type=positive_int, default=20, help="released prompt repetition count")
+    parser.add_argument("--prompt-reps", type=positive_int, default=None, help=PROMPT_REPS_HELP)
     parser.add_argument("--prompt-strength", type=finite_float, default=1.0, help="scales --prompt-reps")
     parser.add_argument("--method", default="blip", choices=("blip", "umm"), help="blip: BLIP-Diffusion; umm: UMM-Diffusion "
                         "(each prompt names --subject, e.g. 'a dog on a beach'; --model a UMM pipeline folder or builtin:random-SIZE)")
@@ -125,6 +127,7 @@ def run(args) -> int:
             generator=generators,
         )
     else:
+        args.prompt_reps = model_prompt_reps(pipe, args.prompt_reps)  # recorded resolved in the settings
         output = pipe(
             prompt=args.prompt,
             subject_embeds=subject_embeds,

@@ -8,7 +8,7 @@ import json
 import shlex
 from pathlib import Path
 
-from .common import positive_int
+from .common import fraction, positive_int
 
 
 def _non_negative_int(text: str) -> int:
@@ -30,7 +30,7 @@ def _run_pair(text: str) -> tuple[str, str]:
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from blipdiff_plugins.toyworld.recipe_config import STAGES, RecipeConfig
+    from blipdiff_plugins.toyworld.recipe_config import DEFAULT_VAE_GATE, STAGES, RecipeConfig
 
     from blipdiff_plugins.toyworld.toy_umm_config import TOY_UMM_DEFAULTS, ToyClipConfig
 
@@ -58,6 +58,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     train.add_argument("--prompted-batch-size", type=positive_int, default=defaults.prompted_batch_size, help="stage 3 batch (default: %(default)s)")
     train.add_argument("--checkpoint-every", type=positive_int, default=defaults.checkpoint_every, help="steps between checkpoints (default: %(default)s)")
     train.add_argument("--image-size", type=positive_int, default=defaults.image_size, help="render side (default: %(default)s)")
+    train.add_argument("--vae-gate", type=fraction, default=DEFAULT_VAE_GATE, help="stop after stage 1 when the oracle reads fewer of the VAE's reconstructions of held-out renders right; 0 never stops (default: %(default)s)")
     train.set_defaults(func=run_train)
 
     oracle = actions.add_parser("oracle", help="train the oracle on fresh ground-truth renders and report its accuracy")
@@ -131,7 +132,7 @@ def run_train(args: argparse.Namespace) -> int:
         )
     except ValueError as error:
         raise ValueError(f"--size / steps: {error}") from error
-    report = train_toyworld(args.output, config=config, stages=stages)
+    report = train_toyworld(args.output, config=config, stages=stages, vae_gate=args.vae_gate)
     print(json.dumps(report, indent=2))
     return 0
 

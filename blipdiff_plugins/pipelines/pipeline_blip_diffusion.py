@@ -72,6 +72,8 @@ class BlipDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffu
         subject_position (`int`, defaults to 2): token index where the subject embeddings are spliced in.
         subject_encoder_name (`str`, defaults to ``"blip2_qformer"``): `SUBJECT_ENCODERS` entry of `subject_encoder`.
         prompt_injector_name (`str`, defaults to ``"infix"``): `PROMPT_INJECTORS` entry that builds the injector.
+        default_prompt_reps (`int`, defaults to 20): the prompt repetition of calls that pass no ``prompt_reps``:
+            the release's 20; 1 for a model trained on single captions (the toy model, `blipdiff toyworld train`).
     """
 
     model_cpu_offload_seq = "subject_encoder->text_encoder->unet->vae"
@@ -90,6 +92,7 @@ class BlipDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffu
         subject_position: int = 2,
         subject_encoder_name: str = "blip2_qformer",
         prompt_injector_name: str = "infix",
+        default_prompt_reps: int = 20,
     ):
         super().__init__()
         self.register_subject_modules(
@@ -104,6 +107,7 @@ class BlipDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffu
             subject_position=subject_position,
             subject_encoder_name=subject_encoder_name,
             prompt_injector_name=prompt_injector_name,
+            default_prompt_reps=default_prompt_reps,
         )
 
     @torch.no_grad()
@@ -127,7 +131,7 @@ class BlipDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffu
         prompt_embeds: torch.Tensor | None = None,
         negative_prompt_embeds: torch.Tensor | None = None,
         prompt_strength: float = 1.0,
-        prompt_reps: int = 20,
+        prompt_reps: int | None = None,
         eta: float = 0.0,
         output_type: str = "pil",
         return_dict: bool = True,
@@ -162,7 +166,8 @@ class BlipDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffu
             prompt_embeds (`torch.Tensor`, *optional*): precomputed conditional embeddings (see `encode_prompt`).
             negative_prompt_embeds (`torch.Tensor`, *optional*): precomputed unconditional embeddings.
             prompt_strength (`float`, defaults to 1.0): with `prompt_reps`, how often the prompt is repeated.
-            prompt_reps (`int`, defaults to 20): the released prompt-amplification repeat count.
+            prompt_reps (`int`, *optional*): the prompt-amplification repeat count; defaults to the pipeline's
+                ``default_prompt_reps`` (20, the release's, unless the model says otherwise).
             eta (`float`, defaults to 0.0): DDIM eta, for schedulers that take it.
             output_type (`str`, defaults to ``"pil"``): ``"pil"``, ``"np"``, ``"pt"`` or ``"latent"``.
             return_dict (`bool`, defaults to True): return a `BlipDiffusionPipelineOutput` instead of a tuple.

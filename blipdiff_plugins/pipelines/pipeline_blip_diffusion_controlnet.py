@@ -75,7 +75,7 @@ class BlipDiffusionControlNetPipeline(SubjectPipelineMixin, DiffusionPipeline, S
             a list is wrapped in a `MultiControlNetModel`.
         scheduler (`KarrasDiffusionSchedulers`): any diffusers scheduler; PNDM in the release.
         subject_encoder, subject_tokenizer, subject_image_processor, subject_position, subject_encoder_name,
-        prompt_injector_name: as in `BlipDiffusionPipeline`.
+        prompt_injector_name, default_prompt_reps: as in `BlipDiffusionPipeline`.
     """
 
     model_cpu_offload_seq = "subject_encoder->text_encoder->controlnet->unet->vae"
@@ -95,6 +95,7 @@ class BlipDiffusionControlNetPipeline(SubjectPipelineMixin, DiffusionPipeline, S
         subject_position: int = 2,
         subject_encoder_name: str = "blip2_qformer",
         prompt_injector_name: str = "infix",
+        default_prompt_reps: int = 20,
     ):
         super().__init__()
         if isinstance(controlnet, (list, tuple)):
@@ -112,6 +113,7 @@ class BlipDiffusionControlNetPipeline(SubjectPipelineMixin, DiffusionPipeline, S
             subject_position=subject_position,
             subject_encoder_name=subject_encoder_name,
             prompt_injector_name=prompt_injector_name,
+            default_prompt_reps=default_prompt_reps,
         )
         self._preprocessors = {}
 
@@ -217,7 +219,7 @@ class BlipDiffusionControlNetPipeline(SubjectPipelineMixin, DiffusionPipeline, S
         prompt_embeds: torch.Tensor | None = None,
         negative_prompt_embeds: torch.Tensor | None = None,
         prompt_strength: float = 1.0,
-        prompt_reps: int = 20,
+        prompt_reps: int | None = None,
         eta: float = 0.0,
         output_type: str = "pil",
         return_dict: bool = True,

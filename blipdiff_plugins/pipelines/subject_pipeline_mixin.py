@@ -43,6 +43,7 @@ from diffusers.image_processor import VaeImageProcessor
 from diffusers.utils import logging
 
 from ..adapters.text_encoding import encode_plain_prompts, tokenize_prompts, warn_if_truncated
+from ..utils.checks import check_positive_ints
 from ..utils.images import ImageLike
 from ..loaders.subject_loader import SubjectModelLoaderMixin
 from .denoising import check_image_size, postprocess, vae_scale_factor
@@ -73,9 +74,14 @@ class SubjectPipelineMixin(SubjectPipelineLoaderMixin, SubjectModelLoaderMixin):
         subject_position: int,
         subject_encoder_name: str | None,
         prompt_injector_name: str | None,
+        default_prompt_reps: int | None = None,
         **components,
     ) -> None:
-        """`register_modules` plus the config names, the registry checks and the derived state."""
+        """`register_modules` plus the config names, the registry checks and the derived state.
+
+        ``default_prompt_reps`` (registered when given) is the model's prompt repetition when a call passes none:
+        20 for the released BLIP-Diffusion, 1 for models trained on single captions (the toy model).
+        """
         from ..registry import PROMPT_INJECTORS, SUBJECT_ENCODERS
 
         encoder_name = subject_encoder_name or DEFAULT_SUBJECT_ENCODER
@@ -93,6 +99,9 @@ class SubjectPipelineMixin(SubjectPipelineLoaderMixin, SubjectModelLoaderMixin):
             )
         self.register_modules(**components)
         self.register_to_config(subject_position=subject_position, subject_encoder_name=encoder_name, prompt_injector_name=injector_name)
+        if default_prompt_reps is not None:
+            check_positive_ints(default_prompt_reps=default_prompt_reps)
+            self.register_to_config(default_prompt_reps=default_prompt_reps)
         vae = components.get("vae")
         self.vae_scale_factor = vae_scale_factor(vae) if vae is not None else 8
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
@@ -203,6 +212,10 @@ class SubjectPipelineMixin(SubjectPipelineLoaderMixin, SubjectModelLoaderMixin):
         return subject_embeds.to(device=device, dtype=self.text_encoder.dtype), used_words
 
     # ------------------------------------------------------------------------ prompts
+    def resolve_prompt_reps(self, prompt_reps: int | None) -> int:
+        """``prompt_reps``, or the model's ``default_prompt_reps`` (config) when `None`: 20, the release's, if it has none."""
+        return prompt_reps if prompt_reps is not None else getattr(self.config, "default_prompt_reps", 20)
+
     @torch.no_grad()
     def encode_prompt(
         self,
@@ -211,7 +224,7 @@ class SubjectPipelineMixin(SubjectPipelineLoaderMixin, SubjectModelLoaderMixin):
         subject_embeds: torch.Tensor | None = None,
         target_subject: str | list[str] | None = None,
         prompt_strength: float = 1.0,
-        prompt_reps: int = 20,
+        prompt_reps: int | None = None,
         device: torch.device | None = None,
     ) -> torch.Tensor:
         """Conditional text embeddings ``(batch, seq_len, hidden)``; each prompt is tokenised once.
@@ -221,6 +234,7 @@ class SubjectPipelineMixin(SubjectPipelineLoaderMixin, SubjectModelLoaderMixin):
         plain text.
         """
         device = device or self._execution_device
+        prompt_reps = self.resolve_prompt_reps(prompt_reps)
         prompts = as_list(prompt, "prompt")
         targets = None
         if target_subject is not None:
@@ -306,7 +320,7 @@ class SubjectPipelineMixin(SubjectPipelineLoaderMixin, SubjectModelLoaderMixin):
         negative_prompt_embeds,
         num_images_per_prompt: int,
         prompt_strength: float,
-        prompt_reps: int,
+        prompt_reps: int | None,
         device: torch.device,
     ) -> tuple[torch.Tensor, int]:
         """Text conditioning for the U-Net, ``[negative; positive]`` under guidance, and the prompt count."""

@@ -89,7 +89,7 @@ def subject_attention_maps(
     elif resolution not in available:
         raise ValueError(f"`resolution` {resolution!r} is not a cross-attention map side of this model at this size; use one of {available}.")
 
-    reps = generate_kwargs.get("prompt_reps", 20)
+    reps = pipe.resolve_prompt_reps(generate_kwargs.get("prompt_reps"))
     strength = generate_kwargs.get("prompt_strength", 1.0)
     text = build_subject_prompts([prompt], [target_subject], prompt_strength=strength, prompt_reps=reps)[0]
     num_subject = subject_embeds.shape[1]

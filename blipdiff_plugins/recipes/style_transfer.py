@@ -52,7 +52,7 @@ def style_transfer(
     controlnet_conditioning_scale: float = 1.0,
     generator: torch.Generator | list[torch.Generator] | None = None,
     prompt_strength: float = 1.0,
-    prompt_reps: int = 20,
+    prompt_reps: int | None = None,
     callback_on_step_end: Callable | None = None,
 ) -> StyleTransferResult:
     """Render ``target_subject`` with the structure of ``structure_image`` and the look of ``style_image``.

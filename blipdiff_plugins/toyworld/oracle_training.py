@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..utils.checks import check_positive_ints
 from .appearances import APPEARANCE_NAMES
 from .oracle import ToyWorldOracle, classify
 from .shapes import SHAPE_NAMES
@@ -64,9 +65,7 @@ def train_oracle(
     """
     from tqdm.auto import tqdm
 
-    for name, value in (("steps", steps), ("batch_size", batch_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    check_positive_ints(steps=steps, batch_size=batch_size)
     world = ToyWorld(image_size=image_size)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

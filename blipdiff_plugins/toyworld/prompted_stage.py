@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .contexts import BACKGROUND_NAMES, paint_background
-from .recipe_config import RecipeConfig
+from .recipe_config import TOY_PROMPT_REPS, RecipeConfig
 
 RECORDS_FOLDER = "records"
 PIPELINE_FOLDER = "pipeline"
@@ -99,7 +99,7 @@ def run_prompted_stage(folder: Path, components: dict, config: RecipeConfig, *, 
     from blipdiff_plugins.training.pretrain import SubjectPretrainer
 
     records = build_records(folder, config, progress=progress)
-    pipeline = BlipDiffusionPipeline(**components)
+    pipeline = BlipDiffusionPipeline(**components, default_prompt_reps=TOY_PROMPT_REPS)
     trainer = SubjectPretrainer(str(records), config=pretrain_settings(folder, config, progress=progress), pipeline=pipeline)
     started = time.perf_counter()
     trained = trainer.train()

@@ -20,10 +20,11 @@ import torch
 from diffusers.utils import logging
 
 from .components import build_toy_components, toy_size
-from .recipe_config import STAGES, RecipeConfig
+from .recipe_config import DEFAULT_VAE_GATE, STAGES, TOY_PROMPT_REPS, RecipeConfig
 from ..utils.atomic import atomic_directory, write_json
 from .prompted_stage import PIPELINE_FOLDER, run_prompted_stage
 from .stage_loop import DONE_FILE, run_stage, step_generator
+from .vae_gate import check_vae_gate, reconstruction_accuracy
 from .world import ToyWorld
 
 logger = logging.get_logger(__name__)
@@ -66,7 +67,7 @@ def _vae_stage(folder: Path, components: dict, config: RecipeConfig, world: ToyW
         std = float(vae.encode(pixels).latent_dist.mean.std())
     vae.register_to_config(scaling_factor=1.0 / std)
     vae.save_pretrained(folder / "vae")
-    return result
+    return {**result.to_dict(), "oracle_on_reconstructions": reconstruction_accuracy(vae.eval(), world)}
 
 
 def make_t2i_loss(components: dict, config: RecipeConfig, world: ToyWorld):
@@ -88,12 +89,12 @@ def make_t2i_loss(components: dict, config: RecipeConfig, world: ToyWorld):
             latents = vae.encode(pixels).latent_dist.sample(generator=generator) * vae.config.scaling_factor
         draws = torch.rand(len(renders), generator=generator).tolist()
         named = (torch.rand(len(renders), generator=generator) < config.t2i_appearance_rate).tolist()
-        # Half the captions repeated as the pipeline repeats them (prompt_reps), half single; some dropped;
-        # `t2i_appearance_rate` of them name the appearance before the category word.
+        # The pipeline's prompt form, "a {subject} {prompt}" once (the toy model's `default_prompt_reps` is 1, as
+        # stage 3 trains); some dropped; `t2i_appearance_rate` of them name the appearance before the category word.
         captions = [
             "" if draw < config.caption_dropout
             else build_subject_prompts([r.context.text()], [f"{r.subject.appearance} {r.subject.word}" if name else r.subject.word],
-                                       prompt_reps=20 if draw > 0.55 else 1)[0]
+                                       prompt_reps=1)[0]
             for draw, name, r in zip(draws, named, renders)
         ]
         ids = tokenizer(captions, padding="max_length", max_length=max_length, truncation=True, return_tensors="pt").input_ids
@@ -118,7 +119,7 @@ def _t2i_stage(folder: Path, components: dict, config: RecipeConfig, world: ToyW
     )
     unet.save_pretrained(folder / "unet")
     text_encoder.save_pretrained(folder / "text_encoder")
-    return result
+    return result.to_dict()
 
 
 def _load_stage_outputs(name: str, folder: Path, components: dict) -> None:
@@ -145,6 +146,7 @@ def train_toyworld(
     config: RecipeConfig = RecipeConfig(),
     stages: Sequence[str] = STAGES,
     progress: bool = True,
+    vae_gate: float = DEFAULT_VAE_GATE,
 ) -> dict:
     """Run the recipe's stages in order into ``output_dir``; finished stages are skipped, a started one resumes.
 
@@ -153,6 +155,8 @@ def train_toyworld(
         config ([`RecipeConfig`], *optional*): the plan; a folder made with another config is refused.
         stages (`Sequence[str]`, defaults to all): the stages to run, from `STAGES`; earlier stages must be done.
         progress (`bool`, defaults to `True`): a progress bar per stage.
+        vae_gate (`float`, defaults to 0.95): stop after stage 1 (before marking it done) when the oracle reads
+            fewer of the VAE's reconstructions of held-out renders right (`vae_gate`); 0 never stops.
 
     Returns:
         `dict`: per stage ``{"status": "done" | "trained", ...}``, the ``model`` folder and ``subject_driven`` (stage 3 done).
@@ -192,14 +196,16 @@ def train_toyworld(
         if name == "prompted":
             result = run_prompted_stage(folder, components, config, progress=progress)
         else:
-            result = trainers[name](folder, components, config, world, progress).to_dict()
+            result = trainers[name](folder, components, config, world, progress)
+            if name == "vae":
+                check_vae_gate(result["oracle_on_reconstructions"], vae_gate)
         write_json(folder / DONE_FILE, result)
         report[name] = {"status": "trained", **result}
     if (folders["t2i"] / DONE_FILE).is_file():
         model = output_dir / MODEL_FOLDER
         # Replacing is safe: an earlier save of this same run (recipe.json matched) is the only thing there.
         with atomic_directory(model, replace=True) as staging:
-            BlipDiffusionPipeline(**components).save_pretrained(staging)
+            BlipDiffusionPipeline(**components, default_prompt_reps=TOY_PROMPT_REPS).save_pretrained(staging)
         report["model"] = str(model)
         report["subject_driven"] = (folders["prompted"] / DONE_FILE).is_file()
     write_json(output_dir / "report.json", report)

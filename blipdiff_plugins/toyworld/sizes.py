@@ -37,7 +37,8 @@ TOY_SIZES = MappingProxyType(
         "micro": ToyModelSize((8, 16), (16, 32), 1, 32, 1, vision_hidden=32, vision_layers=1, qformer_layers=1),
         # candidates measured in docs/toyworld_plan.md
         "xs": ToyModelSize((32, 64, 64), (32, 64, 64), 1, 64, 2),
-        "s": ToyModelSize((32, 64, 64), (64, 128, 128), 1, 64, 2),
+        # 16 latent channels: run 1's 4-channel VAE lost the textures (docs/toyworld_plan.md, "Run 1")
+        "s": ToyModelSize((32, 64, 64), (64, 128, 128), 1, 64, 2, latent_channels=16),
         "m": ToyModelSize((32, 64, 64), (64, 128, 256), 2, 128, 2, attention_head_dim=16),
     }
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
+from ..utils.checks import check_non_negative_int, check_positive_floats, check_positive_ints, check_shares
 from .appearances import APPEARANCE_NAMES
 from .shapes import SHAPE_NAMES
 
@@ -60,23 +61,17 @@ class ToyClipConfig:
     eval_renders_per_subject: int = 32
 
     def __post_init__(self):
-        for name in ("steps", "batch_size", "image_size", "patch_size", "hidden_size", "vision_layers", "text_layers",
-                     "projection_dim", "checkpoint_every", "eval_renders_per_subject"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ValueError(f"`seed` must be a non-negative integer, got {self.seed!r}.")
+        fields = lambda *names: {name: getattr(self, name) for name in names}
+        check_positive_ints(**fields("steps", "batch_size", "image_size", "patch_size", "hidden_size", "vision_layers", "text_layers",
+                                     "projection_dim", "checkpoint_every", "eval_renders_per_subject"))
+        check_non_negative_int("seed", self.seed)
         training = len(SHAPE_NAMES) * (len(APPEARANCE_NAMES) - 1)  # one held-out appearance per shape
         if self.batch_size > training:
             raise ValueError(f"`batch_size` must be at most {training} (one render per training subject), got {self.batch_size}.")
         if self.image_size % self.patch_size:
             raise ValueError(f"`image_size` {self.image_size} must be a multiple of `patch_size` {self.patch_size}.")
-        for name in ("context_rate", "warmup_fraction"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"`{name}` must be in [0, 1), got {getattr(self, name)!r}.")
-        if not self.learning_rate > 0:
-            raise ValueError(f"`learning_rate` must be positive, got {self.learning_rate!r}.")
+        check_shares(context_rate=self.context_rate, warmup_fraction=self.warmup_fraction)
+        check_positive_floats(learning_rate=self.learning_rate)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -188,3 +188,22 @@ def test_other_bad_arguments(tiny_pipeline, subject_image):
         tiny_pipeline("x", source_subject="dog")
     with pytest.raises(FileNotFoundError, match="missing.png"):
         tiny_pipeline("x", "missing.png", "dog", num_inference_steps=1)
+
+
+def test_model_default_prompt_reps_is_saved_and_used(tiny_components, subject_image, tmp_path):
+    """A model trained on single captions (the toy model) says so in model_index.json; calls without
+    ``prompt_reps`` then repeat the prompt once, and an explicit value still wins."""
+    from blipdiff_plugins import BlipDiffusionPipeline
+
+    released = BlipDiffusionPipeline(**tiny_components)
+    BlipDiffusionPipeline(**tiny_components, default_prompt_reps=1).save_pretrained(tmp_path)
+    single = BlipDiffusionPipeline.from_pretrained(tmp_path)
+    assert single.config.default_prompt_reps == 1 and released.config.default_prompt_reps == 20
+    embeds = released.encode_subject(subject_image, "dog")
+    encode = lambda pipe, **reps: pipe.encode_prompt("on a beach", subject_embeds=embeds, target_subject="dog", **reps)
+    torch.testing.assert_close(encode(single), encode(released, prompt_reps=1), rtol=0, atol=0)
+    torch.testing.assert_close(encode(released), encode(released, prompt_reps=20), rtol=0, atol=0)
+    torch.testing.assert_close(encode(single, prompt_reps=20), encode(released), rtol=0, atol=0)
+    assert (encode(single) - encode(released)).abs().max() > 1e-3  # the repetition changes the conditioning
+    with pytest.raises(ValueError, match="`default_prompt_reps` must be a positive integer, got 0"):
+        BlipDiffusionPipeline(**tiny_components, default_prompt_reps=0)

@@ -69,7 +69,7 @@ def test_stage3_records_come_from_the_data_builder(finished):
 
 def test_rerun_skips_finished_stages(finished):
     folder, _ = finished
-    again = train_toyworld(folder, config=TINY, progress=False)
+    again = train_toyworld(folder, config=TINY, progress=False, vae_gate=0)
     assert again["vae"]["status"] == "done" and again["t2i"]["status"] == "done" and again["prompted"]["status"] == "done"
 
 
@@ -84,7 +84,7 @@ def test_interrupted_stage_resumes_to_the_same_weights(finished, tmp_path):
     for checkpoint in list_checkpoints(stage / "checkpoints"):
         if checkpoint.name != "checkpoint-2":
             shutil.rmtree(checkpoint)
-    report = train_toyworld(tmp_path / "run", config=TINY, stages=("vae",), progress=False)
+    report = train_toyworld(tmp_path / "run", config=TINY, stages=("vae",), progress=False, vae_gate=0)
     assert report["vae"]["resumed_from"] == 2 and report["vae"]["trained_now"] == 2
     resumed = load_file(stage / "vae" / "diffusion_pytorch_model.safetensors")
     original = load_file(folder / "stage1_vae" / "vae" / "diffusion_pytorch_model.safetensors")
@@ -97,9 +97,9 @@ def test_interrupted_stage_resumes_to_the_same_weights(finished, tmp_path):
 def test_other_settings_are_refused(finished):
     folder, _ = finished
     with pytest.raises(ValueError, match="other settings \\(vae_steps\\)"):
-        train_toyworld(folder, config=RecipeConfig(**{**TINY.to_dict(), "vae_steps": 5}), progress=False)
+        train_toyworld(folder, config=RecipeConfig(**{**TINY.to_dict(), "vae_steps": 5}), progress=False, vae_gate=0)
     with pytest.raises(ValueError, match="`stages`"):
-        train_toyworld(folder, config=TINY, stages=("vae", "gan"), progress=False)
+        train_toyworld(folder, config=TINY, stages=("vae", "gan"), progress=False, vae_gate=0)
     with pytest.raises(ValueError, match="`size`"):
         RecipeConfig(size="huge")
     with pytest.raises(ValueError, match="unknown keys"):

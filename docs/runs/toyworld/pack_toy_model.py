@@ -1,6 +1,6 @@
 """Pack a finished toy recipe run into the package as the shipped ``builtin`` model (a maintainer script).
 
-    .venv/bin/python docs/runs/toyworld/pack_toy_model.py RUN_FOLDER [--into blipdiff_plugins/builtin/toy]
+    .venv/bin/python docs/runs/toyworld/pack_toy_model.py RUN_FOLDER [--into blipdiff_plugins/builtin/toy] [--benchmark TABLE.md]
 
 Loads ``RUN_FOLDER/model`` (the recipe's pipeline), stores its weights in float16 (the package's 25 MB budget;
 `load_toy_pipeline` computes in float32) and writes a model card from the run's ``recipe.json`` and
@@ -41,8 +41,12 @@ Made with: `{command}` (seed {seed}), then `python docs/runs/toyworld/pack_toy_m
 |---|---|---|---|
 {stages}
 
+The stage-1 VAE, checked before stage 2: the oracle reads {gate} of its reconstructions of held-out renders right.
+
 Sizes: {sizes}
-"""
+
+Generation: the pipeline's `default_prompt_reps` is 1 (trained on single captions), PNDM, 64 px.
+{benchmark}"""
 
 
 def main() -> None:
@@ -53,6 +57,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="a finished `blipdiff toyworld train` run folder")
     parser.add_argument("--into", default="blipdiff_plugins/builtin/toy", help="destination folder (must not exist)")
+    parser.add_argument("--benchmark", default=None, help="a markdown file with the oracle benchmark's table, copied into the card")
     args = parser.parse_args()
     run, into = Path(args.run), Path(args.into)
     if into.exists():
@@ -67,9 +72,16 @@ def main() -> None:
         stage = report[name]
         rows.append(f"| {stage.get('name', name)} | {stage['steps']} | {stage['loss']:.4f} | {stage['seconds'] / 60:.1f} |")
     params = {name: sum(p.numel() for p in getattr(pipe, name).parameters()) for name in ("unet", "vae", "text_encoder", "subject_encoder")}
+    gate = report["vae"].get("oracle_on_reconstructions")
+    gate_text = "(not measured)" if gate is None else (
+        f"{gate['subject']:.3f} (shape {gate['shape']:.3f}, appearance {gate['appearance']:.3f}; mean absolute error "
+        f"{gate['mae']:.1f}/255; {gate['renders']} renders)"
+    )
+    benchmark = "" if args.benchmark is None else "\n## Oracle benchmark\n\n" + Path(args.benchmark).read_text(encoding="utf-8")
     card = CARD.format(
         command=f"blipdiff toyworld train --output RUN (size {recipe['size']}, defaults of RecipeConfig)", seed=recipe["seed"],
         recipe=json.dumps(recipe, indent=2), stages="\n".join(rows),
+        gate=gate_text, benchmark=benchmark,
         sizes=f"{toy_size(recipe['size'])}; parameters " + ", ".join(f"{k} {v / 1e6:.2f} M" for k, v in params.items()),
     )
     with atomic_directory(into) as staging:
