@@ -8,7 +8,7 @@ import json
 import shlex
 from pathlib import Path
 
-from .common import fraction, positive_int
+from .common import finite_float, fraction, positive_float, positive_int
 
 
 def _non_negative_int(text: str) -> int:
@@ -19,6 +19,14 @@ def _non_negative_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 0.") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 0.")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    """argparse type: a finite number of at least 0 (0 turns a weighting off)."""
+    value = finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or above, got {value}.")
     return value
 
 
@@ -53,6 +61,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     train.add_argument("--vae-batch-size", type=positive_int, default=defaults.vae_batch_size, help="stage 1 batch (default: %(default)s)")
     train.add_argument("--t2i-steps", type=positive_int, default=defaults.t2i_steps, help="stage 2 steps (default: %(default)s)")
     train.add_argument("--t2i-batch-size", type=positive_int, default=defaults.t2i_batch_size, help="stage 2 batch (default: %(default)s)")
+    train.add_argument("--t2i-learning-rate", type=positive_float, default=defaults.t2i_learning_rate, help="stage 2 peak learning rate (default: %(default)s)")
+    train.add_argument("--t2i-snr-gamma", type=_non_negative_float, default=defaults.t2i_snr_gamma, help="stage 2 min-SNR-gamma loss weighting, 0 for none (default: %(default)s)")
     train.add_argument("--prompted-records", type=positive_int, default=defaults.prompted_records, help="stage 3 records (default: %(default)s)")
     train.add_argument("--prompted-steps", type=positive_int, default=defaults.prompted_steps, help="stage 3 steps (default: %(default)s)")
     train.add_argument("--prompted-batch-size", type=positive_int, default=defaults.prompted_batch_size, help="stage 3 batch (default: %(default)s)")
@@ -127,7 +137,8 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         config = RecipeConfig(
             size=args.size, image_size=args.image_size, seed=args.seed, vae_steps=args.vae_steps, vae_batch_size=args.vae_batch_size,
-            t2i_steps=args.t2i_steps, t2i_batch_size=args.t2i_batch_size, checkpoint_every=args.checkpoint_every,
+            t2i_steps=args.t2i_steps, t2i_batch_size=args.t2i_batch_size, t2i_learning_rate=args.t2i_learning_rate,
+            t2i_snr_gamma=args.t2i_snr_gamma, checkpoint_every=args.checkpoint_every,
             prompted_records=args.prompted_records, prompted_steps=args.prompted_steps, prompted_batch_size=args.prompted_batch_size,
         )
     except ValueError as error:

@@ -70,6 +70,15 @@ def _vae_stage(folder: Path, components: dict, config: RecipeConfig, world: ToyW
     return {**result.to_dict(), "oracle_on_reconstructions": reconstruction_accuracy(vae.eval(), world)}
 
 
+def min_snr_weights(noise_scheduler, timesteps: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Min-SNR-gamma weights of each timestep's loss: min(SNR, gamma) / SNR for epsilon targets, / (SNR + 1) for v."""
+    from diffusers.training_utils import compute_snr
+
+    snr = compute_snr(noise_scheduler, timesteps)
+    clipped = torch.minimum(snr, torch.full_like(snr, gamma))
+    return clipped / (snr + 1) if noise_scheduler.config.prediction_type == "v_prediction" else clipped / snr
+
+
 def make_t2i_loss(components: dict, config: RecipeConfig, world: ToyWorld):
     """Stage 2 loss of step ``s``: epsilon-MSE of the U-Net on a fresh captioned batch (VAE frozen)."""
     from diffusers import DDPMScheduler
@@ -102,7 +111,11 @@ def make_t2i_loss(components: dict, config: RecipeConfig, world: ToyWorld):
         timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator)
         noisy = noise_scheduler.add_noise(latents, noise, timesteps)
         prediction = unet(noisy, timesteps, encoder_hidden_states=text_encoder(input_ids=ids).last_hidden_state).sample
-        return torch.nn.functional.mse_loss(prediction, diffusion_target(noise_scheduler, latents, noise, timesteps))
+        target = diffusion_target(noise_scheduler, latents, noise, timesteps)
+        if not config.t2i_snr_gamma:
+            return torch.nn.functional.mse_loss(prediction, target)
+        per_sample = torch.nn.functional.mse_loss(prediction, target, reduction="none").mean(dim=(1, 2, 3))
+        return (per_sample * min_snr_weights(noise_scheduler, timesteps, config.t2i_snr_gamma)).mean()
 
     return loss_fn
 

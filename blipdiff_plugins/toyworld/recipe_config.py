@@ -25,6 +25,9 @@ class RecipeConfig:
         seed (`int`, defaults to 0): weights, data stream and noise.
         vae_steps (`int`), vae_batch_size (`int`), vae_learning_rate (`float`), vae_kl_weight (`float`): stage 1.
         t2i_steps (`int`), t2i_batch_size (`int`), t2i_learning_rate (`float`): stage 2.
+        t2i_snr_gamma (`float`, defaults to 0): min-SNR-gamma loss weighting of stage 2 (Hang et al. 2023: each
+            timestep's loss times min(SNR, gamma) / SNR, which spends less of the model on nearly clean latents);
+            0 turns it off.
         caption_dropout (`float`, defaults to 0.1): stage 2 share of empty captions (classifier-free guidance).
         t2i_appearance_rate (`float`, defaults to 0.5): stage 2 share of captions that name the appearance
             ("a tiger star on grass ..."); the rest name the category only. Our choice: the toy text encoder then
@@ -47,6 +50,7 @@ class RecipeConfig:
     t2i_steps: int = 3000
     t2i_batch_size: int = 32
     t2i_learning_rate: float = 5e-4
+    t2i_snr_gamma: float = 0.0
     caption_dropout: float = 0.1
     t2i_appearance_rate: float = 0.5
     prompted_records: int = 8192
@@ -64,6 +68,8 @@ class RecipeConfig:
                                      "prompted_records", "prompted_steps", "prompted_batch_size"))
         check_shares(**fields("caption_dropout", "warmup_fraction", "t2i_appearance_rate", "subject_drop_rate"))
         check_positive_floats(**fields("vae_learning_rate", "t2i_learning_rate", "prompted_learning_rate"))
+        if not self.t2i_snr_gamma >= 0:
+            raise ValueError(f"`t2i_snr_gamma` must be 0 (off) or positive, got {self.t2i_snr_gamma!r}.")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -111,3 +111,21 @@ def test_cli_reports_bad_stage(capsys, tmp_path):
 
     assert main(["toyworld", "train", "--output", str(tmp_path), "--stages", "vae,gan"]) == 2
     assert "--stages" in capsys.readouterr().err
+
+
+def test_min_snr_weights_are_min_snr_gamma_over_snr():
+    from diffusers import DDPMScheduler
+    from diffusers.training_utils import compute_snr
+
+    from blipdiff_plugins.toyworld.recipe import min_snr_weights
+
+    scheduler = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+    timesteps = torch.tensor([0, 100, 500, 999])
+    snr = compute_snr(scheduler, timesteps)
+    weights = min_snr_weights(scheduler, timesteps, 5.0)
+    # Nearly clean latents (SNR far above 5) are weighted down; noisy ones (SNR below 5) keep weight 1.
+    assert snr[0] > 5 > snr[-1]
+    torch.testing.assert_close(weights, torch.clamp(snr, max=5.0) / snr)
+    assert weights[0] < 0.01 and weights[-1] == 1.0
+    with pytest.raises(ValueError, match="`t2i_snr_gamma` must be 0 \\(off\\) or positive, got -1"):
+        RecipeConfig(t2i_snr_gamma=-1.0)

@@ -1,0 +1,71 @@
+"""Probe what a toy model draws from text alone, read by the oracle (a maintainer script for recipe ablations).
+
+    .venv/bin/python docs/runs/toyworld/probe_text_to_image.py MODEL_FOLDER --output probe.png [--guidance 7.5] [--steps 25]
+
+Prompts name the appearance and the shape ("a tiger star on sky at the center, large", stage 2's caption form)
+for 8 training subjects x the 12 benchmark contexts, one image each (seeds 0..95). Prints the oracle's shape,
+appearance and subject accuracy and the pixel measures' background, position and size accuracy, and writes the
+images as one grid (a new file; an existing one is refused). It isolates stage 2: no subject encoder is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import torch
+
+# One training subject per shape, with eight different appearances (none of them a held-out pair).
+SUBJECTS = (("tiger", "star"), ("ruby", "circle"), ("mint", "square"), ("chess", "heart"),
+            ("ocean", "cross"), ("lemon", "triangle"), ("plum", "diamond"), ("dalmatian", "crescent"))
+
+
+def main() -> None:
+    from blipdiff_plugins import BlipDiffusionPipeline
+    from blipdiff_plugins.benchmark.toyworld_dataset import benchmark_contexts
+    from blipdiff_plugins.toyworld.measures import measure_context
+    from blipdiff_plugins.toyworld.oracle import classify, load_oracle
+    from blipdiff_plugins.toyworld.world import heldout_pairs
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="a toy pipeline folder (RUN/model)")
+    parser.add_argument("--output", required=True, help="PNG grid to write (must not exist)")
+    parser.add_argument("--guidance", type=float, default=7.5)
+    parser.add_argument("--steps", type=int, default=25)
+    args = parser.parse_args()
+    if Path(args.output).exists():
+        raise SystemExit(f"--output: {args.output!r} exists; choose a new file (nothing is replaced).")
+    assert not any((a, s) in heldout_pairs() for a, s in SUBJECTS)
+    pipe = BlipDiffusionPipeline.from_pretrained(args.model)
+    pipe.set_progress_bar_config(disable=True)
+    contexts = benchmark_contexts()
+    cases = [(appearance, shape, context) for appearance, shape in SUBJECTS for context in contexts]
+    images = []
+    for start in range(0, len(cases), 12):
+        batch = cases[start : start + 12]
+        images += pipe(
+            prompt=[context.text() for _, _, context in batch], target_subject=[f"{a} {s}" for a, s, _ in batch],
+            guidance_scale=args.guidance, num_inference_steps=args.steps, height=64, width=64,
+            generator=[torch.Generator().manual_seed(start + k) for k in range(len(batch))],
+        ).images
+    predicted = classify(load_oracle(), images)
+    measured = [measure_context(image) for image in images]
+    shape = np.array([p == s for p, (_, s, _) in zip(predicted["shape"], cases)])
+    appearance = np.array([p == a for p, (a, _, _) in zip(predicted["appearance"], cases)])
+    scores = {
+        "shape": shape.mean(), "appearance": appearance.mean(), "subject": (shape & appearance).mean(),
+        **{name: np.mean([getattr(m, name) == getattr(c, name) for m, (_, _, c) in zip(measured, cases)]) for name in ("background", "position", "size")},
+    }
+    print(json.dumps({"model": args.model, "guidance": args.guidance, "steps": args.steps, "images": len(images),
+                      **{k: round(float(v), 3) for k, v in scores.items()}}))
+    grid = PIL.Image.new("RGB", (64 * len(contexts), 64 * len(SUBJECTS)))
+    for index, image in enumerate(images):
+        grid.paste(image, ((index % len(contexts)) * 64, (index // len(contexts)) * 64))
+    grid.save(args.output)
+
+
+if __name__ == "__main__":
+    main()
