@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
 
+from ..utils.dict_config import DictRoundTrip
 from ..utils.checks import check_non_negative_int, check_positive_ints
 
 # The BLIP-Diffusion authors' negative prompt for DreamBench generation (SYSTEM.md section 7).
@@ -17,7 +17,7 @@ MAX_IMAGES_PER_PROMPT = 100  # the per-image seed formula leaves room for 100 im
 
 
 @dataclasses.dataclass(frozen=True)
-class GenerationConfig:
+class GenerationConfig(DictRoundTrip):
     """How each DreamBench image is generated; part of a run's identity (resuming checks it).
 
     Args:
@@ -54,14 +54,3 @@ class GenerationConfig:
         """The deterministic seed of one image (independent of filters, sharding and resuming)."""
         return self.seed * 10**7 + subject_index * 10**5 + prompt_index * 100 + image_index
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "GenerationConfig":
-        """Build from a dict; unknown keys raise `ValueError` naming them and the known ones."""
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"GenerationConfig: unknown keys {unknown}; known keys are {sorted(known)}.")
-        return cls(**dict(values))

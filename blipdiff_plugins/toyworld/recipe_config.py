@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
 
+from ..utils.dict_config import DictRoundTrip
 from ..utils.checks import check_positive_floats, check_positive_ints, check_shares
 from .sizes import toy_size
 
@@ -16,7 +16,7 @@ DEFAULT_VAE_GATE = 0.95
 
 
 @dataclasses.dataclass(frozen=True)
-class RecipeConfig:
+class RecipeConfig(DictRoundTrip):
     """Sizes, steps and schedule of the recipe (the defaults are the 2-hour plan of docs/toyworld_plan.md).
 
     Args:
@@ -71,13 +71,3 @@ class RecipeConfig:
         if not self.t2i_snr_gamma >= 0:
             raise ValueError(f"`t2i_snr_gamma` must be 0 (off) or positive, got {self.t2i_snr_gamma!r}.")
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "RecipeConfig":
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"RecipeConfig: unknown keys {unknown}; known keys are {sorted(known)}.")
-        return cls(**dict(values))

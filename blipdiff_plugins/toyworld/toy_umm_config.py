@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
 
+from ..utils.dict_config import DictRoundTrip
 from ..utils.checks import check_non_negative_int, check_positive_floats, check_positive_ints, check_shares
 from .appearances import APPEARANCE_NAMES
 from .shapes import SHAPE_NAMES
@@ -26,7 +26,7 @@ TOY_UMM_DEFAULTS = {
 
 
 @dataclasses.dataclass(frozen=True)
-class ToyClipConfig:
+class ToyClipConfig(DictRoundTrip):
     """Sizes and schedule of the toy CLIP (our choices: small enough to train in minutes on a CPU).
 
     Args:
@@ -73,13 +73,3 @@ class ToyClipConfig:
         check_shares(context_rate=self.context_rate, warmup_fraction=self.warmup_fraction)
         check_positive_floats(learning_rate=self.learning_rate)
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "ToyClipConfig":
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"ToyClipConfig: unknown keys {unknown}; known keys are {sorted(known)}.")
-        return cls(**dict(values))
