@@ -23,6 +23,20 @@ BENCHMARK_METHODS = Registry("benchmark method")
 REFERENCE_MODES = ("mean", "first")
 
 
+def sampling_options(config: GenerationConfig, generators: list[torch.Generator]) -> dict:
+    """The generation settings every subject-driven pipeline call of the benchmark passes, one image per generator."""
+    return {
+        "negative_prompt": config.negative_prompt,
+        "guidance_scale": config.guidance_scale,
+        "num_inference_steps": config.num_inference_steps,
+        "height": config.height,
+        "width": config.width,
+        "num_images_per_prompt": len(generators),
+        "generator": generators,
+        "output_type": "pil",
+    }
+
+
 def _images_of(output: Any) -> list[PIL.Image.Image]:
     images = output.images if hasattr(output, "images") else output
     if isinstance(images, PIL.Image.Image):
@@ -99,15 +113,8 @@ class BlipDiffusionZeroShot:
             prompt=prompt.context,
             subject_embeds=self._subject_embeds,
             target_subject=prompt.target_subject(subject["class_noun"]),
-            negative_prompt=config.negative_prompt,
-            guidance_scale=config.guidance_scale,
-            num_inference_steps=config.num_inference_steps,
-            height=config.height,
-            width=config.width,
-            num_images_per_prompt=len(generators),
-            generator=generators,
+            **sampling_options(config, generators),
             prompt_reps=config.prompt_reps,
-            output_type="pil",
         ))
         return _images_of(output)
 
@@ -206,15 +213,8 @@ class TextToImage:
             prompt=prompt.text(subject["class_noun"]),
             subject_embeds=None,
             subject_images=None,
-            negative_prompt=config.negative_prompt,
-            guidance_scale=config.guidance_scale,
-            num_inference_steps=config.num_inference_steps,
-            height=config.height,
-            width=config.width,
-            num_images_per_prompt=len(generators),
-            generator=generators,
+            **sampling_options(config, generators),
             prompt_reps=config.prompt_reps,
-            output_type="pil",
         ))
         return _images_of(output)
 

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import PIL.Image
 
-from .methods import _check_reference, _images_of, call_warning_once
+from .methods import _check_reference, _images_of, call_warning_once, sampling_options
 
 
 class UMMDiffusionZeroShot:
@@ -53,13 +53,6 @@ class UMMDiffusionZeroShot:
             subject_embeds=self._subject_embeds,
             subject_word=subject["class_noun"],
             fusion_weight=self.fusion_weight,
-            negative_prompt=config.negative_prompt,
-            guidance_scale=config.guidance_scale,
-            num_inference_steps=config.num_inference_steps,
-            height=config.height,
-            width=config.width,
-            num_images_per_prompt=len(generators),
-            generator=generators,
-            output_type="pil",
+            **sampling_options(config, generators),
         ))
         return _images_of(output)

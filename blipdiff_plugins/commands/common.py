@@ -82,10 +82,11 @@ def fraction(text: str) -> float:
 
 
 def model_prompt_reps(pipeline, prompt_reps: int | None) -> int:
-    """--prompt-reps, or the model's default when not given (20, the release's, for pipelines without one)."""
-    if prompt_reps is not None:
-        return prompt_reps
-    return getattr(getattr(pipeline, "config", None), "default_prompt_reps", 20)
+    """--prompt-reps, or the subject pipeline's default when not given; other pipelines ignore it (20, the release's)."""
+    resolve = getattr(pipeline, "resolve_prompt_reps", None)
+    if resolve is not None:
+        return resolve(prompt_reps)
+    return 20 if prompt_reps is None else prompt_reps
 
 
 PROMPT_REPS_HELP = "prompt repetition (default: the model's: 20 for the released BLIP-Diffusion, 1 for the toy model)"
