@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from typing import Sequence, TypedDict
 
 import numpy as np
 import PIL.Image
@@ -16,6 +16,16 @@ OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 RESIZE_MODES = ("crop", "squash")
+
+
+class SubjectImageProcessorKwargs(TypedDict, total=False):
+    """The saved settings `from_pretrained` may override (transformers >= 5.25 reads them from ``valid_kwargs``)."""
+
+    image_size: int
+    resize_mode: str
+    image_mean: Sequence[float]
+    image_std: Sequence[float]
+    alpha: str
 
 
 class SubjectImageProcessor(ImageProcessingMixin):
@@ -33,6 +43,7 @@ class SubjectImageProcessor(ImageProcessingMixin):
     """
 
     model_input_names = ["pixel_values"]
+    valid_kwargs = SubjectImageProcessorKwargs
 
     def __init__(
         self,

@@ -30,6 +30,14 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _ema_decay(text: str) -> float:
+    """argparse type: 0 (no moving average) or a decay in (0, 1)."""
+    value = _non_negative_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be 0 (off) or below 1, got {value}.")
+    return value
+
+
 def _run_pair(text: str) -> tuple[str, str]:
     label, separator, folder = text.partition("=")
     if not separator or not label or not folder:
@@ -38,8 +46,8 @@ def _run_pair(text: str) -> tuple[str, str]:
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from blipdiff_plugins.toyworld.recipe_config import DEFAULT_VAE_GATE, STAGES, RecipeConfig
-
+    from blipdiff_plugins.toyworld.recipe_config import DEFAULT_VAE_GATE, PREDICTION_TYPES, STAGES, RecipeConfig
+    from blipdiff_plugins.toyworld.sizes import TOY_SIZES
     from blipdiff_plugins.toyworld.toy_umm_config import TOY_UMM_DEFAULTS, ToyClipConfig
 
     defaults = RecipeConfig()
@@ -55,14 +63,20 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     train = actions.add_parser("train", help="run the staged recipe (resumable; a progress bar per stage)")
     train.add_argument("--output", required=True, help="run folder; rerun the same command to resume")
     train.add_argument("--stages", default=",".join(STAGES), help="comma-separated stages to run (default: %(default)s)")
-    train.add_argument("--size", default=defaults.size, help="toy model size: micro, xs, s or m (default: %(default)s)")
+    train.add_argument("--size", default=defaults.size, choices=tuple(TOY_SIZES), help="toy model size (default: %(default)s)")
     train.add_argument("--seed", type=int, default=defaults.seed, help="seed (default: %(default)s)")
+    train.add_argument("--prediction-type", default=defaults.prediction_type, choices=PREDICTION_TYPES,
+                       help="what the U-Net predicts, in every stage and sampler (default: %(default)s)")
+    train.add_argument("--zero-terminal-snr", action=argparse.BooleanOptionalAction, default=defaults.zero_terminal_snr,
+                       help="noise schedule rescaled so the last step is pure noise, DDIM trailing sampler; needs "
+                            "--prediction-type v_prediction (default: %(default)s)")
     train.add_argument("--vae-steps", type=positive_int, default=defaults.vae_steps, help="stage 1 steps (default: %(default)s)")
     train.add_argument("--vae-batch-size", type=positive_int, default=defaults.vae_batch_size, help="stage 1 batch (default: %(default)s)")
     train.add_argument("--t2i-steps", type=positive_int, default=defaults.t2i_steps, help="stage 2 steps (default: %(default)s)")
     train.add_argument("--t2i-batch-size", type=positive_int, default=defaults.t2i_batch_size, help="stage 2 batch (default: %(default)s)")
     train.add_argument("--t2i-learning-rate", type=positive_float, default=defaults.t2i_learning_rate, help="stage 2 peak learning rate (default: %(default)s)")
     train.add_argument("--t2i-snr-gamma", type=_non_negative_float, default=defaults.t2i_snr_gamma, help="stage 2 min-SNR-gamma loss weighting, 0 for none (default: %(default)s)")
+    train.add_argument("--t2i-ema-decay", type=_ema_decay, default=defaults.t2i_ema_decay, help="stage 2 saves a moving average of its weights with this decay, 0 for none (default: %(default)s)")
     train.add_argument("--prompted-records", type=positive_int, default=defaults.prompted_records, help="stage 3 records (default: %(default)s)")
     train.add_argument("--prompted-steps", type=positive_int, default=defaults.prompted_steps, help="stage 3 steps (default: %(default)s)")
     train.add_argument("--prompted-batch-size", type=positive_int, default=defaults.prompted_batch_size, help="stage 3 batch (default: %(default)s)")
@@ -134,11 +148,15 @@ def run_train(args: argparse.Namespace) -> int:
     unknown = [stage for stage in stages if stage not in STAGES]
     if unknown:
         raise ValueError(f"--stages: {unknown} not in {', '.join(STAGES)}.")
+    if args.zero_terminal_snr and args.prediction_type != "v_prediction":
+        raise ValueError(f"--zero-terminal-snr needs --prediction-type v_prediction (got {args.prediction_type}): "
+                         "from pure noise the noise cannot be predicted.")
     try:
         config = RecipeConfig(
-            size=args.size, image_size=args.image_size, seed=args.seed, vae_steps=args.vae_steps, vae_batch_size=args.vae_batch_size,
+            size=args.size, image_size=args.image_size, seed=args.seed, prediction_type=args.prediction_type,
+            zero_terminal_snr=args.zero_terminal_snr, vae_steps=args.vae_steps, vae_batch_size=args.vae_batch_size,
             t2i_steps=args.t2i_steps, t2i_batch_size=args.t2i_batch_size, t2i_learning_rate=args.t2i_learning_rate,
-            t2i_snr_gamma=args.t2i_snr_gamma, checkpoint_every=args.checkpoint_every,
+            t2i_snr_gamma=args.t2i_snr_gamma, t2i_ema_decay=args.t2i_ema_decay, checkpoint_every=args.checkpoint_every,
             prompted_records=args.prompted_records, prompted_steps=args.prompted_steps, prompted_batch_size=args.prompted_batch_size,
         )
     except ValueError as error:

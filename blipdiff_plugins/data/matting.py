@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
 import PIL.Image
+import torch
 
 from .config import DataBuilderConfig
 from .filtering import MASK_TOO_LARGE, MATTING_FAILED, NO_SUBJECT_FOUND, RecordSkipped
@@ -40,6 +42,18 @@ def working_size(size: tuple[int, int], working_resolution: int) -> tuple[int, i
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+@contextlib.contextmanager
+def keeping_torch_threads():
+    """Restore torch's thread count on exit. numba (pymatting's compiler) sets the OpenMP thread count it shares
+    with torch to every core when its threading layer starts (at pymatting's import, measured in a recipe run):
+    a one-thread trainer would turn into a two-thread one and stop reproducing its own checkpoints."""
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def extract_subject(image: PIL.Image.Image, confidence: np.ndarray, config: DataBuilderConfig) -> SubjectMatte:
     """Trimap from ``confidence``, then pymatting's closed-form alpha and ML foreground, upsampled to the image.
 
@@ -47,7 +61,8 @@ def extract_subject(image: PIL.Image.Image, confidence: np.ndarray, config: Data
     a solver error or non-finite alpha: matting failed).
     """
     try:
-        from pymatting import estimate_alpha_cf, estimate_foreground_ml
+        with keeping_torch_threads():
+            from pymatting import estimate_alpha_cf, estimate_foreground_ml
     except ImportError as error:
         raise ImportError("pymatting is needed for the data builder. Install it with: pip install 'blipdiff_plugins[pretrain]'", name="pymatting") from error
 
@@ -62,8 +77,9 @@ def extract_subject(image: PIL.Image.Image, confidence: np.ndarray, config: Data
     if not (trimap == BACKGROUND).any():
         raise RecordSkipped(MASK_TOO_LARGE, "no pixel is known background: the subject fills the image")
     try:
-        alpha = estimate_alpha_cf(small, trimap)
-        foreground = estimate_foreground_ml(small, alpha) if config.estimate_foreground else small
+        with keeping_torch_threads():
+            alpha = estimate_alpha_cf(small, trimap)
+            foreground = estimate_foreground_ml(small, alpha) if config.estimate_foreground else small
     except (ValueError, ArithmeticError, RuntimeError, MemoryError, np.linalg.LinAlgError) as error:
         raise RecordSkipped(MATTING_FAILED, f"closed-form matting failed: {type(error).__name__}: {error}") from error
     if not (np.isfinite(alpha).all() and np.isfinite(foreground).all()):

@@ -34,14 +34,15 @@ def build_vae(spec: ToyModelSize, *, image_size: int):
         latent_channels=spec.latent_channels,
         norm_num_groups=_groups(spec.vae_channels),
         sample_size=image_size,
+        mid_block_add_attention=spec.vae_mid_attention,
     )
 
 
 def build_unet(spec: ToyModelSize, *, image_size: int):
     from diffusers import UNet2DConditionModel
 
-    down = ["CrossAttnDownBlock2D"] * (len(spec.unet_channels) - 1) + ["DownBlock2D"]
-    up = ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * (len(spec.unet_channels) - 1)
+    down = ["CrossAttnDownBlock2D" if attention else "DownBlock2D" for attention in spec.attention_levels]
+    up = ["CrossAttnUpBlock2D" if attention else "UpBlock2D" for attention in reversed(spec.attention_levels)]
     return UNet2DConditionModel(
         sample_size=image_size // spec.vae_factor,
         in_channels=spec.latent_channels,
@@ -105,10 +106,24 @@ def build_subject_encoder(spec: ToyModelSize, subject_tokenizer, *, image_size: 
     )
 
 
-def build_toy_components(spec: ToyModelSize, *, image_size: int = 64, seed: int = 0) -> dict:
-    """Fresh (untrained) components of a `BlipDiffusionPipeline` at one toy size, initialised from ``seed``."""
-    from diffusers import PNDMScheduler
+def build_scheduler(*, prediction_type: str = "epsilon", zero_terminal_snr: bool = False):
+    """Stable Diffusion's noise schedule (PNDM, as the released model), or the same betas rescaled to zero terminal
+    SNR (Lin et al. 2024) with DDIM's trailing timesteps, the sampler that schedule needs (PNDM cannot rescale)."""
+    from diffusers import DDIMScheduler, PNDMScheduler
 
+    betas = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "set_alpha_to_one": False}
+    if zero_terminal_snr:
+        return DDIMScheduler(**betas, rescale_betas_zero_snr=True, timestep_spacing="trailing", clip_sample=False,
+                             prediction_type=prediction_type)
+    return PNDMScheduler(**betas, skip_prk_steps=True, prediction_type=prediction_type)
+
+
+def build_toy_components(
+    spec: ToyModelSize, *, image_size: int = 64, seed: int = 0, prediction_type: str = "epsilon", zero_terminal_snr: bool = False
+) -> dict:
+    """Fresh (untrained) components of a `BlipDiffusionPipeline` at one toy size, initialised from ``seed``; the
+    scheduler (`build_scheduler`: ``prediction_type``, what the U-Net predicts, and the noise schedule) is the one
+    every trainer and sampler then uses."""
     from blipdiff_plugins.adapters.subject_image_processor import SubjectImageProcessor
 
     if image_size % spec.vae_factor:
@@ -121,9 +136,7 @@ def build_toy_components(spec: ToyModelSize, *, image_size: int = 64, seed: int 
         unet = build_unet(spec, image_size=image_size)
         text_encoder = build_text_encoder(spec, tokenizer)
         subject_encoder = build_subject_encoder(spec, subject_tokenizer, image_size=image_size)
-    scheduler = PNDMScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", set_alpha_to_one=False, skip_prk_steps=True
-    )
+    scheduler = build_scheduler(prediction_type=prediction_type, zero_terminal_snr=zero_terminal_snr)
     return {
         "tokenizer": tokenizer,
         "text_encoder": text_encoder,

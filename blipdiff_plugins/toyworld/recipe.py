@@ -52,6 +52,26 @@ def make_vae_loss(vae, config: RecipeConfig, world: ToyWorld):
     return loss_fn
 
 
+# The floor of diffusers' `DiagonalGaussianDistribution` (it clamps log-variances to [-30, 20]): std e^-15.
+POSTERIOR_LOGVAR_FLOOR = -30.0
+
+
+def floor_posterior_spread(vae) -> None:
+    """Make the VAE's posterior a point mass at its mean (log-variance at the floor for every input).
+
+    Trained for minutes with a tiny KL weight, the toy VAE's posterior keeps a spread close to the spread of its
+    means (std 0.87 against 1 after scaling, measured on run 3's VAE): the decoder learned to ignore that noise,
+    but every trainer that samples the posterior (stage 2, the pre-trainer, the fine-tuners, UMM's trainer, as
+    diffusers' scripts do) would teach the U-Net to draw it, and the steps with little added noise would be
+    spent on noise no model can predict. Stable Diffusion's VAE has a negligible spread, so sampling its posterior
+    is the same as taking the mean; this makes the toy VAE the same. The decoder is judged on means (the gate).
+    """
+    channels = vae.config.latent_channels
+    with torch.no_grad():
+        vae.quant_conv.weight[channels:] = 0.0
+        vae.quant_conv.bias[channels:] = POSTERIOR_LOGVAR_FLOOR
+
+
 def _vae_stage(folder: Path, components: dict, config: RecipeConfig, world: ToyWorld, progress: bool):
     vae = components["vae"]
     loss_fn = make_vae_loss(vae, config, world)
@@ -61,6 +81,7 @@ def _vae_stage(folder: Path, components: dict, config: RecipeConfig, world: ToyW
         learning_rate=config.vae_learning_rate, warmup_steps=int(config.warmup_fraction * config.vae_steps),
         checkpoint_every=config.checkpoint_every, settings=settings, progress=progress,
     )
+    floor_posterior_spread(vae)
     # Latents of unit variance for the U-Net, as Stable Diffusion's scaling factor does.
     with torch.no_grad():
         pixels, _ = _training_pixels(world, seed=config.seed + 1, start=0, count=min(256, 8 * config.vae_batch_size))
@@ -123,12 +144,13 @@ def make_t2i_loss(components: dict, config: RecipeConfig, world: ToyWorld):
 def _t2i_stage(folder: Path, components: dict, config: RecipeConfig, world: ToyWorld, progress: bool):
     unet, text_encoder = components["unet"], components["text_encoder"]
     loss_fn = make_t2i_loss(components, config, world)
-    settings = {k: v for k, v in config.to_dict().items() if k.startswith(("t2i_", "caption")) or k in ("size", "image_size", "seed")}
+    settings = {k: v for k, v in config.to_dict().items()
+                if k.startswith(("t2i_", "caption")) or k in ("size", "image_size", "seed", "prediction_type", "zero_terminal_snr")}
     result = run_stage(
         name="stage 2/3 text-to-image", folder=folder, modules={"unet": unet, "text_encoder": text_encoder}, loss_fn=loss_fn,
         steps=config.t2i_steps, learning_rate=config.t2i_learning_rate,
         warmup_steps=int(config.warmup_fraction * config.t2i_steps), checkpoint_every=config.checkpoint_every,
-        settings=settings, progress=progress,
+        settings=settings, progress=progress, ema_decay=config.t2i_ema_decay,
     )
     unet.save_pretrained(folder / "unet")
     text_encoder.save_pretrained(folder / "text_encoder")
@@ -193,7 +215,8 @@ def train_toyworld(
     else:
         write_json(recipe_file, config.to_dict())
     world = ToyWorld(image_size=config.image_size)
-    components = build_toy_components(toy_size(config.size), image_size=config.image_size, seed=config.seed)
+    components = build_toy_components(toy_size(config.size), image_size=config.image_size, seed=config.seed,
+                                      prediction_type=config.prediction_type, zero_terminal_snr=config.zero_terminal_snr)
     folders = {"vae": output_dir / "stage1_vae", "t2i": output_dir / "stage2_t2i", "prompted": output_dir / "stage3_prompted"}
     trainers = {"vae": _vae_stage, "t2i": _t2i_stage}
     report: dict[str, Any] = {}

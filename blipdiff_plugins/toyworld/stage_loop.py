@@ -19,6 +19,8 @@ from blipdiff_plugins.training.checkpoints import list_checkpoints, load_checkpo
 logger = logging.get_logger(__name__)
 
 DONE_FILE = "done.json"
+# Checkpoint names of the moving-average weights: "ema." + the trained weight's name.
+EMA_PREFIX = "ema."
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +56,7 @@ def run_stage(
     checkpoint_every: int,
     settings: dict,
     progress: bool = True,
+    ema_decay: float = 0.0,
 ) -> StageResult:
     """Train ``modules`` for ``steps`` steps on ``loss_fn(step)``, resuming from the newest checkpoint in ``folder``.
 
@@ -68,11 +71,17 @@ def run_stage(
         checkpoint_every (`int`): save every this many steps (and at the end).
         settings (`dict`): everything that defines the stage; a checkpoint made under other settings is refused.
         progress (`bool`, defaults to `True`): show the stage's tqdm bar.
+        ema_decay (`float`, defaults to 0): when positive, keep an exponential moving average of the parameters
+            (diffusers' `EMAModel`, with its (1 + step) / (10 + step) warm-up), save it in every checkpoint
+            (``ema.<name>``) and leave the modules holding it at the end; 0 trains without one.
     """
     from diffusers.optimization import get_cosine_schedule_with_warmup
+    from diffusers.training_utils import EMAModel
     from tqdm.auto import tqdm
 
-    parameters = [p for module in modules.values() for p in module.parameters()]
+    named = {f"{n}.{k}": p for n, module in modules.items() for k, p in module.named_parameters()}
+    parameters = list(named.values())
+    ema = EMAModel(parameters, decay=ema_decay) if ema_decay > 0 else None
     optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=0.01)
     schedule = get_cosine_schedule_with_warmup(optimizer, num_warmup_steps=warmup_steps, num_training_steps=steps)
     checkpoints = folder / "checkpoints"
@@ -91,6 +100,9 @@ def run_stage(
         optimizer.load_state_dict(saved["optimizer"])
         schedule.load_state_dict(saved["random_states"]["schedule"])
         start = int(saved["trainer_state"]["step"])
+        if ema is not None:
+            ema.shadow_params = [saved["trainable"][EMA_PREFIX + name].clone() for name in named]
+            ema.optimization_step = start
         logger.info("%s: resuming from step %d (%s)", name, start, found[-1])
     for module in modules.values():
         module.train()
@@ -104,11 +116,15 @@ def run_stage(
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
         optimizer.step()
         schedule.step()
+        if ema is not None:
+            ema.step(parameters)
         losses = (losses + [loss.item()])[-50:]
         bar.update(1)
         bar.set_postfix(loss=f"{sum(losses) / len(losses):.4f}")
         if (step + 1) % checkpoint_every == 0 or step + 1 == steps:
             trainable = {f"{n}.{k}": v for n, module in modules.items() for k, v in module.state_dict().items()}
+            if ema is not None:
+                trainable.update({EMA_PREFIX + name: shadow for name, shadow in zip(named, ema.shadow_params)})
             save_checkpoint(
                 checkpoints,
                 step + 1,
@@ -118,6 +134,8 @@ def run_stage(
                 trainer_state={"settings": settings, "stage": name},
             )
     bar.close()
+    if ema is not None:
+        ema.copy_to(parameters)
     for module in modules.values():
         module.eval()
     return StageResult(

@@ -82,3 +82,25 @@ def test_config_validation_names_the_setting():
         DataBuilderConfig.from_dict({"threshold": 0.5})
     config = DataBuilderConfig(seed=3, erode_pixels=5)
     assert DataBuilderConfig.from_dict(config.to_dict()) == config
+
+
+def test_matting_keeps_the_callers_torch_threads(monkeypatch):
+    import pymatting
+    import torch
+
+    import blipdiff_plugins.data.matting as matting
+
+    image, mask = synthetic_subject(width=48, height=40, seed=0)
+
+    def numba_like(*args, **kwargs):  # what numba's threading layer does to the OpenMP count torch shares
+        torch.set_num_threads(torch.get_num_threads() + 2)
+        return original(*args, **kwargs)
+
+    original = pymatting.estimate_alpha_cf
+    monkeypatch.setattr(pymatting, "estimate_alpha_cf", numba_like)
+    before = torch.get_num_threads()
+    try:
+        matting.extract_subject(image, soft_confidence(mask, seed=0), DataBuilderConfig())
+        assert torch.get_num_threads() == before
+    finally:
+        torch.set_num_threads(before)

@@ -2,6 +2,10 @@
 
     .venv/bin/python docs/runs/toyworld/probe_text_to_image.py MODEL_FOLDER --output probe.png [--guidance 7.5] [--steps 25]
 
+MODEL_FOLDER is a toy pipeline folder (RUN/model) or a stage-2 checkpoint of a running recipe
+(RUN/stage2_t2i/checkpoints/checkpoint-N: its U-Net and text encoder, their moving average where the run keeps
+one, with the run's stage-1 VAE), to judge stage 2 before it ends.
+
 Prompts name the appearance and the shape ("a tiger star on sky at the center, large", stage 2's caption form)
 for 8 training subjects x the 12 benchmark contexts, one image each (seeds 0..95). Prints the oracle's shape,
 appearance and subject accuracy and the pixel measures' background, position and size accuracy, and writes the
@@ -23,15 +27,40 @@ SUBJECTS = (("tiger", "star"), ("ruby", "circle"), ("mint", "square"), ("chess",
             ("ocean", "cross"), ("lemon", "triangle"), ("plum", "diamond"), ("dalmatian", "crescent"))
 
 
-def main() -> None:
+def load_pipeline(path: Path):
+    """A pipeline folder as it is, or a stage-2 checkpoint assembled with its run's components and stage-1 VAE."""
+    from diffusers import AutoencoderKL
+
     from blipdiff_plugins import BlipDiffusionPipeline
+    from blipdiff_plugins.toyworld.components import build_toy_components, toy_size
+    from blipdiff_plugins.toyworld.recipe_config import TOY_PROMPT_REPS, RecipeConfig
+    from blipdiff_plugins.toyworld.stage_loop import EMA_PREFIX
+    from blipdiff_plugins.training.checkpoints import load_checkpoint
+
+    if (path / "model_index.json").is_file():
+        return BlipDiffusionPipeline.from_pretrained(path)
+    run = path.parents[2]
+    config = RecipeConfig.from_dict(json.loads((run / "recipe.json").read_text(encoding="utf-8")))
+    components = build_toy_components(toy_size(config.size), image_size=config.image_size, seed=config.seed,
+                                      prediction_type=config.prediction_type, zero_terminal_snr=config.zero_terminal_snr)
+    components["vae"] = AutoencoderKL.from_pretrained(run / "stage1_vae" / "vae")
+    trainable = load_checkpoint(path)["trainable"]
+    for name in ("unet", "text_encoder"):
+        weights = {k[len(name) + 1:]: v for k, v in trainable.items() if k.startswith(f"{name}.")}
+        # The moving average where the stage keeps one (parameters only; buffers come from the weights above).
+        weights.update({k[len(EMA_PREFIX) + len(name) + 1:]: v for k, v in trainable.items() if k.startswith(f"{EMA_PREFIX}{name}.")})
+        components[name].load_state_dict(weights)
+    return BlipDiffusionPipeline(**components, default_prompt_reps=TOY_PROMPT_REPS)
+
+
+def main() -> None:
     from blipdiff_plugins.benchmark.toyworld_dataset import benchmark_contexts
     from blipdiff_plugins.toyworld.measures import measure_context
     from blipdiff_plugins.toyworld.oracle import classify, load_oracle
     from blipdiff_plugins.toyworld.world import heldout_pairs
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="a toy pipeline folder (RUN/model)")
+    parser.add_argument("model", help="a toy pipeline folder (RUN/model) or a stage-2 checkpoint folder")
     parser.add_argument("--output", required=True, help="PNG grid to write (must not exist)")
     parser.add_argument("--guidance", type=float, default=7.5)
     parser.add_argument("--steps", type=int, default=25)
@@ -39,7 +68,7 @@ def main() -> None:
     if Path(args.output).exists():
         raise SystemExit(f"--output: {args.output!r} exists; choose a new file (nothing is replaced).")
     assert not any((a, s) in heldout_pairs() for a, s in SUBJECTS)
-    pipe = BlipDiffusionPipeline.from_pretrained(args.model)
+    pipe = load_pipeline(Path(args.model))
     pipe.set_progress_bar_config(disable=True)
     contexts = benchmark_contexts()
     cases = [(appearance, shape, context) for appearance, shape in SUBJECTS for context in contexts]
