@@ -69,7 +69,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        help="what the U-Net predicts, in every stage and sampler (default: %(default)s)")
     train.add_argument("--zero-terminal-snr", action=argparse.BooleanOptionalAction, default=defaults.zero_terminal_snr,
                        help="noise schedule rescaled so the last step is pure noise, DDIM trailing sampler; needs "
-                            "--prediction-type v_prediction (default: %(default)s)")
+                            "--prediction-type v_prediction (default: on; --no-zero-terminal-snr for the released schedule)")
     train.add_argument("--vae-steps", type=positive_int, default=defaults.vae_steps, help="stage 1 steps (default: %(default)s)")
     train.add_argument("--vae-batch-size", type=positive_int, default=defaults.vae_batch_size, help="stage 1 batch (default: %(default)s)")
     train.add_argument("--t2i-steps", type=positive_int, default=defaults.t2i_steps, help="stage 2 steps (default: %(default)s)")
@@ -149,8 +149,8 @@ def run_train(args: argparse.Namespace) -> int:
     if unknown:
         raise ValueError(f"--stages: {unknown} not in {', '.join(STAGES)}.")
     if args.zero_terminal_snr and args.prediction_type != "v_prediction":
-        raise ValueError(f"--zero-terminal-snr needs --prediction-type v_prediction (got {args.prediction_type}): "
-                         "from pure noise the noise cannot be predicted.")
+        raise ValueError(f"--zero-terminal-snr (on by default) needs --prediction-type v_prediction, got {args.prediction_type}: "
+                         "from pure noise the noise cannot be predicted; add --no-zero-terminal-snr for an epsilon model.")
     try:
         config = RecipeConfig(
             size=args.size, image_size=args.image_size, seed=args.seed, prediction_type=args.prediction_type,

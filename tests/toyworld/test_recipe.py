@@ -231,8 +231,10 @@ def test_zero_terminal_snr_needs_v_prediction(capsys, tmp_path):
     from blipdiff_plugins.cli import main
 
     with pytest.raises(ValueError, match="`zero_terminal_snr` needs `prediction_type` 'v_prediction', got 'epsilon'"):
-        RecipeConfig(zero_terminal_snr=True)
-    assert main(["toyworld", "train", "--output", str(tmp_path / "run"), "--zero-terminal-snr"]) == 2
+        RecipeConfig(prediction_type="epsilon")  # zero terminal SNR is on by default
+    RecipeConfig(prediction_type="epsilon", zero_terminal_snr=False)
+    assert main(["toyworld", "train", "--output", str(tmp_path / "run"), "--prediction-type", "epsilon"]) == 2
     error = capsys.readouterr().err
-    assert "--zero-terminal-snr needs --prediction-type v_prediction (got epsilon)" in error
+    assert "--zero-terminal-snr (on by default) needs --prediction-type v_prediction, got epsilon" in error
+    assert "--no-zero-terminal-snr" in error
     assert not (tmp_path / "run").exists()
