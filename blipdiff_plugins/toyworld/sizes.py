@@ -59,6 +59,10 @@ TOY_SIZES = MappingProxyType(
         # no attention at 32x32, where it would cost most
         "s2": ToyModelSize((32, 64), (32, 64, 128, 128), 1, 64, 2, unet_attention=(False, True, True, False),
                            vae_mid_attention=False),
+        # s2 with 2 layers per block, 256 channels and attention at 4x4; no better than s2 at 800 stage-2 steps and
+        # ~2.2x the cost (docs/toyworld_plan.md, "Run 3")
+        "m2": ToyModelSize((32, 64), (32, 64, 128, 256), 2, 64, 2, unet_attention=(False, True, True, True),
+                           vae_mid_attention=False),
     }
 )
 
