@@ -39,6 +39,13 @@ class StageResult:
         return dataclasses.asdict(self)
 
 
+def module_state(trainable: Mapping[str, torch.Tensor], module_name: str, *, moving_average: bool = False) -> dict:
+    """One module's state dict out of a checkpoint's ``trainable`` (names ``<module>.<key>``); with
+    ``moving_average``, its parameters come from the moving average where the checkpoint holds one."""
+    prefixes = [f"{module_name}."] + ([f"{EMA_PREFIX}{module_name}."] if moving_average else [])
+    return {name[len(prefix):]: tensor for prefix in prefixes for name, tensor in trainable.items() if name.startswith(prefix)}
+
+
 def step_generator(seed: int, step: int) -> torch.Generator:
     """The generator of one step's noise and timesteps."""
     return torch.Generator().manual_seed(seed * 1_000_003 + step)
@@ -95,8 +102,7 @@ def run_stage(
                 f"({saved['trainer_state'].get('settings')!r}, now {settings!r}); use a new output folder or the same settings."
             )
         for module_name, module in modules.items():
-            prefix = f"{module_name}."
-            module.load_state_dict({k[len(prefix):]: v for k, v in saved["trainable"].items() if k.startswith(prefix)})
+            module.load_state_dict(module_state(saved["trainable"], module_name))
         optimizer.load_state_dict(saved["optimizer"])
         schedule.load_state_dict(saved["random_states"]["schedule"])
         start = int(saved["trainer_state"]["step"])

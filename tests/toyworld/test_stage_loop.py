@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from blipdiff_plugins.toyworld.stage_loop import EMA_PREFIX, run_stage
+from blipdiff_plugins.toyworld.stage_loop import EMA_PREFIX, module_state, run_stage
 from blipdiff_plugins.training.checkpoints import list_checkpoints, load_checkpoint
 
 STEPS = 6
@@ -49,6 +49,9 @@ def test_ema_leaves_the_average_of_the_steps_in_the_module(tmp_path):
     saved = load_checkpoint(list_checkpoints(tmp_path / "ema" / "checkpoints")[-1])["trainable"]
     torch.testing.assert_close(saved[EMA_PREFIX + "layer.weight"], averaged, rtol=0, atol=0)
     torch.testing.assert_close(saved["layer.weight"], last, rtol=0, atol=0)
+    # What the probe loads: the average in place of the parameters; without the flag, the last step's.
+    torch.testing.assert_close(module_state(saved, "layer", moving_average=True)["weight"], averaged, rtol=0, atol=0)
+    torch.testing.assert_close(module_state(saved, "layer")["weight"], last, rtol=0, atol=0)
 
 
 def test_an_interrupted_stage_resumes_its_average(tmp_path):

@@ -34,7 +34,7 @@ def load_pipeline(path: Path):
     from blipdiff_plugins import BlipDiffusionPipeline
     from blipdiff_plugins.toyworld.components import build_toy_components, toy_size
     from blipdiff_plugins.toyworld.recipe_config import TOY_PROMPT_REPS, RecipeConfig
-    from blipdiff_plugins.toyworld.stage_loop import EMA_PREFIX
+    from blipdiff_plugins.toyworld.stage_loop import module_state
     from blipdiff_plugins.training.checkpoints import load_checkpoint
 
     if (path / "model_index.json").is_file():
@@ -46,10 +46,7 @@ def load_pipeline(path: Path):
     components["vae"] = AutoencoderKL.from_pretrained(run / "stage1_vae" / "vae")
     trainable = load_checkpoint(path)["trainable"]
     for name in ("unet", "text_encoder"):
-        weights = {k[len(name) + 1:]: v for k, v in trainable.items() if k.startswith(f"{name}.")}
-        # The moving average where the stage keeps one (parameters only; buffers come from the weights above).
-        weights.update({k[len(EMA_PREFIX) + len(name) + 1:]: v for k, v in trainable.items() if k.startswith(f"{EMA_PREFIX}{name}.")})
-        components[name].load_state_dict(weights)
+        components[name].load_state_dict(module_state(trainable, name, moving_average=True))
     return BlipDiffusionPipeline(**components, default_prompt_reps=TOY_PROMPT_REPS)
 
 
