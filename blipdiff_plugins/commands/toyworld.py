@@ -38,6 +38,14 @@ def _ema_decay(text: str) -> float:
     return value
 
 
+def _snr_shift(text: str) -> float:
+    """argparse type: a schedule shift of at least 1."""
+    value = _non_negative_float(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (1 keeps the noise schedule), got {value}.")
+    return value
+
+
 def _run_pair(text: str) -> tuple[str, str]:
     label, separator, folder = text.partition("=")
     if not separator or not label or not folder:
@@ -70,6 +78,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     train.add_argument("--zero-terminal-snr", action=argparse.BooleanOptionalAction, default=defaults.zero_terminal_snr,
                        help="noise schedule rescaled so the last step is pure noise, DDIM trailing sampler; needs "
                             "--prediction-type v_prediction (default: on; --no-zero-terminal-snr for the released schedule)")
+    train.add_argument("--snr-shift", type=_snr_shift, default=defaults.snr_shift,
+                       help="divide the noise schedule's signal-to-noise ratio by this number squared, 1 to keep it (default: %(default)s)")
     train.add_argument("--vae-steps", type=positive_int, default=defaults.vae_steps, help="stage 1 steps (default: %(default)s)")
     train.add_argument("--vae-batch-size", type=positive_int, default=defaults.vae_batch_size, help="stage 1 batch (default: %(default)s)")
     train.add_argument("--t2i-steps", type=positive_int, default=defaults.t2i_steps, help="stage 2 steps (default: %(default)s)")
@@ -154,7 +164,7 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         config = RecipeConfig(
             size=args.size, image_size=args.image_size, seed=args.seed, prediction_type=args.prediction_type,
-            zero_terminal_snr=args.zero_terminal_snr, vae_steps=args.vae_steps, vae_batch_size=args.vae_batch_size,
+            zero_terminal_snr=args.zero_terminal_snr, snr_shift=args.snr_shift, vae_steps=args.vae_steps, vae_batch_size=args.vae_batch_size,
             t2i_steps=args.t2i_steps, t2i_batch_size=args.t2i_batch_size, t2i_learning_rate=args.t2i_learning_rate,
             t2i_snr_gamma=args.t2i_snr_gamma, t2i_ema_decay=args.t2i_ema_decay, checkpoint_every=args.checkpoint_every,
             prompted_records=args.prompted_records, prompted_steps=args.prompted_steps, prompted_batch_size=args.prompted_batch_size,

@@ -106,20 +106,37 @@ def build_subject_encoder(spec: ToyModelSize, subject_tokenizer, *, image_size: 
     )
 
 
-def build_scheduler(*, prediction_type: str = "epsilon", zero_terminal_snr: bool = False):
+def build_scheduler(*, prediction_type: str = "epsilon", zero_terminal_snr: bool = False, snr_shift: float = 1.0):
     """Stable Diffusion's noise schedule (PNDM, as the released model), or the same betas rescaled to zero terminal
-    SNR (Lin et al. 2024) with DDIM's trailing timesteps, the sampler that schedule needs (PNDM cannot rescale)."""
+    SNR (Lin et al. 2024) with DDIM's trailing timesteps, the sampler that schedule needs (PNDM cannot rescale).
+
+    ``snr_shift`` s > 1 divides every timestep's signal-to-noise ratio by s^2 (the schedule shift of Hoogeboom et
+    al. 2023 and Stable Diffusion 3), saved as explicit ``trained_betas`` so any diffusers scheduler reloads it.
+    """
     from diffusers import DDIMScheduler, PNDMScheduler
 
     betas = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "set_alpha_to_one": False}
     if zero_terminal_snr:
-        return DDIMScheduler(**betas, rescale_betas_zero_snr=True, timestep_spacing="trailing", clip_sample=False,
-                             prediction_type=prediction_type)
-    return PNDMScheduler(**betas, skip_prk_steps=True, prediction_type=prediction_type)
+        scheduler = DDIMScheduler(**betas, rescale_betas_zero_snr=True, timestep_spacing="trailing", clip_sample=False,
+                                  prediction_type=prediction_type)
+    else:
+        scheduler = PNDMScheduler(**betas, skip_prk_steps=True, prediction_type=prediction_type)
+    if snr_shift == 1.0:
+        return scheduler
+    # SNR / s^2 = a / (1 - a) / s^2  <=>  a' = a / (a + s^2 (1 - a)); a zero terminal SNR stays zero.
+    alphas_cumprod = scheduler.alphas_cumprod.double()
+    shifted = alphas_cumprod / (alphas_cumprod + snr_shift**2 * (1 - alphas_cumprod))
+    shifted_betas = 1 - shifted / torch.cat([shifted.new_ones(1), shifted[:-1]])
+    # Without its `_use_default_values` entry: from_config would reset the keys it lists (trained_betas among them).
+    config = {**{k: v for k, v in scheduler.config.items() if not k.startswith("_")}, "trained_betas": shifted_betas.tolist()}
+    if zero_terminal_snr:
+        config["rescale_betas_zero_snr"] = False  # already zero at the last step; rescaling again would not change it
+    return type(scheduler).from_config(config)
 
 
 def build_toy_components(
-    spec: ToyModelSize, *, image_size: int = 64, seed: int = 0, prediction_type: str = "epsilon", zero_terminal_snr: bool = False
+    spec: ToyModelSize, *, image_size: int = 64, seed: int = 0, prediction_type: str = "epsilon", zero_terminal_snr: bool = False,
+    snr_shift: float = 1.0,
 ) -> dict:
     """Fresh (untrained) components of a `BlipDiffusionPipeline` at one toy size, initialised from ``seed``; the
     scheduler (`build_scheduler`: ``prediction_type``, what the U-Net predicts, and the noise schedule) is the one
@@ -136,7 +153,7 @@ def build_toy_components(
         unet = build_unet(spec, image_size=image_size)
         text_encoder = build_text_encoder(spec, tokenizer)
         subject_encoder = build_subject_encoder(spec, subject_tokenizer, image_size=image_size)
-    scheduler = build_scheduler(prediction_type=prediction_type, zero_terminal_snr=zero_terminal_snr)
+    scheduler = build_scheduler(prediction_type=prediction_type, zero_terminal_snr=zero_terminal_snr, snr_shift=snr_shift)
     return {
         "tokenizer": tokenizer,
         "text_encoder": text_encoder,

@@ -145,7 +145,7 @@ def _t2i_stage(folder: Path, components: dict, config: RecipeConfig, world: ToyW
     unet, text_encoder = components["unet"], components["text_encoder"]
     loss_fn = make_t2i_loss(components, config, world)
     settings = {k: v for k, v in config.to_dict().items()
-                if k.startswith(("t2i_", "caption")) or k in ("size", "image_size", "seed", "prediction_type", "zero_terminal_snr")}
+                if k.startswith(("t2i_", "caption")) or k in ("size", "image_size", "seed", "prediction_type", "zero_terminal_snr", "snr_shift")}
     result = run_stage(
         name="stage 2/3 text-to-image", folder=folder, modules={"unet": unet, "text_encoder": text_encoder}, loss_fn=loss_fn,
         steps=config.t2i_steps, learning_rate=config.t2i_learning_rate,
@@ -205,7 +205,7 @@ def train_toyworld(
     output_dir.mkdir(parents=True, exist_ok=True)
     recipe_file = output_dir / RECIPE_FILE
     if recipe_file.is_file():
-        recorded = json.loads(recipe_file.read_text(encoding="utf-8"))
+        recorded = RecipeConfig.from_recorded(json.loads(recipe_file.read_text(encoding="utf-8"))).to_dict()
         if recorded != config.to_dict():
             changed = sorted(k for k in set(recorded) | set(config.to_dict()) if recorded.get(k) != config.to_dict().get(k))
             raise ValueError(
@@ -216,7 +216,8 @@ def train_toyworld(
         write_json(recipe_file, config.to_dict())
     world = ToyWorld(image_size=config.image_size)
     components = build_toy_components(toy_size(config.size), image_size=config.image_size, seed=config.seed,
-                                      prediction_type=config.prediction_type, zero_terminal_snr=config.zero_terminal_snr)
+                                      prediction_type=config.prediction_type, zero_terminal_snr=config.zero_terminal_snr,
+                                      snr_shift=config.snr_shift)
     folders = {"vae": output_dir / "stage1_vae", "t2i": output_dir / "stage2_t2i", "prompted": output_dir / "stage3_prompted"}
     trainers = {"vae": _vae_stage, "t2i": _t2i_stage}
     report: dict[str, Any] = {}

@@ -40,9 +40,10 @@ def load_pipeline(path: Path):
     if (path / "model_index.json").is_file():
         return BlipDiffusionPipeline.from_pretrained(path)
     run = path.parents[2]
-    config = RecipeConfig.from_dict(json.loads((run / "recipe.json").read_text(encoding="utf-8")))
+    config = RecipeConfig.from_recorded(json.loads((run / "recipe.json").read_text(encoding="utf-8")))
     components = build_toy_components(toy_size(config.size), image_size=config.image_size, seed=config.seed,
-                                      prediction_type=config.prediction_type, zero_terminal_snr=config.zero_terminal_snr)
+                                      prediction_type=config.prediction_type, zero_terminal_snr=config.zero_terminal_snr,
+                                      snr_shift=config.snr_shift)
     components["vae"] = AutoencoderKL.from_pretrained(run / "stage1_vae" / "vae")
     trainable = load_checkpoint(path)["trainable"]
     for name in ("unet", "text_encoder"):
