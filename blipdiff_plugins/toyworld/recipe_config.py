@@ -23,7 +23,8 @@ class RecipeConfig(DictRoundTrip):
     """Sizes, steps and schedule of the recipe (the defaults are the 2-hour plan of docs/toyworld_plan.md).
 
     Args:
-        size (`str`, defaults to "s"): a `TOY_SIZES` name.
+        size (`str`, defaults to "s2"): a `TOY_SIZES` name (factor-2 latents since run 4, whose stages 1-3 fit
+            the 2 hours: docs/toyworld_plan.md).
         image_size (`int`, defaults to 64): render and model side.
         seed (`int`, defaults to 0): weights, data stream and noise.
         prediction_type (`str`, defaults to "v_prediction"): what the U-Net predicts, in the scheduler's config and so in
@@ -63,7 +64,7 @@ class RecipeConfig(DictRoundTrip):
         checkpoint_every (`int`, defaults to 200): steps between checkpoints.
     """
 
-    size: str = "s"
+    size: str = "s2"
     image_size: int = 64
     seed: int = 0
     prediction_type: str = "v_prediction"
