@@ -264,8 +264,9 @@ def test_snr_shift_divides_every_signal_to_noise_ratio_and_survives_a_reload(tmp
 def test_snr_shift_below_one_is_refused(capsys, tmp_path):
     from blipdiff_plugins.cli import main
 
-    with pytest.raises(ValueError, match="`snr_shift` must be a number of at least 1 .* got 0.5"):
-        RecipeConfig(snr_shift=0.5)
+    for bad in (0.5, float("inf"), float("nan"), True, "4"):
+        with pytest.raises(ValueError, match=f"`snr_shift` must be a finite number of at least 1 .* got {bad!r}"):
+            RecipeConfig(snr_shift=bad)
     with pytest.raises(SystemExit) as exited:  # argparse rejects the flag's value before anything runs
         main(["toyworld", "train", "--output", str(tmp_path / "run"), "--snr-shift", "0.5"])
     assert exited.value.code == 2
