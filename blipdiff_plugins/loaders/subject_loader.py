@@ -73,4 +73,8 @@ class SubjectModelLoaderMixin:
         loaded = self.loaded_subject
         if loaded is not None and loaded.adapter_name and loaded.adapter_name in (getattr(self.unet, "peft_config", None) or {}):
             self.delete_adapters(loaded.adapter_name)
+            if not getattr(self.unet, "peft_config", None):
+                # Deleting the last adapter leaves PEFT's wrappers (`to_q.base_layer.weight`); removing them gives
+                # the U-Net back its base module tree and state-dict keys, so base weights load into it again.
+                self.unet.unload_lora()
         self.loaded_subject = None

@@ -56,6 +56,8 @@ def test_saved_subject_model_reloads_and_regenerates_identical_images(trained, f
     if name != "full_unet":
         fresh.unload_subject()
         np.testing.assert_array_equal(render(fresh), base)
+        # no PEFT wrappers stay behind: the base U-Net's weights load into it again (the benchmark's restore)
+        assert set(fresh.unet.state_dict()) == set(fresh_pipeline().unet.state_dict())
 
 
 def test_lora_loads_with_load_lora_weights_into_a_fresh_pipeline(fresh_pipeline, tmp_path):
