@@ -27,7 +27,7 @@ def load_umm_pipeline(model: str, *, device: str, dtype: torch.dtype):
         pipe = load_builtin_pipeline(model, pipeline_class=UMMDiffusionPipeline, torch_dtype=dtype)
     else:
         try:
-            pipe = UMMDiffusionPipeline.from_pretrained(model, torch_dtype=dtype)
+            pipe = UMMDiffusionPipeline.from_pretrained(model, dtype=dtype)
         except (OSError, ValueError) as error:
             raise ValueError(f"UMM model {model!r} could not be loaded ({' '.join(str(error).split())[:200]}); pass a UMM pipeline folder.") from error
     pipe.set_progress_bar_config(disable=True)

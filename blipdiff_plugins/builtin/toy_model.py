@@ -44,7 +44,7 @@ def load_toy_pipeline(*, pipeline_class=None, torch_dtype=None, argument: str = 
 
     # The shipped weights are stored in float16 (the package's size budget); CPUs compute in float32.
     dtype = torch_dtype if torch_dtype is not None else torch.float32
-    pipe = BlipDiffusionPipeline.from_pretrained(require_toy_model_folder(argument=argument), torch_dtype=dtype)
+    pipe = BlipDiffusionPipeline.from_pretrained(require_toy_model_folder(argument=argument), dtype=dtype)
     if pipeline_class is None or pipeline_class is BlipDiffusionPipeline:
         return pipe
     # Not diffusers' `from_pipe`: it rejects components typed by a Protocol (`subject_encoder: SubjectEncoder`).

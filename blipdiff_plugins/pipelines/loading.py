@@ -26,21 +26,27 @@ class SubjectPipelineLoaderMixin:
         ``"builtin"`` (or ``"builtin:toy"``) returns the trained toy model shipped in the package, a small model
         of the procedural toy world (`blipdiff_plugins.builtin.toy_model`); ``"builtin:random-tiny"``,
         ``"builtin:random-small"`` and ``"builtin:random-mid"`` return random weights built offline in code, whose
-        images are noise (tests, benchmarks, trying the API). Only ``torch_dtype`` applies to them.
+        images are noise (tests, benchmarks, trying the API). Only ``dtype`` (or ``torch_dtype``) applies to them.
         """
         from ..conversion.published_layout import check_subject_tokenizer, is_published_layout, load_published_pipeline
         from .saved_layout import check_saved_layout, name_failing_component
 
         name = str(pretrained_model_name_or_path)
+        # diffusers 0.42 names it `dtype` and warns on `torch_dtype`; both are accepted here, one is passed on.
+        if "dtype" in kwargs and "torch_dtype" in kwargs:
+            raise ValueError("Pass `dtype` or `torch_dtype` (its old name), not both.")
+        dtype = kwargs.pop("dtype", kwargs.pop("torch_dtype", None))
         if is_builtin_name(name) and not os.path.exists(name):
             from ..builtin.loader import load_builtin_pipeline
 
             # A system with other components (UMM-Diffusion) names its own builders on its class.
-            return load_builtin_pipeline(name, pipeline_class=cls, torch_dtype=kwargs.get("torch_dtype"),
+            return load_builtin_pipeline(name, pipeline_class=cls, torch_dtype=dtype,
                                          argument="`pretrained_model_name_or_path`")
         if is_published_layout(pretrained_model_name_or_path, revision=kwargs.get("revision"), cache_dir=kwargs.get("cache_dir")):
-            return load_published_pipeline(cls, pretrained_model_name_or_path, **kwargs)
+            return load_published_pipeline(cls, pretrained_model_name_or_path, torch_dtype=dtype, **kwargs)
         check_saved_layout(pretrained_model_name_or_path, components=kwargs)
+        if dtype is not None:
+            kwargs["dtype"] = dtype
         try:
             pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as error:

@@ -29,7 +29,7 @@ def umm_pipeline_from_base(
     from .pipeline_umm_diffusion import UMMDiffusionPipeline
 
     if isinstance(base, (str, os.PathLike)):
-        base = StableDiffusionPipeline.from_pretrained(base, safety_checker=None, requires_safety_checker=False, torch_dtype=torch_dtype)
+        base = StableDiffusionPipeline.from_pretrained(base, safety_checker=None, requires_safety_checker=False, dtype=torch_dtype)
     missing = [name for name in ("tokenizer", "text_encoder", "vae", "unet", "scheduler") if getattr(base, name, None) is None]
     if missing:
         raise ValueError(f"`base` must be a Stable Diffusion pipeline; {type(base).__name__} has no {missing}.")

@@ -45,7 +45,7 @@ The stage-1 VAE, checked before stage 2: the oracle reads {gate} of its reconstr
 
 Sizes: {sizes}
 
-Generation: the pipeline's `default_prompt_reps` is 1 (trained on single captions), PNDM, 64 px.
+Generation: the pipeline's `default_prompt_reps` is 1 (trained on single captions); {scheduler}; {image_size} px.
 {benchmark}"""
 
 
@@ -81,7 +81,9 @@ def main() -> None:
     card = CARD.format(
         command=f"blipdiff toyworld train --output RUN (size {recipe['size']}, defaults of RecipeConfig)", seed=recipe["seed"],
         recipe=json.dumps(recipe, indent=2), stages="\n".join(rows),
-        gate=gate_text, benchmark=benchmark,
+        gate=gate_text, benchmark=benchmark, image_size=recipe["image_size"],
+        scheduler=f"{type(pipe.scheduler).__name__} ({pipe.scheduler.config.prediction_type}, "
+        f"{pipe.scheduler.config.timestep_spacing} spacing, the recipe's SNR-shifted betas in the scheduler config)",
         sizes=f"{toy_size(recipe['size'])}; parameters " + ", ".join(f"{k} {v / 1e6:.2f} M" for k, v in params.items()),
     )
     with atomic_directory(into) as staging:
