@@ -148,11 +148,14 @@ class BlipDiffusionFinetuned(BlipDiffusionZeroShot):
         steps (`int`, *optional*): fine-tune steps per subject; the fine-tune API's default when `None`.
         learning_rate (`float`, *optional*): replaces the strategy's default learning rate (which is set for
             Stable Diffusion-sized models); `None` keeps it.
+        reference_captions (`bool`, defaults to False): train each reference image with its own caption, the
+            subject's ``reference_captions`` (the toy world's reference contexts), instead of ``"a {class}"`` for all.
     """
 
     name = "blip_diffusion_finetuned"
 
-    def __init__(self, pipeline, *, strategy: str | None = None, steps: int | None = None, learning_rate: float | None = None):
+    def __init__(self, pipeline, *, strategy: str | None = None, steps: int | None = None, learning_rate: float | None = None,
+                 reference_captions: bool = False):
         super().__init__(pipeline, reference="mean")
         if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
             raise ValueError(f"`steps` must be a positive integer or None, got {steps!r}.")
@@ -161,13 +164,17 @@ class BlipDiffusionFinetuned(BlipDiffusionZeroShot):
         self.strategy = strategy
         self.steps = steps
         self.learning_rate = learning_rate
+        self.reference_captions = bool(reference_captions)
         self._finetune = _import_finetune()
         unet = getattr(pipeline, "unet", None)
         self._base_unet = {k: v.detach().to("cpu", copy=True) for k, v in unet.state_dict().items()} if unet is not None else None
         self._tuned_once = False
 
     def describe(self) -> dict:
-        return {"name": self.name, "strategy": self.strategy, "steps": self.steps, "learning_rate": self.learning_rate}
+        described = {"name": self.name, "strategy": self.strategy, "steps": self.steps, "learning_rate": self.learning_rate}
+        if self.reference_captions:  # recorded only when on, so runs recorded before the option still resume
+            described["reference_captions"] = True
+        return described
 
     def _restore_base(self) -> None:
         if hasattr(self.pipeline, "unload_subject"):
@@ -183,6 +190,14 @@ class BlipDiffusionFinetuned(BlipDiffusionZeroShot):
         if self.learning_rate is not None:
             strategy = {"strategy": strategy or "full_unet", "learning_rate": self.learning_rate}
         options = {key: value for key, value in (("strategy", strategy), ("steps", self.steps)) if value is not None}
+        if self.reference_captions:
+            captions = subject.get("reference_captions")
+            if not captions or len(captions) != len(reference_images):
+                raise ValueError(
+                    f"`reference_captions`: subject {subject.get('subject')!r} has no caption per reference image (a toy-world "
+                    "subject has them; DreamBench's photos do not); run without it."
+                )
+            options["captions"] = list(captions)
         result = self._finetune(self.pipeline, images=list(reference_images), subject=subject["class_noun"], **options)
         self.pipeline.load_subject(result)
         embeds = getattr(result, "subject_embeds", None)

@@ -91,7 +91,8 @@ def load_toyworld_bench(
             six); by default the references' backgrounds vary (sky, sand, tiles, night, grass, bricks).
 
     Returns:
-        [`DreamBench`] with the extra subject columns ``shape``, ``appearance`` and ``split``.
+        [`DreamBench`] with the extra subject columns ``reference_captions`` (each reference's context, ``"on sky at the
+            center, large"``), ``shape``, ``appearance`` and ``split``.
     """
     import datasets
 
@@ -132,6 +133,7 @@ def load_toyworld_bench(
                 "class_noun": subject.word,
                 "category": "object",
                 "reference_images": paths,
+                "reference_captions": [context.text() for context in contexts],
                 "num_references": len(paths),
                 "shape": subject.shape,
                 "appearance": subject.appearance,
@@ -145,6 +147,7 @@ def load_toyworld_bench(
             "class_noun": datasets.Value("string"),
             "category": datasets.Value("string"),
             "reference_images": datasets.Sequence(datasets.Value("string")),
+            "reference_captions": datasets.Sequence(datasets.Value("string")),
             "num_references": datasets.Value("int32"),
             "shape": datasets.Value("string"),
             "appearance": datasets.Value("string"),

@@ -63,6 +63,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--finetune-strategy", default=None, help="blip_diffusion_finetuned: fine-tune strategy")
     parser.add_argument("--finetune-steps", type=positive_int, default=None, help="blip_diffusion_finetuned: steps per subject")
     parser.add_argument("--finetune-learning-rate", type=positive_float, default=None, help="blip_diffusion_finetuned: learning rate (default: the strategy's)")
+    parser.add_argument("--finetune-reference-captions", action="store_true",
+                        help="blip_diffusion_finetuned: train each reference with its own context caption (toy world only; default: 'a {class}' for all)")
     parser.add_argument("--identifier", default="", help="diffusers_pipeline: rare token before the class noun (e.g. sks)")
     parser.add_argument("--dataset", default=DEFAULT_DATASET, help="DreamBench folder or Hub dataset id, or 'toyworld' for the toy-world oracle benchmark (default: %(default)s)")
     parser.add_argument("--subjects", type=_name_list, default=None, help="comma-separated subjects (default: all 30)")
@@ -96,13 +98,18 @@ def method_options(args: argparse.Namespace) -> dict:
     """The keyword arguments of the method's constructor that the command line sets."""
     if args.fusion_weight is not None and args.method != "umm":
         raise ValueError(f"--fusion-weight is an option of --method umm, not of {args.method!r}; drop it or use --method umm.")
+    if args.finetune_reference_captions and args.method != "blip_diffusion_finetuned":
+        raise ValueError(f"--finetune-reference-captions is an option of --method blip_diffusion_finetuned, not of {args.method!r}.")
+    if args.finetune_reference_captions and args.dataset != "toyworld":
+        raise ValueError("--finetune-reference-captions needs --dataset toyworld (its references have known contexts; DreamBench's photos have no captions).")
     umm = {"reference": args.reference}
     if args.fusion_weight is not None:
         umm["fusion_weight"] = args.fusion_weight
     return {
         "blip_diffusion": {"reference": args.reference},
         "blip_diffusion_finetuned": {"strategy": args.finetune_strategy, "steps": args.finetune_steps,
-                                     "learning_rate": args.finetune_learning_rate},
+                                     "learning_rate": args.finetune_learning_rate,
+                                     "reference_captions": args.finetune_reference_captions},
         "diffusers_pipeline": {"identifier": args.identifier, "name": args.model},
         "umm": umm,
     }.get(args.method, {})

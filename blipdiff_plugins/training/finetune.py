@@ -2,7 +2,9 @@
 
 The released recipe: the subject embedding of every training image is computed once, averaged and
 made a trainable parameter (no Q-Former forward while training); the caption ``"a {subject}"`` gets
-that embedding spliced in at the injector's position (2); images are resized and centre-cropped to
+that embedding spliced in at the injector's position (2) (our option: ``captions`` give each image its own
+``"a {subject} {caption}"``, so the fine-tune learns the subject and not its photos' backgrounds); images are
+resized and centre-cropped to
 the training size, encoded by the frozen VAE, noised at uniform timesteps, and the U-Net is trained
 with the MSE of the scheduler's prediction type. A strategy decides what else trains and owns how its
 weights are exported, saved and applied.
@@ -71,6 +73,7 @@ class SubjectTrainer(TrainerCore):
         subject: str,
         config: FinetuneConfig | Mapping[str, Any] | None = None,
         callback: Callable[[TrainingProgress], None] | None = None,
+        captions: Sequence[str] | None = None,
     ):
         if not isinstance(subject, str) or not subject.strip():
             raise ValueError(f"`subject` must be the subject's category word, e.g. 'dog', got {subject!r}.")
@@ -87,6 +90,7 @@ class SubjectTrainer(TrainerCore):
         self.base_model = config.base_model or pipeline.config.get("_name_or_path") or None
         self.sample_prompt = config.effective_sample_prompt()
         self.training_images = collect_training_images(images)
+        self.captions = _check_captions(captions, self.training_images)
         self.description = f"fine-tuning {self.subject!r} ({self.strategy.name})"
 
     @property
@@ -122,17 +126,23 @@ class SubjectTrainer(TrainerCore):
         pipe.text_encoder.eval()
         tokenized = pipe.prompt_injector.tokenize(
             pipe.tokenizer,
-            [f"a {self.subject}"],
+            self.training_prompts(),
             num_subject_tokens=subject_embedding.shape[1],
             max_length=pipe.text_encoder.config.max_position_embeddings,
         )
-        self.input_ids = tokenized.input_ids.to(self.device)  # (1, max_length)
+        self.input_ids = tokenized.input_ids.to(self.device)  # (1 or one per image, max_length)
         return SubjectFinetuneModule(pipe.unet, pipe.text_encoder, pipe.prompt_injector, subject_embedding, train_embedding=self.strategy.train_embedding)
 
     def optimizer_settings(self) -> dict[str, Any]:
         strategy = self.strategy
         return {"learning_rate": strategy.learning_rate, "betas": (strategy.adam_beta1, strategy.adam_beta2),
                 "epsilon": strategy.adam_epsilon, "weight_decay": strategy.weight_decay}
+
+    def training_prompts(self) -> list[str]:
+        """``["a {subject}"]`` (the released recipe), or ``"a {subject} {caption}"`` per image with ``captions``."""
+        if self.captions is None:
+            return [f"a {self.subject}"]
+        return [f"a {self.subject} {caption}".strip() for caption in self.captions]
 
     def make_data_order(self) -> DataOrder:
         return DataOrder(self.pixels.shape[0], self.config.seed)
@@ -146,12 +156,14 @@ class SubjectTrainer(TrainerCore):
             "subject": self.subject,
             "data_fingerprint": self.data_fingerprint,
             "resolution": self.resolution,
+            "captions": self.captions,
         }
 
     def resume_checks(self):
         saved_strategy = f"{self.strategy.name} settings"
         return (("strategy", saved_strategy), ("base_model_fingerprint", "base model"), ("subject", "subject word"),
-                ("data_fingerprint", "training images"), ("resolution", "training resolution"), *super().resume_checks())
+                ("data_fingerprint", "training images"), ("resolution", "training resolution"), ("captions", "set of captions"),
+                *super().resume_checks())
 
     def check_resume(self, path: Path, saved: dict[str, Any]) -> None:
         before = saved.get("strategy", {}).get("strategy")
@@ -174,12 +186,13 @@ class SubjectTrainer(TrainerCore):
         vae_config = self.pipeline.vae.config
         shift = getattr(vae_config, "shift_factor", None) or 0.0
         latents = (mean + std * sample - shift) * vae_config.scaling_factor
-        return latents, noise, timesteps
+        input_ids = self.input_ids if self.captions is None else self.input_ids[indices.to(self.input_ids.device)]
+        return latents, noise, timesteps, input_ids
 
     def compute_loss(self, batch) -> torch.Tensor:
-        latents, noise, timesteps = batch
+        latents, noise, timesteps, input_ids = batch
         noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
-        prediction = self.module(noisy, timesteps, self.input_ids)
+        prediction = self.module(noisy, timesteps, input_ids)
         return diffusion_loss(self.noise_scheduler, prediction, latents, noise, timesteps)
 
     # --------------------------------------------------------------------------------- run
@@ -270,6 +283,20 @@ class SubjectTrainer(TrainerCore):
 _UNSET: Any = object()
 
 
+def _check_captions(captions, training_images) -> list[str] | None:
+    """``captions`` as a list of strings, one per collected training image, or `None`."""
+    if captions is None:
+        return None
+    if isinstance(captions, str) or not all(isinstance(caption, str) for caption in captions):
+        raise ValueError(f"`captions` must be a list of strings, one per image (the text after the subject word), got {captions!r}.")
+    captions = [" ".join(caption.split()) for caption in captions]
+    count = len(training_images.images)
+    if len(captions) != count:
+        skipped = f" ({len(training_images.skipped)} unreadable file(s) were skipped)" if training_images.skipped else ""
+        raise ValueError(f"`captions` has {len(captions)} entries but `images` gave {count} image(s){skipped}; pass one caption per image, in the images' order.")
+    return captions
+
+
 def finetune(
     pipeline,
     *,
@@ -298,6 +325,7 @@ def finetune(
     adapter_name: str = _UNSET,
     max_grad_norm: float | None = _UNSET,
     progress_bar: bool = _UNSET,
+    captions: Sequence[str] | None = None,
 ):
     """Fine-tune a subject on ``pipeline`` and return its `SubjectModel` (SYSTEM.md section 3).
 
@@ -309,6 +337,9 @@ def finetune(
         images: a folder (non-image and corrupt files are skipped and reported), a list of paths, PIL
             images, arrays or tensors, or a `datasets.Dataset` with an ``image`` column.
         subject (`str`): the subject's category word, e.g. ``"dog"``; the caption is ``"a {subject}"``.
+        captions (`list[str]`, *optional*): one per image (in the order a folder is read: sorted file names), the
+            text after the subject word, e.g. ``"on a sofa"``: each image trains with ``"a {subject} {caption}"``.
+            Our option, not the released recipe; it keeps the photos' contexts out of the subject.
         config (`FinetuneConfig` or `dict`, *optional*): every setting, validated; the defaults when omitted.
         callback (`Callable[[TrainingProgress], None]`, *optional*): called after every step.
         strategy, steps, resolution, ...: any `FinetuneConfig` setting by name (documented there, e.g.
@@ -321,4 +352,4 @@ def finetune(
     config = resolve_config(config, FinetuneConfig)
     if given:
         config = FinetuneConfig.from_dict({**config.to_dict(), **given})
-    return SubjectTrainer(pipeline, images=images, subject=subject, config=config, callback=callback).train()
+    return SubjectTrainer(pipeline, images=images, subject=subject, config=config, callback=callback, captions=captions).train()

@@ -119,3 +119,50 @@ def test_finetuned_method_restores_the_base_unet_between_subjects(monkeypatch):
     monkeypatch.setattr(methods, "FINETUNE_MODULES", ("blipdiff_plugins.no_such_finetune",))
     with pytest.raises(ImportError, match="needs the per-subject fine-tuning API"):
         BENCHMARK_METHODS.get("blip_diffusion_finetuned")(FakeBlipDiffusionPipeline())
+
+
+def test_finetuned_method_passes_the_reference_captions_when_asked(monkeypatch):
+    import sys
+    import types
+
+    received = []
+    fake = types.ModuleType("blipdiff_plugins.finetune")
+
+    def finetune(pipeline, *, images, subject, captions=None, **options):
+        received.append(captions)
+        return types.SimpleNamespace(subject_embedding=torch.ones(1, 4, 8))
+
+    fake.finetune = finetune
+    monkeypatch.setitem(sys.modules, "blipdiff_plugins.finetune", fake)
+    pipeline = FakeBlipDiffusionPipeline()
+    pipeline.unet = None
+    pipeline.load_subject = lambda result: None
+    images = [PIL.Image.new("RGB", (8, 8))] * 2
+    toy_subject = {**SUBJECT, "reference_captions": ["on sky at the center, large", "on sand at the center, small"]}
+    method = BENCHMARK_METHODS.get("blip_diffusion_finetuned")(pipeline, steps=40, reference_captions=True)
+    assert method.describe()["reference_captions"] is True
+    method.prepare_subject(toy_subject, images)
+    assert received == [["on sky at the center, large", "on sand at the center, small"]]
+    plain = BENCHMARK_METHODS.get("blip_diffusion_finetuned")(pipeline, steps=40)
+    plain.prepare_subject(toy_subject, images)
+    assert received[-1] is None and "reference_captions" not in plain.describe()  # old runs keep their identity
+    with pytest.raises(ValueError, match="`reference_captions`: subject 'dog' has no caption per reference image"):
+        method.prepare_subject(SUBJECT, images)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--method", "blip_diffusion"], "--finetune-reference-captions is an option of --method blip_diffusion_finetuned"),
+        (["--method", "blip_diffusion_finetuned", "--dataset", "some/dreambench"], "--finetune-reference-captions needs --dataset toyworld"),
+    ],
+)
+def test_reference_captions_flag_outside_its_method_or_dataset_is_refused(tmp_path, capsys, extra, message):
+    from blipdiff_plugins import cli
+
+    argv = ["bench", "--model", "builtin:random-tiny", "--finetune-reference-captions", *extra, "--output", str(tmp_path / "run")]
+    if "--dataset" not in extra:
+        argv += ["--dataset", "toyworld"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and not (tmp_path / "run").exists()

@@ -12,6 +12,7 @@ import torch
 from blipdiff_plugins.benchmark.config import GenerationConfig
 from blipdiff_plugins.benchmark.toyworld_dataset import benchmark_contexts, load_toyworld_bench, toyworld_prompts
 from blipdiff_plugins.toyworld.contexts import parse_caption
+from blipdiff_plugins.toyworld.measures import measure_context
 from blipdiff_plugins.toyworld.world import ToyWorld
 from tests.toyworld.helpers import needs_shipped_oracle
 
@@ -36,6 +37,11 @@ def test_dataset_writes_references_once_and_refuses_foreign_files(tmp_path):
     row = bench.subject("tiger_crescent")
     assert row["class_noun"] == "crescent" and row["split"] == "heldout" and row["num_references"] == 2
     assert bench.subject_names == ["tiger_crescent"] and len(bench.prompts["object"]) == 12
+    # Each reference's caption says what its pixels show (the fine-tune's --finetune-reference-captions reads them).
+    assert row["reference_captions"] == ["on sky at the center, large", "on sand at the center, small"]
+    for path, text in zip(row["reference_images"], row["reference_captions"]):
+        measured = measure_context(PIL.Image.open(path))
+        assert f"on {measured.background} at the {measured.position}, {measured.size}" == text
     again = load_toyworld_bench(tmp_path / "refs", subjects=["tiger_crescent"], num_references=2)  # same files: fine
     assert again.subject("tiger_crescent")["reference_images"] == row["reference_images"]
     PIL.Image.new("RGB", (64, 64)).save(row["reference_images"][0])

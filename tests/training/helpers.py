@@ -50,7 +50,7 @@ def fixed_batch_loss(trainer, seeds=(11, 12, 13, 14)) -> float:
             generator = torch.Generator().manual_seed(seed)
             noise = torch.randn(latents.shape, generator=generator)
             timesteps = torch.randint(0, trainer.noise_scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator)
-            total += float(trainer.compute_loss((latents, noise, timesteps)))
+            total += float(trainer.compute_loss((latents, noise, timesteps, trainer.input_ids)))
     return total / len(seeds)
 
 

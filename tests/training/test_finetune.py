@@ -174,9 +174,36 @@ def test_validation_grid_and_options(fresh_pipeline, training_images, tmp_path):
         ({"resolution": 15}, r"`resolution` must be a multiple of the VAE factor 2, got 15"),
         ({"strategy": {"strategy": "lora", "rank": 0}}, r"`rank` must be a positive integer.*got 0"),
         ({"images": []}, r"`images`: got no images"),
+        ({"captions": "on grass"}, r"`captions` must be a list of strings, one per image"),
+        ({"captions": ["on grass"]}, r"`captions` has 1 entries but `images` gave 3 image\(s\); pass one caption per image"),
     ],
 )
 def test_bad_arguments(fresh_pipeline, training_images, kwargs, match):
     arguments = {"images": training_images, "subject": "dog", "steps": 2, **kwargs}
     with pytest.raises(ValueError, match=match):
         finetune(fresh_pipeline(), progress_bar=False, **arguments)
+
+
+def test_captions_give_each_image_its_own_prompt(fresh_pipeline, training_images, tmp_path):
+    captions = ["on grass", "on a   sofa", "at the beach, small"]
+    trainer = trainer_for(fresh_pipeline(), training_images, "embedding_only", steps=2, checkpoint_every=1, output_dir=tmp_path)
+    trainer.captions = None
+    assert trainer.training_prompts() == ["a dog"]  # the released recipe
+    trainer = SubjectTrainer(trainer.pipeline, images=training_images, subject="dog", config=trainer.config, captions=captions)
+    assert trainer.training_prompts() == ["a dog on grass", "a dog on a sofa", "a dog at the beach, small"]
+    trainer.setup()
+    pipe = trainer.pipeline
+    expected = pipe.prompt_injector.tokenize(pipe.tokenizer, trainer.training_prompts(), num_subject_tokens=trainer.current_embedding().shape[1],
+                                             max_length=pipe.text_encoder.config.max_position_embeddings).input_ids
+    assert torch.equal(trainer.input_ids, expected) and len(set(map(tuple, expected.tolist()))) == 3
+    # A micro-batch carries the prompts of the images it sampled (the data order is a function of the seed).
+    order = trainer.make_data_order()
+    indices = order.next_indices(trainer.strategy.batch_size)
+    latents, _, _, input_ids = trainer.next_micro_batch()
+    assert latents.shape[0] == len(indices)
+    assert torch.equal(input_ids, expected[indices])
+    trainer.train()
+    # Resuming with other captions is refused: they are training data.
+    with pytest.raises(ValueError, match="captions"):
+        SubjectTrainer(fresh_pipeline(), images=training_images, subject="dog", captions=["a", "b", "c"],
+                       config=FinetuneConfig.from_dict({**trainer.config.to_dict(), "steps": 3, "resume": "latest"})).setup()
