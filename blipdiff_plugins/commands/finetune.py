@@ -33,6 +33,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--images", nargs="+", required=True, metavar="PATH", help="image files and/or folders of the subject")
     parser.add_argument("--subject", required=True, help="category word of the subject, e.g. dog")
+    parser.add_argument("--captions", nargs="+", default=None, metavar="TEXT",
+                        help="one caption per image, in the order the images are read (a folder: sorted file names), the "
+                             "text after the subject word, e.g. 'on a sofa': each image trains with 'a SUBJECT TEXT' "
+                             "(default: 'a SUBJECT' for all, the released recipe)")
     parser.add_argument("--name", default=None, help="display name for the model card, e.g. 'Max the corgi'")
     parser.add_argument("--strategy", default="full_unet", choices=STRATEGIES, help="what trains besides the subject embedding")
     parser.add_argument("--steps", type=positive_int, default=40, help="optimizer steps (the authors: 40 animals .. 150 clothes)")
@@ -112,7 +116,13 @@ def run(args) -> int:
     pipe = load_pipeline(args)
     pipe.set_progress_bar_config(disable=True)
     try:
-        model = SubjectTrainer(pipe, images=images, subject=args.subject, config=config).train()
+        trainer = SubjectTrainer(pipe, images=images, subject=args.subject, config=config, captions=args.captions)
+    except ValueError as error:
+        if "`captions`" not in str(error):
+            raise
+        raise ValueError(str(error).replace("`captions`", "--captions").replace("`images`", "--images")) from error
+    try:
+        model = trainer.train()
     except pickle.UnpicklingError as error:
         raise UnsafeCheckpointError(
             f"`--resume {args.resume}`: a checkpoint file is a pickle that needs more than tensors to load; refusing "

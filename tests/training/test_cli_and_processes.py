@@ -48,6 +48,12 @@ def test_cli_bad_input(image_folder, tmp_path, capsys):
     assert "--rank only apply to `--strategy lora`" in capsys.readouterr().err
     assert main(["generate", "--model", "builtin:random-tiny", "--prompt", "x"]) == 2
     assert "`--subject-model DIR`" in capsys.readouterr().err
+    # --captions: one per image that was read (notes.txt is skipped), named by its flag, nothing written
+    output = tmp_path / "captioned"
+    assert main(["finetune", "--model", "builtin:random-tiny", "--images", str(image_folder), "--subject", "dog",
+                 "--captions", "on grass", "--output", str(output)]) == 2
+    err = capsys.readouterr().err
+    assert "--captions has 1 entries but --images gave 3 image(s) (1 unreadable file(s) were skipped)" in err and not (output / "subject_model.json").exists()
 
 
 def test_two_cpu_processes_with_gloo_produce_a_loadable_subject_model(image_folder, tmp_path, fresh_pipeline):
