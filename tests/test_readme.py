@@ -68,3 +68,25 @@ def test_from_pretrained_builtin_random_is_the_random_builtin_model():
     # The old names of the random sizes say what they are called now.
     with pytest.raises(ValueError, match="'builtin:mid' is the old name of a random-weight model; use 'builtin:random-mid'"):
         BlipDiffusionPipeline.from_pretrained("builtin:mid")
+
+
+def test_readme_main_command_renders_a_heldout_toy_subject_with_the_shipped_model(tmp_path, monkeypatch, capsys):
+    """The first bash block after the install: `toyworld references` then `generate --model builtin`, as written."""
+    import shlex
+
+    from blipdiff_plugins.cli import main
+
+    block = re.findall(r"```bash\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.DOTALL)[0]
+    commands = [shlex.split(part.strip()) for part in block.strip().split("&&")]
+    ours = [argv[1:] for argv in commands if argv[0] == ".venv/bin/blipdiff"]
+    assert [argv[0] for argv in ours] == ["toyworld", "generate"] and "builtin" in ours[1]
+    monkeypatch.chdir(tmp_path)
+    for argv in ours:
+        assert main(argv) == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "toy world" in err and "not Stable Diffusion" in err  # the notice says what the model is
+    prompts = ours[1][ours[1].index("--prompt") + 1 : ours[1].index("--output")]
+    written = sorted(p.name for p in (tmp_path / "outputs").glob("*.png"))
+    assert len(written) == len(prompts) == 4
+    with PIL.Image.open(tmp_path / "outputs" / written[0]) as image:
+        assert image.size == (64, 64)
