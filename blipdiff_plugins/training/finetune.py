@@ -2,11 +2,10 @@
 
 The released recipe: the subject embedding of every training image is computed once, averaged and
 made a trainable parameter (no Q-Former forward while training); the caption ``"a {subject}"`` gets
-that embedding spliced in at the injector's position (2) (our option: ``captions`` give each image its own
-``"a {subject} {caption}"``, so the fine-tune learns the subject and not its photos' backgrounds); images are
-resized and centre-cropped to
+that embedding spliced in at the injector's position (2); images are resized and centre-cropped to
 the training size, encoded by the frozen VAE, noised at uniform timesteps, and the U-Net is trained
-with the MSE of the scheduler's prediction type. A strategy decides what else trains and owns how its
+with the MSE of the scheduler's prediction type. Our option: ``captions`` give each image its own
+``"a {subject} {caption}"``, so that the fine-tune learns the subject and not its photos' contexts. A strategy decides what else trains and owns how its
 weights are exported, saved and applied.
 
 Randomness comes only from explicit `torch.Generator` objects whose states go into checkpoints, so a
@@ -63,6 +62,7 @@ class SubjectTrainer(TrainerCore):
         subject (`str`): the subject's category word.
         config (`FinetuneConfig` or `dict`, *optional*): the settings; the defaults when omitted.
         callback (`Callable[[TrainingProgress], None]`, *optional*): called after every step.
+        captions (`list[str]`, *optional*): one per image, the text after the subject word (see `finetune`).
     """
 
     def __init__(
@@ -267,6 +267,7 @@ class SubjectTrainer(TrainerCore):
                 "resolution": self.resolution,
                 "num_images": int(self.pixels.shape[0]),
                 "skipped_files": [name for name, _ in self.training_images.skipped],
+                "captions": self.captions,
                 "gradient_accumulation_steps": self.config.gradient_accumulation_steps,
                 "num_processes": self.accelerator.num_processes,
                 "mixed_precision": self.mixed_precision,

@@ -202,7 +202,8 @@ def test_captions_give_each_image_its_own_prompt(fresh_pipeline, training_images
     latents, _, _, input_ids = trainer.next_micro_batch()
     assert latents.shape[0] == len(indices)
     assert torch.equal(input_ids, expected[indices])
-    trainer.train()
+    model = trainer.train()
+    assert model.training["captions"] == ["on grass", "on a sofa", "at the beach, small"]  # recorded in subject_model.json
     # Resuming with other captions is refused: they are training data.
     with pytest.raises(ValueError, match="captions"):
         SubjectTrainer(fresh_pipeline(), images=training_images, subject="dog", captions=["a", "b", "c"],
