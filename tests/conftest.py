@@ -77,19 +77,56 @@ def toy_recipe_run(tmp_path_factory):
 
 
 @pytest.fixture()
-def toy_model(toy_recipe_run, monkeypatch):
-    """``builtin`` / ``builtin:toy`` load the micro toy model of `toy_recipe_run` instead of the shipped one
-    (no weights are committed for tests; the shipped folder may be absent). Returns its folder."""
+def toy_model(toy_recipe_run, monkeypatch, tmp_path):
+    """``builtin`` / ``builtin:toy`` load the micro toy model of `toy_recipe_run` instead of the shipped one (a test
+    model, fast and independent of the shipped weights), with no toy UMM on it (`toy_umm_model` adds one). Returns
+    its folder."""
     import blipdiff_plugins.builtin.toy_model as toy_model_module
+    import blipdiff_plugins.builtin.toy_umm as toy_umm_module
 
     folder = toy_recipe_run[0] / "model"
     monkeypatch.setattr(toy_model_module, "toy_model_folder", lambda: folder)
+    monkeypatch.setattr(toy_umm_module, "toy_umm_folder", lambda: tmp_path / "no-toy-umm")
     return folder
+
+
+@pytest.fixture()
+def toy_umm_model(toy_model, micro_toy_umm, tmp_path, monkeypatch):
+    """``builtin`` for UMM-Diffusion: the micro toy UMM packed by `pack_toy_umm` (the maintainer's path) on the micro
+    toy model of `toy_model`. Returns the packed folder."""
+    import blipdiff_plugins.builtin.toy_umm as toy_umm_module
+
+    packed = toy_umm_module.pack_toy_umm(micro_toy_umm[0], tmp_path / "toy_umm")
+    monkeypatch.setattr(toy_umm_module, "toy_umm_folder", lambda: packed)
+    return packed
 
 
 @pytest.fixture()
 def no_toy_model(tmp_path, monkeypatch):
     """``builtin`` / ``builtin:toy`` find no shipped toy model (a source checkout before its weights were added)."""
     import blipdiff_plugins.builtin.toy_model as toy_model_module
+    import blipdiff_plugins.builtin.toy_umm as toy_umm_module
 
     monkeypatch.setattr(toy_model_module, "toy_model_folder", lambda: tmp_path / "no-toy-model")
+    monkeypatch.setattr(toy_umm_module, "toy_umm_folder", lambda: tmp_path / "no-toy-umm")
+
+
+@pytest.fixture(scope="session")
+def micro_toy_run(toy_recipe_run):
+    """RUN/model (a `BlipDiffusionPipeline`, 32 px) and RUN/stage3_prompted/records, as `blipdiff toyworld train` writes them:
+    the session's smoke run (`toy_recipe_run`)."""
+    return toy_recipe_run[0]
+
+
+@pytest.fixture(scope="session")
+def micro_toy_umm(micro_toy_run, tmp_path_factory):
+    """A toy UMM pipeline folder trained on the micro run through the command line."""
+    from blipdiff_plugins.cli import main
+
+    from tests.toyworld.helpers import MICRO_UMM_FLAGS
+
+    output = tmp_path_factory.mktemp("micro_toy_umm") / "umm"
+    argv = ["toyworld", "train-umm", "--toy-model", str(micro_toy_run / "model"), "--records",
+            str(micro_toy_run / "stage3_prompted" / "records"), "--output", str(output), *MICRO_UMM_FLAGS]
+    assert main(argv) == 0
+    return output, argv

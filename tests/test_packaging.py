@@ -16,8 +16,9 @@ def test_wheel_ships_only_blipdiff_plugins(tmp_path):
     assert top_level == {"blipdiff_plugins"}
     assert "blipdiff_plugins/commands/generate.py" in names
     assert "blipdiff_plugins/toyworld/weights/oracle/config.json" in names  # the shipped toy-world oracle
-    # the trained toy model (`builtin`), every file of its saved pipeline folder
-    shipped = REPO_ROOT / "blipdiff_plugins" / "builtin" / "toy"
-    expected = {str(path.relative_to(REPO_ROOT)) for path in shipped.rglob("*") if path.is_file()}
-    assert "blipdiff_plugins/builtin/toy/unet/diffusion_pytorch_model.safetensors" in expected
-    assert expected <= set(names)
+    # the trained toy model (`builtin`) and the toy UMM's parts, every file of their folders
+    for folder, weights in (("toy", "unet"), ("toy_umm", "subject_encoder")):
+        shipped = REPO_ROOT / "blipdiff_plugins" / "builtin" / folder
+        expected = {str(path.relative_to(REPO_ROOT)) for path in shipped.rglob("*") if path.is_file()}
+        assert f"blipdiff_plugins/builtin/{folder}/{weights}/diffusion_pytorch_model.safetensors" in expected
+        assert expected <= set(names), sorted(expected - set(names))

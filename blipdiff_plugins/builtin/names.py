@@ -1,7 +1,8 @@
 """The names of the built-in models and what each one is (no torch import: the command line checks them first).
 
 - ``builtin`` / ``builtin:toy``: the trained toy model shipped in the package (`toy_model.py`), a small
-  BLIP-Diffusion trained on the procedural toy world;
+  BLIP-Diffusion trained on the procedural toy world (for `UMMDiffusionPipeline`, the toy UMM on its components:
+  `toy_umm.py`);
 - ``builtin:random-tiny`` / ``-small`` / ``-mid``: random weights built in code (`models.py`), for tests,
   benchmarks and dry runs. Their old names ``builtin:tiny`` / ``small`` / ``mid`` are refused with the new ones.
 """
@@ -19,7 +20,7 @@ TOY = "toy"
 RANDOM_PREFIX = "random-"
 
 TOY_NOTICE = (
-    "built-in toy model: a small BLIP-Diffusion trained on the procedural toy world (shapes with appearances on toy "
+    "built-in toy model: a small {system} trained on the procedural toy world (shapes with appearances on toy "
     "backgrounds, 64 px), not Stable Diffusion; real photos are outside what it knows, so give it toy-world subjects"
 )
 RANDOM_NOTICE = "built-in model {name} with RANDOM weights: its images are noise from untrained weights, not a trained model's output"
@@ -79,7 +80,8 @@ def names_random_weights(name) -> bool:
     return variant in BUILTIN_SIZES or (variant.startswith(RANDOM_PREFIX) and variant[len(RANDOM_PREFIX):] in BUILTIN_SIZES)
 
 
-def builtin_notice(name: str) -> str:
-    """What the built-in model ``name`` is, in one sentence for the user (printed when it loads)."""
+def builtin_notice(name: str, *, system: str = "BLIP-Diffusion") -> str:
+    """What the built-in model ``name`` is, in one sentence for the user (printed when it loads); ``system`` names the
+    toy model's kind (``"UMM-Diffusion"`` for the toy UMM, which is built on the toy BLIP-Diffusion's components)."""
     model = parse_builtin_name(name)
-    return RANDOM_NOTICE.format(name=model.name) if model.is_random else TOY_NOTICE
+    return RANDOM_NOTICE.format(name=model.name) if model.is_random else TOY_NOTICE.format(system=system)

@@ -1,5 +1,5 @@
-"""The built-in UMM-Diffusion pipelines: random weights built offline in code (like `models.py` for BLIP-Diffusion),
-and the hook where a trained toy UMM model will load (``builtin`` / ``builtin:toy``; none is trained yet).
+"""The built-in random-weight UMM-Diffusion pipelines, built offline in code (like `models.py` for BLIP-Diffusion);
+the trained toy UMM model (``builtin`` / ``builtin:toy``) is `toy_umm.py`.
 
 The random one shares the built-in Stable Diffusion parts of the same size and adds a pseudo-word encoder whose
 CLIP tower has the built-in vision width; its images are noise from untrained weights.
@@ -11,7 +11,6 @@ import torch
 
 from ..adapters.clip_pseudo_word import ClipPseudoWordEncoder
 from ..adapters.subject_image_processor import SubjectImageProcessor
-from ..utils.errors import ModelLoadError
 from .models import BUILTIN_SIZES, build_builtin_components
 
 
@@ -50,14 +49,3 @@ def build_builtin_umm_pipeline(size: str = "small", *, seed: int = 0, pipeline_c
     if pipeline_class is None:
         from ..pipelines.pipeline_umm_diffusion import UMMDiffusionPipeline as pipeline_class
     return pipeline_class(**build_builtin_umm_components(size, seed=seed))
-
-
-def load_toy_umm_pipeline(*, pipeline_class=None, torch_dtype=None, argument: str = "`model`"):
-    """``builtin`` / ``builtin:toy`` for UMM-Diffusion: the trained toy UMM model, once there is one.
-
-    The hook for it: load the shipped folder here, as `toy_model.load_toy_pipeline` does for BLIP-Diffusion.
-    """
-    raise ModelLoadError(
-        f"{argument}: there is no trained toy UMM-Diffusion model yet ('builtin' and 'builtin:toy' are BLIP-Diffusion's); "
-        "use 'builtin:random-small' (random weights) or a UMM pipeline folder."
-    )

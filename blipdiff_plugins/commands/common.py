@@ -243,7 +243,8 @@ def load_pipeline(args, pipeline_class=None):
     if is_builtin(args.model):
         pipe = load_builtin_pipeline(args.model, pipeline_class=pipeline_class, torch_dtype=None if dtype == torch.float32 else dtype,
                                      argument="`--model`")
-        print(f"Using the {builtin_notice(args.model)}.", file=sys.stderr)
+        system = "UMM-Diffusion" if pipeline_class.__name__ == "UMMDiffusionPipeline" else "BLIP-Diffusion"
+        print(f"Using the {builtin_notice(args.model, system=system)}.", file=sys.stderr)
         if not parse_builtin_name(args.model).is_random:
             print(TOY_HINT, file=sys.stderr)
     else:

@@ -136,8 +136,8 @@ class UMMDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffus
 
     @staticmethod
     def builtin_toy_builder(*, pipeline_class=None, torch_dtype=None, argument: str = "`model`"):
-        """``from_pretrained("builtin")`` / ``"builtin:toy"``: the trained toy UMM model (`builtin.umm`; none yet)."""
-        from ..builtin.umm import load_toy_umm_pipeline
+        """``from_pretrained("builtin")`` / ``"builtin:toy"``: the trained toy UMM model (`builtin.toy_umm`)."""
+        from ..builtin.toy_umm import load_toy_umm_pipeline
 
         return load_toy_umm_pipeline(pipeline_class=pipeline_class, torch_dtype=torch_dtype, argument=argument)
 

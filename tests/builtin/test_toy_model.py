@@ -52,11 +52,11 @@ def test_other_pipeline_classes_get_the_toy_components(toy_model):
     _assert_weights_are(edit.vae, toy_model / "vae" / "diffusion_pytorch_model.safetensors")
 
 
-def test_umm_has_no_toy_model_yet_but_keeps_its_random_ones(toy_model):
+def test_umm_without_its_toy_parts_says_so_and_keeps_its_random_models(toy_model):
     from blipdiff_plugins.pipelines.pipeline_umm_diffusion import UMMDiffusionPipeline
 
     for name in ("builtin", "builtin:toy"):
-        with pytest.raises(ModelLoadError, match="no trained toy UMM-Diffusion model yet.*use 'builtin:random-small'"):
+        with pytest.raises(ModelLoadError, match=r"trained toy UMM-Diffusion model \('builtin', 'builtin:toy'\) is not in this installation.*'builtin:random-small'"):
             UMMDiffusionPipeline.from_pretrained(name)
     pipe = UMMDiffusionPipeline.from_pretrained("builtin:random-tiny")
     assert isinstance(pipe, UMMDiffusionPipeline) and pipe.unet.config.sample_size == 16

@@ -8,6 +8,9 @@ from blipdiff_plugins.toyworld.oracle import SHIPPED_ORACLE
 from blipdiff_plugins.toyworld.recipe_config import RecipeConfig
 
 # The recipe on a tiny budget (size "micro", 32 px): every stage trains a few steps, in a minute or two.
+# `blipdiff toyworld train-umm` on the micro run: one tower step, two MLP steps.
+MICRO_UMM_FLAGS = ["--clip-steps", "1", "--clip-batch-size", "4", "--steps", "2", "--batch-size", "2"]
+
 TINY_RECIPE = RecipeConfig(size="micro", image_size=32, vae_steps=4, vae_batch_size=2, t2i_steps=2, t2i_batch_size=2, checkpoint_every=2,
                            prompted_records=6, prompted_steps=2, prompted_batch_size=2)
 

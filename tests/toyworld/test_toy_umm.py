@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from blipdiff_plugins.cli import main
-from tests.toyworld.conftest import MICRO_UMM_FLAGS
+from tests.toyworld.helpers import MICRO_UMM_FLAGS
 
 
 def _state(module) -> dict:
