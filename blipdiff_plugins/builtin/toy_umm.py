@@ -32,6 +32,7 @@ def load_toy_umm_pipeline(*, pipeline_class=None, torch_dtype=None, argument: st
 
     from ..adapters.clip_pseudo_word import ClipPseudoWordEncoder
     from ..adapters.subject_image_processor import SubjectImageProcessor
+    from ..pipelines.umm_from_base import umm_pipeline_from_base
     from .toy_model import load_toy_pipeline
 
     folder = toy_umm_folder()
@@ -40,22 +41,16 @@ def load_toy_umm_pipeline(*, pipeline_class=None, torch_dtype=None, argument: st
             f"{argument}: the trained toy UMM-Diffusion model ('builtin', 'builtin:toy') is not in this installation "
             f"({str(folder)!r} holds no {SETTINGS_FILE}); use 'builtin:random-small' (random weights) or a UMM pipeline folder."
         )
-    if pipeline_class is None:
-        from ..pipelines.pipeline_umm_diffusion import UMMDiffusionPipeline as pipeline_class
-    base = load_toy_pipeline(torch_dtype=torch_dtype, argument=argument)
     # Stored in float16 like the toy model; CPUs compute in float32.
     encoder = ClipPseudoWordEncoder.from_pretrained(folder / "subject_encoder", torch_dtype=torch_dtype or torch.float32)
     settings = json.loads((folder / SETTINGS_FILE).read_text(encoding="utf-8"))
-    return pipeline_class(
-        tokenizer=base.tokenizer,
-        text_encoder=base.text_encoder,
-        vae=base.vae,
-        unet=base.unet,
-        scheduler=base.scheduler,
-        subject_encoder=encoder.eval(),
+    return umm_pipeline_from_base(
+        load_toy_pipeline(torch_dtype=torch_dtype, argument=argument),
+        encoder.eval(),
+        prompt_injector=settings["prompt_injector_name"],
         subject_image_processor=SubjectImageProcessor.from_pretrained(folder / "subject_image_processor"),
         subject_position=settings["subject_position"],
-        prompt_injector_name=settings["prompt_injector_name"],
+        pipeline_class=pipeline_class,
     )
 
 
