@@ -228,7 +228,7 @@ def run_benchmark(
         write_rows_atomic(own_file, own_rows)
 
     generated = 0
-    bar = tqdm(total=len(pending), unit="img", desc="DreamBench", disable=not (progress and state.is_main_process))
+    bar = tqdm(total=len(pending), unit="img", desc=f"bench {method.name}", disable=not (progress and state.is_main_process))
     with open(own_file, "a", encoding="utf-8") as handle:
         for position, subject_batches in groupby(batches, key=lambda batch: batch[0].subject_position):
             subject = dataset.subjects[position]
