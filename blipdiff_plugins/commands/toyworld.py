@@ -90,6 +90,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     train.add_argument("--prompted-records", type=positive_int, default=defaults.prompted_records, help="stage 3 records (default: %(default)s)")
     train.add_argument("--prompted-steps", type=positive_int, default=defaults.prompted_steps, help="stage 3 steps (default: %(default)s)")
     train.add_argument("--prompted-batch-size", type=positive_int, default=defaults.prompted_batch_size, help="stage 3 batch (default: %(default)s)")
+    train.add_argument("--prompted-ema-decay", type=_ema_decay, default=defaults.prompted_ema_decay, help="stage 3 saves a moving average of its weights with this decay, 0 for none (default: %(default)s)")
     train.add_argument("--checkpoint-every", type=positive_int, default=defaults.checkpoint_every, help="steps between checkpoints (default: %(default)s)")
     train.add_argument("--image-size", type=positive_int, default=defaults.image_size, help="render side (default: %(default)s)")
     train.add_argument("--vae-gate", type=fraction, default=DEFAULT_VAE_GATE, help="stop after stage 1 when the oracle reads fewer of the VAE's reconstructions of held-out renders right; 0 never stops (default: %(default)s)")
@@ -168,6 +169,7 @@ def run_train(args: argparse.Namespace) -> int:
             t2i_steps=args.t2i_steps, t2i_batch_size=args.t2i_batch_size, t2i_learning_rate=args.t2i_learning_rate,
             t2i_snr_gamma=args.t2i_snr_gamma, t2i_ema_decay=args.t2i_ema_decay, checkpoint_every=args.checkpoint_every,
             prompted_records=args.prompted_records, prompted_steps=args.prompted_steps, prompted_batch_size=args.prompted_batch_size,
+            prompted_ema_decay=args.prompted_ema_decay,
         )
     except ValueError as error:
         raise ValueError(f"--size / steps: {error}") from error

@@ -85,6 +85,8 @@ def pretrain_settings(folder: Path, config: RecipeConfig, *, progress: bool) -> 
         "checkpoint_every": config.checkpoint_every,
         "resume": "latest" if list_checkpoints(output / "checkpoints") else None,
         "max_grad_norm": 1.0,
+        "ema": config.prompted_ema_decay > 0,
+        **({"ema_decay": config.prompted_ema_decay} if config.prompted_ema_decay > 0 else {}),
         "mixed_precision": "no",
         "report_to": "none",
         "validation_prompts": ("on grass at the left, small", "on bricks at the top, large"),

@@ -96,6 +96,7 @@ class SubjectPretrainer(TrainerCore):
             raise ValueError(f"`resolution` must be a multiple of the VAE factor {factor}, got {self.resolution}; the model's is {default_resolution}.")
         self.description = f"pre-training ({'+'.join(config.trainable)})"
         self.ema = None
+        self.ema_parameters: list = []
         self.dropped = self.seen = 0
 
     # --------------------------------------------------------------------------------- core hooks
@@ -150,7 +151,9 @@ class SubjectPretrainer(TrainerCore):
         if config.ema:
             from diffusers.training_utils import EMAModel
 
-            self.ema = EMAModel([p for p in module.parameters() if p.requires_grad], decay=config.ema_decay)
+            # The list is kept: `_restore_modules` freezes every parameter at the end, before the average is copied in.
+            self.ema_parameters = [p for p in module.parameters() if p.requires_grad]
+            self.ema = EMAModel(self.ema_parameters, decay=config.ema_decay)
         return module
 
     def optimizer_settings(self) -> dict[str, Any]:
@@ -172,7 +175,7 @@ class SubjectPretrainer(TrainerCore):
 
     def after_optimizer_step(self) -> None:
         if self.ema is not None:
-            self.ema.step([p for p in self.unwrapped_module.parameters() if p.requires_grad])
+            self.ema.step(self.ema_parameters)
 
     def extra_state(self) -> dict[str, Any] | None:
         return {"ema": self.ema.state_dict()} if self.ema is not None else None
@@ -265,7 +268,7 @@ class SubjectPretrainer(TrainerCore):
         finally:
             self._restore_modules()
         if self.ema is not None:
-            self.ema.copy_to([p for p in self.unwrapped_module.parameters() if p.requires_grad])
+            self.ema.copy_to(self.ema_parameters)
         if self.output_dir is not None and self.accelerator.is_main_process:
             save_pipeline_folder(self.pipeline, self.output_dir, card=self.model_card())
         self.accelerator.wait_for_everyone()

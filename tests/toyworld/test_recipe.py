@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -67,6 +68,36 @@ def test_stage3_records_come_from_the_data_builder(finished):
     assert row["composite"].size == row["target"].size == (32, 32)
 
 
+def test_stage3_saves_the_moving_average_of_its_weights(finished):
+    from safetensors.torch import load_file
+
+    from blipdiff_plugins import BlipDiffusionPipeline
+
+    folder, _ = finished
+    assert TINY.prompted_ema_decay > 0 and TINY.prompted_steps == TINY.checkpoint_every
+    # The last checkpoint holds the last step's own weights; the saved model holds their moving average
+    # (after 2 steps: 2/11 of step 1's weights plus 9/11 of step 2's), so some weights must differ.
+    last_step = load_file(list_checkpoints(folder / "stage3_prompted" / "pipeline" / "checkpoints")[-1] / "trainable.safetensors")
+    saved = BlipDiffusionPipeline.from_pretrained(folder / "model").unet.state_dict()
+    moved = [key for key, value in saved.items() if not torch.equal(value, last_step["unet." + key])]
+    assert moved and all(torch.allclose(saved[key], last_step["unet." + key], atol=1e-2) for key in moved)
+
+
+def test_stage3_moving_average_settings():
+    from blipdiff_plugins.toyworld.prompted_stage import pretrain_settings
+
+    on = pretrain_settings(Path("unused"), RecipeConfig(prompted_ema_decay=0.99), progress=False)
+    assert on["ema"] is True and on["ema_decay"] == 0.99
+    off = pretrain_settings(Path("unused"), RecipeConfig(prompted_ema_decay=0.0), progress=False)
+    assert off["ema"] is False and "ema_decay" not in off
+    # A run recorded before the setting existed (runs 1-4) trained stage 3 without one, and resumes that way.
+    recorded = {key: value for key, value in RecipeConfig().to_dict().items() if key != "prompted_ema_decay"}
+    assert RecipeConfig.from_recorded(recorded).prompted_ema_decay == 0.0
+    for bad in (1.0, -0.1, True):
+        with pytest.raises(ValueError, match=f"`prompted_ema_decay` must be 0 \\(off\\) or in \\(0, 1\\), got {bad!r}"):
+            RecipeConfig(prompted_ema_decay=bad)
+
+
 def test_rerun_skips_finished_stages(finished):
     folder, _ = finished
     again = train_toyworld(folder, config=TINY, progress=False, vae_gate=0)
@@ -118,14 +149,15 @@ def test_other_settings_are_refused(finished):
         RecipeConfig(t2i_ema_decay=1.0)
 
 
-def test_cli_names_a_bad_ema_decay(capsys, tmp_path):
+@pytest.mark.parametrize("flag", ["--t2i-ema-decay", "--prompted-ema-decay"])
+def test_cli_names_a_bad_ema_decay(capsys, tmp_path, flag):
     from blipdiff_plugins.cli import main
 
     with pytest.raises(SystemExit) as exit_info:
-        main(["toyworld", "train", "--output", str(tmp_path / "run"), "--t2i-ema-decay", "1"])
+        main(["toyworld", "train", "--output", str(tmp_path / "run"), flag, "1"])
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
-    assert "--t2i-ema-decay" in error and "must be 0 (off) or below 1, got 1.0" in error
+    assert flag in error and "must be 0 (off) or below 1, got 1.0" in error
     assert not (tmp_path / "run").exists()
 
 

@@ -118,6 +118,26 @@ def test_killed_and_resumed_run_is_bit_identical(tmp_path):
         assert all(torch.equal(expected[key], got[key]) for key in expected), name
 
 
+def test_ema_saves_the_moving_average_not_the_last_step(tmp_path):
+    from safetensors.torch import load_file
+
+    from blipdiff_plugins import BlipDiffusionPipeline
+
+    config = settings_for_tests(steps=2, checkpoint_every=1, ema=True, ema_decay=0.999, output_dir=str(tmp_path / "run"))
+    SubjectPretrainer(make_records(4), config=config).train()
+    first, last = (load_file(tmp_path / "run" / "checkpoints" / f"checkpoint-{step}" / "trainable.safetensors") for step in (1, 2))
+    saved = BlipDiffusionPipeline.from_pretrained(tmp_path / "run").unet.state_dict()
+    # diffusers' EMAModel: step 1 copies the weights (decay 0), step 2 uses its warm-up decay (1 + 1) / (10 + 1).
+    decay = 2 / 11
+    moved = 0
+    for key, value in saved.items():
+        expected = decay * first["unet." + key] + (1 - decay) * last["unet." + key]
+        # The update runs in float32 as shadow - (1 - decay) * (shadow - weight): a few float32 roundings apart.
+        torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-7, msg=key)
+        moved += not torch.equal(value, last["unet." + key])
+    assert moved > 0  # the last step's own weights are not what was saved
+
+
 def test_gradient_checkpointing_gives_the_same_step_and_is_switched_off_after():
     losses, weights = [], []
     for checkpointing in (False, True):
