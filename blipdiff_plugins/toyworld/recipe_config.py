@@ -65,7 +65,7 @@ class RecipeConfig(DictRoundTrip):
             trained weights (the pre-trainer's ``ema``; diffusers' `EMAModel`, whose decay warm-up caps it at
             (1 + step) / (10 + step), 0.996 at step 2400); 0 saves the last step's weights. Our choice, since run 5
             (docs/toyworld_plan.md): at the paper's constant learning rate the last step's weights are one noisy
-            sample; run 4's rerun scored 0.661 at its last step and 0.740 two checkpoints (200 steps) earlier.
+            sample; the rerun of run 4 scored 0.661 at its last step and 0.740 at its checkpoint 200 steps earlier.
         warmup_fraction (`float`, defaults to 0.05): warmup share of each stage's steps.
         checkpoint_every (`int`, defaults to 200): steps between checkpoints.
     """
