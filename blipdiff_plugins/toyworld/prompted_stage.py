@@ -86,6 +86,7 @@ def pretrain_settings(folder: Path, config: RecipeConfig, *, progress: bool) -> 
         "resume": "latest" if list_checkpoints(output / "checkpoints") else None,
         "max_grad_norm": 1.0,
         "ema": config.prompted_ema_decay > 0,
+        # Without an average the pre-trainer's default decay stays, so stages 3 of runs 1-4 keep their resume fingerprint.
         **({"ema_decay": config.prompted_ema_decay} if config.prompted_ema_decay > 0 else {}),
         "mixed_precision": "no",
         "report_to": "none",
