@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import socket
 
 from .common import DTYPES, MODEL_HELP, HelpFormatter, resolve_device
 
@@ -26,7 +28,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--umm-model", default=None, help="UMM pipeline folder for the Generate tab's UMM-Diffusion method (a built-in --model gets a built-in one)")
     parser.add_argument("--controlnet", default=None, help="ControlNet folder or Hub id for the Style tab (the built-in model makes its own)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 serves your whole network")
-    parser.add_argument("--port", type=int, default=7860, help="port to bind")
+    parser.add_argument("--port", type=int, default=7860, help="port to bind; 0 picks a free one")
     parser.add_argument("--share", default="off", choices=("off", "on"), help="'on' opens a public gradio.live link")
     parser.add_argument("--concurrency", type=int, default=1, help="model requests run at once (more wait in the queue)")
     parser.add_argument("--output", default=None, help="folder for results and fine-tuned subject models (default: a new temporary folder)")
@@ -34,9 +36,35 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+def port_problem(host: str, port: int, error: OSError) -> str:
+    """One line saying why ``host:port`` cannot be served and what to pass instead."""
+    if isinstance(error, socket.gaierror) or error.errno == errno.EADDRNOTAVAIL:
+        return f"`--host` {host!r} is not an address of this machine; pass 127.0.0.1 (this machine only) or 0.0.0.0 (your network)."
+    if error.errno == errno.EACCES:
+        return f"`--port` {port} needs administrator rights on {host}; pass a port from 1024 to 65535, or `--port 0` for a free one."
+    return (
+        f"`--port` {port} is in use on {host} (another server, or an earlier `blipdiff ui`): pass another port, "
+        f"e.g. `--port {port + 1 if port < 65535 else 7860}`, or `--port 0` for a free one."
+    )
+
+
+def claim_port(host: str, port: int) -> int:
+    """``port`` if it can be served on ``host`` (a free one for 0), checked before the model loads; else `ValueError`.
+
+    Binds with SO_REUSEADDR as the server (uvicorn) does, so a port an earlier run left in TIME_WAIT counts as free.
+    """
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ValueError(port_problem(host, port, error)) from None
+        return probe.getsockname()[1]
+
+
 def run(args) -> int:
-    if not 1 <= args.port <= 65535:
-        raise ValueError(f"`--port` must be from 1 to 65535, got {args.port}.")
+    if not 0 <= args.port <= 65535:
+        raise ValueError(f"`--port` must be from 1 to 65535 (or 0 for a free one), got {args.port}.")
     if args.concurrency < 1:
         raise ValueError(f"`--concurrency` must be at least 1, got {args.concurrency}.")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no usage reports leave the machine
@@ -46,6 +74,7 @@ def run(args) -> int:
         raise ImportError(f"`blipdiff ui` needs Gradio ({error}); install it with: pip install 'blipdiff_plugins[ui]'") from error
     from ..app.service import ModelService
 
+    port = claim_port(args.host, args.port)
     device = resolve_device(args.device)
     if device == "cpu" and args.dtype == "float16":
         raise ValueError("`--dtype float16` needs a GPU; on CPU use float32 or bfloat16.")
@@ -55,5 +84,8 @@ def run(args) -> int:
     )
     print(f"Results and subject models go to {service.output_dir}")
     demo = build_app(service, concurrency=args.concurrency)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share == "on", show_error=False)
+    try:
+        demo.launch(server_name=args.host, server_port=port, share=args.share == "on", show_error=False)
+    except OSError as error:  # taken while the model loaded: Gradio's message names its own parameters
+        raise ValueError(port_problem(args.host, port, error)) from None
     return 0
