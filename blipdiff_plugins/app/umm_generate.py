@@ -1,8 +1,7 @@
 """The Generate tab's UMM-Diffusion method: a UMM pipeline folder served beside the shared BLIP-Diffusion model.
 
-The UMM pipeline loads on its first request (most sessions never use it). Its prompts must name the subject word,
-where the pseudo-word goes; a prompt line that does not is read as BLIP-Diffusion reads it, ``"a {subject} {line}"``,
-so the same inputs work with both methods. The sidecars record the prompts actually sent.
+The UMM pipeline loads on its first request (most sessions never use it). Each prompt line must name the subject
+word, where the pseudo-word goes; a line that does not is refused, as the command line refuses it.
 """
 
 from __future__ import annotations
@@ -35,9 +34,15 @@ def load_umm_pipeline(model: str, *, device: str, dtype: torch.dtype):
 
 
 def umm_prompts(lines: Sequence[str], subject: str) -> list[str]:
-    """Each line as is when it names the subject word (whole word, any case), else ``"a {subject} {line}"``."""
+    """The lines, each of which names the subject word (whole word, any case); a line that does not is refused."""
     pattern = re.compile(r"(?<!\w)" + re.escape(subject) + r"(?!\w)", re.IGNORECASE)
-    return [line if pattern.search(line) else f"a {subject} {line}" for line in lines]
+    for line in lines:
+        if not pattern.search(line):
+            raise ValueError(
+                f"Prompts: {line!r} does not name the Subject word {subject!r}; with {UMM_METHOD} the subject image takes "
+                f"the subject word's place, e.g. 'a {subject} {line}'."
+            )
+    return list(lines)
 
 
 def _scheduler(pipe, name: str | None):
@@ -88,7 +93,7 @@ def generate_umm(service, *, subject_images, subject, target_subject, subject_mo
             pipe.scheduler = default_scheduler
     encoding = "cached" if cached else "computed"
     settings = {
-        "method": UMM_METHOD, "model": service.umm_model, "subject": subject, "prompts": prompts, "prompt_lines": list(prompt_list),
+        "method": UMM_METHOD, "model": service.umm_model, "subject": subject, "prompts": prompts,
         "negative_prompt": negative_prompt or "", "fusion_weight": fusion_weight, "steps": steps, "guidance": guidance, "seed": seed,
         "height": height, "width": width, "num_images": num_images, "scheduler": scheduler or "default",
     }

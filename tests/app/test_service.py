@@ -163,11 +163,11 @@ def test_a_chosen_scheduler_is_used_for_that_request_only(service, subject_image
 
 def test_umm_method_uses_the_fusion_weight_and_names_the_subject_in_each_prompt(service, subject_image):
     assert service.methods() == ["BLIP-Diffusion", "UMM-Diffusion"]  # a built-in model comes with the built-in UMM pipeline
-    request = dict(subject_images=[subject_image], subject="dog", target_subject="", prompts="on a beach\na dog in the snow", steps=2, seed=3,
+    request = dict(subject_images=[subject_image], subject="dog", target_subject="", prompts="a dog on a beach\na Dog in the snow", steps=2, seed=3,
                    method="UMM-Diffusion")
     text_only = service.generate(**request, fusion_weight=0.0)
     settings = json.loads(text_only.files[1].read_text())["settings"]
-    assert settings["prompts"] == ["a dog on a beach", "a dog in the snow"]  # a line without the subject word gets it, as BLIP-Diffusion's
+    assert settings["prompts"] == ["a dog on a beach", "a Dog in the snow"]  # sent as typed
     assert (settings["method"], settings["fusion_weight"], text_only.encoding) == ("UMM-Diffusion", 0.0, "computed")
     subject_only = service.generate(**request, fusion_weight=1.0)
     assert subject_only.encoding == "cached"  # the pseudo-word is encoded once per images
@@ -178,7 +178,7 @@ def test_umm_method_uses_the_fusion_weight_and_names_the_subject_in_each_prompt(
     for got, expected in zip(again.images, text_only.images):
         assert np.abs(np.asarray(got, dtype=int) - np.asarray(expected, dtype=int)).max() <= 1
     # the service's images are the UMM pipeline's own for the same inputs and seeds
-    direct = service.umm_pipe(["a dog on a beach", "a dog in the snow"], subject_images=[subject_image], subject_word="dog", fusion_weight=1.0,
+    direct = service.umm_pipe(["a dog on a beach", "a Dog in the snow"], subject_images=[subject_image], subject_word="dog", fusion_weight=1.0,
                               num_inference_steps=2, height=service.default_size, width=service.default_size,
                               generator=[torch.Generator().manual_seed(3), torch.Generator().manual_seed(4)]).images
     np.testing.assert_array_equal(np.asarray(direct[1]), np.asarray(subject_only.images[1]))
@@ -192,10 +192,14 @@ def test_umm_method_uses_the_fusion_weight_and_names_the_subject_in_each_prompt(
         ({"subject_model": "rex"}, "Fine-tuned subject models are BLIP-Diffusion's"),
         ({"subject": " "}, "Subject word is empty"),
         ({"subject_images": []}, "Subject images: upload at least one image"),
+        # the command line's rule: the prompt names the subject word (where the pseudo-word goes), nothing is added
+        ({"prompts": "a dog on grass\non a beach"}, "Prompts: 'on a beach' does not name the Subject word 'dog'; with UMM-Diffusion "
+                                                   "the subject image takes the subject word's place, e.g. 'a dog on a beach'."),
+        ({"prompts": "a dogged man"}, "Prompts: 'a dogged man' does not name the Subject word 'dog'"),
     ],
 )
 def test_umm_method_rejects_bad_input_with_the_field_named(service, subject_image, overrides, message):
-    request = dict(subject_images=[subject_image], subject="dog", target_subject="", prompts="on a beach", steps=1, method="UMM-Diffusion")
+    request = dict(subject_images=[subject_image], subject="dog", target_subject="", prompts="a dog on a beach", steps=1, method="UMM-Diffusion")
     request.update(overrides)
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         service.generate(**request)
