@@ -6,8 +6,8 @@ import gradio as gr
 
 from ..builtin.names import builtin_notice
 from . import tab_attention, tab_edit, tab_finetune, tab_generate, tab_style
-from .examples import write_examples
 from .service import ModelService
+from .suggestions import suggestions_for, write_examples
 
 
 def build_app(service: ModelService, *, concurrency: int = 1, max_queue: int = 64) -> gr.Blocks:
@@ -22,21 +22,22 @@ def build_app(service: ModelService, *, concurrency: int = 1, max_queue: int = 6
     """
     if concurrency < 1:
         raise ValueError(f"`concurrency` must be at least 1, got {concurrency}.")
-    examples = write_examples(service.output_dir / "examples")
+    suggestions = suggestions_for(service.model_name)
+    examples = write_examples(service.output_dir / "examples", suggestions)
     with gr.Blocks(title="blipdiff") as demo:
         notice = f" **{builtin_notice(service.model_name)}.**" if service.is_builtin else ""
         gr.Markdown(f"# blipdiff: subject-driven generation\nModel: `{service.model_name}`.{notice}")
         with gr.Tabs():
             with gr.Tab("Generate", id="generate"):
-                generate = tab_generate.build(service, examples)
+                generate = tab_generate.build(service, suggestions, examples)
             with gr.Tab("Fine-tune", id="finetune"):
-                finetune = tab_finetune.build(service)
+                finetune = tab_finetune.build(service, suggestions)
             with gr.Tab("Edit", id="edit"):
-                tab_edit.build(service)
+                tab_edit.build(service, suggestions)
             with gr.Tab("Style / structure", id="style"):
-                tab_style.build(service)
+                tab_style.build(service, suggestions)
             with gr.Tab("Attention", id="attention"):
-                tab_attention.build(service)
+                tab_attention.build(service, suggestions)
         # the Generate tab lists the subject models there are now: on page load and after a fine-tune
         def list_subject_models():
             return gr.update(choices=[tab_generate.NO_SUBJECT_MODEL] + service.subject_models())

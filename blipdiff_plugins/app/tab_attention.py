@@ -7,16 +7,17 @@ import gradio as gr
 from .display import for_display
 from .errors import readable_errors
 from .service import ModelService
+from .suggestions import Suggestions
 
 
-def build(service: ModelService) -> None:
+def build(service: ModelService, suggestions: Suggestions) -> None:
     """Lay out the tab inside the current ``gr.Tab``."""
     with gr.Row():
         with gr.Column():
             images = gr.File(label="Subject images", file_count="multiple", file_types=["image"], elem_id="attn-images")
-            subject = gr.Textbox(label="Subject word", placeholder="dog", elem_id="attn-subject")
-            prompt = gr.Textbox(label="Scene prompt", placeholder="on the grass", elem_id="attn-prompt")
-            words = gr.Textbox(label="Also map these prompt words", placeholder="grass", elem_id="attn-words")
+            subject = gr.Textbox(label="Subject word", placeholder=suggestions.subject, elem_id="attn-subject")
+            prompt = gr.Textbox(label="Scene prompt", placeholder=suggestions.scene, elem_id="attn-prompt")
+            words = gr.Textbox(label="Also map these prompt words", placeholder=suggestions.scene_word, elem_id="attn-words")
             with gr.Row():
                 steps = gr.Slider(1, service.limits.max_steps, value=25, step=1, label="Steps", elem_id="attn-steps")
                 guidance = gr.Slider(0, 20, value=7.5, step=0.5, label="Guidance")

@@ -7,11 +7,12 @@ import gradio as gr
 from .display import for_display
 from .errors import readable_errors
 from .service import INVERSIONS, ModelService
+from .suggestions import Suggestions
 
 MODES = {"Generate, then edit": "generate", "Edit my photo": "photo"}
 
 
-def build(service: ModelService) -> None:
+def build(service: ModelService, suggestions: Suggestions) -> None:
     """Lay out the tab inside the current ``gr.Tab``."""
     with gr.Row():
         with gr.Column():
@@ -19,9 +20,9 @@ def build(service: ModelService) -> None:
             photo = gr.Image(type="filepath", label="Photo to edit (Edit my photo)", elem_id="edit-photo")
             images = gr.File(label="Images of your subject", file_count="multiple", file_types=["image"], elem_id="edit-images")
             with gr.Row():
-                target = gr.Textbox(label="Your subject's word", placeholder="cat", elem_id="edit-target")
-                source = gr.Textbox(label="Subject word to replace", placeholder="dog", elem_id="edit-source")
-            prompt = gr.Textbox(label="Scene prompt", placeholder="sitting on the beach", elem_id="edit-prompt")
+                target = gr.Textbox(label="Your subject's word", placeholder=suggestions.subject, elem_id="edit-target")
+                source = gr.Textbox(label="Subject word to replace", placeholder=suggestions.other_subject, elem_id="edit-source")
+            prompt = gr.Textbox(label="Scene prompt", placeholder=suggestions.scene, elem_id="edit-prompt")
             with gr.Accordion("Settings", open=False):
                 with gr.Row():
                     steps = gr.Slider(1, service.limits.max_steps, value=25, step=1, label="Steps", elem_id="edit-steps")

@@ -8,6 +8,7 @@ import gradio as gr
 
 from .errors import readable_errors
 from .service import STRATEGIES, ModelService
+from .suggestions import Suggestions
 
 
 def progress_text(status) -> str:
@@ -18,18 +19,18 @@ def progress_text(status) -> str:
     return f"Step {status.step}/{status.total_steps} · loss {status.loss:.4f}{eta}"
 
 
-def build(service: ModelService) -> dict:
+def build(service: ModelService, suggestions: Suggestions) -> dict:
     """Lay out the tab inside the current ``gr.Tab``; returns the run event for the builder to chain on."""
     jobs = {}  # the running job, for the Cancel button
 
     with gr.Row():
         with gr.Column():
             images = gr.File(label="Training images of one subject", file_count="multiple", file_types=["image"], elem_id="ft-images")
-            subject = gr.Textbox(label="Subject word", placeholder="dog", elem_id="ft-subject")
+            subject = gr.Textbox(label="Subject word", placeholder=suggestions.subject, elem_id="ft-subject")
             with gr.Row():
                 strategy = gr.Dropdown(list(STRATEGIES), value="lora", label="Strategy", elem_id="ft-strategy")
                 steps = gr.Number(40, precision=0, label="Steps", elem_id="ft-steps")
-            name = gr.Textbox(label="Save as (subject model name)", placeholder="rex", elem_id="ft-name")
+            name = gr.Textbox(label="Save as (subject model name)", placeholder=suggestions.model_name, elem_id="ft-name")
             with gr.Row():
                 start = gr.Button("Fine-tune", variant="primary", elem_id="ft-run")
                 cancel = gr.Button("Cancel", variant="stop", elem_id="ft-cancel")

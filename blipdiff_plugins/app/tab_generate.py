@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
+
 import gradio as gr
 
+from .display import for_display
 from .errors import readable_errors
 from .service import ModelService
+from .suggestions import Suggestions
 
 NO_SUBJECT_MODEL = "(none)"
 
 
-def build(service: ModelService, examples: dict) -> dict:
-    """Lay out the tab inside the current ``gr.Tab``; returns the components other tabs wire to."""
+def build(service: ModelService, suggestions: Suggestions, examples: dict) -> dict:
+    """Lay out the tab inside the current ``gr.Tab``; ``examples``: name -> (word, PNG paths). Returns the components
+    other tabs wire to."""
     with gr.Row():
         with gr.Column():
             images = gr.File(label="Subject images", file_count="multiple", file_types=["image"], elem_id="gen-images")
@@ -19,7 +24,7 @@ def build(service: ModelService, examples: dict) -> dict:
                 example = gr.Dropdown(list(examples), value=None, label="Or a bundled example", elem_id="gen-example", scale=3)
                 use_example = gr.Button("Use example", elem_id="gen-use-example", scale=1)
             with gr.Row():
-                subject = gr.Textbox(label="Subject word", placeholder="dog", elem_id="gen-subject")
+                subject = gr.Textbox(label="Subject word", placeholder=suggestions.subject, elem_id="gen-subject")
                 target = gr.Textbox(label="Target subject", placeholder="(the subject word)", elem_id="gen-target")
             with gr.Row():
                 subject_model = gr.Dropdown(
@@ -27,8 +32,8 @@ def build(service: ModelService, examples: dict) -> dict:
                     label="Or a fine-tuned subject model (no images needed)", elem_id="gen-subject-model",
                 )
                 refresh = gr.Button("Refresh", scale=1, elem_id="gen-refresh")
-            prompts = gr.Textbox(label="Prompts (one per line = a batch)", lines=3, placeholder="swimming underwater", elem_id="gen-prompts")
-            negative = gr.Textbox(label="Negative prompt", placeholder="lowres, blurry", elem_id="gen-negative")
+            prompts = gr.Textbox(label="Prompts (one per line = a batch)", lines=3, placeholder=suggestions.scene, elem_id="gen-prompts")
+            negative = gr.Textbox(label="Negative prompt", placeholder=suggestions.negative, elem_id="gen-negative")
             with gr.Accordion("Settings", open=False):
                 with gr.Row():
                     steps = gr.Slider(1, service.limits.max_steps, value=25, step=1, label="Steps", elem_id="gen-steps")
@@ -46,15 +51,18 @@ def build(service: ModelService, examples: dict) -> dict:
                                        elem_id="gen-fusion")
             run = gr.Button("Generate", variant="primary", elem_id="gen-run")
         with gr.Column():
-            gallery = gr.Gallery(label="Results", columns=4, elem_id="gen-gallery", buttons=["download"])
+            # two fixed columns, the page's height (no inner scrollbar), whole images: a toy model's 64 px result is shown
+            # at a few hundred pixels, enlarged by whole factors (for_display), never cropped
+            gallery = gr.Gallery(label="Results", columns=2, fit_columns=False, height="auto", object_fit="contain", elem_id="gen-gallery",
+                                 buttons=["download"])
             status = gr.Markdown(elem_id="gen-status")
-            files = gr.File(label="Download: each image with its JSON sidecar", file_count="multiple", interactive=False, elem_id="gen-files")
+            files = gr.File(label="Download: each image at its generated size, with its JSON sidecar", file_count="multiple", interactive=False, elem_id="gen-files")
 
     def pick_example(name):
         if not name:
             raise gr.Error("Pick an example in the list first.", print_exception=False)
-        word, path = examples[name]
-        return [str(path)], word
+        word, paths = examples[name]
+        return [str(path) for path in paths], word
 
     @readable_errors
     def generate(images, subject, target, subject_model, prompts, negative, steps, guidance, strength, seed, height, width, count, scheduler, method,
@@ -64,9 +72,10 @@ def build(service: ModelService, examples: dict) -> dict:
             steps=steps, guidance=guidance, prompt_strength=strength, seed=seed, height=height, width=width,
             num_images=count, scheduler=scheduler, method=method, subject_model=subject_model, fusion_weight=fusion,
         )
-        pngs = [str(path) for path in result.files if path.suffix == ".png"]
-        note = f"{len(pngs)} image(s); subject encoding: {result.encoding}."
-        return pngs, note, [str(path) for path in result.files]
+        captions = [json.loads(path.read_text())["prompt"] for path in result.files if path.suffix == ".json"]
+        shown = [(for_display(image), caption) for image, caption in zip(result.images, captions)]
+        note = f"{len(shown)} image(s); subject encoding: {result.encoding}."
+        return shown, note, [str(path) for path in result.files]
 
     use_example.click(pick_example, [example], [images, subject], queue=False)
     refresh.click(lambda: gr.update(choices=[NO_SUBJECT_MODEL] + service.subject_models()), None, [subject_model], queue=False)

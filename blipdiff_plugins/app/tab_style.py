@@ -7,18 +7,19 @@ import gradio as gr
 from .display import for_display
 from .errors import readable_errors
 from .service import ModelService
+from .suggestions import Suggestions
 
 
-def build(service: ModelService) -> None:
+def build(service: ModelService, suggestions: Suggestions) -> None:
     """Lay out the tab inside the current ``gr.Tab``."""
     with gr.Row():
         with gr.Column():
             structure = gr.Image(type="filepath", label="Structure image", elem_id="style-structure")
             style_images = gr.File(label="Style images (the look)", file_count="multiple", file_types=["image"], elem_id="style-images")
             with gr.Row():
-                style_subject = gr.Textbox(label="Style subject word", placeholder="flower", elem_id="style-subject")
-                target = gr.Textbox(label="Target subject", placeholder="teapot", elem_id="style-target")
-            prompt = gr.Textbox(label="Scene prompt", placeholder="on a table", elem_id="style-prompt")
+                style_subject = gr.Textbox(label="Style subject word", placeholder=suggestions.other_subject, elem_id="style-subject")
+                target = gr.Textbox(label="Target subject", placeholder=suggestions.subject, elem_id="style-target")
+            prompt = gr.Textbox(label="Scene prompt", placeholder=suggestions.scene, elem_id="style-prompt")
             with gr.Row():
                 preprocessor = gr.Dropdown(service.preprocessors(), value="canny", label="Preprocessor", elem_id="style-preprocessor")
                 scale = gr.Slider(0, 2, value=1.0, step=0.05, label="ControlNet scale", elem_id="style-scale")

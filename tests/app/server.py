@@ -1,11 +1,10 @@
-"""Start the web app in-process on 127.0.0.1 and a free port, on the built-in tiny model."""
+"""Start the web app in-process on 127.0.0.1 and a free port, on a built-in model."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
 
-import numpy as np
 import PIL.Image
 
 from .browser import free_port
@@ -20,20 +19,20 @@ class RunningApp:
     demo: object
 
 
-def start_app(output_dir, *, concurrency: int = 1) -> RunningApp:
+def start_app(output_dir, *, model: str = "builtin:random-tiny", concurrency: int = 1) -> RunningApp:
     from blipdiff_plugins.app.builder import build_app
     from blipdiff_plugins.app.service import ModelService
 
-    service = ModelService(model="builtin:random-tiny", output_dir=output_dir)
+    service = ModelService(model=model, output_dir=output_dir)
     demo = build_app(service, concurrency=concurrency)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     return RunningApp(f"http://127.0.0.1:{port}/", service, demo)
 
 
-def write_subject_image(path, seed: int = 0, side: int = 48) -> str:
-    """A small random RGB PNG with a square in it, as an uploaded subject photo."""
-    array = (np.random.default_rng(seed).random((side, side, 3)) * 255).astype(np.uint8)
-    array[side // 4 : side // 2, side // 4 : side // 2] = (220, 40, 40)
-    PIL.Image.fromarray(array).save(path)
+def write_subject_image(path) -> str:
+    """A reference of the toy world's held-out tiger crescent (64 px), as an uploaded subject image."""
+    from blipdiff_plugins.toyworld.references import render_references
+
+    PIL.Image.fromarray(render_references("tiger_crescent", count=1)[0].image).save(path)
     return str(path)

@@ -1,7 +1,8 @@
 """The web app driven like a person would, in headless Chromium: upload, type, run, look, download.
 
 Screenshots of each tab go to a temporary folder, or to docs/screenshots/ with BLIPDIFF_UPDATE_SCREENSHOTS=1
-(the README shows those). Skipped, saying why, only where no Chromium/chromedriver can be found.
+(the README shows those; the app then serves the trained toy model). The subject is a toy-world reference and the
+words are the toy world's. Skipped, saying why, only where no Chromium/chromedriver can be found.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from pathlib import Path
 import PIL.Image
 import pytest
 
+from blipdiff_plugins.app.display import for_display
 from tests.helpers import REPO_ROOT
 
 from .browser import find_browser, start_driver
 
 BROWSER, DRIVER, WHY_NOT = find_browser()
-pytestmark = pytest.mark.skipif(bool(WHY_NOT), reason=f"browser tests need headless Chromium: {WHY_NOT}")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(WHY_NOT), reason=f"browser tests need headless Chromium: {WHY_NOT}")]
 
 TIMEOUT = 60  # seconds to wait for one result; a generation on the tiny model takes about one
 
@@ -131,37 +133,63 @@ def natural_widths(page, css):
     return [page.execute_script("return arguments[0].naturalWidth", image) for image in page.find_elements("css selector", css)]
 
 
+def overflow(page, css):
+    """What of the element ``css`` does not show whole: images reaching outside it, and inner scrollbars."""
+    return page.execute_script(
+        """const panel = document.querySelector(arguments[0]), box = panel.getBoundingClientRect();
+        const outside = [...panel.querySelectorAll('img')].map(i => i.getBoundingClientRect())
+            .filter(r => r.top < box.top || r.bottom > box.bottom || r.left < box.left || r.right > box.right)
+            .map(r => [r.left, r.top, r.right, r.bottom]);
+        const scrolled = [panel, ...panel.querySelectorAll('*')]
+            .filter(e => e.scrollHeight > e.clientHeight + 1 && ['auto', 'scroll'].includes(getComputedStyle(e).overflowY))
+            .map(e => e.className);
+        return {outside: outside, scrolled: scrolled};""",
+        css,
+    )
+
+
 # ----------------------------------------------------------------------------------- tests
 def test_generate_gallery_and_sidecar_download(page, running_app, subject_png, screenshot_dir):
     upload(page, "#gen-images", subject_png)
-    type_into(page, "#gen-subject textarea", "dog")
-    type_into(page, "#gen-prompts textarea", "on a beach\nin the snow")
+    type_into(page, "#gen-subject textarea", "crescent")
+    type_into(page, "#gen-prompts textarea", "on grass at the left, large")
     open_settings(page, "#gen-steps")
     type_into(page, "#gen-steps input[type=number]", "3")
     type_into(page, "#gen-seed input", "5")
     find(page, "#gen-run").click()
 
-    wait_for(page, lambda b: len(b.find_elements("css selector", "#gen-gallery img")) == 2)
+    # one small result is shown whole, enlarged by a whole factor (nearest) to a useful size, without an inner scrollbar
+    wait_for(page, lambda b: len(b.find_elements("css selector", "#gen-gallery img")) == 1)
     side = running_app.service.default_size
-    wait_for(page, lambda b: natural_widths(b, "#gen-gallery img") == [side, side])
+    shown = for_display(PIL.Image.new("RGB", (side, side))).width
+    assert shown >= 256 and shown % side == 0
+    wait_for(page, lambda b: natural_widths(b, "#gen-gallery img") == [shown])
+    wait_for(page, lambda b: find(b, "#gen-gallery img").size["width"] >= 200)
+    assert overflow(page, "#gen-gallery") == {"outside": [], "scrolled": []}
+
+    # two prompts: two images side by side, each whole
+    type_into(page, "#gen-prompts textarea", "on grass at the left, large\non sand at the right, small")
+    find(page, "#gen-run").click()
+    wait_for(page, lambda b: len(b.find_elements("css selector", "#gen-gallery img")) == 2)
+    assert overflow(page, "#gen-gallery") == {"outside": [], "scrolled": []}
     links = wait_for(page, lambda b: [a for a in b.find_elements("css selector", "#gen-files a") if a.get_attribute("download")] or None)
     wait_for(page, lambda b: len([a for a in b.find_elements("css selector", "#gen-files a") if a.get_attribute("download")]) == 4)
     links = {a.get_attribute("download"): a for a in page.find_elements("css selector", "#gen-files a") if a.get_attribute("download")}
-    assert sorted(links) == ["000-on-a-beach.json", "000-on-a-beach.png", "001-in-the-snow.json", "001-in-the-snow.png"]
-    assert "subject encoding: computed" in find(page, "#gen-status").text
+    assert sorted(links) == [
+        "000-on-grass-at-the-left-large.json", "000-on-grass-at-the-left-large.png", "001-on-sand-at-the-right-small.json",
+        "001-on-sand-at-the-right-small.png",
+    ]
+    assert "subject encoding: cached" in find(page, "#gen-status").text  # the same images and word as the first run
 
-    links["001-in-the-snow.json"].click()  # the sidecar download, as a person would
-    downloaded = page.downloads / "001-in-the-snow.json"
+    links["001-on-sand-at-the-right-small.json"].click()  # the sidecar download, as a person would
+    downloaded = page.downloads / "001-on-sand-at-the-right-small.json"
     wait_for(page, lambda b: downloaded.exists() and downloaded.stat().st_size > 0)
     sidecar = json.loads(downloaded.read_text())
-    assert sidecar["prompt"] == "in the snow"
+    assert sidecar["prompt"] == "on sand at the right, small"
     assert sidecar["seed"] == 6  # image i uses seed + i
-    assert sidecar["settings"]["steps"] == 3 and sidecar["settings"]["subject"] == "dog"
-    assert sidecar["image"] == "001-in-the-snow.png"
+    assert sidecar["settings"]["steps"] == 3 and sidecar["settings"]["subject"] == "crescent"
+    assert sidecar["image"] == "001-on-sand-at-the-right-small.png"
 
-    # the same images and word again: the subject is not encoded a second time
-    find(page, "#gen-run").click()
-    wait_for(page, lambda b: "subject encoding: cached" in find(b, "#gen-status").text)
     save_screenshot(page, screenshot_dir, "generate")
 
 
@@ -179,13 +207,14 @@ def test_bad_input_shows_a_message_and_the_app_keeps_serving(page, tmp_path):
     find(page, "#gen-run").click()
     assert wait_for(page, lambda b: page_message(b, "Subject word is empty"))
 
-    # the app still serves: the bundled example subject generates
+    # the app still serves: the bundled example subject (toy-world references, the model's world) generates
+    assert find(page, "#gen-prompts textarea").get_attribute("placeholder") == "on grass at the left, large"
     example = find(page, "#gen-example input")
     example.click()
-    wait_for(page, lambda b: page_message(b, "blue teapot")).click()
+    wait_for(page, lambda b: page_message(b, "tiger crescent (held out)")).click()
     find(page, "#gen-use-example").click()
-    wait_for(page, lambda b: find(b, "#gen-subject textarea").get_attribute("value") == "teapot")
-    type_into(page, "#gen-prompts textarea", "on a table")
+    wait_for(page, lambda b: find(b, "#gen-subject textarea").get_attribute("value") == "crescent")
+    type_into(page, "#gen-prompts textarea", "on sand at the right, large")
     find(page, "#gen-run").click()
     wait_for(page, lambda b: "1 image(s)" in find(b, "#gen-status").text)
     page.refresh()  # a fresh page (no error toasts) for the next tests
@@ -195,7 +224,7 @@ def test_bad_input_shows_a_message_and_the_app_keeps_serving(page, tmp_path):
 def test_finetune_shows_live_progress_and_the_model_reaches_generate(page, running_app, subject_png, screenshot_dir):
     open_tab(page, "Fine-tune")
     upload(page, "#ft-images", subject_png)
-    type_into(page, "#ft-subject textarea", "dog")
+    type_into(page, "#ft-subject textarea", "crescent")
     type_into(page, "#ft-steps input", "2")
     type_into(page, "#ft-name textarea", "rex")
     # record every text the progress line shows, however briefly
@@ -219,7 +248,7 @@ def test_finetune_shows_live_progress_and_the_model_reaches_generate(page, runni
     dropdown = find(page, "#gen-subject-model input")
     dropdown.click()
     wait_for(page, lambda b: page_message(b, "rex")).click()
-    type_into(page, "#gen-prompts textarea", "on a beach")
+    type_into(page, "#gen-prompts textarea", "on sky at the top, small")
     find(page, "#gen-run").click()
     wait_for(page, lambda b: "subject encoding: subject model rex" in find(b, "#gen-status").text)
 
@@ -227,9 +256,9 @@ def test_finetune_shows_live_progress_and_the_model_reaches_generate(page, runni
 def test_edit_style_and_attention_tabs(page, subject_png, screenshot_dir):
     open_tab(page, "Edit")
     upload(page, "#edit-images", subject_png)
-    type_into(page, "#edit-target textarea", "cat")
-    type_into(page, "#edit-source textarea", "dog")
-    type_into(page, "#edit-prompt textarea", "on the beach")
+    type_into(page, "#edit-target textarea", "crescent")
+    type_into(page, "#edit-source textarea", "star")
+    type_into(page, "#edit-prompt textarea", "on grass at the left, large")
     open_settings(page, "#edit-steps")
     type_into(page, "#edit-steps input[type=number]", "3")
     find(page, "#edit-run").click()
@@ -239,8 +268,8 @@ def test_edit_style_and_attention_tabs(page, subject_png, screenshot_dir):
     open_tab(page, "Style / structure")
     upload(page, "#style-structure", subject_png)
     upload(page, "#style-images", subject_png)
-    type_into(page, "#style-subject textarea", "flower")
-    type_into(page, "#style-target textarea", "teapot")
+    type_into(page, "#style-subject textarea", "crescent")
+    type_into(page, "#style-target textarea", "star")
     type_into(page, "#style-steps input[type=number]", "3")
     find(page, "#style-run").click()
     wait_for(page, lambda b: all(natural_widths(b, f"{c} img") for c in ("#style-control", "#style-result")))
@@ -248,8 +277,8 @@ def test_edit_style_and_attention_tabs(page, subject_png, screenshot_dir):
 
     open_tab(page, "Attention")
     upload(page, "#attn-images", subject_png)
-    type_into(page, "#attn-subject textarea", "dog")
-    type_into(page, "#attn-prompt textarea", "on the grass")
+    type_into(page, "#attn-subject textarea", "crescent")
+    type_into(page, "#attn-prompt textarea", "on grass at the left, large")
     type_into(page, "#attn-words textarea", "grass")
     type_into(page, "#attn-steps input[type=number]", "3")
     find(page, "#attn-run").click()

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow  # a whole server
+
 
 @pytest.fixture(scope="module")
 def client(running_app):
