@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from .arguments import MAX_STEPS, denoising_steps, guidance_scale, prompt_text
 from .common import (
     PROMPT_REPS_HELP,
     HelpFormatter,
@@ -15,10 +16,8 @@ from .common import (
     finite_float,
     load_pipeline,
     positive_int,
+    recorded_settings,
     subject_image_files,
-    versions,
-    write_json,
-    write_png,
 )
 
 
@@ -34,13 +33,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--subject-image", nargs="+", required=True, metavar="PATH", help="image files and/or folders of the subject")
     parser.add_argument("--subject", required=True, help="category word of the subject")
     parser.add_argument("--target-subject", default=None, help="category word rendered (default: --subject)")
-    parser.add_argument("--prompt", required=True, help="scene prompt")
+    parser.add_argument("--prompt", required=True, type=prompt_text, help="scene prompt")
     parser.add_argument("--words", nargs="*", default=[], help="prompt words to map besides the subject tokens")
     parser.add_argument("--resolution", type=positive_int, default=None, help="map side (default: the one nearest a quarter of the latent side)")
     parser.add_argument("--columns", type=positive_int, default=6, help="grid columns")
     parser.add_argument("--seed", type=int, default=0, help="noise seed")
-    parser.add_argument("--steps", type=positive_int, default=25, help="denoising steps")
-    parser.add_argument("--guidance", type=finite_float, default=7.5, help="classifier-free guidance scale")
+    parser.add_argument("--steps", type=denoising_steps, default=25, help=f"denoising steps, 1 to {MAX_STEPS}")
+    parser.add_argument("--guidance", type=guidance_scale, default=7.5, help="classifier-free guidance scale, 0 or more (1 or less: off)")
     parser.add_argument("--prompt-reps", type=positive_int, default=None, help=PROMPT_REPS_HELP)
     add_output_arguments(parser)
     add_model_arguments(parser)
@@ -65,11 +64,12 @@ def run(args) -> int:
         words=args.words, resolution=args.resolution, seed=args.seed, num_inference_steps=args.steps,
         guidance_scale=args.guidance, prompt_reps=args.prompt_reps,
     )
-    write_png(out_dir / "image.png", result.image)
-    write_png(out_dir / "attention.png", attention_grid(result, columns=args.columns))
-    command = command_line(args)
-    settings = {key: value for key, value in vars(args).items() if key not in ("func", "argv")}
-    write_json(out_dir / "attention.json", {"grid": "attention.png", "image": "image.png", "maps": list(result.maps), "resolution": result.resolution, "settings": settings, "versions": versions(), "command": command})
+    from ..tasks.results import ResultWriter, versions
+
+    sidecar = {"grid": "attention.png", "image": "image.png", "maps": list(result.maps), "resolution": result.resolution,
+               "settings": recorded_settings(args), "versions": versions(), "command": command_line(args)}
+    with ResultWriter(out_dir) as writer:
+        writer.write("attention.json", sidecar, {"image.png": result.image, "attention.png": attention_grid(result, columns=args.columns)})
     for name in written:
         print(out_dir / name)
     return 0

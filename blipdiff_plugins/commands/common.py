@@ -1,34 +1,36 @@
-"""Helpers shared by the CLI commands: model loading, devices, schedulers (files are written by `utils.atomic`)."""
+"""Helpers shared by the CLI commands: the flags every command shares and the step from flags to the task layer
+(`blipdiff_plugins.tasks` loads models, picks schedulers and writes result files)."""
 
 from __future__ import annotations
 
 import argparse
-import math
-import re
 import shlex
 import sys
 from pathlib import Path
 
-from ..utils.errors import DeviceError, InvalidInputError, ModelLoadError, OutputExistsError
-from ..utils.atomic import write_atomically, write_json, write_png  # noqa: F401  (used by the commands)
+from ..tasks.errors import ArgumentError, cli_flag, render
+from ..tasks.models import DTYPES, TOY_HINT, ModelSettings  # noqa: F401  (TOY_HINT: used by other commands)
+from ..tasks.schedulers import SCHEDULERS
+from ..utils.errors import InvalidInputError
+# Argument types live in arguments.py; re-exported while the commands still import them from here.
+from .arguments import (  # noqa: F401
+    MAX_IMAGE_SIDE,
+    MAX_STEPS,
+    SIZE_MULTIPLE,
+    denoising_steps,
+    finite_float,
+    fraction,
+    guidance_scale,
+    image_side,
+    positive_float,
+    positive_int,
+)
 
-SCHEDULERS = {
-    "pndm": "PNDMScheduler",
-    "ddim": "DDIMScheduler",
-    "euler": "EulerDiscreteScheduler",
-    "euler_a": "EulerAncestralDiscreteScheduler",
-    "dpm++": "DPMSolverMultistepScheduler",
-    "unipc": "UniPCMultistepScheduler",
-    "lms": "LMSDiscreteScheduler",
-    "heun": "HeunDiscreteScheduler",
-}
-DTYPES = ("float32", "float16", "bfloat16")
 MODEL_HELP = (
     "'builtin' or 'builtin:toy' (the trained toy model shipped in the package: a small model of the procedural toy world, offline), "
     "'builtin:random-tiny|random-small|random-mid' (random weights: noise, for tests and dry runs), a pipeline folder, "
     "or a Hub id such as Salesforce/blipdiffusion"
 )
-TOY_HINT = "Toy-world reference images for --subject-image: blipdiff toyworld references --list, then --subject NAME --output refs/"
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -43,44 +45,6 @@ class HelpFormatter(argparse.HelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; pass one of at least 1.") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}.")
-    return value
-
-
-def finite_float(text: str) -> float:
-    """argparse type: a finite number (no nan, no inf)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number.") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}.")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite number above 0."""
-    value = finite_float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {value}.")
-    return value
-
-
-def fraction(text: str) -> float:
-    """argparse type: a number in [0, 1]."""
-    value = finite_float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must lie between 0 and 1, got {value}.")
-    return value
-
-
 def model_prompt_reps(pipeline, prompt_reps: int | None) -> int:
     """--prompt-reps, or the subject pipeline's default when not given; other pipelines ignore it (20, the release's)."""
     resolve = getattr(pipeline, "resolve_prompt_reps", None)
@@ -92,12 +56,14 @@ def model_prompt_reps(pipeline, prompt_reps: int | None) -> int:
 PROMPT_REPS_HELP = "prompt repetition (default: the model's: 20 for the released BLIP-Diffusion, 1 for the toy model)"
 
 
-def add_model_arguments(parser) -> None:
+def add_model_arguments(parser, *, model_help_default: str | None = None) -> None:
+    """``--model``, ``--device``, ``--dtype``, ``--scheduler``, ``--subject-tokenizer``; with ``model_help_default``
+    (what an omitted ``--model`` means) ``--model`` defaults to `None` and the task chooses."""
     group = parser.add_argument_group("model")
     group.add_argument(
         "--model",
-        default="builtin",
-        help=MODEL_HELP,
+        default=None if model_help_default else "builtin",
+        help=MODEL_HELP + (f" (default: {model_help_default})" if model_help_default else ""),
     )
     group.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps or auto")
     group.add_argument("--dtype", default="float32", choices=DTYPES, help="weights dtype")
@@ -119,11 +85,94 @@ def add_generation_arguments(parser, *, steps: int = 25, unit: str = "image") ->
     parser.add_argument("--negative-prompt", default="", help="text to steer away from")
     parser.add_argument("--num-images", type=positive_int, default=1, help=f"{unit}s per prompt")
     parser.add_argument("--seed", type=int, default=0, help=f"seed of the first {unit}; {unit} i uses seed + i")
-    parser.add_argument("--steps", type=positive_int, default=steps, help="denoising steps")
-    parser.add_argument("--guidance", type=finite_float, default=7.5, help="classifier-free guidance scale")
-    parser.add_argument("--height", type=positive_int, default=None, help="image height (default: the model's)")
-    parser.add_argument("--width", type=positive_int, default=None, help="image width (default: the model's)")
+    parser.add_argument("--steps", type=denoising_steps, default=steps, help=f"denoising steps, 1 to {MAX_STEPS}")
+    parser.add_argument("--guidance", type=guidance_scale, default=7.5, help="classifier-free guidance scale, 0 or more (1 or less: off)")
+    side = f"a multiple of {SIZE_MULTIPLE} up to {MAX_IMAGE_SIDE}"
+    parser.add_argument("--height", type=image_side, default=None, help=f"image height in pixels, {side} (default: the model's)")
+    parser.add_argument("--width", type=image_side, default=None, help=f"image width in pixels, {side} (default: the model's)")
     add_output_arguments(parser)
+
+
+def method_choices(task: str, *, titles: bool = False) -> list:
+    """The ``--method`` values of ``task``: every registered method offering it, by name and by alias
+    (with ``titles``: ``(name, title)`` pairs of the methods, for the help)."""
+    from ..methods import METHODS, get_method
+
+    methods = [get_method(name) for name in METHODS.names()]
+    methods = [method for method in methods if task in method.tasks]
+    if titles:
+        return [(method.aliases[0] if method.aliases else method.name, method.title) for method in methods]
+    return sorted({value for method in methods for value in (method.name, *method.aliases)})
+
+
+def add_method_options(parser, task: str) -> None:
+    """One flag per `MethodOption` of the methods offering ``task`` (``fusion_weight`` -> ``--fusion-weight``);
+    its default is `None` (the method's own), so only what the user typed reaches the task."""
+    from ..methods import METHODS, get_method
+
+    group = parser.add_argument_group("method options")
+    seen = set()
+    for name in METHODS.names():
+        method = get_method(name)
+        if task not in method.tasks:
+            continue
+        for option in method.options:
+            if option.name in seen:
+                continue
+            seen.add(option.name)
+            default = "" if option.default is None else f"; default {option.default:g}"
+            group.add_argument(option.flag, type=_option_type(option), default=None, metavar=option.kind.__name__.upper(),
+                               help=f"{method.title}: {option.help}{default}")
+
+
+def _option_type(option):
+    """argparse type of a `MethodOption`: its kind, finite, within its bounds."""
+    from .arguments import finite_float
+
+    def parse(text: str):
+        if option.kind is int:
+            try:
+                value = int(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{text!r} is not a whole number.") from None
+        else:
+            value = finite_float(text)
+        low, high = option.minimum, option.maximum
+        if (low is not None and value < low) or (high is not None and value > high):
+            if low is not None and high is not None:
+                raise argparse.ArgumentTypeError(f"must lie between {low:g} and {high:g}, got {value}.")
+            bound = f"at least {low:g}" if low is not None else f"at most {high:g}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}.")
+        return value
+
+    parse.__name__ = option.kind.__name__
+    return parse
+
+
+def model_settings(args) -> "ModelSettings":
+    """The `ModelSettings` of ``--model``, ``--device``, ``--dtype``, ``--scheduler``, ``--subject-tokenizer``."""
+    return ModelSettings(model=args.model, device=args.device, dtype=args.dtype, scheduler=args.scheduler,
+                         subject_tokenizer=getattr(args, "subject_tokenizer", None))
+
+
+def notify(line: str) -> None:
+    """A task's notice, with its argument keywords as flags, on stderr."""
+    print(render(line, cli_flag), file=sys.stderr)
+
+
+def recorded_settings(args, resolved: dict | None = None) -> dict:
+    """The settings a sidecar records: every flag as parsed, with the values the task resolved (e.g. the model's
+    default ``--prompt-reps``) in place of the ones left out."""
+    settings = {key: value for key, value in vars(args).items() if key not in ("func", "argv")}
+    for key, value in (resolved or {}).items():
+        if key in settings and settings[key] is None:
+            settings[key] = value
+    return settings
+
+
+def cli_error(error: ArgumentError):
+    """``error`` again, its message in flags (for callers that print ``str(error)``)."""
+    return type(error)(error.message_for(cli_flag), argument=error.argument)
 
 
 def check_word(flag: str, value: str | None, *, example: str = "dog") -> str:
@@ -138,157 +187,63 @@ def subject_image_files(flag: str, paths: list[str], *, check_readable: bool = T
 
     With ``check_readable`` every file is opened fully here, before any model loads, so a bad file fails in seconds.
     """
-    from ..utils.images import IMAGE_SUFFIXES, open_image
+    from ..tasks.generate import subject_image_files as image_files
 
-    files = []
-    for path in paths:
-        candidate = Path(path)
-        if candidate.is_dir():
-            found = sorted(p for p in candidate.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise InvalidInputError(f"`{flag}`: folder {path!r} holds no image file ({', '.join(IMAGE_SUFFIXES)}).")
-            files += [str(p) for p in found]
-        elif candidate.is_file():
-            files.append(str(candidate))
-        else:
-            raise InvalidInputError(f"`{flag}`: no file or folder at {path!r}; pass image files and/or folders of images.")
-    for file in files if check_readable else ():
-        try:
-            open_image(file, argument=flag)
-        except (ValueError, OSError) as error:
-            raise InvalidInputError(f"`{flag}`: could not read {file!r} as an image; pass PNG/JPEG/WebP files.") from error
-    return files
+    try:
+        return image_files(flag.lstrip("-").replace("-", "_"), paths, check_readable=check_readable)
+    except ArgumentError as error:
+        raise cli_error(error) from None
 
 
 def check_output(args, names) -> Path:
     """Before any model loads: ``--output`` is (or can become) a folder, and none of ``names`` exists in it
     unless ``--overwrite`` was given. Returns the folder."""
-    out_dir = Path(args.output)
-    for folder in (out_dir, *out_dir.parents):
-        if folder.exists() and not folder.is_dir():
-            raise OutputExistsError(f"`--output`: {str(folder)!r} is a file, not a folder; choose another --output.")
-    if out_dir.is_dir() and not getattr(args, "overwrite", False):
-        existing = [name for name in names if (out_dir / name).exists()]
-        if existing:
-            more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
-            raise OutputExistsError(
-                f"`--output`: {str(out_dir)!r} already holds {existing[0]!r}{more} from an earlier run; pass "
-                "--overwrite to replace them, or choose another --output folder."
-            )
-    return out_dir
+    from ..tasks.generate import check_output_folder
+
+    try:
+        return check_output_folder(args.output, names, overwrite=getattr(args, "overwrite", False))
+    except ArgumentError as error:
+        raise cli_error(error) from None
 
 
 def resolve_device(name: str) -> str:
-    import torch
+    """``--device``, or the best device for ``auto`` (`tasks.models.resolve_device`, in flags)."""
+    from ..tasks.models import resolve_device as resolve
 
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise InvalidInputError(f"`--device`: {name!r} is not a device; use cpu, cuda, cuda:N, mps or auto.") from error
-    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
-        raise DeviceError(f"`--device {name}`: no such CUDA GPU on this machine ({torch.cuda.device_count()} found); use --device cpu or auto.")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise DeviceError(f"`--device {name}`: MPS is not available on this machine; use --device cpu or auto.")
-    return name
+        return resolve(name)
+    except ArgumentError as error:
+        raise cli_error(error) from None
 
 
 def is_builtin(model: str) -> bool:
-    from ..builtin.names import is_builtin_name
+    from ..tasks.models import is_builtin as builtin
 
-    return is_builtin_name(model)
+    return builtin(model)
 
 
 def check_model(model: str) -> None:
     """Before loading: ``--model`` is a built-in name, a pipeline folder (with model_index.json) or a Hub id."""
-    from ..builtin.names import parse_builtin_name
+    from ..tasks.models import check_model as check
 
-    if is_builtin(model):
-        parse_builtin_name(model, argument="`--model`")
-        return
-    path = Path(model).expanduser()
-    if path.exists():
-        if not path.is_dir() or not (path / "model_index.json").is_file():
-            raise InvalidInputError(
-                f"`--model`: {model!r} is not a pipeline folder (no model_index.json in it); pass a folder written by "
-                "save_pretrained or `blipdiff convert`, a Hub id such as Salesforce/blipdiffusion, or builtin (the toy model)."
-            )
-    elif not re.fullmatch(r"[\w.-]+/[\w.-]+", model) or model.startswith((".", "/")):
-        raise InvalidInputError(
-            f"`--model`: {model!r} is neither a folder nor a Hub id (owner/name); pass a pipeline folder, a Hub id "
-            "such as Salesforce/blipdiffusion, or builtin (the toy model)."
-        )
+    try:
+        check(model)
+    except ArgumentError as error:
+        raise cli_error(error) from None
 
 
 def load_pipeline(args, pipeline_class=None):
-    """The pipeline named by ``--model``, on ``--device`` in ``--dtype``, with ``--scheduler``.
-
-    A built-in name loads through `load_builtin_pipeline` (``pipeline_class`` names its own builders) and says
-    on stderr what the model is: the trained toy model, or random weights whose images are noise.
-    """
-    import diffusers
-    import torch
-
-    from ..builtin.loader import load_builtin_pipeline
-    from ..builtin.names import builtin_notice, parse_builtin_name
+    """The pipeline ``pipeline_class`` (default: BLIP-Diffusion's) named by ``--model``, on ``--device`` in ``--dtype``,
+    with ``--scheduler`` (`tasks.models.load_model`); a built-in model's notice goes to stderr."""
+    from ..tasks.models import load_model
 
     if pipeline_class is None:
-        from ..pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline as pipeline_class
-    dtype = getattr(torch, args.dtype)
-    device = resolve_device(args.device)
-    if device == "cpu" and dtype == torch.float16:
-        raise InvalidInputError("`--dtype float16` needs a GPU; on CPU use float32 or bfloat16.")
-    check_model(args.model)
-    if is_builtin(args.model):
-        pipe = load_builtin_pipeline(args.model, pipeline_class=pipeline_class, torch_dtype=None if dtype == torch.float32 else dtype,
-                                     argument="`--model`")
-        system = "UMM-Diffusion" if pipeline_class.__name__ == "UMMDiffusionPipeline" else "BLIP-Diffusion"
-        print(f"Using the {builtin_notice(args.model, system=system)}.", file=sys.stderr)
-        if not parse_builtin_name(args.model).is_random:
-            print(TOY_HINT, file=sys.stderr)
-    else:
-        from ..conversion.state_dict import CheckpointError
-        from ..conversion.published_layout import read_subject_tokenizer
+        from ..methods import get_method
 
-        kwargs = {"torch_dtype": dtype}
-        try:
-            if args.subject_tokenizer:
-                kwargs["subject_tokenizer"] = read_subject_tokenizer(None, args.subject_tokenizer)
-            pipe = pipeline_class.from_pretrained(args.model, **kwargs)
-        except CheckpointError as error:
-            raise ModelLoadError(f"`--model` {args.model!r}: {_first_line(error)}") from error
-        except OSError as error:
-            raise ModelLoadError(
-                f"`--model`: could not load {args.model!r} ({_first_line(error)}). Pass a pipeline folder, a Hub id "
-                "(network or the Hub cache needed), or builtin."
-            ) from error
-    if args.scheduler:
-        pipe.scheduler = getattr(diffusers, SCHEDULERS[args.scheduler]).from_config(pipe.scheduler.config)
-    return pipe.to(device)
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
+        pipeline_class = get_method("blip_diffusion").pipeline_class()
+    return load_model(model_settings(args), pipeline_class, notify=notify)
 
 
 def command_line(args) -> str:
     """The command as typed, for sidecars."""
     return "blipdiff " + " ".join(shlex.quote(a) for a in getattr(args, "argv", sys.argv[1:]))
-
-
-def versions() -> dict:
-    import importlib.metadata as metadata
-
-    return {name: metadata.version(name) for name in ("blipdiff_plugins", "torch", "diffusers", "transformers") if _installed(name)}
-
-
-def _installed(name: str) -> bool:
-    import importlib.metadata as metadata
-
-    try:
-        metadata.version(name)
-        return True
-    except metadata.PackageNotFoundError:
-        return False

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..utils.errors import InvalidInputError, OutputExistsError
 from .common import HelpFormatter
 
 
@@ -29,29 +28,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from pathlib import Path
+    from ..tasks.convert import convert_checkpoint
 
-    from ..conversion.lavis import convert_lavis_checkpoint, save_atomically
-    from ..pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline
-    from ..conversion.published_layout import is_published_layout
-
-    if Path(args.output).exists():
-        raise OutputExistsError(f"OUTPUT {args.output!r} already exists; choose a new folder (convert never writes into an existing one).")
-    if not Path(args.source).exists() and not is_published_layout(args.source):
-        raise InvalidInputError(f"SOURCE {args.source!r}: no such file or folder (and not a Hub id of the published layout).")
-    if is_published_layout(args.source):
-        pipe = BlipDiffusionPipeline.from_pretrained(
-            args.source, subject_tokenizer_name_or_path=args.subject_tokenizer, resize_mode=args.resize_mode
-        )
-        save_atomically(pipe, args.output)
-        print(f"Wrote {args.output}; load it with BlipDiffusionPipeline.from_pretrained({args.output!r}).")
-        return 0
-    convert_lavis_checkpoint(
-        args.source,
-        args.output,
-        tokenizer_name_or_path=args.tokenizer,
-        subject_tokenizer_name_or_path=args.subject_tokenizer,
-        resize_mode=args.resize_mode,
-    )
+    convert_checkpoint(args.source, args.output, tokenizer=args.tokenizer, subject_tokenizer=args.subject_tokenizer, resize_mode=args.resize_mode)
     print(f"Wrote {args.output}; load it with BlipDiffusionPipeline.from_pretrained({args.output!r}).")
     return 0

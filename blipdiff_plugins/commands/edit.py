@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from .arguments import prompt_text
 from .common import (
     HelpFormatter,
     add_generation_arguments,
@@ -15,12 +16,10 @@ from .common import (
     fraction,
     load_pipeline,
     positive_int,
+    recorded_settings,
     subject_image_files,
-    versions,
-    write_json,
-    write_png,
 )
-from .generate import slug
+from ..tasks.generate import slug
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -36,7 +35,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--subject-image", nargs="+", required=True, metavar="PATH", help="image files and/or folders of your subject")
     parser.add_argument("--target-subject", required=True, help="category word of your subject, e.g. cat")
     parser.add_argument("--source-subject", required=True, help="the subject word of the source image/prompt, e.g. dog")
-    parser.add_argument("--prompt", nargs="+", required=True, help="scene prompt(s), e.g. 'sitting on the beach'")
+    parser.add_argument("--prompt", nargs="+", required=True, type=prompt_text, help="scene prompt(s), e.g. 'sitting on the beach'")
     parser.add_argument("--image", nargs="+", default=None, metavar="PATH", help="real photo(s) to edit, one per prompt (scaled to cover the output size, centre-cropped)")
     parser.add_argument("--inversion", default="ddim", choices=("ddim", "null_text"), help="inversion of real images")
     parser.add_argument("--null-text-steps", type=positive_int, default=10, help="optimiser steps per step for null-text inversion")
@@ -111,19 +110,18 @@ def run(args) -> int:
         total = len(args.prompt) * args.num_images
         generators = [torch.Generator("cpu").manual_seed(args.seed + index) for index in range(total)]
         output = pipe(args.prompt, args.source_subject, args.target_subject, generator=generators, **common)
+    from ..tasks.results import ResultWriter, versions
+
     command = command_line(args)
-    settings = {key: value for key, value in vars(args).items() if key not in ("func", "argv")}
-    for index, (source, edited, stem) in enumerate(zip(output.source_images, output.edited_images, stems)):
-        prompt = args.prompt[index // args.num_images]
-        paths = {source_name: out_dir / f"{stem}-{source_name}.png", "edited": out_dir / f"{stem}-edited.png", "pair": out_dir / f"{stem}-pair.png"}
-        write_png(paths[source_name], source)
-        write_png(paths["edited"], edited)
-        write_png(paths["pair"], labelled_grid([source, edited], [source_name, f"edited: {args.target_subject}"]))
-        mask_fraction = None if output.masks is None else float(output.masks[index].float().mean())
-        write_json(
-            out_dir / f"{stem}.json",
-            {
-                "images": {key: path.name for key, path in paths.items()},
+    settings = recorded_settings(args)
+    with ResultWriter(out_dir) as writer:
+        for index, (source, edited, stem) in enumerate(zip(output.source_images, output.edited_images, stems)):
+            prompt = args.prompt[index // args.num_images]
+            images = {f"{stem}-{source_name}.png": source, f"{stem}-edited.png": edited,
+                      f"{stem}-pair.png": labelled_grid([source, edited], [source_name, f"edited: {args.target_subject}"])}
+            mask_fraction = None if output.masks is None else float(output.masks[index].float().mean())
+            sidecar = {
+                "images": dict(zip((source_name, "edited", "pair"), images)),
                 "prompt": prompt,
                 "mode": "real image" if args.image else "generate then edit",
                 "seed": None if args.image else args.seed + index,
@@ -131,8 +129,8 @@ def run(args) -> int:
                 "settings": settings,
                 "versions": versions(),
                 "command": command,
-            },
-        )
-        for path in (*paths.values(), out_dir / f"{stem}.json"):
-            print(path)
+            }
+            written = writer.write(f"{stem}.json", sidecar, images)
+            for path in (*written[1:], written[0]):
+                print(path)
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from .arguments import MAX_STEPS, denoising_steps, guidance_scale, prompt_text
 from .common import (
     HelpFormatter,
     add_model_arguments,
@@ -14,10 +15,8 @@ from .common import (
     finite_float,
     load_pipeline,
     positive_int,
+    recorded_settings,
     subject_image_files,
-    versions,
-    write_json,
-    write_png,
 )
 
 
@@ -33,13 +32,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--subject", nargs="+", action="append", required=True, metavar="WORD_OR_PATH", help="a subject: its category word then image file(s)/folder; repeat for each subject")
     parser.add_argument("--target-subject", required=True, help="category word rendered, e.g. dog")
-    parser.add_argument("--prompt", required=True, help="scene prompt")
+    parser.add_argument("--prompt", required=True, type=prompt_text, help="scene prompt")
     parser.add_argument("--weights", nargs="+", type=finite_float, default=None, help="mix weights (>= 0, summing to 1), one per subject")
     parser.add_argument("--frames", type=positive_int, default=5, help="frames including both endpoints")
     parser.add_argument("--method", default="linear", choices=("linear", "spherical"), help="interpolation path")
     parser.add_argument("--seed", type=int, default=0, help="seed of the shared noise")
-    parser.add_argument("--steps", type=positive_int, default=25, help="denoising steps")
-    parser.add_argument("--guidance", type=finite_float, default=7.5, help="classifier-free guidance scale")
+    parser.add_argument("--steps", type=denoising_steps, default=25, help=f"denoising steps, 1 to {MAX_STEPS}")
+    parser.add_argument("--guidance", type=guidance_scale, default=7.5, help="classifier-free guidance scale, 0 or more (1 or less: off)")
     parser.add_argument("--batch-size", type=positive_int, default=4, help="frames per pipeline call")
     parser.add_argument("--gif-ms", type=positive_int, default=200, help="GIF frame duration in ms")
     add_output_arguments(parser)
@@ -78,14 +77,17 @@ def run(args) -> int:
     pipe = load_pipeline(args)
     pipe.set_progress_bar_config(disable=True)
     embeds = [pipe.encode_subject(paths, word) for word, paths in subjects]
+    from ..tasks.results import ResultWriter, versions
+
     command = command_line(args)
-    settings = {key: value for key, value in vars(args).items() if key not in ("func", "argv")}
+    settings = recorded_settings(args)
     generate = dict(num_inference_steps=args.steps, guidance_scale=args.guidance)
     if args.weights is not None:
         mixed = mix_subjects(embeds, args.weights)
         image = pipe(prompt=args.prompt, subject_embeds=mixed, target_subject=args.target_subject, generator=torch.Generator("cpu").manual_seed(args.seed), **generate).images[0]
-        write_png(out_dir / "mix.png", image)
-        write_json(out_dir / "mix.json", {"image": "mix.png", "weights": args.weights, "subjects": [w for w, _ in subjects], "settings": settings, "versions": versions(), "command": command})
+        sidecar = {"image": "mix.png", "weights": args.weights, "subjects": [w for w, _ in subjects], "settings": settings, "versions": versions(), "command": command}
+        with ResultWriter(out_dir) as writer:
+            writer.write("mix.json", sidecar, {"mix.png": image})
         for name in written:
             print(out_dir / name)
         return 0
@@ -94,13 +96,13 @@ def run(args) -> int:
             pipe, embeds[0], embeds[1], prompt=args.prompt, target_subject=args.target_subject, num_frames=args.frames,
             method=args.method, seed=args.seed, batch_size=args.batch_size, progress=bar.update, **generate,
         )
-    names = []
-    for index, frame in enumerate(frames):
-        names.append(f"frame-{index:03d}.png")
-        write_png(out_dir / names[-1], frame)
-    write_png(out_dir / "grid.png", labelled_grid(frames, [f"t={t:.2f}" for t in ts]))
-    save_gif(frames, out_dir / "interpolation.gif", duration_ms=args.gif_ms)
-    write_json(out_dir / "interpolation.json", {"frames": names, "t": ts, "grid": "grid.png", "gif": "interpolation.gif", "subjects": [w for w, _ in subjects], "settings": settings, "versions": versions(), "command": command})
+    names = [f"frame-{index:03d}.png" for index in range(len(frames))]
+    sidecar = {"frames": names, "t": ts, "grid": "grid.png", "gif": "interpolation.gif", "subjects": [w for w, _ in subjects], "settings": settings, "versions": versions(), "command": command}
+    files = dict(zip(names, frames))
+    files["grid.png"] = labelled_grid(frames, [f"t={t:.2f}" for t in ts])
+    files["interpolation.gif"] = lambda path: save_gif(frames, path, duration_ms=args.gif_ms)
+    with ResultWriter(out_dir) as writer:
+        writer.write("interpolation.json", sidecar, files)
     for name in written:
         print(out_dir / name)
     return 0

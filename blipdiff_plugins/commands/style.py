@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import sys
 import warnings
 
+from .arguments import controlnet_notice
 from .common import (
     HelpFormatter,
     add_generation_arguments,
@@ -16,12 +18,10 @@ from .common import (
     command_line,
     finite_float,
     load_pipeline,
+    recorded_settings,
     subject_image_files,
-    versions,
-    write_json,
-    write_png,
 )
-from .generate import slug
+from ..tasks.generate import slug
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -106,6 +106,9 @@ def run(args) -> int:
     args.target_subject = check_word("--target-subject", args.target_subject, example="teapot")
     PREPROCESSORS.entry(args.preprocessor)  # unknown names fail before the model loads
     params = parse_params(args.preprocessor_param)
+    notice = controlnet_notice(args.model, args.controlnet)
+    if notice:
+        print(notice, file=sys.stderr)
     with quiet_third_party_warnings():
         pipe = load_controlnet_pipeline(args)
     total = len(args.prompt) * args.num_images
@@ -130,20 +133,18 @@ def run(args) -> int:
             controlnet_conditioning_scale=args.conditioning_scale,
             generator=generators,
         )
+    from ..tasks.results import ResultWriter, versions
+
     command = command_line(args)
-    settings = {key: value for key, value in vars(args).items() if key not in ("func", "argv")}
-    control_path = out_dir / "control.png"
-    write_png(control_path, result.control_image)
-    print(control_path)
-    for index, (image, stem) in enumerate(zip(result.images, stems)):
-        prompt = args.prompt[index // args.num_images]
-        path = out_dir / f"{stem}.png"
-        write_png(path, image)
-        write_json(
-            path.with_suffix(".json"),
-            {
-                "image": path.name,
-                "control_image": control_path.name,
+    settings = recorded_settings(args)
+    with ResultWriter(out_dir) as writer:
+        for path in writer.write(None, None, {"control.png": result.control_image}):
+            print(path)
+        for index, (image, stem) in enumerate(zip(result.images, stems)):
+            prompt = args.prompt[index // args.num_images]
+            sidecar = {
+                "image": f"{stem}.png",
+                "control_image": "control.png",
                 "prompt": prompt,
                 "image_index": index,
                 "seed": args.seed + index,
@@ -151,7 +152,7 @@ def run(args) -> int:
                 "device": str(pipe._execution_device),
                 "versions": versions(),
                 "command": command,
-            },
-        )
-        print(path)
+            }
+            writer.write(f"{stem}.json", sidecar, {f"{stem}.png": image})
+            print(out_dir / f"{stem}.png")
     return 0

@@ -2,7 +2,8 @@
 
 A task names its arguments by their keyword (``subject_images``, ``steps``); the CLI calls them flags
 (``--subject-image``) and the web app field labels ("Subject images"). A task raises an `ArgumentError` whose
-message writes every argument it mentions as a back-quoted keyword, ```subject_images```; each front door
+message writes every argument it mentions as a back-quoted keyword, ```subject_images``` (or with a value,
+```device cuda```); each front door
 renders it with its own names::
 
     try:
@@ -21,10 +22,10 @@ from __future__ import annotations
 import re
 from typing import Callable, Mapping
 
-from ..utils.errors import BlipdiffError, InvalidInputError, ModelLoadError, OutputExistsError
+from ..utils.errors import BlipdiffError, DeviceError, InvalidInputError, ModelLoadError, OutputExistsError
 
-# A back-quoted Python keyword in a message: `subject_images`.
-_KEYWORD = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")
+# A back-quoted Python keyword in a message, alone or with a value after a space: `subject_images`, `device cuda`.
+_KEYWORD = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)((?: [^`]*)?)`")
 
 Names = Mapping[str, str] | Callable[[str], "str | None"]
 
@@ -35,12 +36,13 @@ def cli_flag(keyword: str) -> str:
 
 
 def render(message: str, names: Names) -> str:
-    """``message`` with each back-quoted keyword that ``names`` knows replaced by the caller's name (back-quoted)."""
+    """``message`` with each back-quoted keyword that ``names`` knows replaced by the caller's name (back-quoted;
+    a value after the keyword stays: ```device cuda``` -> ```--device cuda```)."""
     lookup = names if callable(names) else names.get
 
     def name(match: re.Match) -> str:
         found = lookup(match.group(1))
-        return f"`{found}`" if found else match.group(0)
+        return f"`{found}{match.group(2)}`" if found else match.group(0)
 
     return _KEYWORD.sub(name, message)
 
@@ -72,3 +74,7 @@ class ModelArgumentError(ArgumentError, ModelLoadError):
 
 class OutputArgumentError(ArgumentError, OutputExistsError):
     """Writing into ``argument``'s folder would replace files of an earlier run (also a `FileExistsError`)."""
+
+
+class DeviceArgumentError(ArgumentError, DeviceError):
+    """The device named by ``argument`` is not available on this machine (also a `RuntimeError`)."""

@@ -23,3 +23,8 @@ def test_argument_errors_are_the_built_in_types_callers_already_catch():
     with pytest.raises(OSError):
         raise ModelArgumentError("`model` missing", argument="model")
     assert issubclass(InvalidArgumentError, ArgumentError)
+
+
+def test_a_value_after_the_keyword_stays_inside_the_quotes():
+    error = InvalidArgumentError("`device cuda`: no such CUDA GPU; pass `subject_model DIR`.", argument="device")
+    assert error.message_for(cli_flag) == "`--device cuda`: no such CUDA GPU; pass `--subject-model DIR`."
