@@ -69,6 +69,13 @@ class Registry:
         self._entries[name] = entry
         return entry
 
+    def unregister(self, name: str) -> RegistryEntry:
+        """Remove ``name`` and return its entry (a test's temporary entry, or a plugin replacing one)."""
+        entry = self.entry(name)
+        del self._entries[name]
+        self._loaded.pop(name, None)
+        return entry
+
     def _scan_entry_points(self) -> None:
         if self._entry_points_scanned:
             return
@@ -190,14 +197,6 @@ for _name, _class, _description, _defaults in (
         defaults={**_defaults, "detect_resolution": 512},
     )
 del _name, _class, _description, _defaults
-
-ATTENTION_PROCESSORS = Registry("attention processor")
-ATTENTION_PROCESSORS.register(
-    "attention_store",
-    "blipdiff_plugins.adapters.attention_store:AttentionStoreProcessor",
-    description="Exposes softmax attention to a controller: records maps (AttentionStore) or edits them "
-    "(prompt-to-prompt); idle layers keep their previous (SDPA) processor. Install with attention_control().",
-)
 
 SEGMENTERS = Registry("segmenter")
 SEGMENTERS.register(

@@ -131,6 +131,11 @@ class Blip2SubjectEncoder(ModelMixin, ConfigMixin):
         return self.query_tokens.shape[2]
 
     @property
+    def subject_vocab_size(self) -> int:
+        """Rows of the Q-Former's word embeddings: the pipeline's ``subject_tokenizer`` must fit them."""
+        return self.embeddings.word_embeddings.num_embeddings
+
+    @property
     def image_size(self) -> int:
         return self.vision_model.config.image_size
 

@@ -113,6 +113,9 @@ class ClipPseudoWordEncoder(ModelMixin, ConfigMixin):
         output_layer_norm (`bool`, defaults to True): a LayerNorm on each output vector, so its scale is
             learned independently of the feature's.
         attn_implementation (`str`, defaults to ``"sdpa"``): ``"sdpa"`` or ``"eager"`` for the image tower.
+        prompt_injector (`str`, *optional*): the UMM injector the MLP is trained with (``"hidden_state"`` or
+            ``"pseudo_word"``), recorded by the first pipeline the encoder is put in, so that a pipeline rebuilt from
+            the components keeps it. `None`: not recorded yet.
     """
 
     @register_to_config
@@ -129,6 +132,7 @@ class ClipPseudoWordEncoder(ModelMixin, ConfigMixin):
         text_hidden_size: int = 768,
         output_layer_norm: bool = True,
         attn_implementation: str = "sdpa",
+        prompt_injector: str | None = None,
     ):
         super().__init__()
         if feature not in FEATURES:

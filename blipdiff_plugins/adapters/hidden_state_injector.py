@@ -10,12 +10,11 @@ conditions. Its cost: words after the subject do not see the subject (the `pseud
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from .umm_injector_interface import UMMPromptInjectorBase
 from .subject_word_tokens import check_pseudo_words, find_subject_word_spans
 
 
@@ -26,7 +25,7 @@ def encode_text(text_encoder: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
     return text_encoder(input_ids=tokens.input_ids.to(text_encoder.device)).last_hidden_state
 
 
-class HiddenStateInjector(UMMPromptInjectorBase):
+class HiddenStateInjector:
     """``h_u`` = ``h_y`` with the subject word's output positions replaced by the pseudo-word vectors.
 
     Every occurrence of the subject word is replaced. A word of ``m`` tokens becomes ``num_tokens`` vectors:
@@ -35,6 +34,12 @@ class HiddenStateInjector(UMMPromptInjectorBase):
     """
 
     name = "hidden_state"
+
+    @classmethod
+    def from_pipeline_config(cls, config: Mapping[str, Any]) -> "HiddenStateInjector":
+        """`PromptInjector`: no settings in the pipeline config."""
+        del config
+        return cls()
 
     def encode(
         self,

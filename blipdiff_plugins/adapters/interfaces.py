@@ -1,12 +1,17 @@
-"""The two small interfaces a subject-driven system plugs into the shared pipeline mixin with.
+"""The small interfaces a subject-driven method plugs into the shared pipeline mixin with.
 
-A system (BLIP-Diffusion, UMM-Diffusion, ...) is a subject encoder and a prompt injector, each registered
-by name (``SUBJECT_ENCODERS`` / ``PROMPT_INJECTORS`` in `blipdiff_plugins.registry`). A pipeline stores the
-two names in its config (``subject_encoder_name``, ``prompt_injector_name``), checks its ``subject_encoder``
-component against the registered class and builds its injector from the registered class; everything else
-(checks, subject grouping and averaging, negative prompts, guidance, the denoising loop, decoding,
-`load_subject`) is the mixin's. Both interfaces are structural (`typing.Protocol`): a class satisfies them by
-having the members below, no base class is needed.
+A method (BLIP-Diffusion, UMM-Diffusion, ...) is a subject encoder and one or more prompt injectors, each registered
+by name (``SUBJECT_ENCODERS`` / ``PROMPT_INJECTORS`` in `blipdiff_plugins.registry`) and bound together by its
+`Method` record (`blipdiff_plugins.methods`). A pipeline stores the two names in its config (``subject_encoder_name``,
+``prompt_injector_name``), checks its ``subject_encoder`` component against the registered class and builds its
+injector with ``from_pipeline_config``. Each Protocol states exactly the calls the shared code makes, so a class
+meets it by having those members, no base class and no stub methods:
+
+- `SubjectEncoder`: called by `SubjectPipelineMixin.encode_subject_groups` and `check_inputs`.
+- `TemplateInjector` (BLIP-Diffusion's ``infix``): the subject goes into a text template around the prompt
+  (``"a {subject} {prompt}"``); called by `SubjectPipelineMixin.encode_prompt`.
+- `SubjectWordInjector` (UMM-Diffusion's ``hidden_state`` and ``pseudo_word``): the prompt names its subject word and
+  the subject replaces it; called by `UMMDiffusionPipeline.encode_conditions`.
 """
 
 from __future__ import annotations
@@ -40,12 +45,23 @@ class SubjectEncoder(Protocol):
 
 @runtime_checkable
 class PromptInjector(Protocol):
-    """Prompts + subject embeddings -> the U-Net's conditional text embeddings. Holds no weights.
+    """What every injector has: it is built from the pipeline's config and holds no weights.
 
     Members:
         from_pipeline_config(config) -> injector (classmethod): build from the pipeline's config (a mapping
             holding e.g. ``subject_position``); ignore keys it does not use.
-        build_prompts(prompts, subjects, *, prompt_strength, prompt_reps) -> `list[str]`: the system's text
+    """
+
+    @classmethod
+    def from_pipeline_config(cls, config: Mapping[str, Any]) -> "PromptInjector": ...
+
+
+@runtime_checkable
+class TemplateInjector(PromptInjector, Protocol):
+    """Prompts + subject embeddings -> conditional text embeddings, the subject placed by a template.
+
+    Members:
+        build_prompts(prompts, subjects, *, prompt_strength, prompt_reps) -> `list[str]`: the method's text
             template (BLIP-Diffusion: ``"a {subject} {prompt}"`` repeated ``int(strength * reps)`` times).
             Also used, without subject embeddings, for text-only prompts that name a subject word.
         encode_prompts(text_encoder, tokenizer, prompts, subjects, subject_embeds, *, prompt_strength,
@@ -53,9 +69,6 @@ class PromptInjector(Protocol):
             applied inside), ``subjects`` one word per prompt, ``subject_embeds`` ``(batch, n, hidden)``.
             Tokenise each prompt once; warn (``UserWarning``) when a prompt is cut.
     """
-
-    @classmethod
-    def from_pipeline_config(cls, config: Mapping[str, Any]) -> "PromptInjector": ...
 
     def build_prompts(self, prompts: Sequence[str], subjects: Sequence[str], *, prompt_strength: float, prompt_reps: int) -> list[str]: ...
 
@@ -69,4 +82,27 @@ class PromptInjector(Protocol):
         *,
         prompt_strength: float,
         prompt_reps: int,
+    ) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class SubjectWordInjector(PromptInjector, Protocol):
+    """Prompts that name their subject word + subject embeddings -> the multi-modal condition ``h_u``.
+
+    Members:
+        encode(text_encoder, tokenizer, prompts, subject_words, pseudo_words, *, text_embeds) -> `torch.Tensor`:
+            ``(batch, seq_len, hidden)``: each prompt's ``subject_words`` entry (every occurrence) carries
+            ``pseudo_words`` ``(1 or batch, n, hidden)``. ``text_embeds``, the plain prompts' encoding ``h_y``
+            (`None` to compute it), lets an injector that edits ``h_y`` skip a text-encoder pass.
+    """
+
+    def encode(
+        self,
+        text_encoder,
+        tokenizer,
+        prompts: Sequence[str],
+        subject_words: Sequence[str],
+        pseudo_words: torch.Tensor,
+        *,
+        text_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor: ...

@@ -12,16 +12,15 @@ backend, position embeddings, any LoRA).
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from .umm_injector_interface import UMMPromptInjectorBase
 from .subject_word_tokens import check_pseudo_words, find_subject_word_spans, pad_or_truncate
 
 
-class PseudoWordInjector(UMMPromptInjectorBase):
+class PseudoWordInjector:
     """``h_u`` = text encoder output of the prompt with the subject word's token embeddings replaced.
 
     Every occurrence of the subject word is replaced (a prompt that names its subject twice means the same
@@ -37,6 +36,12 @@ class PseudoWordInjector(UMMPromptInjectorBase):
 
     def __init__(self, placeholder_token_id: int = 0):
         self.placeholder_token_id = placeholder_token_id
+
+    @classmethod
+    def from_pipeline_config(cls, config: Mapping[str, Any]) -> "PseudoWordInjector":
+        """`PromptInjector`: no settings in the pipeline config (the placeholder id keeps its default)."""
+        del config
+        return cls()
 
     def tokenize(
         self,

@@ -1,4 +1,5 @@
-"""The random-weight built-in models (``builtin:random-<size>``): a complete BLIP-Diffusion pipeline built offline in code.
+"""The random-weight built-in models (``builtin:random-<size>``): the components of a BLIP-Diffusion pipeline built
+offline in code (``BlipDiffusionPipeline.from_pretrained("builtin:random-<size>")`` assembles them).
 
 Their images are noise from untrained weights. They exist so that the tests and the benchmarks run anywhere
 without a download and fast; the trained toy model (``builtin``) is `toy_model.py`'s, real use loads
@@ -8,15 +9,17 @@ without a download and fast; the trained toy model (``builtin``) is `toy_model.p
 from __future__ import annotations
 
 import torch
-from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
+from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from ..adapters.blip2_qformer import Blip2SubjectEncoder
 from ..adapters.subject_image_processor import SubjectImageProcessor
+from ..conversion.lavis import release_scheduler
+from .names import BuiltinModel
 from .sizes import BUILTIN_SIZES, BuiltinSize
 from .tokenizers import build_bert_tokenizer, build_clip_tokenizer
 
-__all__ = ["BUILTIN_SIZES", "BuiltinSize", "build_builtin_components", "build_builtin_pipeline"]
+__all__ = ["BUILTIN_SIZES", "BuiltinSize", "blip_diffusion_builtin_components", "build_builtin_components"]
 
 
 def _perturb(module: torch.nn.Module, generator: torch.Generator, scale: float = 0.02) -> None:
@@ -42,9 +45,7 @@ def build_builtin_components(size: str = "small", *, seed: int = 0) -> dict:
     for module in (text_encoder, subject_encoder, unet, vae):
         _perturb(module, generator)
         module.eval()
-    scheduler = PNDMScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", set_alpha_to_one=False, skip_prk_steps=True
-    )
+    scheduler = release_scheduler()  # the published settings, so stock diffusers pipelines take it as it is
     return {
         "tokenizer": tokenizer,
         "text_encoder": text_encoder,
@@ -117,20 +118,12 @@ def _build_models(spec: BuiltinSize, size: str, tokenizer, subject_tokenizer):
     return text_encoder, subject_encoder, unet, vae
 
 
-def build_builtin_pipeline(size: str = "small", *, seed: int = 0, pipeline_class=None):
-    """A ready `BlipDiffusionPipeline` (or ``pipeline_class``) with the built-in random weights.
+def blip_diffusion_builtin_components(model: BuiltinModel, *, torch_dtype=None, argument: str = "`model`") -> dict:
+    """BLIP-Diffusion's built-in model (`methods/blip_diffusion.py` names it): the shipped toy model's components, or
+    the random weights of ``model.size``, in ``torch_dtype``."""
+    from .loader import cast_modules
+    from .toy_model import load_toy_components
 
-    A pipeline class that takes a ``controlnet`` gets a random ControlNet shaped like the U-Net.
-    Also reachable as ``BlipDiffusionPipeline.from_pretrained("builtin:random-<size>")``.
-    """
-    import inspect
-
-    if pipeline_class is None:
-        from ..pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline as pipeline_class
-    components = build_builtin_components(size, seed=seed)
-    if "controlnet" in inspect.signature(pipeline_class.__init__).parameters:
-        from ..pipelines.control_conditioning import controlnet_from_unet
-        from ..pipelines.denoising import vae_scale_factor
-
-        components["controlnet"] = controlnet_from_unet(components["unet"], vae_scale_factor(components["vae"]), seed=seed)
-    return pipeline_class(**components)
+    if not model.is_random:
+        return load_toy_components(torch_dtype=torch_dtype, argument=argument)
+    return cast_modules(build_builtin_components(model.size), torch_dtype)

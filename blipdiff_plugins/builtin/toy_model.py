@@ -7,7 +7,9 @@ folder; loading then says so and names the random-weight models that still work.
 
 from __future__ import annotations
 
-import inspect
+import importlib
+import json
+import os
 from pathlib import Path
 
 from ..utils.errors import ModelLoadError
@@ -32,28 +34,37 @@ def require_toy_model_folder(*, argument: str = "`model`") -> Path:
     return folder
 
 
-def load_toy_pipeline(*, pipeline_class=None, torch_dtype=None, argument: str = "`model`"):
-    """The shipped toy model as ``pipeline_class`` (`BlipDiffusionPipeline` by default), in ``torch_dtype``.
+def load_folder_components(folder: str | os.PathLike, *, torch_dtype=None) -> dict:
+    """Every component of a saved pipeline folder, each loaded with the class its ``model_index.json`` names, and its
+    settings (the other entries): what the pipeline class's ``__init__`` takes. Models load in ``torch_dtype``."""
+    import torch
 
-    Another BLIP-Diffusion class gets the loaded components and settings; one that takes a ``controlnet`` gets an
-    untrained ControlNet shaped like the toy U-Net (`controlnet_from_unet`), as the random-weight models do.
+    folder = Path(folder)
+    index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    loaded = {}
+    for name, value in index.items():
+        if name.startswith("_"):
+            continue
+        if not (isinstance(value, list) and len(value) == 2):
+            loaded[name] = value
+            continue
+        library, class_name = value
+        if library is None:
+            loaded[name] = None
+            continue
+        component_class = getattr(importlib.import_module(library), class_name)
+        takes_dtype = torch_dtype is not None and isinstance(component_class, type) and issubclass(component_class, torch.nn.Module)
+        loaded[name] = component_class.from_pretrained(folder / name, **({"dtype": torch_dtype} if takes_dtype else {}))
+    return loaded
+
+
+def load_toy_components(*, torch_dtype=None, argument: str = "`model`") -> dict:
+    """The shipped toy model's components and settings, in ``torch_dtype`` (float32 when omitted).
+
+    ``BlipDiffusionPipeline.from_pretrained("builtin")`` assembles them; another BLIP-Diffusion class takes the
+    components its ``__init__`` names (and a ControlNet class an untrained ControlNet shaped like the toy U-Net).
     """
     import torch
 
-    from ..pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline
-
     # The shipped weights are stored in float16 (the package's size budget); CPUs compute in float32.
-    dtype = torch_dtype if torch_dtype is not None else torch.float32
-    pipe = BlipDiffusionPipeline.from_pretrained(require_toy_model_folder(argument=argument), dtype=dtype)
-    if pipeline_class is None or pipeline_class is BlipDiffusionPipeline:
-        return pipe
-    # Not diffusers' `from_pipe`: it rejects components typed by a Protocol (`subject_encoder: SubjectEncoder`).
-    parameters = inspect.signature(pipeline_class.__init__).parameters
-    components = dict(pipe.components)
-    if "controlnet" in parameters:
-        from ..pipelines.control_conditioning import controlnet_from_unet
-        from ..pipelines.denoising import vae_scale_factor
-
-        components["controlnet"] = controlnet_from_unet(pipe.unet, vae_scale_factor(pipe.vae), seed=0).to(dtype=pipe.unet.dtype)
-    settings = {key: value for key, value in pipe.config.items() if key in parameters and key not in components}
-    return pipeline_class(**components, **settings)
+    return load_folder_components(require_toy_model_folder(argument=argument), torch_dtype=torch_dtype or torch.float32)

@@ -17,6 +17,7 @@ from ..utils.errors import ModelLoadError
 
 SHIPPED_TOY_UMM = Path(__file__).resolve().parent / "toy_umm"
 SETTINGS_FILE = "umm.json"
+BASE_COMPONENTS = ("tokenizer", "text_encoder", "vae", "unet", "scheduler")
 # Base weights must match the toy model's to float16 storage precision (relative 2^-11) and no further.
 BASE_MATCH_RTOL = 1e-3
 
@@ -26,14 +27,14 @@ def toy_umm_folder() -> Path:
     return SHIPPED_TOY_UMM
 
 
-def load_toy_umm_pipeline(*, pipeline_class=None, torch_dtype=None, argument: str = "`model`"):
-    """The toy model's components plus the shipped pseudo-word encoder, as ``pipeline_class`` (`UMMDiffusionPipeline`)."""
+def load_toy_umm_components(*, torch_dtype=None, argument: str = "`model`") -> dict:
+    """The toy model's tokenizer, text encoder, VAE, U-Net and scheduler plus the shipped pseudo-word encoder, its image
+    processor and settings: the components ``UMMDiffusionPipeline.from_pretrained("builtin")`` assembles."""
     import torch
 
     from ..adapters.clip_pseudo_word import ClipPseudoWordEncoder
     from ..adapters.subject_image_processor import SubjectImageProcessor
-    from ..pipelines.umm_from_base import umm_pipeline_from_base
-    from .toy_model import load_toy_pipeline
+    from .toy_model import load_toy_components
 
     folder = toy_umm_folder()
     if not (folder / SETTINGS_FILE).is_file():
@@ -42,26 +43,27 @@ def load_toy_umm_pipeline(*, pipeline_class=None, torch_dtype=None, argument: st
             f"({str(folder)!r} holds no {SETTINGS_FILE}); use 'builtin:random-small' (random weights) or a UMM pipeline folder."
         )
     # Stored in float16 like the toy model; CPUs compute in float32.
-    encoder = ClipPseudoWordEncoder.from_pretrained(folder / "subject_encoder", torch_dtype=torch_dtype or torch.float32)
+    encoder = ClipPseudoWordEncoder.from_pretrained(folder / "subject_encoder", dtype=torch_dtype or torch.float32)
     settings = json.loads((folder / SETTINGS_FILE).read_text(encoding="utf-8"))
-    return umm_pipeline_from_base(
-        load_toy_pipeline(torch_dtype=torch_dtype, argument=argument),
-        encoder.eval(),
-        prompt_injector=settings["prompt_injector_name"],
-        subject_image_processor=SubjectImageProcessor.from_pretrained(folder / "subject_image_processor"),
-        subject_position=settings["subject_position"],
-        pipeline_class=pipeline_class,
-    )
+    base = load_toy_components(torch_dtype=torch_dtype, argument=argument)
+    return {
+        **{name: base[name] for name in BASE_COMPONENTS},
+        "subject_encoder": encoder.eval(),
+        "subject_image_processor": SubjectImageProcessor.from_pretrained(folder / "subject_image_processor"),
+        "subject_position": settings["subject_position"],
+        "prompt_injector_name": settings["prompt_injector_name"],
+    }
 
 
-def _check_same_base(umm_pipe, base) -> None:
+def _check_same_base(umm: dict, base: dict) -> None:
     import torch
 
     for name in ("text_encoder", "vae", "unet"):
-        trained_on, shipped = getattr(umm_pipe, name).state_dict(), getattr(base, name).state_dict()
-        same = set(trained_on) == set(shipped) and all(
-            trained_on[key].shape == shipped[key].shape
-            and torch.allclose(trained_on[key].float(), shipped[key].float(), rtol=BASE_MATCH_RTOL, atol=1e-6)
+        shipped = base[name].state_dict()
+        trained = umm[name].state_dict()
+        same = trained.keys() == shipped.keys() and all(
+            trained[key].shape == shipped[key].shape
+            and torch.allclose(trained[key].float(), shipped[key].float(), rtol=BASE_MATCH_RTOL, atol=1e-6)
             for key in shipped
         )
         if not same:
@@ -83,20 +85,22 @@ def pack_toy_umm(umm_folder: str | os.PathLike, into: str | os.PathLike | None =
     """
     import torch
 
-    from ..pipelines.pipeline_umm_diffusion import UMMDiffusionPipeline
+    from ..adapters.clip_pseudo_word import ClipPseudoWordEncoder
     from ..utils.atomic import atomic_directory
-    from .toy_model import load_toy_pipeline
+    from .toy_model import load_folder_components, load_toy_components
 
     into = Path(into) if into is not None else toy_umm_folder()
     if into.exists():
         raise FileExistsError(f"`into`: {str(into)!r} exists; remove it first (nothing is replaced).")
     umm_folder = Path(umm_folder)
-    pipe = UMMDiffusionPipeline.from_pretrained(umm_folder)
-    _check_same_base(pipe, load_toy_pipeline(argument="the toy model"))
+    umm = load_folder_components(umm_folder)
+    if not isinstance(umm.get("subject_encoder"), ClipPseudoWordEncoder):
+        raise ValueError(f"`umm_folder`: {str(umm_folder)!r} is not a UMM-Diffusion pipeline folder (no pseudo-word subject encoder).")
+    _check_same_base(umm, load_toy_components(argument="the toy model"))
     with atomic_directory(into) as staging:
-        pipe.subject_encoder.to(torch.float16).save_pretrained(staging / "subject_encoder")
-        pipe.subject_image_processor.save_pretrained(staging / "subject_image_processor")
-        settings = {"prompt_injector_name": pipe.config.prompt_injector_name, "subject_position": pipe.config.subject_position}
+        umm["subject_encoder"].to(torch.float16).save_pretrained(staging / "subject_encoder")
+        umm["subject_image_processor"].save_pretrained(staging / "subject_image_processor")
+        settings = {"prompt_injector_name": umm["prompt_injector_name"], "subject_position": umm["subject_position"]}
         (staging / SETTINGS_FILE).write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         card = umm_folder / "README.md"
         if card.is_file():

@@ -1,5 +1,6 @@
-"""The built-in random-weight UMM-Diffusion pipelines, built offline in code (like `models.py` for BLIP-Diffusion);
-the trained toy UMM model (``builtin`` / ``builtin:toy``) is `toy_umm.py`.
+"""The built-in UMM-Diffusion models (`methods/umm_diffusion.py` names `umm_diffusion_builtin_components`): the random
+weights built offline in code here (like `models.py` for BLIP-Diffusion), the trained toy UMM (``builtin`` /
+``builtin:toy``) from `toy_umm.py`.
 
 The random one shares the built-in Stable Diffusion parts of the same size and adds a pseudo-word encoder whose
 CLIP tower has the built-in vision width; its images are noise from untrained weights.
@@ -12,6 +13,7 @@ import torch
 from ..adapters.clip_pseudo_word import ClipPseudoWordEncoder
 from ..adapters.subject_image_processor import SubjectImageProcessor
 from .models import BUILTIN_SIZES, build_builtin_components
+from .names import BuiltinModel
 
 
 def build_builtin_umm_components(size: str = "small", *, seed: int = 0, prompt_injector: str = "hidden_state") -> dict:
@@ -44,8 +46,11 @@ def build_builtin_umm_components(size: str = "small", *, seed: int = 0, prompt_i
     }
 
 
-def build_builtin_umm_pipeline(size: str = "small", *, seed: int = 0, pipeline_class=None):
-    """A ready `UMMDiffusionPipeline` with the built-in random weights."""
-    if pipeline_class is None:
-        from ..pipelines.pipeline_umm_diffusion import UMMDiffusionPipeline as pipeline_class
-    return pipeline_class(**build_builtin_umm_components(size, seed=seed))
+def umm_diffusion_builtin_components(model: BuiltinModel, *, torch_dtype=None, argument: str = "`model`") -> dict:
+    """UMM-Diffusion's built-in model: the toy UMM's components, or the random weights of ``model.size``."""
+    from .loader import cast_modules
+    from .toy_umm import load_toy_umm_components
+
+    if not model.is_random:
+        return load_toy_umm_components(torch_dtype=torch_dtype, argument=argument)
+    return cast_modules(build_builtin_umm_components(model.size), torch_dtype)

@@ -1,4 +1,4 @@
-"""Converting the original LAVIS BLIP-Diffusion checkpoint (folder or tarball) into our saved layout.
+"""Reading the original LAVIS BLIP-Diffusion checkpoint (folder or tarball) as pipeline components.
 
 The LAVIS package no longer imports on a current stack, so its files are read directly
 (SYSTEM.md section 6): ``blip_model/blip_weight.pt``, ``proj_layer/proj_weight.pt``, ``unet/``,
@@ -9,26 +9,30 @@ arguments (the release used SD-1.5's CLIP tokenizer, ``bert-base-uncased`` and P
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import tarfile
 import tempfile
 from pathlib import Path
 
-
 from ..adapters.blip2_qformer import Blip2SubjectEncoder
 from ..adapters.subject_image_processor import SubjectImageProcessor
 from ..utils.atomic import atomic_directory
-from .state_dict import CheckpointError, convert_lavis_subject_encoder, expected_shapes, load_pickle_checkpoint
+from ..utils.errors import OutputExistsError
+from .state_dict import CheckpointError, convert_lavis_subject_encoder, expected_shapes, load_pickle_checkpoint, refuse_unsafe_pickles
 
 DEFAULT_CLIP_TOKENIZER = "openai/clip-vit-large-patch14"
 LAVIS_LAYER_NORM_EPS = 1e-5  # LAVIS's CLIP ViT and ln_vision use torch's default LayerNorm eps
 
 
 def release_scheduler():
+    """The published BLIP-Diffusion scheduler (``Salesforce/blipdiffusion``'s ``scheduler/``, SD-1.5's): PNDM,
+    scaled-linear betas 0.00085 -> 0.012, no alpha-one, PLMS steps only, ``steps_offset`` 1 (a stock diffusers
+    pipeline rewrites, with a FutureWarning, a scheduler whose ``steps_offset`` is not 1)."""
     from diffusers import PNDMScheduler
 
     return PNDMScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", set_alpha_to_one=False, skip_prk_steps=True
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", set_alpha_to_one=False, skip_prk_steps=True, steps_offset=1
     )
 
 
@@ -100,23 +104,36 @@ def load_lavis_subject_encoder(root: Path, *, config: dict | None = None) -> Bli
     return model.eval()
 
 
-def convert_lavis_checkpoint(
+def is_lavis_checkpoint(source) -> bool:
+    """Whether ``source`` is a local LAVIS BLIP-Diffusion checkpoint: a folder with ``blip_model/blip_weight.pt``, or
+    a tar archive (the release's ``.tar.gz``)."""
+    if not isinstance(source, (str, os.PathLike)):
+        return False
+    path = Path(source)
+    if path.is_dir():
+        return (path / "blip_model" / "blip_weight.pt").is_file()
+    return path.is_file() and tarfile.is_tarfile(path)
+
+
+def lavis_components(
     source: str | os.PathLike,
-    output_dir: str | os.PathLike | None = None,
     *,
+    torch_dtype=None,
     tokenizer=None,
     tokenizer_name_or_path: str = DEFAULT_CLIP_TOKENIZER,
     subject_tokenizer=None,
     subject_tokenizer_name_or_path: str | None = None,
     subject_encoder_config: dict | None = None,
     resize_mode: str = "crop",
-):
-    """Read a LAVIS BLIP-Diffusion checkpoint and return (and optionally save) a `BlipDiffusionPipeline`.
+) -> dict:
+    """The components of a `BlipDiffusionPipeline` read from a LAVIS BLIP-Diffusion checkpoint.
+
+    ``BlipDiffusionPipeline.from_pretrained(source, ...)`` assembles them; ``save_pretrained`` (or `save_atomically`)
+    then writes our layout.
 
     Args:
         source (`str`): LAVIS checkpoint folder or ``.tar.gz``.
-        output_dir (`str`, *optional*): where to write our layout (safetensors). Written to a sibling
-            temporary folder first and moved into place only when complete; an existing folder is refused.
+        torch_dtype (`torch.dtype`, *optional*): weights dtype (float32, the checkpoint's, when omitted).
         tokenizer (`CLIPTokenizer`, *optional*): text tokenizer; else loaded from `tokenizer_name_or_path`.
         subject_tokenizer (`BertTokenizer`, *optional*): Q-Former tokenizer; else ``bert-base-uncased`` + ``[DEC]``.
         subject_encoder_config (`dict`, *optional*): `Blip2SubjectEncoder` arguments, instead of inferring them.
@@ -125,16 +142,8 @@ def convert_lavis_checkpoint(
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTokenizer
 
-    from ..pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline
-    from .published_layout import (
-        DEFAULT_SUBJECT_TOKENIZER,
-        _load_transformers_text_encoder,
-        check_subject_tokenizer,
-        load_subject_tokenizer,
-    )
+    from .published_layout import DEFAULT_SUBJECT_TOKENIZER, _load_transformers_text_encoder, check_subject_tokenizer, load_subject_tokenizer
 
-    if output_dir is not None and Path(output_dir).exists():
-        raise FileExistsError(f"`output_dir`: {str(output_dir)!r} already exists; choose a new folder.")
     with tempfile.TemporaryDirectory() as workdir:
         root = _unpack(Path(source), Path(workdir))
         for component in ("blip_model", "proj_layer", "unet", "vae", "text_encoder"):
@@ -145,8 +154,8 @@ def convert_lavis_checkpoint(
         components = {
             "subject_encoder": subject_encoder,
             "text_encoder": _load_transformers_text_encoder(root / "text_encoder", None),
-            "unet": UNet2DConditionModel.from_pretrained(root / "unet"),
-            "vae": AutoencoderKL.from_pretrained(root / "vae"),
+            "unet": _load_diffusers_model(UNet2DConditionModel, root / "unet"),
+            "vae": _load_diffusers_model(AutoencoderKL, root / "vae"),
             "scheduler": release_scheduler(),
             "tokenizer": tokenizer or CLIPTokenizer.from_pretrained(tokenizer_name_or_path),
             "subject_tokenizer": check_subject_tokenizer(subject_tokenizer, vocab_size)
@@ -154,13 +163,26 @@ def convert_lavis_checkpoint(
             else load_subject_tokenizer(None, subject_tokenizer_name_or_path or DEFAULT_SUBJECT_TOKENIZER, vocab_size),
             "subject_image_processor": SubjectImageProcessor(image_size=subject_encoder.image_size, resize_mode=resize_mode),
         }
-        pipeline = BlipDiffusionPipeline(**components)
-    if output_dir is not None:
-        save_atomically(pipeline, output_dir)
-    return pipeline
+    if torch_dtype is not None:
+        for name in ("subject_encoder", "text_encoder", "unet", "vae"):
+            components[name] = components[name].to(dtype=torch_dtype)
+    return components
+
+
+def _load_diffusers_model(model_class, folder: Path):
+    """``model_class.from_pretrained(folder)``; a pickled weights file that would run code is refused in one line
+    (diffusers reports it as an ``OSError``), other failures name the component."""
+    try:
+        return model_class.from_pretrained(folder)
+    except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as error:
+        refuse_unsafe_pickles(folder, component=folder.name, alternative="diffusion_pytorch_model.safetensors")
+        raise CheckpointError(f"{folder.name}: could not load {str(folder)!r}: {error}") from error
 
 
 def save_atomically(pipeline, output_dir: str | os.PathLike) -> None:
-    """``save_pretrained`` into a temporary sibling folder, then rename: no half-written output folder."""
+    """``save_pretrained`` into a temporary sibling folder, then rename: no half-written output folder, and an existing
+    ``output_dir`` is refused (`OutputExistsError`), never replaced."""
+    if Path(output_dir).exists():
+        raise OutputExistsError(f"`output_dir`: {str(output_dir)!r} already exists; choose a new folder.")
     with atomic_directory(output_dir) as staging:
         pipeline.save_pretrained(staging, safe_serialization=True)

@@ -8,9 +8,9 @@ classes we use, each failure naming the component.
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -22,6 +22,7 @@ from .state_dict import (
     convert_published_subject_encoder,
     expected_shapes,
     load_pickle_checkpoint,
+    refuse_unsafe_pickles,
 )
 
 PUBLISHED_LIBRARY = "blip_diffusion"
@@ -51,6 +52,12 @@ _PUBLISHED_QFORMER_DEFAULTS = {
     "cross_attention_frequency": 2,
     "pad_token_id": 0,
 }
+
+
+# Component -> its folder in the published layout (where it differs) and its safetensors file name.
+PUBLISHED_FOLDERS = {"subject_encoder": "qformer", "subject_image_processor": "image_processor"}
+SAFETENSORS_FILES = {"text_encoder": "model.safetensors", "subject_encoder": "model.safetensors", "unet": "diffusion_pytorch_model.safetensors",
+                     "vae": "diffusion_pytorch_model.safetensors", "controlnet": "diffusion_pytorch_model.safetensors"}
 
 
 def _is_local(path) -> bool:
@@ -162,7 +169,8 @@ def _load_transformers_text_encoder(folder: Path, torch_dtype):
 
     try:
         model, info = CLIPTextModel.from_pretrained(folder, torch_dtype=torch_dtype, output_loading_info=True)
-    except (OSError, ValueError, RuntimeError) as error:
+    except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as error:
+        refuse_unsafe_pickles(folder, component="text_encoder", alternative="model.safetensors")
         raise CheckpointError(f"text_encoder: could not load {str(folder)!r}: {error}") from error
     problems = sorted(info["missing_keys"]) + [str(item) for item in info.get("mismatched_keys", [])]
     if problems:
@@ -170,10 +178,11 @@ def _load_transformers_text_encoder(folder: Path, torch_dtype):
     return model.eval()
 
 
-def load_published_pipeline(
-    pipeline_class,
+def load_published_components(
     pretrained_model_name_or_path: str | os.PathLike,
     *,
+    accepted: set[str] | frozenset[str],
+    class_name: str = "the pipeline",
     torch_dtype: torch.dtype | None = None,
     revision: str | None = None,
     cache_dir: str | os.PathLike | None = None,
@@ -181,25 +190,28 @@ def load_published_pipeline(
     subject_tokenizer_name_or_path: str = DEFAULT_SUBJECT_TOKENIZER,
     resize_mode: str = "crop",
     **components,
-):
-    """Build ``pipeline_class`` from the published layout.
+) -> dict:
+    """The components and settings of the published layout, for a pipeline whose ``__init__`` takes ``accepted``.
 
     Args:
+        accepted (`set[str]`): the ``__init__`` parameter names of the pipeline class that will be built (a
+            ``controlnet`` among them loads the checkpoint's ControlNet).
+        class_name (`str`): the pipeline class's name, for messages.
         subject_tokenizer (`BertTokenizer`, *optional*): the Q-Former tokenizer. The published repo has
             none (the original fetched ``bert-base-uncased`` at construction); by default it is loaded
             from `subject_tokenizer_name_or_path` and given the ``[DEC]`` token.
         resize_mode (`str`, defaults to ``"crop"``): subject preprocessing; ``"squash"`` reproduces the
             diffusers pipeline, ``"crop"`` the original LAVIS code.
         **components: already loaded components (``unet=...``, ``scheduler=...``) that replace the
-            checkpoint's; only names of `pipeline_class.__init__` are accepted.
+            checkpoint's; only names in ``accepted``.
     """
     import diffusers
     from transformers import CLIPTokenizer
 
-    accepted = set(inspect.signature(pipeline_class.__init__).parameters) - {"self"}
+    accepted = set(accepted) - {"self"}
     unknown = sorted(set(components) - accepted)
     if unknown:
-        raise TypeError(f"{pipeline_class.__name__}.from_pretrained got unexpected argument(s) {unknown}; components are {sorted(accepted)}.")
+        raise TypeError(f"{class_name}.from_pretrained got unexpected argument(s) {unknown}; components are {sorted(accepted)}.")
 
     if _is_local(pretrained_model_name_or_path):
         root = Path(pretrained_model_name_or_path)
@@ -224,7 +236,9 @@ def load_published_pipeline(
             return loader()
         except CheckpointError:
             raise
-        except (OSError, ValueError, RuntimeError, KeyError) as error:
+        except (OSError, ValueError, RuntimeError, KeyError, pickle.UnpicklingError) as error:
+            folder = root / PUBLISHED_FOLDERS.get(name, name)
+            refuse_unsafe_pickles(folder, component=name, alternative=SAFETENSORS_FILES.get(name, "a .safetensors file"))
             raise CheckpointError(f"{name}: could not load from {str(root / name)!r}: {error}") from error
 
     loaded = {}
@@ -268,4 +282,4 @@ def load_published_pipeline(
     if "controlnet" in accepted:
         loaded["controlnet"] = component("controlnet", lambda: diffusers.ControlNetModel.from_pretrained(_folder(root, "controlnet"), torch_dtype=torch_dtype))
     loaded.update(components)
-    return pipeline_class(**loaded, subject_position=index.get("ctx_begin_pos", 2))
+    return {**loaded, "subject_position": index.get("ctx_begin_pos", 2)}

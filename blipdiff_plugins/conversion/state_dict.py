@@ -13,7 +13,7 @@ from typing import Mapping
 
 import torch
 
-from ..utils.errors import BlipdiffError
+from ..utils.errors import BlipdiffError, UnsafeCheckpointError
 
 # Keys of the published checkpoints that the subject encoder does not use.
 _UNUSED_PREFIXES = ("Qformer.cls.", "vision_proj.", "text_proj.", "itm_head.", "temp")
@@ -30,18 +30,46 @@ class ConversionResult:
     dropped: list[str]
 
 
+class UnsafePickleError(CheckpointError, UnsafeCheckpointError):
+    """A pickled weights file that would run code on load was refused: names the file and the safetensors alternative."""
+
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
+
+
+def unsafe_pickle_error(path: str | Path, *, component: str, alternative: str = "a .safetensors file") -> UnsafePickleError:
+    """The one message for a refused pickle: the component, the file, why, and what to give instead."""
+    return UnsafePickleError(
+        f"{component}: refused {str(path)!r}: it is a pickle that needs more than tensors to load, and loading it would "
+        f"run its code. Give the weights as {alternative} instead (safetensors holds only tensors), from a source you trust."
+    )
+
+
+def refuse_unsafe_pickles(folder: str | Path, *, component: str, alternative: str = "a .safetensors file") -> None:
+    """Raise `UnsafePickleError` when a pickled weights file in ``folder`` is one ``torch.load(weights_only=True)``
+    refuses; return when there is none, so that the caller reports its own error. Libraries wrap that refusal in
+    their own errors (transformers an ``UnpicklingError``, diffusers an ``OSError``): this names it in one line."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for path in sorted(p for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES and p.is_file()):
+        try:
+            torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as error:
+            raise unsafe_pickle_error(path, component=component, alternative=alternative) from error
+        except Exception:  # noqa: BLE001 - unreadable for another reason: the caller's error says so
+            continue
+
+
 def load_pickle_checkpoint(path: str | Path, *, component: str) -> dict:
-    """``torch.load`` with ``weights_only=True``; a pickle that needs arbitrary code is refused."""
+    """``torch.load`` with ``weights_only=True``; a pickle that needs arbitrary code is refused (`UnsafePickleError`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{component}: no checkpoint file at {str(path)!r}.")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        raise CheckpointError(
-            f"{component}: {str(path)!r} is a pickle that needs more than tensors to load ({error}). "
-            "Refusing to run its code; re-save it as safetensors or as a plain state dict of tensors."
-        ) from error
+        raise unsafe_pickle_error(path, component=component, alternative="a .safetensors file or a pickle of plain tensors") from error
     except (RuntimeError, EOFError, OSError) as error:
         raise CheckpointError(f"{component}: could not read {str(path)!r} as a PyTorch checkpoint ({error}).") from error
 

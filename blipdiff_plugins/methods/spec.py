@@ -66,6 +66,9 @@ class Method:
         prompt_injectors (`tuple[str, ...]`): the ``PROMPT_INJECTORS`` names it works with, the default first.
         guidance (`str`): ``"module:function"`` combining the noise predictions at each step.
         trainer (`str`, *optional*): ``"module:function"`` that trains the method's own parts, if it has one.
+        builtin (`str`, *optional*): ``"module:function"`` giving the components (and settings) of a built-in name,
+            ``fn(model: BuiltinModel, *, torch_dtype, argument) -> dict``; ``pipeline.from_pretrained("builtin...")``
+            assembles them. `None`: the method has no built-in models.
         subject_word_argument (`str`): the ``__call__`` keyword that takes the subject's category word.
         prompt_names_subject (`bool`): each prompt must contain the subject word (where the subject goes).
         tasks (`frozenset[str]`): the tasks the front doors offer for it (see ``KNOWN_TASKS``).
@@ -83,6 +86,7 @@ class Method:
     description: str = ""
     aliases: tuple[str, ...] = ()
     trainer: str | None = None
+    builtin: str | None = None
     prompt_names_subject: bool = False
     tasks: frozenset[str] = frozenset({"generate"})
     options: tuple[MethodOption, ...] = ()

@@ -1,34 +1,46 @@
-"""`from_pretrained` shared by the BLIP-Diffusion pipelines: the published layout, or ours with clear errors."""
+"""`from_pretrained` shared by the subject pipelines: built-in names, the published and LAVIS layouts, or ours.
+
+Every source becomes components first (`builtin/`, `conversion/` build no pipeline); the class that owns
+`from_pretrained` assembles them (`from_components`). This module holds the package's one dispatch of built-in names.
+"""
 
 from __future__ import annotations
 
+import inspect
 import os
 import pickle
 
 from ..builtin.names import is_builtin_name
+from ..utils.errors import BlipdiffError
 
 
 class SubjectPipelineLoaderMixin:
-    """Routes the published ``Salesforce/blipdiffusion*`` layout to `load_published_pipeline`; every other
-    folder goes through `DiffusionPipeline.from_pretrained`, with failures naming the component at fault.
+    """Routes built-in names to `builtin.loader.builtin_components`, the published ``Salesforce/blipdiffusion*``
+    layout to `load_published_components` and a LAVIS checkpoint to `lavis_components`; every other folder goes
+    through `DiffusionPipeline.from_pretrained`, with failures naming the component at fault.
 
     Put it before `DiffusionPipeline` in the bases so that ``super()`` reaches diffusers' loader.
     """
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
-        """Load our saved layout, or the published diffusers layout of BLIP-Diffusion.
+        """Load our saved layout, the published diffusers layout of BLIP-Diffusion, a LAVIS checkpoint, or a built-in model.
 
         The published layout names a library (``blip_diffusion``) that no longer exists; it is read by
-        `load_published_pipeline`, which takes ``torch_dtype``, ``revision``, ``cache_dir``,
-        ``subject_tokenizer``, ``subject_tokenizer_name_or_path``, ``resize_mode`` and component overrides.
+        `load_published_components`, which takes ``torch_dtype``, ``revision``, ``cache_dir``,
+        ``subject_tokenizer``, ``subject_tokenizer_name_or_path``, ``resize_mode`` and component overrides. A LAVIS
+        checkpoint (folder or tarball with ``blip_model/blip_weight.pt``) is read by `lavis_components`, which also
+        takes ``tokenizer`` / ``tokenizer_name_or_path`` and ``subject_encoder_config``.
 
         ``"builtin"`` (or ``"builtin:toy"``) returns the trained toy model shipped in the package, a small model
         of the procedural toy world (`blipdiff_plugins.builtin.toy_model`); ``"builtin:random-tiny"``,
         ``"builtin:random-small"`` and ``"builtin:random-mid"`` return random weights built offline in code, whose
-        images are noise (tests, benchmarks, trying the API). Only ``dtype`` (or ``torch_dtype``) applies to them.
+        images are noise (tests, benchmarks, trying the API). Which model a name gives is the class's method's
+        (``method_name``: UMM-Diffusion's toy UMM for `UMMDiffusionPipeline`). Only ``dtype`` (or ``torch_dtype``)
+        applies to them.
         """
-        from ..conversion.published_layout import check_subject_tokenizer, is_published_layout, load_published_pipeline
+        from ..conversion.lavis import is_lavis_checkpoint, lavis_components
+        from ..conversion.published_layout import is_published_layout, load_published_components
         from .saved_layout import check_saved_layout, name_failing_component
 
         name = str(pretrained_model_name_or_path)
@@ -37,21 +49,53 @@ class SubjectPipelineLoaderMixin:
             raise ValueError("Pass `dtype` or `torch_dtype` (its old name), not both.")
         dtype = kwargs.pop("dtype", kwargs.pop("torch_dtype", None))
         if is_builtin_name(name) and not os.path.exists(name):
-            from ..builtin.loader import load_builtin_pipeline
+            from ..builtin.loader import builtin_components
+            from ..methods import get_method
 
-            # A system with other components (UMM-Diffusion) names its own builders on its class.
-            return load_builtin_pipeline(name, pipeline_class=cls, torch_dtype=dtype,
-                                         argument="`pretrained_model_name_or_path`")
+            components = builtin_components(
+                name, method=get_method(cls.method_name), torch_dtype=dtype, argument="`pretrained_model_name_or_path`"
+            )
+            return cls.from_components(components)
+        if is_lavis_checkpoint(pretrained_model_name_or_path):
+            return cls.from_components(lavis_components(pretrained_model_name_or_path, torch_dtype=dtype, **kwargs), strict=True)
         if is_published_layout(pretrained_model_name_or_path, revision=kwargs.get("revision"), cache_dir=kwargs.get("cache_dir")):
-            return load_published_pipeline(cls, pretrained_model_name_or_path, torch_dtype=dtype, **kwargs)
+            components = load_published_components(
+                pretrained_model_name_or_path, accepted=cls.init_parameters(), class_name=cls.__name__, torch_dtype=dtype, **kwargs
+            )
+            return cls(**components)
         check_saved_layout(pretrained_model_name_or_path, components=kwargs)
         if dtype is not None:
             kwargs["dtype"] = dtype
+        # The constructor checks what the components must agree on (a `subject_tokenizer=` override included).
         try:
-            pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        except BlipdiffError:
+            raise
         except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as error:
             raise name_failing_component(pretrained_model_name_or_path, error) from error
-        # A `subject_tokenizer=` override (or a saved one) must still fit the Q-Former's embeddings.
-        if getattr(pipe, "subject_tokenizer", None) is not None:
-            check_subject_tokenizer(pipe.subject_tokenizer, pipe.subject_encoder.embeddings.word_embeddings.num_embeddings)
-        return pipe
+
+    @classmethod
+    def init_parameters(cls) -> frozenset[str]:
+        """The names ``__init__`` takes: its components and settings."""
+        return frozenset(inspect.signature(cls.__init__).parameters) - {"self"}
+
+    @classmethod
+    def from_components(cls, components: dict, *, strict: bool = False):
+        """This class from a builder's components and settings (`builtin/`, `conversion/`).
+
+        Entries ``__init__`` does not take are left out (a BLIP-Diffusion model's ``default_prompt_reps`` for a class
+        without it), or refused with ``strict``; a class that takes a ``controlnet`` and got none gets an untrained
+        one shaped like the U-Net (`controlnet_from_unet`), as the built-in models always have.
+        """
+        parameters = cls.init_parameters()
+        unknown = sorted(set(components) - parameters)
+        if strict and unknown:
+            raise TypeError(f"{cls.__name__} takes no {unknown}; it takes {sorted(parameters)}.")
+        components = {key: value for key, value in components.items() if key in parameters}
+        if "controlnet" in parameters and components.get("controlnet") is None:
+            from .control_conditioning import controlnet_from_unet
+            from .denoising import vae_scale_factor
+
+            unet = components["unet"]
+            components["controlnet"] = controlnet_from_unet(unet, vae_scale_factor(components["vae"]), seed=0).to(dtype=unet.dtype)
+        return cls(**components)

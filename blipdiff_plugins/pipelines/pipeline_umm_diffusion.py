@@ -31,8 +31,6 @@ from .subject_conditioning import as_list
 from .subject_pipeline_mixin import SubjectPipelineMixin
 from .umm_guidance import FusedGuidance, check_fusion_weight
 
-UMM_INJECTORS = ("hidden_state", "pseudo_word")
-
 EXAMPLE_DOC_STRING = """
     Examples:
         ```py
@@ -84,9 +82,14 @@ class UMMDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffus
         subject_position (`int`, *optional*): unused; the subject word's place is found in each prompt (kept in the
             config the shared mixin writes).
         subject_encoder_name (`str`, defaults to ``"clip_pseudo_word"``): `SUBJECT_ENCODERS` entry of `subject_encoder`.
-        prompt_injector_name (`str`, defaults to ``"hidden_state"``): the injector the MLP was trained with,
-            ``"hidden_state"`` or ``"pseudo_word"``.
+        prompt_injector_name (`str`, *optional*): the injector the MLP was trained with, one of the method's
+            ``prompt_injectors`` (`methods/umm_diffusion.py`: ``"hidden_state"``, ``"pseudo_word"``). Omitted, it is
+            the one the encoder records (its config's ``prompt_injector``), else the method's default
+            (``"hidden_state"``). The choice is recorded on the encoder, so ``UMMDiffusionPipeline(**pipe.components)``
+            keeps it; a name other than the encoder's record is refused.
     """
+
+    method_name = "umm_diffusion"
 
     model_cpu_offload_seq = "subject_encoder->text_encoder->unet->vae"
     _optional_components = []
@@ -102,11 +105,10 @@ class UMMDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffus
         subject_image_processor: SubjectImageProcessor,
         subject_position: int | None = None,
         subject_encoder_name: str = "clip_pseudo_word",
-        prompt_injector_name: str = "hidden_state",
+        prompt_injector_name: str | None = None,
     ):
         super().__init__()
-        if prompt_injector_name not in UMM_INJECTORS:
-            raise ValueError(f"`prompt_injector_name` must be one of {UMM_INJECTORS} for UMM-Diffusion, got {prompt_injector_name!r}.")
+        prompt_injector_name = self.resolve_prompt_injector(subject_encoder, prompt_injector_name)
         if subject_encoder is not None and text_encoder is not None:
             subject_encoder.check_text_encoder(text_encoder)
         if subject_encoder is not None and subject_image_processor is not None and subject_image_processor.image_size != subject_encoder.image_size:
@@ -127,23 +129,31 @@ class UMMDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffus
             prompt_injector_name=prompt_injector_name,
         )
 
-    @staticmethod
-    def builtin_builder(size: str, *, pipeline_class=None):
-        """``from_pretrained("builtin:random-<size>")``: the built-in random-weight UMM pipeline (`builtin.umm`)."""
-        from ..builtin.umm import build_builtin_umm_pipeline
+    @classmethod
+    def resolve_prompt_injector(cls, subject_encoder, prompt_injector_name: str | None) -> str:
+        """The injector to use: the given name, else the encoder's recorded one, else the method's default; it must be
+        one of the methods' ``prompt_injectors`` and agree with the encoder's record, which it then becomes."""
+        from ..methods import methods_for_pipeline
 
-        return build_builtin_umm_pipeline(size, pipeline_class=pipeline_class)
-
-    @staticmethod
-    def builtin_toy_builder(*, pipeline_class=None, torch_dtype=None, argument: str = "`model`"):
-        """``from_pretrained("builtin")`` / ``"builtin:toy"``: the trained toy UMM model (`builtin.toy_umm`)."""
-        from ..builtin.toy_umm import load_toy_umm_pipeline
-
-        return load_toy_umm_pipeline(pipeline_class=pipeline_class, torch_dtype=torch_dtype, argument=argument)
+        allowed = [name for method in methods_for_pipeline(cls) for name in method.prompt_injectors]
+        recorded = getattr(subject_encoder, "config", {}).get("prompt_injector") if subject_encoder is not None else None
+        name = prompt_injector_name or recorded or allowed[0]
+        if name not in allowed:
+            raise ValueError(f"`prompt_injector_name` must be one of {tuple(allowed)} for {cls.__name__}, got {name!r}.")
+        if recorded is not None and recorded != name:
+            raise ValueError(
+                f"`prompt_injector_name` is {name!r}, but the subject encoder was trained with the {recorded!r} injector "
+                f"(its config's `prompt_injector`); pass prompt_injector_name={recorded!r} or leave it out."
+            )
+        if subject_encoder is not None and recorded is None:
+            subject_encoder.register_to_config(prompt_injector=name)
+        return name
 
     @torch.no_grad()
     def encode_subject(self, images: ImageLike | Sequence[ImageLike], subject: str | None = None, *, weights: Sequence[float] | None = None) -> torch.Tensor:
         """The pseudo-word of one subject, ``(1, num_tokens, hidden)``: the (weighted) mean over its reference images.
+
+        The signature of every subject pipeline's `encode_subject`.
 
         Args:
             images: one image, a list of images of the subject, or a folder (paths, PIL, arrays or tensors).

@@ -7,20 +7,10 @@ A system plugs in with two registered parts, named in the pipeline's config (`re
     prompt_injector_name  (default "infix")          PROMPT_INJECTORS entry; built with
                                                      `cls.from_pipeline_config(pipe.config)`.
 
-The interfaces (`blipdiff_plugins.adapters.interfaces`, structural `typing.Protocol`s):
-
-    class SubjectEncoder(Protocol):                       # a ModelMixin with weights
-        num_subject_tokens: int                           # n embeddings per subject (property)
-        def encode_subjects(self, pixel_values,           # (images, 3, s, s) from subject_image_processor
-                            words: Sequence[str], *,      # one category word per image
-                            tokenizer=None) -> Tensor     # the subject_tokenizer component -> (images, n, hidden)
-
-    class PromptInjector(Protocol):                       # no weights
-        @classmethod
-        def from_pipeline_config(cls, config) -> PromptInjector
-        def build_prompts(self, prompts, subjects, *, prompt_strength, prompt_reps) -> list[str]
-        def encode_prompts(self, text_encoder, tokenizer, prompts, subjects, subject_embeds, *,
-                           prompt_strength, prompt_reps) -> Tensor   # (batch, seq_len, hidden)
+The interfaces are the structural `typing.Protocol`s of `blipdiff_plugins.adapters.interfaces`: `SubjectEncoder`
+(``num_subject_tokens``, ``encode_subjects``) and, for the template step of `encode_prompt`, `TemplateInjector`
+(``from_pipeline_config``, ``build_prompts``, ``encode_prompts``). A method's parts are bound by its `Method` record
+(`blipdiff_plugins.methods`); ``method_name`` names it.
 
 A new system (UMM-Diffusion: encoder "clip_pseudo_word", injectors "pseudo_word" / "hidden_state") registers
 its classes and writes a thin pipeline: ``class X(SubjectPipelineMixin, DiffusionPipeline)`` whose ``__init__``
@@ -60,6 +50,8 @@ DEFAULT_PROMPT_INJECTOR = "infix"
 class SubjectPipelineMixin(SubjectPipelineLoaderMixin, SubjectModelLoaderMixin):
     """Shared steps of the subject-driven pipelines; put it first in the bases, before `DiffusionPipeline`."""
 
+    # The `METHODS` entry whose built-in models (`from_pretrained("builtin...")`) and prompt injectors this class takes.
+    method_name = "blip_diffusion"
     _callback_tensor_inputs = ["latents", "prompt_embeds"]
     # diffusers' callback contract: set by `__call__` / `denoise`, read by callbacks.
     _guidance_scale = 1.0
@@ -97,6 +89,12 @@ class SubjectPipelineMixin(SubjectPipelineLoaderMixin, SubjectModelLoaderMixin):
                 f"`subject_encoder` is a {type(encoder).__name__}, but the pipeline's `subject_encoder_name` "
                 f"{encoder_name!r} names {encoder_class.__name__}; pass `subject_encoder_name=` of its registry entry."
             )
+        tokenizer = components.get("subject_tokenizer")
+        if encoder is not None and tokenizer is not None and hasattr(encoder, "subject_vocab_size"):
+            # Checked where the pipeline is built, so that whatever is built and saved also loads.
+            from ..conversion.published_layout import check_subject_tokenizer
+
+            check_subject_tokenizer(tokenizer, encoder.subject_vocab_size)
         self.register_modules(**components)
         self.register_to_config(subject_position=subject_position, subject_encoder_name=encoder_name, prompt_injector_name=injector_name)
         if default_prompt_reps is not None:
@@ -179,13 +177,16 @@ class SubjectPipelineMixin(SubjectPipelineLoaderMixin, SubjectModelLoaderMixin):
         return torch.stack(result)
 
     @torch.no_grad()
-    def encode_subject(self, images: ImageLike | Sequence[ImageLike], subject: str, *, weights: Sequence[float] | None = None) -> torch.Tensor:
+    def encode_subject(self, images: ImageLike | Sequence[ImageLike], subject: str | None = None, *, weights: Sequence[float] | None = None) -> torch.Tensor:
         """Subject embeddings of one subject, ``(1, num_subject_tokens, hidden)``, to reuse across calls.
+
+        Every subject pipeline has this signature, so callers (the task layer) need not know the method.
 
         Args:
             images: one image, a list of images of the same subject, or a folder of them (path, PIL,
                 array or tensor). Several images give the mean of their embeddings.
-            subject (`str`): the subject's category word, e.g. ``"dog"``.
+            subject (`str`): the subject's category word, e.g. ``"dog"`` (required where the encoder reads it,
+                as BLIP-Diffusion's does; a `ValueError` names it when missing).
             weights (`list[float]`, *optional*): per-image weights instead of the plain mean.
         """
         word = check_subject_word(subject, "subject")

@@ -12,7 +12,7 @@ def umm_pipeline_from_base(
     base,
     subject_encoder: ClipPseudoWordEncoder | str | os.PathLike,
     *,
-    prompt_injector: str = "hidden_state",
+    prompt_injector: str | None = None,
     torch_dtype=None,
     subject_image_processor: SubjectImageProcessor | None = None,
     subject_position: int | None = None,
@@ -24,7 +24,8 @@ def umm_pipeline_from_base(
         base (`str`, path or `DiffusionPipeline`): an SD-1.x/2.x pipeline folder or Hub id (loaded with
             `StableDiffusionPipeline.from_pretrained`, no safety checker), or a loaded pipeline with those components.
         subject_encoder (`ClipPseudoWordEncoder`, `str` or path): the encoder, or a folder it was saved to.
-        prompt_injector (`str`, defaults to ``"hidden_state"``): the injector the MLP was trained with.
+        prompt_injector (`str`, *optional*): the injector the MLP was trained with; by default the one the encoder
+            records, else UMM-Diffusion's default (``"hidden_state"``).
         torch_dtype (`torch.dtype`, *optional*): dtype to load the base and the encoder in.
         subject_image_processor (`SubjectImageProcessor`, *optional*): a saved one; by default one for the encoder's
             image size.

@@ -12,7 +12,6 @@ from blipdiff_plugins.adapters.attention_store import (
     attention_processors,
     map_size,
 )
-from blipdiff_plugins.registry import ATTENTION_PROCESSORS
 from tests.helpers import generator
 from tests.precision import FLOAT32_EPS, FLOAT64_ATOL, float64_copy
 
@@ -98,8 +97,7 @@ def test_processors_restored_after_an_exception(tiny_pipeline, embeds):
     assert dict(tiny_pipeline.unet.attn_processors) == stock
 
 
-def test_registry_entry():
-    assert ATTENTION_PROCESSORS.get("attention_store").__name__ == "AttentionStoreProcessor"
+def test_attention_store_refuses_unknown_places():
     with pytest.raises(ValueError, match="places"):
         AttentionStore(places=["left"])
 

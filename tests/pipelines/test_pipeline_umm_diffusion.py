@@ -284,3 +284,25 @@ def test_from_pretrained_builtin():
     pipe = UMMDiffusionPipeline.from_pretrained("builtin:random-tiny")
     assert isinstance(pipe, UMMDiffusionPipeline) and pipe.config.subject_encoder_name == "clip_pseudo_word"
     assert pipe.subject_encoder.hidden_size == pipe.text_encoder.config.hidden_size
+
+
+# --------------------------------------------------------------------------- the injector choice (issue 25 item 8)
+def test_rebuilding_from_components_keeps_the_injector_the_encoder_was_trained_with():
+    pipe = UMMDiffusionPipeline(**tiny_umm_components(prompt_injector="pseudo_word", seed=2))
+    assert pipe.subject_encoder.config.prompt_injector == "pseudo_word"
+    rebuilt = UMMDiffusionPipeline(**pipe.components)
+    assert rebuilt.config.prompt_injector_name == "pseudo_word" and type(rebuilt.prompt_injector).name == "pseudo_word"
+    pipe.set_progress_bar_config(disable=True)
+    rebuilt.set_progress_bar_config(disable=True)
+    np.testing.assert_array_equal(run(rebuilt, output_type="latent"), run(pipe, output_type="latent"))
+    with pytest.raises(ValueError, match=r"`prompt_injector_name` is 'hidden_state', but the subject encoder was trained with the "
+                                         r"'pseudo_word' injector .*pass prompt_injector_name='pseudo_word' or leave it out"):
+        UMMDiffusionPipeline(**pipe.components, prompt_injector_name="hidden_state")
+
+
+def test_an_encoder_with_no_record_takes_the_methods_default_and_records_it():
+    components = tiny_umm_components(seed=3)
+    del components["prompt_injector_name"]
+    assert components["subject_encoder"].config.prompt_injector is None
+    pipe = UMMDiffusionPipeline(**components)
+    assert pipe.config.prompt_injector_name == "hidden_state" == pipe.subject_encoder.config.prompt_injector

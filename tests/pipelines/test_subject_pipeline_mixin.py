@@ -121,3 +121,17 @@ def test_each_prompt_is_tokenised_once_per_call(tiny_pipeline, subject_image, mo
     tiny_pipeline("on a beach", subject_image, "dog", num_inference_steps=1, output_type="latent")
     assert sum("on a beach" in text for text in calls) == 1, calls  # was 3 (warning, padded ids, lengths)
     assert calls.count("") == 1  # the negative prompt
+
+
+def test_a_subject_tokenizer_that_does_not_fit_the_qformer_is_refused_where_the_pipeline_is_built(tiny_components, tmp_path):
+    """Issue 25 item 30: the constructor (and so `save_pretrained`) accepted what `from_pretrained` then refused."""
+    from blipdiff_plugins.builtin.tokenizers import build_bert_tokenizer
+    from blipdiff_plugins.conversion.state_dict import CheckpointError
+
+    small = build_bert_tokenizer(["dog"])
+    rows = tiny_components["subject_encoder"].subject_vocab_size
+    with pytest.raises(CheckpointError, match=rf"^subject_tokenizer: the tokenizer has {len(small)} tokens but the Q-Former embeds {rows} "):
+        BlipDiffusionPipeline(**{**tiny_components, "subject_tokenizer": small})
+    pipe = BlipDiffusionPipeline(**tiny_components)  # what is built saves and loads
+    pipe.save_pretrained(tmp_path / "saved")
+    assert len(BlipDiffusionPipeline.from_pretrained(tmp_path / "saved").subject_tokenizer) == rows
