@@ -55,7 +55,7 @@ def measure(args) -> dict:
     """One strategy (or the hand-written floor) in this process."""
     import torch
 
-    from blipdiff_plugins.builtin.models import build_builtin_pipeline
+    from blipdiff_plugins import build_builtin_pipeline
     from blipdiff_plugins.training.finetune import FinetuneConfig, SubjectTrainer
 
     if args.threads:

@@ -85,7 +85,7 @@ class InMemoryOrder:
 def measure(args) -> dict:
     import torch
 
-    from blipdiff_plugins.builtin import build_builtin_pipeline
+    from blipdiff_plugins import build_builtin_pipeline
     from blipdiff_plugins.training.pretrain import SubjectPretrainer
 
     if args.threads:

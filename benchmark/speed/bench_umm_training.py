@@ -24,7 +24,7 @@ def images(count: int):
 
 
 def main():
-    from blipdiff_plugins.builtin.umm import build_builtin_umm_pipeline
+    from blipdiff_plugins import UMMDiffusionPipeline
     from blipdiff_plugins.training.data import training_pixels
     from blipdiff_plugins.training.umm_examples import pairs_dataset
     from blipdiff_plugins.training.umm_module import UMMTrainingModule
@@ -39,7 +39,7 @@ def main():
 
     pictures = images(args.batch)
     captions = ["a [dog] on a beach"] * args.batch
-    pipe = build_builtin_umm_pipeline(args.size)
+    pipe = UMMDiffusionPipeline.from_pretrained(f"builtin:random-{args.size}")
     pipe.set_progress_bar_config(disable=True)
     trainer = UMMTrainer(pairs_dataset(pictures, captions), pipeline=pipe,
                          config={"steps": 10_000, "batch_size": args.batch, "progress_bar": False, "mixed_precision": "no", "shuffle": False})
