@@ -59,7 +59,7 @@ def check_hub_model(model: str) -> bool:
     if cached:
         return True
     raise ModelArgumentError(
-        f"`model` {model!r}: no network to the Hub ({reason}) and the id is not in the Hub cache; connect and run again "
+        f"`model`: could not load {model!r}: no network to the Hub ({reason}) and the id is not in the Hub cache; connect and run again "
         "(it downloads once), or pass `model FOLDER` (a pipeline folder) or `model builtin` (the toy model, offline).",
         argument="model",
     )
