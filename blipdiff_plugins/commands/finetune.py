@@ -8,12 +8,22 @@ import shlex
 import sys
 
 from ..utils.errors import UnsafeCheckpointError
+from .arguments import (
+    MAX_IMAGE_SIDE,
+    MAX_STEPS,
+    SIZE_MULTIPLE,
+    check_resume,
+    denoising_steps,
+    example_prompt,
+    image_side,
+    positive_float,
+    prompt_text,
+)
 from .common import (
     HelpFormatter,
     add_model_arguments,
     check_output,
     check_word,
-    finite_float,
     fraction,
     load_pipeline,
     positive_int,
@@ -40,22 +50,23 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--name", default=None, help="display name for the model card, e.g. 'Max the corgi'")
     parser.add_argument("--strategy", default="full_unet", choices=STRATEGIES, help="what trains besides the subject embedding")
     parser.add_argument("--steps", type=positive_int, default=40, help="optimizer steps (the authors: 40 animals .. 150 clothes)")
-    parser.add_argument("--learning-rate", type=finite_float, default=None, help="default: the strategy's (5e-6 full_unet, 1e-4 lora, 1e-3 embedding_only)")
+    parser.add_argument("--learning-rate", type=positive_float, default=None, help="above 0; default: the strategy's (5e-6 full_unet, 1e-4 lora, 1e-3 embedding_only)")
     parser.add_argument("--batch-size", type=positive_int, default=None, help="images per step and process (default: 3)")
     parser.add_argument("--rank", type=positive_int, default=None, help="LoRA rank (default 4)")
-    parser.add_argument("--lora-alpha", type=finite_float, default=None, help="LoRA alpha (default 4)")
+    parser.add_argument("--lora-alpha", type=positive_float, default=None, help="LoRA alpha (default 4)")
     parser.add_argument("--lora-dropout", type=fraction, default=None, help="LoRA dropout (default 0)")
     parser.add_argument("--target-modules", nargs="+", default=None, help="LoRA target modules (default to_q to_k to_v to_out.0)")
-    parser.add_argument("--resolution", type=positive_int, default=None, help="training image side (default: the model's)")
+    parser.add_argument("--resolution", type=image_side, default=None,
+                        help=f"training image side in pixels, a multiple of {SIZE_MULTIPLE} up to {MAX_IMAGE_SIDE} (default: the model's)")
     parser.add_argument("--gradient-accumulation-steps", type=positive_int, default=1, help="micro-batches per optimizer step")
     parser.add_argument("--gradient-checkpointing", action="store_true", help="less memory, more compute")
     parser.add_argument("--mixed-precision", default="auto", choices=("auto", "no", "fp16", "bf16"), help="auto: fp16 on GPU")
     parser.add_argument("--seed", type=int, default=0, help="seed of the training noise and data order")
     parser.add_argument("--checkpoint-every", type=positive_int, default=None, help="save a resumable checkpoint every N steps")
     parser.add_argument("--resume", default=None, help="'latest' or a checkpoint folder")
-    parser.add_argument("--validation-prompt", nargs="+", default=[], help="prompts rendered into a grid every --validation-every steps")
+    parser.add_argument("--validation-prompt", nargs="+", type=prompt_text, default=[], help="prompts rendered into a grid every --validation-every steps")
     parser.add_argument("--validation-every", type=positive_int, default=None, help="render the validation prompts every N steps")
-    parser.add_argument("--validation-steps", type=positive_int, default=25, help="denoising steps of validation and sample images")
+    parser.add_argument("--validation-steps", type=denoising_steps, default=25, help=f"denoising steps of validation and sample images, 1 to {MAX_STEPS}")
     parser.add_argument("--output", default="subject_model", help="output folder (the subject model; checkpoints and validation inside)")
     parser.add_argument("--overwrite", action="store_true", help="replace a subject model already saved in --output (refused otherwise)")
     parser.add_argument("--push-to-hub", default=None, metavar="REPO_ID", help="also upload the subject model to this Hub repo")
@@ -109,6 +120,7 @@ def run(args) -> int:
     if args.resume:
         args.overwrite = True  # resuming continues the run in --output
     output = check_output(args, [CONFIG_FILE])
+    check_resume(output, resume=args.resume, overwrite=args.overwrite)
     config = config_from_args(args, output_dir=output)
     subject_image_files("--images", args.images, check_readable=False)  # unreadable files are skipped and reported
     images = args.images[0] if len(args.images) == 1 else args.images
@@ -141,5 +153,5 @@ def run(args) -> int:
         print(f"Uploaded to the Hub: {model.push_to_hub(args.push_to_hub)}")
     model_flag = f" --model {shlex.quote(args.model)}" if args.model != "builtin" else ""
     print("Generate with it:")
-    print(f"  blipdiff generate{model_flag} --subject-model {shlex.quote(str(output))} --prompt 'on a beach' --output outputs")
+    print(f"  blipdiff generate{model_flag} --subject-model {shlex.quote(str(output))} --prompt {shlex.quote(example_prompt(args.model))} --output outputs")
     return 0
