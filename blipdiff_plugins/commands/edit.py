@@ -10,16 +10,13 @@ from .common import (
     add_generation_arguments,
     add_model_arguments,
     check_output,
-    check_word,
     command_line,
     finite_float,
     fraction,
     load_pipeline,
     positive_int,
     recorded_settings,
-    subject_image_files,
 )
-from ..tasks.generate import slug
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -66,71 +63,44 @@ def parse_equalizer(pairs: list[str]) -> dict:
     return values
 
 
-def run(args) -> int:
-    import torch
+# EditSettings field -> its value from this command's flags: one line per field (a test holds it to the fields).
+EDIT_SETTINGS_FROM_FLAGS = {
+    "edit": lambda args: args.edit,
+    "alignment": lambda args: args.alignment,
+    "cross_replace_steps": lambda args: args.cross_replace,
+    "self_replace_steps": lambda args: args.self_replace,
+    "local_blend": lambda args: not args.no_blend,
+    "blend_words": lambda args: args.blend_words,
+    "blend_threshold": lambda args: args.blend_threshold,
+    "blend_dilation": lambda args: 1,  # no flag: the original's 3x3
+    "equalizer": lambda args: parse_equalizer(args.equalizer) or None,
+}
 
-    from ..utils.grids import labelled_grid
-    from ..pipelines.pipeline_blip_diffusion_edit import BlipDiffusionEditPipeline
 
-    source_name = "reconstruction" if args.image else "source"
-    stems = [f"{index:03d}-{slug(prompt)}" for index, prompt in enumerate(p for p in args.prompt for _ in range(args.num_images))]
-    names = [f"{stem}{suffix}" for stem in stems for suffix in (f"-{source_name}.png", "-edited.png", "-pair.png", ".json")]
-    # Everything the user typed is checked before the model loads.
-    out_dir = check_output(args, names)
-    subject_images = subject_image_files("--subject-image", args.subject_image)
-    args.target_subject = check_word("--target-subject", args.target_subject, example="cat")
-    args.source_subject = check_word("--source-subject", args.source_subject)
-    equalizer = parse_equalizer(args.equalizer) or None
-    if args.image:
-        if len(args.image) not in (1, len(args.prompt)):
-            raise ValueError(f"`--image` has {len(args.image)} files for {len(args.prompt)} prompts; pass one or {len(args.prompt)}.")
-        images = [subject_image_files("--image", [path])[0] for path in args.image]
-    pipe = load_pipeline(args, pipeline_class=BlipDiffusionEditPipeline)
-    subject_embeds = pipe.encode_subject(subject_images, args.target_subject)
-    common = dict(
-        subject_embeds=subject_embeds,
-        edit=args.edit,
-        alignment=args.alignment,
-        cross_replace_steps=args.cross_replace,
-        self_replace_steps=args.self_replace,
-        local_blend=not args.no_blend,
-        blend_words=args.blend_words,
-        blend_threshold=args.blend_threshold,
-        equalizer=equalizer,
-        negative_prompt=args.negative_prompt,
-        guidance_scale=args.guidance,
-        num_inference_steps=args.steps,
-        height=args.height,
-        width=args.width,
-        num_images_per_prompt=args.num_images,
+def request_from_args(args):
+    from ..pipelines.edit_settings import EditSettings
+    from ..tasks.edit import EditRequest
+
+    settings = EditSettings(**{name: value(args) for name, value in EDIT_SETTINGS_FROM_FLAGS.items()})
+    return EditRequest(
+        prompt=args.prompt, subject_image=args.subject_image, target_subject=args.target_subject, source_subject=args.source_subject,
+        image=args.image, inversion=args.inversion, null_text_steps=args.null_text_steps, settings=settings,
+        negative_prompt=args.negative_prompt, num_images=args.num_images, seed=args.seed, steps=args.steps, guidance=args.guidance,
+        height=args.height, width=args.width,
     )
-    if args.image:
-        output = pipe(args.prompt, args.source_subject, args.target_subject, image=images, inversion_method=args.inversion, null_text_steps=args.null_text_steps, **common)
-    else:
-        total = len(args.prompt) * args.num_images
-        generators = [torch.Generator("cpu").manual_seed(args.seed + index) for index in range(total)]
-        output = pipe(args.prompt, args.source_subject, args.target_subject, generator=generators, **common)
-    from ..tasks.results import ResultWriter, versions
 
-    command = command_line(args)
-    settings = recorded_settings(args)
-    with ResultWriter(out_dir) as writer:
-        for index, (source, edited, stem) in enumerate(zip(output.source_images, output.edited_images, stems)):
-            prompt = args.prompt[index // args.num_images]
-            images = {f"{stem}-{source_name}.png": source, f"{stem}-edited.png": edited,
-                      f"{stem}-pair.png": labelled_grid([source, edited], [source_name, f"edited: {args.target_subject}"])}
-            mask_fraction = None if output.masks is None else float(output.masks[index].float().mean())
-            sidecar = {
-                "images": dict(zip((source_name, "edited", "pair"), images)),
-                "prompt": prompt,
-                "mode": "real image" if args.image else "generate then edit",
-                "seed": None if args.image else args.seed + index,
-                "edit_mask_fraction": mask_fraction,
-                "settings": settings,
-                "versions": versions(),
-                "command": command,
-            }
-            written = writer.write(f"{stem}.json", sidecar, images)
-            for path in (*written[1:], written[0]):
-                print(path)
+
+def run(args) -> int:
+    from ..pipelines.pipeline_blip_diffusion_edit import BlipDiffusionEditPipeline
+    from ..tasks.edit import check_request, edit, output_files
+
+    # Everything the user typed is checked before the model loads.
+    request = request_from_args(args)
+    out_dir = check_output(args, output_files(request))
+    request = check_request(request)
+    pipe = load_pipeline(args, pipeline_class=BlipDiffusionEditPipeline)
+    _, files = edit(pipe, request, output=out_dir, record=lambda: {"settings": recorded_settings(args), "command": command_line(args)})
+    for index in range(0, len(files), 4):  # each pair: its images, then its sidecar
+        for path in (*files[index + 1:index + 4], files[index]):
+            print(path)
     return 0

@@ -3,8 +3,6 @@ prompts, and the prompt-to-prompt controller that ties the edited branch to the 
 
 from __future__ import annotations
 
-from typing import Mapping
-
 import numpy as np
 import PIL.Image
 import torch
@@ -24,6 +22,7 @@ from ..adapters.prompt_to_prompt import (
 )
 from ..adapters.text_encoding import encode_plain_prompts
 from ..utils.images import ImageLike, load_image
+from .edit_settings import EditSettings
 
 # The original's target text holds this word num_query_tokens times (alignment="original" only).
 ORIGINAL_PLACEHOLDER_WORD = "sks"
@@ -60,15 +59,7 @@ def prepare_edit(
     source_subjects: list[str],
     target_subjects: list[str],
     subject_embeds: torch.Tensor,
-    edit: str,
-    alignment: str,
-    cross_replace_steps,
-    self_replace_steps,
-    local_blend: bool,
-    blend_words,
-    blend_threshold: float,
-    blend_dilation: int,
-    equalizer: Mapping[str, float] | None,
+    settings: EditSettings,
     num_steps: int,
     num_images_per_prompt: int,
     latent_side: int,
@@ -76,8 +67,12 @@ def prepare_edit(
     device,
 ) -> tuple[torch.Tensor, PromptToPromptController]:
     """Source and target conditional embeddings ``[sources; targets]`` and the prompt-to-prompt controller of an edit
-    (SYSTEM.md section 4): token alignment maps, attention-replacement schedules, equalizer and local blend."""
-    step_range(self_replace_steps, "self_replace_steps")
+    (SYSTEM.md section 4): token alignment maps, attention-replacement schedules, equalizer and local blend, as
+    ``settings`` asks."""
+    edit, alignment, equalizer, local_blend, blend_words = (
+        settings.edit, settings.alignment, settings.equalizer, settings.local_blend, settings.blend_words
+    )
+    step_range(settings.self_replace_steps, "self_replace_steps")
     max_length = pipe.text_encoder.config.max_position_embeddings
     num_subject = subject_embeds.shape[1]
     source_texts = build_subject_prompts(prompts, source_subjects, prompt_reps=prompt_reps)
@@ -125,13 +120,13 @@ def prepare_edit(
     blend = None
     if local_blend:
         level = nearest_level(layers, latent_side, latent_side / 4)
-        blend = LocalBlend(rows(source_weights), threshold=blend_threshold, dilation=blend_dilation, level=level)
-    schedule = cross_replace_schedule(cross_replace_steps, num_steps, target_tokens, target_texts)
+        blend = LocalBlend(rows(source_weights), threshold=settings.blend_threshold, dilation=settings.blend_dilation, level=level)
+    schedule = cross_replace_schedule(settings.cross_replace_steps, num_steps, target_tokens, target_texts)
     controller = PromptToPromptController(
         edit=edit,
         num_steps=num_steps,
         cross_schedule=schedule.repeat_interleave(num_images_per_prompt, dim=1),
-        self_replace_steps=self_replace_steps,
+        self_replace_steps=settings.self_replace_steps,
         self_replace_levels=self_replace_levels(layers, latent_side),
         mapper=rows(mappers),
         alphas=rows(alphas),

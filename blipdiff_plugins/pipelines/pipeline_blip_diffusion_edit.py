@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel
@@ -15,12 +16,12 @@ from transformers import CLIPTextModel, CLIPTokenizer, PreTrainedTokenizerBase
 from ..adapters.attention_store import attention_control
 from ..adapters.infix_prompt_injector import build_subject_prompts
 from ..adapters.interfaces import SubjectEncoder
-from ..adapters.prompt_to_prompt import ALIGNMENTS, EDIT_KINDS
 from ..adapters.subject_image_processor import SubjectImageProcessor
 from ..adapters.text_encoding import encode_plain_prompts
 from ..utils.images import ImageLike
 from .denoising import callback_tensor_names, classifier_free_guidance, denoise, extra_step_kwargs, guide_edited_half_only, prepare_latents
 from .edit_conditioning import ORIGINAL_PLACEHOLDER_WORD, prepare_edit, preprocess_real_image  # noqa: F401 - re-exported
+from .edit_settings import EDIT_SETTING_NAMES, EditSettings
 from .inversion import InversionResult, ddim_invert, ddim_inverse_scheduler_for, ddim_scheduler_for, null_text_optimize
 from .subject_conditioning import as_list, check_subject_word
 from .subject_pipeline_mixin import SubjectPipelineMixin
@@ -191,15 +192,7 @@ class BlipDiffusionEditPipeline(SubjectPipelineMixin, DiffusionPipeline, StableD
         inversion_method: str = "ddim",
         null_text_steps: int = 10,
         subject_embeds: torch.Tensor | None = None,
-        edit: str = "refine",
-        alignment: str = "tokens",
-        cross_replace_steps: float | tuple | dict = 0.8,
-        self_replace_steps: float | tuple = 0.4,
-        local_blend: bool = True,
-        blend_words: str | list[str] | None = None,
-        blend_threshold: float = 0.3,
-        blend_dilation: int = 1,
-        equalizer: Mapping[str, float] | None = None,
+        edit_settings: EditSettings | None = None,
         negative_prompt: str | list[str] | None = None,
         guidance_scale: float = 7.5,
         num_inference_steps: int = 50,
@@ -214,6 +207,7 @@ class BlipDiffusionEditPipeline(SubjectPipelineMixin, DiffusionPipeline, StableD
         return_dict: bool = True,
         callback_on_step_end: Callable | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        **edit_setting_keywords,
     ) -> BlipDiffusionEditPipelineOutput | tuple:
         """Put the user's subject into a generated image of ``"a {source_subject} {prompt}"`` or into a real photo.
 
@@ -236,21 +230,9 @@ class BlipDiffusionEditPipeline(SubjectPipelineMixin, DiffusionPipeline, StableD
                 runs unguided) or ``"null_text"`` (optimised unconditional embeddings, both branches guided).
             null_text_steps (`int`, defaults to 10): optimiser steps per denoising step for null-text inversion.
             subject_embeds (`torch.Tensor`, *optional*): `encode_subject` output instead of `subject_images`.
-            edit (`str`, defaults to ``"refine"``): ``"refine"`` (the original), ``"replace"`` or ``"reweight"``.
-            alignment (`str`, defaults to ``"tokens"``): ``"tokens"`` aligns the real token sequences (subject
-                slots included); ``"original"`` reproduces LAVIS (placeholder words in the target text, map 16
-                tokens off after the subject block).
-            cross_replace_steps (`float`, `(start, end)` or `dict`, defaults to 0.8): fraction of steps during
-                which the target's cross-attention comes from the source; a dict gives it per word
-                (``{"default": 0.8, "beach": 1.0}``).
-            self_replace_steps (`float` or `(start, end)`, defaults to 0.4): likewise for self-attention, at the
-                coarse resolutions (a quarter of the latent side and below).
-            local_blend (`bool`, defaults to True): keep the source outside the edit mask.
-            blend_words (`str` or `list[str]`, *optional*): source-prompt words making the mask; the source subject
-                by default.
-            blend_threshold (`float`, defaults to 0.3): mask threshold of the normalised attention.
-            blend_dilation (`int`, defaults to 1): max-pool radius applied to the maps (1: 3x3).
-            equalizer (`dict`, *optional*): ``{word: scale}`` of target words for ``edit="reweight"``.
+            edit_settings (`EditSettings`, *optional*): how the edit follows the source and where it may differ
+                (``edit``, ``alignment``, ``cross_replace_steps``, ``self_replace_steps``, ``local_blend``,
+                ``blend_words``, ``blend_threshold``, ``blend_dilation``, ``equalizer``); `EditSettings()` by default.
             negative_prompt (`str` or `list[str]`, *optional*): unconditional text.
             guidance_scale (`float`, defaults to 7.5): classifier-free guidance.
             num_inference_steps (`int`, defaults to 50): denoising steps (an `inversion` fixes them).
@@ -268,6 +250,8 @@ class BlipDiffusionEditPipeline(SubjectPipelineMixin, DiffusionPipeline, StableD
             callback_on_step_end (`Callable`, *optional*): ``fn(pipe, step, timestep, {"latents": ...})``; the
                 latents hold ``[sources; edits]``.
             callback_on_step_end_tensor_inputs (`list[str]`, defaults to ``["latents"]``): tensors it receives.
+            **edit_setting_keywords: the fields of `EditSettings` one by one (``edit="replace"``), as before they were
+                grouped; they replace those fields of ``edit_settings``. Any other keyword is a `TypeError`.
 
         Examples:
 
@@ -281,10 +265,7 @@ class BlipDiffusionEditPipeline(SubjectPipelineMixin, DiffusionPipeline, StableD
         self.check_inputs(
             prompt, None, None, subject_embeds, guidance_scale, num_inference_steps, output_type, callback_on_step_end_tensor_inputs, num_images_per_prompt
         )
-        if edit not in EDIT_KINDS:
-            raise ValueError(f"`edit` must be one of {EDIT_KINDS}, got {edit!r}.")
-        if alignment not in ALIGNMENTS:
-            raise ValueError(f"`alignment` must be 'tokens' (fixed) or 'original' (LAVIS, off by the subject block), got {alignment!r}.")
+        edit_settings = edit_settings_from(edit_settings, edit_setting_keywords)
         if inversion_method not in INVERSION_METHODS:
             raise ValueError(f"`inversion_method` must be one of {INVERSION_METHODS}, got {inversion_method!r}.")
         if image is not None and inversion is not None:
@@ -330,15 +311,7 @@ class BlipDiffusionEditPipeline(SubjectPipelineMixin, DiffusionPipeline, StableD
             source_subjects=sources,
             target_subjects=targets,
             subject_embeds=subject_embeds,
-            edit=edit,
-            alignment=alignment,
-            cross_replace_steps=cross_replace_steps,
-            self_replace_steps=self_replace_steps,
-            local_blend=local_blend,
-            blend_words=blend_words,
-            blend_threshold=blend_threshold,
-            blend_dilation=blend_dilation,
-            equalizer=equalizer,
+            settings=edit_settings,
             num_steps=len(timesteps),
             num_images_per_prompt=num_images_per_prompt,
             latent_side=max(latent_hw),
@@ -395,6 +368,17 @@ class BlipDiffusionEditPipeline(SubjectPipelineMixin, DiffusionPipeline, StableD
         """
         deprecate("edit_image", "1.0.0", "`edit_image(image, ...)` is `pipe(..., image=image, inversion_method=...)`.", standard_warn=False)
         return self(prompt, source_subject, target_subject, subject_images, image=image, inversion_method=inversion, **settings)
+
+
+def edit_settings_from(settings: EditSettings | None, keywords: dict) -> EditSettings:
+    """``settings`` (default `EditSettings()`) with the fields given one by one as keywords; other keywords are a
+    `TypeError`, as for any unknown keyword argument."""
+    unknown = sorted(set(keywords) - set(EDIT_SETTING_NAMES))
+    if unknown:
+        raise TypeError(f"BlipDiffusionEditPipeline.__call__() got an unexpected keyword argument {unknown[0]!r}.")
+    if settings is not None and not isinstance(settings, EditSettings):
+        raise ValueError(f"`edit_settings` must be an `EditSettings`, got {type(settings).__name__}.")
+    return dataclasses.replace(settings or EditSettings(), **keywords)
 
 
 def check_inversion(inversion: InversionResult, batch_size: int) -> int:
