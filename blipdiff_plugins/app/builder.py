@@ -7,7 +7,7 @@ import gradio as gr
 from ..builtin.names import builtin_notice
 from . import tab_attention, tab_edit, tab_finetune, tab_generate, tab_style
 from .service import ModelService
-from .suggestions import suggestions_for, write_examples
+from .suggestions import write_examples
 
 
 def build_app(service: ModelService, *, concurrency: int = 1, max_queue: int = 64) -> gr.Blocks:
@@ -22,7 +22,7 @@ def build_app(service: ModelService, *, concurrency: int = 1, max_queue: int = 6
     """
     if concurrency < 1:
         raise ValueError(f"`concurrency` must be at least 1, got {concurrency}.")
-    suggestions = suggestions_for(service.model_name)
+    suggestions = service.suggestions
     examples = write_examples(service.output_dir / "examples", suggestions)
     with gr.Blocks(title="blipdiff") as demo:
         notice = f" **{builtin_notice(service.model_name)}.**" if service.is_builtin else ""

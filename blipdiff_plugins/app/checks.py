@@ -1,13 +1,9 @@
-"""Checks of the web app's inputs: numbers in range, names, the per-request limits and the subject cache key."""
+"""Checks of the web app's inputs: numbers in range, words, names, sizes and the per-request limits."""
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import re
-from typing import Sequence
-
-import PIL.Image
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
@@ -20,7 +16,6 @@ class Limits:
     max_side: int = 1024
     max_steps: int = 200
     max_finetune_steps: int = 2000
-    encode_cache_size: int = 32
 
 
 def check_int(name: str, value, low: int, high: int) -> int:
@@ -45,11 +40,38 @@ def check_float(name: str, value, low: float, high: float) -> float:
     return number
 
 
-def image_key(images: Sequence[PIL.Image.Image], subject: str) -> str:
-    """Cache key of a subject: SHA-256 over each image's mode, size and pixels, then the subject word."""
-    digest = hashlib.sha256()
-    for image in images:
-        digest.update(f"{image.mode}{image.size}".encode())
-        digest.update(image.tobytes())
-    digest.update(subject.encode())
-    return digest.hexdigest()
+def check_size(name: str, value, factor: int, max_side: int) -> int:
+    """A side in pixels from ``factor`` (the VAE factor) to ``max_side``, a multiple of ``factor``."""
+    size = check_int(name, value, factor, max_side)
+    if size % factor:
+        raise ValueError(f"{name} must be a multiple of {factor} (the VAE factor), got {size}.")
+    return size
+
+
+def prompt_lines(text: str | None, example: str) -> list[str]:
+    """The non-empty lines of the Prompts field (one prompt each)."""
+    prompts = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    if not prompts:
+        raise ValueError(f"Prompts is empty: type at least one prompt, e.g. {example!r} (one per line for a batch).")
+    return prompts
+
+
+def check_word(value, name: str, example: str) -> str:
+    """A non-empty word typed into the field ``name``."""
+    text = value.strip() if isinstance(value, str) else value
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"{name} is empty: type the subject's category word, e.g. {example!r}.")
+    return text
+
+
+def option_value(name: str, kind: type, value) -> int | float:
+    """A method option's field value as its kind (`int` or `float`); its bounds are the task layer's to check."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}.") from None
+    if kind is int:
+        if not number.is_integer():
+            raise ValueError(f"{name} must be a whole number, got {value!r}.")
+        return int(number)
+    return number

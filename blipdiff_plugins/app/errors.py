@@ -9,20 +9,11 @@ import gradio as gr
 import torch
 from diffusers.utils import logging
 
+from .messages import OUT_OF_MEMORY, readable_message
+
+__all__ = ["OUT_OF_MEMORY", "readable_errors", "readable_message"]
+
 logger = logging.get_logger(__name__)
-
-OUT_OF_MEMORY = "Out of memory: lower the size, the number of prompts or images, or the steps, and run again."
-
-
-def readable_message(error: BaseException) -> str:
-    """The text shown for ``error``: its own message for bad input, a short notice otherwise (details go to the log)."""
-    if isinstance(error, (MemoryError, torch.OutOfMemoryError)):
-        return OUT_OF_MEMORY
-    if isinstance(error, KeyError) and error.args:
-        return str(error.args[0])
-    if isinstance(error, (ValueError, FileNotFoundError, ImportError, KeyError)):
-        return str(error)
-    return f"Something went wrong ({type(error).__name__}); the details are in the server log. Nothing was saved; the app keeps serving."
 
 
 def _log(error: BaseException) -> None:

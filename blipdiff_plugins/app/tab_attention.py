@@ -6,6 +6,7 @@ import gradio as gr
 
 from .display import for_display
 from .errors import readable_errors
+from .attention_task import attention
 from .service import ModelService
 from .suggestions import Suggestions
 
@@ -28,8 +29,8 @@ def build(service: ModelService, suggestions: Suggestions) -> None:
             grid = gr.Image(label="Subject-token attention", interactive=False, height=420, elem_id="attn-grid")
 
     @readable_errors
-    def attention(images, subject, prompt, words, steps, guidance, seed):
-        image, grid = service.attention(subject_images=images, subject=subject, prompt=prompt, words=words, steps=steps, guidance=guidance, seed=seed)
+    def run_attention(images, subject, prompt, words, steps, guidance, seed):
+        image, grid = attention(service, subject_images=images, subject=subject, prompt=prompt, words=words, steps=steps, guidance=guidance, seed=seed)
         return for_display(image), for_display(grid, min_side=512)
 
-    run.click(attention, [images, subject, prompt, words, steps, guidance, seed], [image, grid], api_name="attention", concurrency_id="model")
+    run.click(run_attention, [images, subject, prompt, words, steps, guidance, seed], [image, grid], api_name="attention", concurrency_id="model")

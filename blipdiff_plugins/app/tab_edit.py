@@ -6,7 +6,8 @@ import gradio as gr
 
 from .display import for_display
 from .errors import readable_errors
-from .service import INVERSIONS, ModelService
+from .edit_task import INVERSIONS, edit
+from .service import ModelService
 from .suggestions import Suggestions
 
 MODES = {"Generate, then edit": "generate", "Edit my photo": "photo"}
@@ -39,9 +40,9 @@ def build(service: ModelService, suggestions: Suggestions) -> None:
                 mask = gr.Image(label="Blend mask", interactive=False, height=220, elem_id="edit-mask")
 
     @readable_errors
-    def edit(mode, photo, images, target, source, prompt, steps, guidance, seed, threshold, inversion):
-        result = service.edit(
-            mode=MODES.get(mode, mode), photo=photo, subject_images=images, target_subject=target, source_subject=source,
+    def run_edit(mode, photo, images, target, source, prompt, steps, guidance, seed, threshold, inversion):
+        result = edit(
+            service, mode=MODES.get(mode, mode), photo=photo, subject_images=images, target_subject=target, source_subject=source,
             prompt=prompt, steps=steps, guidance=guidance, seed=seed, blend_threshold=threshold, inversion=inversion,
         )
         return (
@@ -51,6 +52,6 @@ def build(service: ModelService, suggestions: Suggestions) -> None:
         )
 
     run.click(
-        edit, [mode, photo, images, target, source, prompt, steps, guidance, seed, threshold, inversion],
+        run_edit, [mode, photo, images, target, source, prompt, steps, guidance, seed, threshold, inversion],
         [source_image, edited, mask], api_name="edit", concurrency_id="model",
     )

@@ -7,7 +7,8 @@ import time
 import gradio as gr
 
 from .errors import readable_errors
-from .service import STRATEGIES, ModelService
+from .finetune_task import STRATEGIES, start_finetune
+from .service import ModelService
 from .suggestions import Suggestions
 
 
@@ -39,7 +40,7 @@ def build(service: ModelService, suggestions: Suggestions) -> dict:
 
     @readable_errors
     def run(images, subject, strategy, steps, name):
-        job = service.start_finetune(images=images, subject=subject, strategy=strategy, steps=steps, name=name)
+        job = start_finetune(service, images=images, subject=subject, strategy=strategy, steps=steps, name=name)
         jobs["current"] = job
         shown = None
         try:

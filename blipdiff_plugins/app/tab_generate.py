@@ -1,17 +1,29 @@
-"""The Generate tab: subject images (or a bundled example) and prompts in, a gallery and PNG + JSON files out."""
+"""The Generate tab: subject images (or a bundled example) and prompts in, a gallery and PNG + JSON files out.
+
+The Method list and each method's own settings (its `MethodOption`s, one field each, shown while the method is
+chosen) come from the method registry, so a newly registered method appears here without a change to this file.
+"""
 
 from __future__ import annotations
 
-import json
-
 import gradio as gr
 
+from ..methods import MethodOption
 from .display import for_display
 from .errors import readable_errors
-from .service import ModelService
+from .messages import option_label
+from .service import NO_SUBJECT_MODEL, ModelService
 from .suggestions import Suggestions
 
-NO_SUBJECT_MODEL = "(none)"
+
+def option_field(option: MethodOption, titles: list[str], *, visible: bool):
+    """The field of a method's own setting: a slider when it has both bounds, else a number (empty: the default)."""
+    text = f"{option_label(option.name)} ({', '.join(titles)})"
+    common = dict(label=text, info=option.help, visible=visible, elem_id=f"gen-option-{option.name}")
+    if option.minimum is not None and option.maximum is not None:
+        step = 1 if option.kind is int else (option.maximum - option.minimum) / 20
+        return gr.Slider(option.minimum, option.maximum, value=option.default, step=step, **common)
+    return gr.Number(option.default, precision=0 if option.kind is int else None, minimum=option.minimum, **common)
 
 
 def build(service: ModelService, suggestions: Suggestions, examples: dict) -> dict:
@@ -38,7 +50,6 @@ def build(service: ModelService, suggestions: Suggestions, examples: dict) -> di
                 with gr.Row():
                     steps = gr.Slider(1, service.limits.max_steps, value=25, step=1, label="Steps", elem_id="gen-steps")
                     guidance = gr.Slider(0, 20, value=7.5, step=0.5, label="Guidance")
-                    strength = gr.Slider(0.1, 3, value=1.0, step=0.1, label="Prompt strength")
                 with gr.Row():
                     seed = gr.Number(0, precision=0, label="Seed", elem_id="gen-seed")
                     height = gr.Number(service.default_size, precision=0, label="Height", elem_id="gen-height")
@@ -47,8 +58,15 @@ def build(service: ModelService, suggestions: Suggestions, examples: dict) -> di
                 with gr.Row():
                     scheduler = gr.Dropdown(service.schedulers(), value="default", label="Scheduler")
                     method = gr.Dropdown(service.methods(), value=service.methods()[0], label="Method", elem_id="gen-method")
-                    fusion = gr.Slider(0, 1, value=0.5, step=0.05, label="Fusion weight a (UMM-Diffusion: 0 = text only, 1 = subject image only)",
-                                       elem_id="gen-fusion")
+                # one field per method setting (a name two methods share is one field), shown with its methods
+                methods = service.generate_methods()
+                options: dict[str, MethodOption] = {}
+                for candidate in methods:
+                    for option in candidate.options:
+                        options.setdefault(option.name, option)
+                owners = {name: [m.title for m in methods if name in {o.name for o in m.options}] for name in options}
+                with gr.Row():
+                    option_fields = [option_field(option, owners[name], visible=methods[0].title in owners[name]) for name, option in options.items()]
             run = gr.Button("Generate", variant="primary", elem_id="gen-run")
         with gr.Column():
             # two fixed columns, the page's height (no inner scrollbar), whole images: a toy model's 64 px result is shown
@@ -64,24 +82,32 @@ def build(service: ModelService, suggestions: Suggestions, examples: dict) -> di
         word, paths = examples[name]
         return [str(path) for path in paths], word
 
+    def show_method(title):
+        """The chosen method's own settings, and a prompt placeholder that names the subject where it must."""
+        chosen = next(m for m in methods if m.title == title)
+        example = suggestions.prompt_naming_subject() if chosen.prompt_names_subject else suggestions.scene
+        return [gr.update(placeholder=example)] + [gr.update(visible=title in owners[name]) for name in options]
+
     @readable_errors
-    def generate(images, subject, target, subject_model, prompts, negative, steps, guidance, strength, seed, height, width, count, scheduler, method,
-                 fusion):
+    def generate(images, subject, target, subject_model, prompts, negative, steps, guidance, seed, height, width, count, scheduler, method,
+                 *option_values):
         result = service.generate(
             subject_images=images, subject=subject, target_subject=target, prompts=prompts, negative_prompt=negative,
-            steps=steps, guidance=guidance, prompt_strength=strength, seed=seed, height=height, width=width,
-            num_images=count, scheduler=scheduler, method=method, subject_model=subject_model, fusion_weight=fusion,
+            steps=steps, guidance=guidance, seed=seed, height=height, width=width, num_images=count, scheduler=scheduler,
+            method=method, subject_model=subject_model, options=dict(zip(options, option_values)),
         )
-        captions = [json.loads(path.read_text())["prompt"] for path in result.files if path.suffix == ".json"]
-        shown = [(for_display(image), caption) for image, caption in zip(result.images, captions)]
-        note = f"{len(shown)} image(s); subject encoding: {result.encoding}."
+        for notice in result.notices:
+            gr.Warning(notice)
+        shown = [(for_display(image), prompt) for image, prompt in zip(result.images, result.prompts)]
+        note = " ".join([f"{len(shown)} image(s) from the {result.encoding}.", *result.notices])
         return shown, note, [str(path) for path in result.files]
 
     use_example.click(pick_example, [example], [images, subject], queue=False)
     refresh.click(lambda: gr.update(choices=[NO_SUBJECT_MODEL] + service.subject_models()), None, [subject_model], queue=False)
+    method.change(show_method, [method], [prompts, *option_fields], queue=False)
     run.click(
         generate,
-        [images, subject, target, subject_model, prompts, negative, steps, guidance, strength, seed, height, width, count, scheduler, method, fusion],
+        [images, subject, target, subject_model, prompts, negative, steps, guidance, seed, height, width, count, scheduler, method, *option_fields],
         [gallery, status, files],
         api_name="generate",
         concurrency_id="model",

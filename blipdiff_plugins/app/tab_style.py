@@ -7,6 +7,7 @@ import gradio as gr
 from .display import for_display
 from .errors import readable_errors
 from .service import ModelService
+from .style_task import style
 from .suggestions import Suggestions
 
 
@@ -35,8 +36,8 @@ def build(service: ModelService, suggestions: Suggestions) -> None:
 
     @readable_errors
     def render(structure, style_images, style_subject, target, prompt, preprocessor, scale, steps, guidance, seed):
-        result, control_map = service.style(
-            style_images=style_images, style_subject=style_subject, structure_image=structure, target_subject=target,
+        result, control_map = style(
+            service, style_images=style_images, style_subject=style_subject, structure_image=structure, target_subject=target,
             prompt=prompt, preprocessor=preprocessor, conditioning_scale=scale, steps=steps, guidance=guidance, seed=seed,
         )
         return for_display(control_map), for_display(result)

@@ -7,7 +7,7 @@ import errno
 import os
 import socket
 
-from .common import DTYPES, MODEL_HELP, HelpFormatter, resolve_device
+from .common import DTYPES, MODEL_HELP, HelpFormatter, notify
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -25,7 +25,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps or auto")
     parser.add_argument("--dtype", default="float32", choices=DTYPES, help="weights dtype")
     parser.add_argument("--subject-tokenizer", default=None, help="Q-Former BERT tokenizer for the published layout")
-    parser.add_argument("--umm-model", default=None, help="UMM pipeline folder for the Generate tab's UMM-Diffusion method (a built-in --model gets a built-in one)")
+    parser.add_argument("--method-model", action="append", default=[], metavar="METHOD=MODEL",
+                        help="a model for one method of the Generate tab (repeatable), e.g. umm=FOLDER; a built-in --model serves every method")
+    parser.add_argument("--umm-model", default=None, help="short for --method-model umm=FOLDER: a UMM-Diffusion pipeline folder")
     parser.add_argument("--controlnet", default=None, help="ControlNet folder or Hub id for the Style tab (the built-in model makes its own)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 serves your whole network")
     parser.add_argument("--port", type=int, default=7860, help="port to bind; 0 picks a free one")
@@ -62,6 +64,17 @@ def claim_port(host: str, port: int) -> int:
         return probe.getsockname()[1]
 
 
+def method_models(args) -> dict[str, str]:
+    """``--method-model METHOD=MODEL`` (and ``--umm-model``) as method -> model."""
+    models = {}
+    for item in args.method_model + ([f"umm={args.umm_model}"] if args.umm_model else []):
+        method, separator, model = item.partition("=")
+        if not separator or not method or not model:
+            raise ValueError(f"`--method-model` {item!r} must be METHOD=MODEL, e.g. umm=umm-folder.")
+        models[method] = model
+    return models
+
+
 def run(args) -> int:
     if not 0 <= args.port <= 65535:
         raise ValueError(f"`--port` must be from 1 to 65535 (or 0 for a free one), got {args.port}.")
@@ -75,12 +88,9 @@ def run(args) -> int:
     from ..app.service import ModelService
 
     port = claim_port(args.host, args.port)
-    device = resolve_device(args.device)
-    if device == "cpu" and args.dtype == "float16":
-        raise ValueError("`--dtype float16` needs a GPU; on CPU use float32 or bfloat16.")
-    service = ModelService(
-        model=args.model, device=device, dtype=args.dtype, output_dir=args.output,
-        controlnet=args.controlnet, subject_tokenizer=args.subject_tokenizer, umm_model=args.umm_model,
+    service = ModelService(  # the task layer checks --model, --device and --dtype before loading, and loads
+        model=args.model, device=args.device, dtype=args.dtype, output_dir=args.output, controlnet=args.controlnet,
+        subject_tokenizer=args.subject_tokenizer, method_models=method_models(args), notify=notify,
     )
     print(f"Results and subject models go to {service.output_dir}")
     demo = build_app(service, concurrency=args.concurrency)

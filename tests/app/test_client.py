@@ -21,9 +21,9 @@ def client(running_app):
 def generate_args(subject_png, subject="dog", prompts="on a beach"):
     from gradio_client import handle_file
 
-    # images, subject, target, subject model, prompts, negative, steps, guidance, strength, seed, height, width, count, scheduler, method,
-    # fusion weight (UMM-Diffusion only)
-    return [[handle_file(subject_png)], subject, "", "(none)", prompts, "", 2, 7.5, 1.0, 3, 32, 32, 1, "default", "BLIP-Diffusion", 0.5]
+    # images, subject, target, subject model, prompts, negative, steps, guidance, seed, height, width, count, scheduler, method,
+    # then each registered method's own settings: prompt reps (empty: the model's), prompt strength, fusion weight (UMM-Diffusion)
+    return [[handle_file(subject_png)], subject, "", "(none)", prompts, "", 2, 7.5, 3, 32, 32, 1, "default", "BLIP-Diffusion", None, 1.0, 0.5]
 
 
 def test_generate_returns_images_and_sidecars(client, subject_png):
@@ -47,11 +47,11 @@ def test_an_error_reaches_the_client_as_its_message_and_the_app_keeps_serving(cl
 def test_out_of_memory_is_a_message_and_the_next_request_runs(client, running_app, subject_png, monkeypatch):
     from gradio_client.exceptions import AppError
 
-    def out_of_memory(images, subject):
+    def out_of_memory(pipe, request, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
     with monkeypatch.context() as patch:
-        patch.setattr(running_app.service, "encode_subject", out_of_memory)
+        patch.setattr("blipdiff_plugins.app.service.generate", out_of_memory)
         with pytest.raises(AppError, match="Out of memory: lower the size, the number of prompts or images, or the steps"):
             client.predict(*generate_args(subject_png, subject="cat"), api_name="/generate")
     _, status, _ = client.predict(*generate_args(subject_png, subject="cat"), api_name="/generate")
