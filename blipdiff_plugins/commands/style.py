@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
-import warnings
 
 from .arguments import controlnet_notice
 from .common import (
@@ -14,14 +12,12 @@ from .common import (
     add_generation_arguments,
     add_model_arguments,
     check_output,
-    check_word,
     command_line,
     finite_float,
-    load_pipeline,
+    model_settings,
+    notify,
     recorded_settings,
-    subject_image_files,
 )
-from ..tasks.generate import slug
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -49,17 +45,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-@contextlib.contextmanager
-def quiet_third_party_warnings():
-    """Hide the import-time warnings of the ControlNet detectors' dependencies (timm, mediapipe, torch.jit
-    deprecations inside controlnet_aux): nothing a user of this command can act on."""
-    with warnings.catch_warnings():
-        for module in ("timm", "mediapipe", "controlnet_aux", "torch.jit", "google.protobuf"):
-            warnings.filterwarnings("ignore", module=module.replace(".", r"\.") + r"(\.|$)")
-        warnings.filterwarnings("ignore", message=r".*(timm|mediapipe|torch\.jit|TorchScript).*")
-        yield
-
-
 def parse_params(pairs: list[str]) -> dict:
     params = {}
     for pair in pairs:
@@ -73,86 +58,31 @@ def parse_params(pairs: list[str]) -> dict:
     return params
 
 
-def load_controlnet_pipeline(args):
-    """The ControlNet pipeline of ``--model`` (the built-in model gets a random ControlNet shaped like its U-Net)."""
-    import torch
+def request_from_args(args):
+    from ..tasks.style import StyleRequest
 
-    from ..pipelines.pipeline_blip_diffusion_controlnet import BlipDiffusionControlNetPipeline
-
-    pipe = load_pipeline(args, pipeline_class=BlipDiffusionControlNetPipeline)
-    if args.controlnet:
-        from diffusers import ControlNetModel
-
-        controlnet = ControlNetModel.from_pretrained(args.controlnet, torch_dtype=getattr(torch, args.dtype))
-        pipe.register_modules(controlnet=controlnet.to(pipe.device))
-    return pipe
+    return StyleRequest(
+        style_image=args.style_image, style_subject=args.style_subject, structure_image=args.structure_image,
+        target_subject=args.target_subject, prompt=args.prompt, preprocessor=args.preprocessor,
+        preprocessor_param=parse_params(args.preprocessor_param), preprocessor_weights=args.preprocessor_weights,
+        conditioning_scale=args.conditioning_scale, negative_prompt=args.negative_prompt, num_images=args.num_images,
+        seed=args.seed, steps=args.steps, guidance=args.guidance, height=args.height, width=args.width,
+    )
 
 
 def run(args) -> int:
-    import torch
+    from ..tasks.style import check_request, load_style_model, output_files, style
 
-    from ..registry import PREPROCESSORS
-    from ..recipes.style_transfer import style_transfer
-
-    stems = [
-        f"{index:03d}-{slug(args.target_subject + ' ' + prompt)}"
-        for index, prompt in enumerate(p for p in args.prompt for _ in range(args.num_images))
-    ]
     # Everything the user typed is checked before the model loads.
-    out_dir = check_output(args, ["control.png"] + [stem + suffix for stem in stems for suffix in (".png", ".json")])
-    style_images = subject_image_files("--style-image", args.style_image)
-    structure_image = subject_image_files("--structure-image", [args.structure_image])[0]
-    args.style_subject = check_word("--style-subject", args.style_subject, example="flower")
-    args.target_subject = check_word("--target-subject", args.target_subject, example="teapot")
-    PREPROCESSORS.entry(args.preprocessor)  # unknown names fail before the model loads
-    params = parse_params(args.preprocessor_param)
+    request = request_from_args(args)
+    check_output(args, output_files(request))
+    request = check_request(request)
     notice = controlnet_notice(args.model, args.controlnet)
     if notice:
         print(notice, file=sys.stderr)
-    with quiet_third_party_warnings():
-        pipe = load_controlnet_pipeline(args)
-    total = len(args.prompt) * args.num_images
-    generators = [torch.Generator(device="cpu").manual_seed(args.seed + index) for index in range(total)]
-    with quiet_third_party_warnings():
-        result = style_transfer(
-            pipe,
-            style_image=style_images if len(style_images) > 1 else style_images[0],
-            style_subject=args.style_subject,
-            structure_image=structure_image,
-            target_subject=args.target_subject,
-            prompt=args.prompt,
-            preprocessor=args.preprocessor,
-            preprocessor_params=params or None,
-            preprocessor_weights=args.preprocessor_weights,
-            negative_prompt=args.negative_prompt,
-            guidance_scale=args.guidance,
-            num_inference_steps=args.steps,
-            height=args.height,
-            width=args.width,
-            num_images_per_prompt=args.num_images,
-            controlnet_conditioning_scale=args.conditioning_scale,
-            generator=generators,
-        )
-    from ..tasks.results import ResultWriter, versions
-
-    command = command_line(args)
-    settings = recorded_settings(args)
-    with ResultWriter(out_dir) as writer:
-        for path in writer.write(None, None, {"control.png": result.control_image}):
+    pipe = load_style_model(model_settings(args), controlnet=args.controlnet, notify=notify)
+    _, files = style(pipe, request, output=args.output, record=lambda: {"settings": recorded_settings(args), "command": command_line(args)})
+    for path in files:
+        if path.suffix == ".png":
             print(path)
-        for index, (image, stem) in enumerate(zip(result.images, stems)):
-            prompt = args.prompt[index // args.num_images]
-            sidecar = {
-                "image": f"{stem}.png",
-                "control_image": "control.png",
-                "prompt": prompt,
-                "image_index": index,
-                "seed": args.seed + index,
-                "settings": settings,
-                "device": str(pipe._execution_device),
-                "versions": versions(),
-                "command": command,
-            }
-            writer.write(f"{stem}.json", sidecar, {f"{stem}.png": image})
-            print(out_dir / f"{stem}.png")
     return 0
