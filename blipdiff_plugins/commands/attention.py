@@ -11,13 +11,11 @@ from .common import (
     add_model_arguments,
     add_output_arguments,
     check_output,
-    check_word,
     command_line,
     finite_float,
     load_pipeline,
     positive_int,
     recorded_settings,
-    subject_image_files,
 )
 
 
@@ -48,28 +46,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from ..recipes.attention_maps import attention_grid, subject_attention_maps
+    from ..tasks.attention import OUTPUT_FILES, AttentionRequest, attention, check_request
 
     # Everything the user typed is checked before the model loads.
-    written = ["image.png", "attention.png", "attention.json"]
-    out_dir = check_output(args, written)
-    subject_images = subject_image_files("--subject-image", args.subject_image)
-    args.subject = check_word("--subject", args.subject)
-    if args.target_subject is not None:
-        args.target_subject = check_word("--target-subject", args.target_subject)
+    out_dir = check_output(args, OUTPUT_FILES)
+    request = check_request(AttentionRequest(
+        subject_image=args.subject_image, subject=args.subject, prompt=args.prompt, target_subject=args.target_subject,
+        words=args.words, resolution=args.resolution, columns=args.columns, seed=args.seed, steps=args.steps,
+        guidance=args.guidance, prompt_reps=args.prompt_reps,
+    ))
     pipe = load_pipeline(args)
-    embeds = pipe.encode_subject(subject_images, args.subject)
-    result = subject_attention_maps(
-        pipe, prompt=args.prompt, subject_embeds=embeds, target_subject=args.target_subject or args.subject,
-        words=args.words, resolution=args.resolution, seed=args.seed, num_inference_steps=args.steps,
-        guidance_scale=args.guidance, prompt_reps=args.prompt_reps,
-    )
-    from ..tasks.results import ResultWriter, versions
-
-    sidecar = {"grid": "attention.png", "image": "image.png", "maps": list(result.maps), "resolution": result.resolution,
-               "settings": recorded_settings(args), "versions": versions(), "command": command_line(args)}
-    with ResultWriter(out_dir) as writer:
-        writer.write("attention.json", sidecar, {"image.png": result.image, "attention.png": attention_grid(result, columns=args.columns)})
-    for name in written:
+    attention(pipe, request, output=out_dir, record=lambda: {"settings": recorded_settings(args), "command": command_line(args)})
+    for name in OUTPUT_FILES:
         print(out_dir / name)
     return 0

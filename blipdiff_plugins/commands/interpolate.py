@@ -10,13 +10,11 @@ from .common import (
     add_model_arguments,
     add_output_arguments,
     check_output,
-    check_word,
     command_line,
     finite_float,
     load_pipeline,
     positive_int,
     recorded_settings,
-    subject_image_files,
 )
 
 
@@ -48,61 +46,27 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    import torch
     from tqdm.auto import tqdm
 
-    from ..recipes.interpolation import mix_subjects, render_interpolation
-    from ..utils.grids import labelled_grid, save_gif
+    from ..tasks.interpolate import InterpolateRequest, check_request, interpolate, output_files
 
     # Everything the user typed is checked before the model loads.
-    subjects = []
     for entry in args.subject:
         if len(entry) < 2:
             raise ValueError(f"`--subject` takes a category word then image path(s), got {entry!r}.")
-        subjects.append((check_word("--subject", entry[0]), subject_image_files("--subject", entry[1:])))
-    if len(subjects) < 2:
-        raise ValueError(f"Give two or more subjects (repeat --subject WORD PATH ...), got {len(subjects)}.")
-    args.target_subject = check_word("--target-subject", args.target_subject)
-    if args.weights is not None:
-        if len(args.weights) != len(subjects):
-            raise ValueError(f"`--weights`: {len(args.weights)} weights for {len(subjects)} subjects; pass one per --subject.")
-        written = ["mix.png", "mix.json"]
-    elif len(subjects) != 2:
-        raise ValueError(f"An interpolation sequence goes between two subjects, got {len(subjects)}; pass --weights to mix more.")
-    else:
-        if args.frames < 2:
-            raise ValueError(f"`--frames` counts both endpoints: at least 2, got {args.frames}.")
-        written = [f"frame-{index:03d}.png" for index in range(args.frames)] + ["grid.png", "interpolation.gif", "interpolation.json"]
+    request = InterpolateRequest(
+        subject=[(entry[0], entry[1:]) for entry in args.subject], target_subject=args.target_subject, prompt=args.prompt,
+        weights=args.weights, frames=args.frames, method=args.method, seed=args.seed, steps=args.steps, guidance=args.guidance,
+        batch_size=args.batch_size, gif_ms=args.gif_ms,
+    )
+    request = check_request(request)
+    written = output_files(request)
     out_dir = check_output(args, written)
     pipe = load_pipeline(args)
     pipe.set_progress_bar_config(disable=True)
-    embeds = [pipe.encode_subject(paths, word) for word, paths in subjects]
-    from ..tasks.results import ResultWriter, versions
-
-    command = command_line(args)
-    settings = recorded_settings(args)
-    generate = dict(num_inference_steps=args.steps, guidance_scale=args.guidance)
-    if args.weights is not None:
-        mixed = mix_subjects(embeds, args.weights)
-        image = pipe(prompt=args.prompt, subject_embeds=mixed, target_subject=args.target_subject, generator=torch.Generator("cpu").manual_seed(args.seed), **generate).images[0]
-        sidecar = {"image": "mix.png", "weights": args.weights, "subjects": [w for w, _ in subjects], "settings": settings, "versions": versions(), "command": command}
-        with ResultWriter(out_dir) as writer:
-            writer.write("mix.json", sidecar, {"mix.png": image})
-        for name in written:
-            print(out_dir / name)
-        return 0
-    with tqdm(total=args.frames, desc="frames") as bar:
-        ts, frames = render_interpolation(
-            pipe, embeds[0], embeds[1], prompt=args.prompt, target_subject=args.target_subject, num_frames=args.frames,
-            method=args.method, seed=args.seed, batch_size=args.batch_size, progress=bar.update, **generate,
-        )
-    names = [f"frame-{index:03d}.png" for index in range(len(frames))]
-    sidecar = {"frames": names, "t": ts, "grid": "grid.png", "gif": "interpolation.gif", "subjects": [w for w, _ in subjects], "settings": settings, "versions": versions(), "command": command}
-    files = dict(zip(names, frames))
-    files["grid.png"] = labelled_grid(frames, [f"t={t:.2f}" for t in ts])
-    files["interpolation.gif"] = lambda path: save_gif(frames, path, duration_ms=args.gif_ms)
-    with ResultWriter(out_dir) as writer:
-        writer.write("interpolation.json", sidecar, files)
+    with tqdm(total=args.frames if args.weights is None else 1, desc="frames") as bar:
+        interpolate(pipe, request, output=out_dir, progress=bar.update,
+                    record=lambda: {"settings": recorded_settings(args), "command": command_line(args)})
     for name in written:
         print(out_dir / name)
     return 0
