@@ -1,14 +1,19 @@
-"""The Edit tab's request: prompt-to-prompt subject edit of a generated image or an uploaded photo."""
+"""The Edit tab's request: prompt-to-prompt subject edit of a generated image or an uploaded photo, run by the
+task layer's edit (`tasks/edit.py`, which also writes each pair with its sidecar) on the base model's modules."""
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import PIL.Image
 import torch
 
+from ..pipelines.edit_settings import EditSettings
+from ..tasks.edit import EditRequest
+from ..tasks.edit import edit as run_edit
 from .checks import check_float, check_int, check_word
 from .uploads import load_images
 
@@ -24,6 +29,7 @@ class EditResult:
     edited: PIL.Image.Image
     mask: PIL.Image.Image | None
     source_label: str  # "source" (generated) or "reconstruction" (real photo)
+    files: list[Path]  # the sidecar, then source, edited and side-by-side PNGs
 
 
 def mask_image(mask: torch.Tensor, size: tuple[int, int]) -> PIL.Image.Image:
@@ -67,15 +73,19 @@ def edit(
         if photo is None:
             raise ValueError("Photo to edit: upload the photo whose subject you want to replace.")
         photo = load_images([photo], "Photo to edit")[0]
+    # a photo is inverted, then the source branch reconstructs it; otherwise the source is generated from the seed
+    request = EditRequest(
+        prompt=[prompt.strip()], subject_image=images, target_subject=target, source_subject=source,
+        image=[photo] if mode == "photo" else None, inversion=inversion, settings=EditSettings(blend_threshold=blend_threshold),
+        seed=seed, steps=steps, guidance=guidance,
+    )
     with service.lock:
         pipe = BlipDiffusionEditPipeline(**service.pipe.components)  # the shared modules, no copy
         pipe.set_progress_bar_config(disable=True)
-        embeds = pipe.encode_subject(images, target)
-        common = dict(subject_embeds=embeds, blend_threshold=blend_threshold, guidance_scale=guidance, num_inference_steps=steps)
-        if mode == "photo":  # the photo is inverted, then the source branch reconstructs it
-            output = pipe(prompt.strip(), source, target, image=photo, inversion_method=inversion, **common)
-        else:
-            output = pipe(prompt.strip(), source, target, generator=torch.Generator("cpu").manual_seed(seed), **common)
+        output, files = run_edit(pipe, request, output=service.new_run_dir("edit"), record=lambda: {
+            "settings": {"model": service.model_name, "mode": mode, "target_subject": target, "source_subject": source,
+                         "steps": steps, "guidance": guidance, "blend_threshold": blend_threshold, "inversion": inversion},
+        })
     source_image, edited = output.source_images[0], output.edited_images[0]
     mask = None if output.masks is None else mask_image(output.masks[0], edited.size)
-    return EditResult(source_image, edited, mask, "reconstruction" if mode == "photo" else "source")
+    return EditResult(source_image, edited, mask, request.source_name, files)

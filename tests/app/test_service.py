@@ -142,6 +142,8 @@ def test_edit_both_modes_return_a_mask_at_the_image_size(service, subject_image)
     assert set(np.unique(np.asarray(generated.mask))) <= {0, 255}
     photo = edit(service, mode="photo", photo=subject_image, subject_images=[subject_image], target_subject="cat", source_subject="dog", prompt="on the beach", steps=2)
     assert photo.source_label == "reconstruction" and photo.edited.size == (service.default_size,) * 2
+    assert [p.name for p in photo.files] == ["000-on-the-beach.json", "000-on-the-beach-reconstruction.png", "000-on-the-beach-edited.png",
+                                             "000-on-the-beach-pair.png"]  # written by the task layer, the sidecar first
     with pytest.raises(ValueError, match="Photo to edit: upload the photo"):
         edit(service, mode="photo", photo=None, subject_images=[subject_image], target_subject="cat", source_subject="dog", prompt="x", steps=1)
 
