@@ -105,6 +105,14 @@ def method_choices(task: str, *, titles: bool = False) -> list:
     return sorted({value for method in methods for value in (method.name, *method.aliases)})
 
 
+def method_option_names(task: str) -> list[str]:
+    """The names of every `MethodOption` of the methods offering ``task`` (each a flag of its command)."""
+    from ..methods import METHODS, get_method
+
+    methods = [get_method(name) for name in METHODS.names()]
+    return list(dict.fromkeys(option.name for method in methods if task in method.tasks for option in method.options))
+
+
 def add_method_options(parser, task: str) -> None:
     """One flag per `MethodOption` of the methods offering ``task`` (``fusion_weight`` -> ``--fusion-weight``);
     its default is `None` (the method's own), so only what the user typed reaches the task."""

@@ -13,6 +13,7 @@ from .common import (
     check_output,
     command_line,
     method_choices,
+    method_option_names,
     model_settings,
     notify,
     recorded_settings,
@@ -46,13 +47,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def request_from_args(args):
     """The `GenerateRequest` of this command line (the method's options from their flags)."""
-    from ..tasks.generate import GenerateRequest, get_method
+    from ..tasks.generate import GenerateRequest
 
-    method = get_method(args.method)
+    # Every method flag the user typed: the task refuses one that the chosen method does not have.
+    given = {name: getattr(args, name) for name in method_option_names("generate") if getattr(args, name, None) is not None}
     return GenerateRequest(
         prompt=args.prompt, subject_image=args.subject_image, subject=args.subject, subject_model=args.subject_model,
         target_subject=args.target_subject, method=args.method,
-        options={option.name: getattr(args, option.name) for option in method.options if getattr(args, option.name) is not None},
+        options=given,
         negative_prompt=args.negative_prompt, num_images=args.num_images, seed=args.seed, steps=args.steps,
         guidance=args.guidance, height=args.height, width=args.width,
     )
