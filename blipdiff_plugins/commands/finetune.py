@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import pickle
 import shlex
 import sys
 
-from ..utils.errors import UnsafeCheckpointError
 from .arguments import (
     MAX_IMAGE_SIDE,
     MAX_STEPS,
@@ -114,7 +112,8 @@ def config_from_args(args, *, output_dir):
 
 def run(args) -> int:
     from ..loaders.subject_model_format import CONFIG_FILE
-    from ..training.finetune import SubjectTrainer
+    from ..tasks.errors import ArgumentError
+    from ..tasks.finetune import finetune_subject
 
     # Everything the user typed is checked before the model loads.
     if args.resume:
@@ -128,24 +127,13 @@ def run(args) -> int:
     pipe = load_pipeline(args)
     pipe.set_progress_bar_config(disable=True)
     try:
-        trainer = SubjectTrainer(pipe, images=images, subject=args.subject, config=config, captions=args.captions)
-    except ValueError as error:
-        if "`captions`" not in str(error):
+        model = finetune_subject(pipe, images=images, subject=args.subject, config=config, captions=args.captions, name=args.name, output=output)
+    except ArgumentError as error:
+        if error.argument != "captions":
             raise
         raise ValueError(str(error).replace("`captions`", "--captions").replace("`images`", "--images")) from error
-    try:
-        model = trainer.train()
-    except pickle.UnpicklingError as error:
-        raise UnsafeCheckpointError(
-            f"`--resume {args.resume}`: a checkpoint file is a pickle that needs more than tensors to load; refusing "
-            "to run its code. Resume from another checkpoint (or 'latest' after deleting this one), or start without --resume."
-        ) from error
-    from accelerate import PartialState
-
-    if not PartialState().is_main_process:
+    if model is None:  # not the main process
         return 0
-    model.name = args.name
-    model.save_pretrained(output)
     print(f"Saved the {args.strategy} subject model of {args.subject!r} to {output.resolve()}")
     if model.training.get("skipped_files"):
         print(f"Skipped unreadable files: {', '.join(model.training['skipped_files'])}", file=sys.stderr)
