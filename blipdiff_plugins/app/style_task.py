@@ -1,12 +1,16 @@
-"""The Style / structure tab's request: style transfer with a ControlNet on the base model's modules."""
+"""The Style / structure tab's request: the task layer's style transfer (`tasks/style.py`, which also writes the
+control map and each image with its sidecar), with a ControlNet beside the base model's own modules."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
-import PIL.Image
-import torch
+import dataclasses
 
+import PIL.Image
+
+from ..tasks.style import StyleRequest, load_style_model
+from ..tasks.style import style as run_style
 from .checks import check_float, check_int, check_word
 from .uploads import load_images
 
@@ -15,20 +19,16 @@ if TYPE_CHECKING:
 
 
 def controlnet_pipe(service: "ModelService"):
-    """The ControlNet pipeline on the base model's modules, made on the first request and kept."""
+    """The ControlNet pipeline, made on the first request and kept: the task layer loads the style model (its
+    ControlNet: ``--controlnet``, or an untrained one shaped like a built-in model's U-Net), and only that ControlNet
+    joins the base model's shared modules."""
     from ..pipelines.pipeline_blip_diffusion_controlnet import BlipDiffusionControlNetPipeline
 
     if service.control_pipe is None:
-        if service.controlnet_name:
-            from diffusers import ControlNetModel
-
-            controlnet = ControlNetModel.from_pretrained(service.controlnet_name, torch_dtype=service.dtype).to(service.device)
-        elif service.is_builtin:
-            from ..pipelines.control_conditioning import controlnet_from_unet
-
-            controlnet = controlnet_from_unet(service.pipe.unet, service.vae_scale_factor).to(service.device, dtype=service.dtype)
-        else:
+        if not (service.controlnet_name or service.is_builtin):
             raise ValueError("This model has no ControlNet: restart with `blipdiff ui --controlnet FOLDER_OR_HUB_ID`.")
+        settings = dataclasses.replace(service.models.settings, model=service.model_name)
+        controlnet = load_style_model(settings, controlnet=service.controlnet_name).controlnet
         service.control_pipe = BlipDiffusionControlNetPipeline(**service.pipe.components, controlnet=controlnet)
         service.control_pipe.set_progress_bar_config(disable=True)
     return service.control_pipe
@@ -49,7 +49,6 @@ def style(
     seed: int = 0,
 ) -> tuple[PIL.Image.Image, PIL.Image.Image]:
     """Style transfer with structure control; returns (image, control map)."""
-    from ..recipes.style_transfer import style_transfer
     from ..registry import PREPROCESSORS
 
     style_subject = check_word(style_subject, "Style subject word", service.suggestions.other_subject)
@@ -64,11 +63,15 @@ def style(
     steps = check_int("Steps", steps, 1, service.limits.max_steps)
     guidance = check_float("Guidance", guidance, 0.0, 30.0)
     seed = check_int("Seed", seed, 0, 2**63 - 1)
+    request = StyleRequest(
+        style_image=styles, style_subject=style_subject, structure_image=structure, target_subject=target,
+        prompt=[(prompt or "").strip()], preprocessor=preprocessor, conditioning_scale=conditioning_scale, seed=seed,
+        steps=steps, guidance=guidance,
+    )
     with service.lock:
-        result = style_transfer(
-            controlnet_pipe(service), style_image=styles if len(styles) > 1 else styles[0], style_subject=style_subject,
-            structure_image=structure, target_subject=target, prompt=(prompt or "").strip(), preprocessor=preprocessor,
-            guidance_scale=guidance, num_inference_steps=steps, controlnet_conditioning_scale=conditioning_scale,
-            generator=torch.Generator("cpu").manual_seed(seed),
-        )
+        result, _ = run_style(controlnet_pipe(service), request, output=service.new_run_dir("style"), record=lambda: {
+            "settings": {"model": service.model_name, "controlnet": service.controlnet_name, "style_subject": style_subject,
+                         "target_subject": target, "preprocessor": preprocessor, "conditioning_scale": conditioning_scale,
+                         "steps": steps, "guidance": guidance},
+        })
     return result.images[0], result.control_image
