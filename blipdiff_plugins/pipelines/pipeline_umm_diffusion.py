@@ -128,11 +128,14 @@ class UMMDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffus
             subject_encoder_name=subject_encoder_name,
             prompt_injector_name=prompt_injector_name,
         )
+        if subject_encoder is not None and subject_encoder.config.get("prompt_injector") is None:
+            # Recorded on the encoder (saved with it), so a pipeline rebuilt from the components keeps the choice.
+            subject_encoder.register_to_config(prompt_injector=prompt_injector_name)
 
     @classmethod
     def resolve_prompt_injector(cls, subject_encoder, prompt_injector_name: str | None) -> str:
         """The injector to use: the given name, else the encoder's recorded one, else the method's default; it must be
-        one of the methods' ``prompt_injectors`` and agree with the encoder's record, which it then becomes."""
+        one of the methods' ``prompt_injectors`` and agree with the encoder's record (written by ``__init__``)."""
         from ..methods import methods_for_pipeline
 
         allowed = [name for method in methods_for_pipeline(cls) for name in method.prompt_injectors]
@@ -145,8 +148,6 @@ class UMMDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffus
                 f"`prompt_injector_name` is {name!r}, but the subject encoder was trained with the {recorded!r} injector "
                 f"(its config's `prompt_injector`); pass prompt_injector_name={recorded!r} or leave it out."
             )
-        if subject_encoder is not None and recorded is None:
-            subject_encoder.register_to_config(prompt_injector=name)
         return name
 
     @torch.no_grad()
