@@ -13,7 +13,8 @@ from .common import (
     command_line,
     finite_float,
     fraction,
-    load_pipeline,
+    model_settings,
+    notify,
     positive_int,
     recorded_settings,
 )
@@ -91,14 +92,13 @@ def request_from_args(args):
 
 
 def run(args) -> int:
-    from ..pipelines.pipeline_blip_diffusion_edit import BlipDiffusionEditPipeline
-    from ..tasks.edit import check_request, edit, output_files
+    from ..tasks.edit import check_request, edit, load_edit_model, output_files
 
     # Everything the user typed is checked before the model loads.
     request = request_from_args(args)
     out_dir = check_output(args, output_files(request))
     request = check_request(request)
-    pipe = load_pipeline(args, pipeline_class=BlipDiffusionEditPipeline)
+    pipe = load_edit_model(model_settings(args), notify=notify)
     _, files = edit(pipe, request, output=out_dir, record=lambda: {"settings": recorded_settings(args), "command": command_line(args)})
     for index in range(0, len(files), 4):  # each pair: its images, then its sidecar
         for path in (*files[index + 1:index + 4], files[index]):

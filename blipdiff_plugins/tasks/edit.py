@@ -10,6 +10,7 @@ from typing import Any, Callable, Sequence
 from ..pipelines.edit_settings import EditSettings
 from .errors import InvalidArgumentError
 from .generate import slug, subject_image_files
+from .models import ModelSettings, load_model
 from .results import ResultWriter, versions
 
 
@@ -75,6 +76,13 @@ def check_request(request: EditRequest) -> EditRequest:
             )
         changes["image"] = [subject_image_files("image", [item])[0] for item in request.image]
     return dataclasses.replace(request, **changes)
+
+
+def load_edit_model(settings: ModelSettings, *, notify: Callable[[str], None] | None = None):
+    """The `BlipDiffusionEditPipeline` of ``settings.model``."""
+    from ..pipelines.pipeline_blip_diffusion_edit import BlipDiffusionEditPipeline
+
+    return load_model(settings, BlipDiffusionEditPipeline, notify=notify)
 
 
 def edit(pipe, request: EditRequest, *, output: str | Path | None = None, record: Callable[[], dict] | None = None) -> tuple[Any, list[Path]]:
