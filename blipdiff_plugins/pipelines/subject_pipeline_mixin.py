@@ -89,12 +89,6 @@ class SubjectPipelineMixin(SubjectPipelineLoaderMixin, SubjectModelLoaderMixin):
                 f"`subject_encoder` is a {type(encoder).__name__}, but the pipeline's `subject_encoder_name` "
                 f"{encoder_name!r} names {encoder_class.__name__}; pass `subject_encoder_name=` of its registry entry."
             )
-        tokenizer = components.get("subject_tokenizer")
-        if encoder is not None and tokenizer is not None and hasattr(encoder, "subject_vocab_size"):
-            # Checked where the pipeline is built, so that whatever is built and saved also loads.
-            from ..conversion.published_layout import check_subject_tokenizer
-
-            check_subject_tokenizer(tokenizer, encoder.subject_vocab_size)
         self.register_modules(**components)
         self.register_to_config(subject_position=subject_position, subject_encoder_name=encoder_name, prompt_injector_name=injector_name)
         if default_prompt_reps is not None:
@@ -104,6 +98,17 @@ class SubjectPipelineMixin(SubjectPipelineLoaderMixin, SubjectModelLoaderMixin):
         self.vae_scale_factor = vae_scale_factor(vae) if vae is not None else 8
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
         self.prompt_injector = injector_class.from_pipeline_config(self.config)
+
+    def register_modules(self, **modules) -> None:
+        """diffusers' `register_modules`, refusing a ``subject_tokenizer`` that does not fit the subject encoder's
+        vocabulary: checked where a pipeline is built or changed, so that whatever is built and saved also loads."""
+        encoder = modules.get("subject_encoder", getattr(self, "subject_encoder", None))
+        tokenizer = modules.get("subject_tokenizer", getattr(self, "subject_tokenizer", None))
+        if encoder is not None and tokenizer is not None and hasattr(encoder, "subject_vocab_size"):
+            from ..conversion.published_layout import check_subject_tokenizer
+
+            check_subject_tokenizer(tokenizer, encoder.subject_vocab_size)
+        super().register_modules(**modules)
 
     # ------------------------------------------------------------------------ diffusers' callback contract
     @property

@@ -133,5 +133,8 @@ def test_a_subject_tokenizer_that_does_not_fit_the_qformer_is_refused_where_the_
     with pytest.raises(CheckpointError, match=rf"^subject_tokenizer: the tokenizer has {len(small)} tokens but the Q-Former embeds {rows} "):
         BlipDiffusionPipeline(**{**tiny_components, "subject_tokenizer": small})
     pipe = BlipDiffusionPipeline(**tiny_components)  # what is built saves and loads
+    with pytest.raises(CheckpointError, match="^subject_tokenizer: the tokenizer has"):
+        pipe.register_modules(subject_tokenizer=small)  # nor can a built pipeline be changed into one that would not load
+    assert pipe.subject_tokenizer is tiny_components["subject_tokenizer"]
     pipe.save_pretrained(tmp_path / "saved")
     assert len(BlipDiffusionPipeline.from_pretrained(tmp_path / "saved").subject_tokenizer) == rows
