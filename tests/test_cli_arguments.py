@@ -72,6 +72,9 @@ def test_bad_numbers_name_the_flag_before_loading(capsys, photo, no_model_load):
     assert line == (
         "blipdiff generate: error: argument --guidance: must be 0 or more (1 or less turns guidance off, 7.5 is usual), got -2."
     )
+    assert _argparse_error(capsys, _generate(photo, "--seed", str(2**64))) == (  # torch: "Overflow when unpacking long long"
+        f"blipdiff generate: error: argument --seed: must be a whole number between -2**63 and 2**63 - 1, got {2**64}; e.g. 0."
+    )
     finetune = ["finetune", "--images", str(photo), "--subject", "dog"]
     assert _argparse_error(capsys, finetune + ["--learning-rate", "-1"]) == (
         "blipdiff finetune: error: argument --learning-rate: must be above 0, got -1."

@@ -4,7 +4,9 @@ no silent overwrite, Ctrl-C, and a --help that reads well."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import pickle
+import pkgutil
 import shutil
 import sys
 
@@ -30,10 +32,16 @@ def no_model_load(monkeypatch):
     def load(*args, **kwargs):
         raise AssertionError("the model was loaded before the inputs were checked")
 
-    build_parser()  # import every command module first, so none binds the stand-in at its own import
+    build_parser()  # import every command and task module first, so none binds the stand-in at its own import
+    import blipdiff_plugins.tasks
+
+    for info in pkgutil.iter_modules(blipdiff_plugins.tasks.__path__):
+        importlib.import_module(f"blipdiff_plugins.tasks.{info.name}")
     for name, module in list(sys.modules.items()):
-        if name.startswith("blipdiff_plugins.commands.") and hasattr(module, "load_pipeline"):
-            monkeypatch.setattr(module, "load_pipeline", load)
+        if name.startswith(("blipdiff_plugins.commands.", "blipdiff_plugins.tasks.")):
+            for loader in ("load_pipeline", "load_model"):  # the commands' loader, and the task layer's under it
+                if hasattr(module, loader):
+                    monkeypatch.setattr(module, loader, load)
 
 
 @pytest.fixture
@@ -61,7 +69,7 @@ def test_inputs_are_checked_before_the_model_loads(tmp_path, photo, capsys, no_m
     assert "`--subject-image`: no file or folder at" in _one_error_line(capsys)
     assert main(base + ["--subject-image", str(photo), "--subject", "  "]) == 2
     line = _one_error_line(capsys)
-    assert "`--subject` is empty" in line and "e.g. --subject dog" in line
+    assert "`--subject` is empty" in line and "e.g. `--subject dog`" in line
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(base + ["--subject-image", str(photo), str(empty), "--subject", "dog"]) == 2

@@ -130,6 +130,14 @@ def fraction(text: str) -> float:
     return value
 
 
+def seed(text: str) -> int:
+    """argparse type: a seed torch's generators take (a signed 64-bit whole number)."""
+    value = _whole_number(text)
+    if not -(2**63) <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"must be a whole number between -2**63 and 2**63 - 1, got {value}; e.g. 0.")
+    return value
+
+
 def guidance_scale(text: str) -> float:
     """argparse type: a classifier-free guidance scale, a finite number >= 0."""
     value = finite_float(text)

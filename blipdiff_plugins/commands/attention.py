@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .arguments import MAX_STEPS, denoising_steps, guidance_scale, prompt_text
+from .arguments import MAX_STEPS, denoising_steps, guidance_scale, prompt_text, seed
 from .common import (
     PROMPT_REPS_HELP,
     HelpFormatter,
@@ -35,7 +35,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--words", nargs="*", default=[], help="prompt words to map besides the subject tokens")
     parser.add_argument("--resolution", type=positive_int, default=None, help="map side (default: the one nearest a quarter of the latent side)")
     parser.add_argument("--columns", type=positive_int, default=6, help="grid columns")
-    parser.add_argument("--seed", type=int, default=0, help="noise seed")
+    parser.add_argument("--seed", type=seed, default=0, help="noise seed")
     parser.add_argument("--steps", type=denoising_steps, default=25, help=f"denoising steps, 1 to {MAX_STEPS}")
     parser.add_argument("--guidance", type=guidance_scale, default=7.5, help="classifier-free guidance scale, 0 or more (1 or less: off)")
     parser.add_argument("--prompt-reps", type=positive_int, default=None, help=PROMPT_REPS_HELP)

@@ -24,6 +24,7 @@ from .arguments import (  # noqa: F401
     image_side,
     positive_float,
     positive_int,
+    seed,
 )
 
 MODEL_HELP = (
@@ -84,7 +85,7 @@ def add_generation_arguments(parser, *, steps: int = 25, unit: str = "image") ->
     """The sampling and output options every image-making command shares."""
     parser.add_argument("--negative-prompt", default="", help="text to steer away from")
     parser.add_argument("--num-images", type=positive_int, default=1, help=f"{unit}s per prompt")
-    parser.add_argument("--seed", type=int, default=0, help=f"seed of the first {unit}; {unit} i uses seed + i")
+    parser.add_argument("--seed", type=seed, default=0, help=f"seed of the first {unit}; {unit} i uses seed + i")
     parser.add_argument("--steps", type=denoising_steps, default=steps, help=f"denoising steps, 1 to {MAX_STEPS}")
     parser.add_argument("--guidance", type=guidance_scale, default=7.5, help="classifier-free guidance scale, 0 or more (1 or less: off)")
     side = f"a multiple of {SIZE_MULTIPLE} up to {MAX_IMAGE_SIDE}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .arguments import MAX_STEPS, denoising_steps, guidance_scale, prompt_text
+from .arguments import MAX_STEPS, denoising_steps, guidance_scale, prompt_text, seed
 from .common import (
     HelpFormatter,
     add_model_arguments,
@@ -34,7 +34,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--weights", nargs="+", type=finite_float, default=None, help="mix weights (>= 0, summing to 1), one per subject")
     parser.add_argument("--frames", type=positive_int, default=5, help="frames including both endpoints")
     parser.add_argument("--method", default="linear", choices=("linear", "spherical"), help="interpolation path")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the shared noise")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the shared noise")
     parser.add_argument("--steps", type=denoising_steps, default=25, help=f"denoising steps, 1 to {MAX_STEPS}")
     parser.add_argument("--guidance", type=guidance_scale, default=7.5, help="classifier-free guidance scale, 0 or more (1 or less: off)")
     parser.add_argument("--batch-size", type=positive_int, default=4, help="frames per pipeline call")
