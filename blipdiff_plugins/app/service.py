@@ -180,8 +180,8 @@ class ModelService:
         guidance = check_float("Guidance", guidance, 0.0, 30.0)
         seed = check_int("Seed", seed, 0, 2**63 - 1)
         use_model = subject_model not in (None, "", NO_SUBJECT_MODEL)
-        images = None if use_model else load_images(subject_images, "Subject images")
         word = None if use_model else check_word(subject, "Subject word", self.suggestions.subject)
+        images = None if use_model else load_images(subject_images, "Subject images")
         given = {name: value for name, value in (options or {}).items() if value is not None and value != ""}
         chosen_options = {option.name: option_value(option_label(option.name), option.kind, given[option.name]) for option in chosen.options if option.name in given}
         request = GenerateRequest(

@@ -17,13 +17,16 @@ from .suggestions import Suggestions
 
 
 def option_field(option: MethodOption, titles: list[str], *, visible: bool):
-    """The field of a method's own setting: a slider when it has both bounds, else a number (empty: the default)."""
+    """The field of a method's own setting: a slider when it has both bounds, a number when it has a default, else a
+    text field left empty for the model's own default (an empty number field would send 0). The task checks bounds."""
     text = f"{option_label(option.name)} ({', '.join(titles)})"
     common = dict(label=text, info=option.help, visible=visible, elem_id=f"gen-option-{option.name}")
     if option.minimum is not None and option.maximum is not None:
         step = 1 if option.kind is int else (option.maximum - option.minimum) / 20
         return gr.Slider(option.minimum, option.maximum, value=option.default, step=step, **common)
-    return gr.Number(option.default, precision=0 if option.kind is int else None, minimum=option.minimum, **common)
+    if option.default is not None:
+        return gr.Number(option.default, precision=0 if option.kind is int else None, **common)
+    return gr.Textbox(value="", placeholder="(the model's default)", **common)
 
 
 def build(service: ModelService, suggestions: Suggestions, examples: dict) -> dict:

@@ -179,7 +179,7 @@ def test_generate_gallery_and_sidecar_download(page, running_app, subject_png, s
         "000-on-grass-at-the-left-large.json", "000-on-grass-at-the-left-large.png", "001-on-sand-at-the-right-small.json",
         "001-on-sand-at-the-right-small.png",
     ]
-    assert "subject encoding: cached" in find(page, "#gen-status").text  # the same images and word as the first run
+    assert "2 image(s) from the subject images." in find(page, "#gen-status").text
 
     links["001-on-sand-at-the-right-small.json"].click()  # the sidecar download, as a person would
     downloaded = page.downloads / "001-on-sand-at-the-right-small.json"
@@ -193,7 +193,7 @@ def test_generate_gallery_and_sidecar_download(page, running_app, subject_png, s
     save_screenshot(page, screenshot_dir, "generate")
 
 
-def test_bad_input_shows_a_message_and_the_app_keeps_serving(page, tmp_path):
+def test_bad_input_shows_a_message_and_the_app_keeps_serving(page, subject_png, tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"this is not a PNG")
     upload(page, "#gen-images", broken)
@@ -206,6 +206,18 @@ def test_bad_input_shows_a_message_and_the_app_keeps_serving(page, tmp_path):
     type_into(page, "#gen-subject textarea", "")
     find(page, "#gen-run").click()
     assert wait_for(page, lambda b: page_message(b, "Subject word is empty"))
+
+    # a word the model does not know: the images come, with a warning naming the field (as the CLI warns naming --subject)
+    page.refresh()
+    wait_for(page, lambda b: b.find_elements("css selector", "#gen-run"))
+    upload(page, "#gen-images", subject_png)
+    type_into(page, "#gen-subject textarea", "xyzzy")
+    type_into(page, "#gen-prompts textarea", "on grass at the left, large")
+    find(page, "#gen-run").click()
+    wait_for(page, lambda b: "1 image(s)" in find(b, "#gen-status").text)
+    status = " ".join(find(page, "#gen-status").text.replace("`", "").split())  # Markdown: the label shows as code, on its own line
+    assert "Subject word 'xyzzy': the model does not know the word 'xyzzy'" in status
+    assert wait_for(page, lambda b: page_message(b, "does not know the word 'xyzzy'"))  # the warning toast
 
     # the app still serves: the bundled example subject (toy-world references, the model's world) generates
     assert find(page, "#gen-prompts textarea").get_attribute("placeholder") == "on grass at the left, large"
@@ -250,7 +262,7 @@ def test_finetune_shows_live_progress_and_the_model_reaches_generate(page, runni
     wait_for(page, lambda b: page_message(b, "rex")).click()
     type_into(page, "#gen-prompts textarea", "on sky at the top, small")
     find(page, "#gen-run").click()
-    wait_for(page, lambda b: "subject encoding: subject model rex" in find(b, "#gen-status").text)
+    wait_for(page, lambda b: "1 image(s) from the subject model rex." in find(b, "#gen-status").text)
 
 
 def test_edit_style_and_attention_tabs(page, subject_png, screenshot_dir):

@@ -23,7 +23,7 @@ def generate_args(subject_png, subject="dog", prompts="on a beach"):
 
     # images, subject, target, subject model, prompts, negative, steps, guidance, seed, height, width, count, scheduler, method,
     # then each registered method's own settings: prompt reps (empty: the model's), prompt strength, fusion weight (UMM-Diffusion)
-    return [[handle_file(subject_png)], subject, "", "(none)", prompts, "", 2, 7.5, 3, 32, 32, 1, "default", "BLIP-Diffusion", None, 1.0, 0.5]
+    return [[handle_file(subject_png)], subject, "", "(none)", prompts, "", 2, 7.5, 3, 32, 32, 1, "default", "BLIP-Diffusion", "", 1.0, 0.5]
 
 
 def test_generate_returns_images_and_sidecars(client, subject_png):
