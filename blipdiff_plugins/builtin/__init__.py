@@ -23,6 +23,7 @@ _EXPORTS = {
     "build_builtin_components": "blipdiff_plugins.builtin.models",
     "build_builtin_umm_components": "blipdiff_plugins.builtin.umm",
     "builtin_components": "blipdiff_plugins.builtin.loader",
+    "load_builtin_pipeline": "blipdiff_plugins.builtin.loader",
     "load_toy_components": "blipdiff_plugins.builtin.toy_model",
     "toy_model_folder": "blipdiff_plugins.builtin.toy_model",
 }

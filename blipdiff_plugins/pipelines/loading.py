@@ -15,7 +15,7 @@ from ..utils.errors import BlipdiffError
 
 
 class SubjectPipelineLoaderMixin:
-    """Routes built-in names to `builtin.loader.builtin_components`, the published ``Salesforce/blipdiffusion*``
+    """Routes built-in names to `builtin.loader.load_builtin_pipeline` (the class assembles the method's components), the published ``Salesforce/blipdiffusion*``
     layout to `load_published_components` and a LAVIS checkpoint to `lavis_components`; every other folder goes
     through `DiffusionPipeline.from_pretrained`, with failures naming the component at fault.
 
@@ -49,13 +49,9 @@ class SubjectPipelineLoaderMixin:
             raise ValueError("Pass `dtype` or `torch_dtype` (its old name), not both.")
         dtype = kwargs.pop("dtype", kwargs.pop("torch_dtype", None))
         if is_builtin_name(name) and not os.path.exists(name):
-            from ..builtin.loader import builtin_components
-            from ..methods import get_method
+            from ..builtin.loader import load_builtin_pipeline
 
-            components = builtin_components(
-                name, method=get_method(cls.method_name), torch_dtype=dtype, argument="`pretrained_model_name_or_path`"
-            )
-            return cls.from_components(components)
+            return load_builtin_pipeline(name, pipeline_class=cls, torch_dtype=dtype, argument="`pretrained_model_name_or_path`")
         if is_lavis_checkpoint(pretrained_model_name_or_path):
             return cls.from_components(lavis_components(pretrained_model_name_or_path, torch_dtype=dtype, **kwargs), strict=True)
         if is_published_layout(pretrained_model_name_or_path, revision=kwargs.get("revision"), cache_dir=kwargs.get("cache_dir")):
