@@ -79,8 +79,7 @@ EDIT_SETTINGS_FROM_FLAGS = {
 
 
 def request_from_args(args):
-    from ..pipelines.edit_settings import EditSettings
-    from ..tasks.edit import EditRequest
+    from ..tasks.edit import EditRequest, EditSettings
 
     settings = EditSettings(**{name: value(args) for name, value in EDIT_SETTINGS_FROM_FLAGS.items()})
     return EditRequest(

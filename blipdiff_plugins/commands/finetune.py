@@ -89,9 +89,9 @@ def strategy_from_args(args) -> dict:
 
 def config_from_args(args, *, output_dir):
     """The one `FinetuneConfig` of this command line (validated before the model loads)."""
-    from ..training.finetune_config import FinetuneConfig
+    from ..tasks.finetune import finetune_config
 
-    return FinetuneConfig(
+    return finetune_config(
         strategy=strategy_from_args(args),
         steps=args.steps,
         resolution=args.resolution,

@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..pipelines.edit_settings import EditSettings
+from ..pipelines.edit_settings import EditSettings  # noqa: F401 - the front doors build it from here
 from .errors import InvalidArgumentError
 from .generate import slug, subject_image_files
 from .models import ModelSettings, load_model

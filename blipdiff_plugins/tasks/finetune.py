@@ -10,6 +10,13 @@ from ..utils.errors import UnsafeCheckpointError
 from .errors import InvalidArgumentError
 
 
+def finetune_config(**values):
+    """The `FinetuneConfig` of ``values`` (validated: a bad value raises naming its field)."""
+    from ..training.finetune_config import FinetuneConfig
+
+    return FinetuneConfig(**values)
+
+
 def finetune_subject(pipe, *, images: str | Sequence[str], subject: str, config, captions: Sequence[str] | None = None,
                      name: str | None = None, output: str | Path):
     """Fine-tune ``subject`` on ``images`` with ``pipe`` as ``config`` (a `FinetuneConfig`) says, and save the subject
