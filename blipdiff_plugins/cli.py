@@ -48,8 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
 # subclasses; library input checks also raise these built-in types (ValueError for a bad value, KeyError
 # for an unknown registry name, ImportError with the pip line). Anything else is a bug: traceback.
 USER_ERRORS = (BlipdiffError, ValueError, FileNotFoundError, FileExistsError, KeyError, ImportError)
-EXIT_INTERRUPTED = 130
-MEMORY_FLAGS = ("--height", "--width", "--num-images", "--resolution", "--batch-size")  # what to make smaller on an allocation failure  # 128 + SIGINT, what shells report for Ctrl-C
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+# What to make smaller after an allocation failure, where the command has the flag.
+MEMORY_FLAGS = ("--height", "--width", "--num-images", "--resolution", "--batch-size")
 
 
 # Library keywords whose flag is not simply the keyword with dashes.
