@@ -1,8 +1,9 @@
 """The generate task: images of a subject in the scenes of some prompts, for any registered method.
 
-Generic over methods (`blipdiff_plugins.methods`): the method's pipeline class loads the model, ``encode_subject``
-encodes the subject, its ``subject_word_argument`` takes the subject word and each of its `MethodOption`s is passed
-by name. Errors are `ArgumentError`s naming the fields of `GenerateRequest`; notices go to ``notify``.
+Generic over methods (`blipdiff_plugins.methods`): the method's pipeline class loads the model, the pipeline takes the
+subject images (it encodes them once) with the subject word under the method's ``subject_word_argument``, and each of
+its `MethodOption`s is passed by name. Errors are `ArgumentError`s naming the fields of `GenerateRequest`; notices
+(an unknown subject word, a subject model on another base) go to ``notify`` and into the result.
 """
 
 from __future__ import annotations
