@@ -25,6 +25,8 @@ BROWSER, DRIVER, WHY_NOT = find_browser()
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(WHY_NOT), reason=f"browser tests need headless Chromium: {WHY_NOT}")]
 
 TIMEOUT = 60  # seconds to wait for one result; a generation on the tiny model takes about one
+UPDATING_SCREENSHOTS = os.environ.get("BLIPDIFF_UPDATE_SCREENSHOTS") == "1"
+STEPS = 25 if UPDATING_SCREENSHOTS else 3  # the screenshots show the trained model's images at its usual step count
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +49,7 @@ def page(browser, running_app):
 
 @pytest.fixture(scope="module")
 def screenshot_dir(tmp_path_factory):
-    if os.environ.get("BLIPDIFF_UPDATE_SCREENSHOTS") == "1":
+    if UPDATING_SCREENSHOTS:
         folder = REPO_ROOT / "docs" / "screenshots"
         folder.mkdir(parents=True, exist_ok=True)
         return folder
@@ -154,7 +156,7 @@ def test_generate_gallery_and_sidecar_download(page, running_app, subject_png, s
     type_into(page, "#gen-subject textarea", "crescent")
     type_into(page, "#gen-prompts textarea", "on grass at the left, large")
     open_settings(page, "#gen-steps")
-    type_into(page, "#gen-steps input[type=number]", "3")
+    type_into(page, "#gen-steps input[type=number]", str(STEPS))
     type_into(page, "#gen-seed input", "5")
     find(page, "#gen-run").click()
 
@@ -187,7 +189,7 @@ def test_generate_gallery_and_sidecar_download(page, running_app, subject_png, s
     sidecar = json.loads(downloaded.read_text())
     assert sidecar["prompt"] == "on sand at the right, small"
     assert sidecar["seed"] == 6  # image i uses seed + i
-    assert sidecar["settings"]["steps"] == 3 and sidecar["settings"]["subject"] == "crescent"
+    assert sidecar["settings"]["steps"] == STEPS and sidecar["settings"]["subject"] == "crescent"
     assert sidecar["image"] == "001-on-sand-at-the-right-small.png"
 
     save_screenshot(page, screenshot_dir, "generate")
@@ -272,7 +274,7 @@ def test_edit_style_and_attention_tabs(page, subject_png, screenshot_dir):
     type_into(page, "#edit-source textarea", "star")
     type_into(page, "#edit-prompt textarea", "on grass at the left, large")
     open_settings(page, "#edit-steps")
-    type_into(page, "#edit-steps input[type=number]", "3")
+    type_into(page, "#edit-steps input[type=number]", str(STEPS))
     find(page, "#edit-run").click()
     wait_for(page, lambda b: all(natural_widths(b, f"{c} img") for c in ("#edit-source-image", "#edit-edited", "#edit-mask")))
     save_screenshot(page, screenshot_dir, "edit")
@@ -282,7 +284,7 @@ def test_edit_style_and_attention_tabs(page, subject_png, screenshot_dir):
     upload(page, "#style-images", subject_png)
     type_into(page, "#style-subject textarea", "crescent")
     type_into(page, "#style-target textarea", "star")
-    type_into(page, "#style-steps input[type=number]", "3")
+    type_into(page, "#style-steps input[type=number]", str(STEPS))
     find(page, "#style-run").click()
     wait_for(page, lambda b: all(natural_widths(b, f"{c} img") for c in ("#style-control", "#style-result")))
     save_screenshot(page, screenshot_dir, "style")
@@ -292,7 +294,7 @@ def test_edit_style_and_attention_tabs(page, subject_png, screenshot_dir):
     type_into(page, "#attn-subject textarea", "crescent")
     type_into(page, "#attn-prompt textarea", "on grass at the left, large")
     type_into(page, "#attn-words textarea", "grass")
-    type_into(page, "#attn-steps input[type=number]", "3")
+    type_into(page, "#attn-steps input[type=number]", str(STEPS))
     find(page, "#attn-run").click()
     wait_for(page, lambda b: all(natural_widths(b, f"{c} img") for c in ("#attn-image", "#attn-grid")))
     save_screenshot(page, screenshot_dir, "attention")
