@@ -1,4 +1,5 @@
-"""A third method registered here, in a test module, runs through the CLI's generate without touching any other file."""
+"""A method registered in a test module gets its --method value and its option flags in the CLI's generate
+(their bounds; other methods refuse them)."""
 
 import json
 
