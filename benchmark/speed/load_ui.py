@@ -90,7 +90,9 @@ def main() -> int:
             server, url = start_server(args.model, args.concurrency, str(Path(workdir) / "output"))
             rss_idle = memory_kib(server.pid, "VmRSS")
         warm = Client(url, verbose=False)
-        request = [[handle_file(str(subject))], "dog", "", "(none)", "on a beach", "", args.steps, 7.5, 1.0, 0, 0, 0, 1, "default", "BLIP-Diffusion"]
+        # images, subject, target, subject model, prompts, negative, steps, guidance, seed, height, width (0: the model's),
+        # images per prompt, scheduler, method; the method settings keep their defaults
+        request = [[handle_file(str(subject))], "dog", "", "(none)", "on a beach", "", args.steps, 7.5, 0, 0, 0, 1, "default", "BLIP-Diffusion"]
         warm.predict(*request, api_name="/generate")  # first call pays the one-time costs
         if server is not None:
             rss_warm = memory_kib(server.pid, "VmRSS")
@@ -101,7 +103,7 @@ def main() -> int:
         def one(index: int) -> None:
             client = Client(url, verbose=False)
             seeded = list(request)
-            seeded[9] = index
+            seeded[8] = index  # the seed
             start_gate.wait()
             started = time.perf_counter()
             try:
