@@ -1,0 +1,34 @@
+"""The Generate tab is built from the method registry: one field per method setting, shown with its method."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from blipdiff_plugins.app.method_models import serves
+from blipdiff_plugins.methods import get_method
+
+
+def test_which_method_a_model_serves(tmp_path):
+    blip, umm = get_method("blip"), get_method("umm")
+    assert serves(blip, "builtin") and serves(umm, "builtin:random-tiny")  # both have built-in models
+    assert serves(blip, "Salesforce/blipdiffusion") and not serves(umm, "Salesforce/blipdiffusion")
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "UMMDiffusionPipeline"}))
+    assert serves(umm, str(tmp_path)) and not serves(blip, str(tmp_path))
+
+
+def test_generate_tab_has_a_field_per_method_setting_shown_with_its_method(tmp_path):
+    pytest.importorskip("gradio", reason="the web app needs gradio (pip install 'blipdiff_plugins[ui]')")
+    from blipdiff_plugins.app.builder import build_app
+    from blipdiff_plugins.app.service import ModelService
+
+    demo = build_app(ModelService(model="builtin:random-tiny", output_dir=tmp_path))
+    fields = {block.elem_id: block for block in demo.blocks.values() if str(getattr(block, "elem_id", "")).startswith("gen-option-")}
+    assert sorted(fields) == ["gen-option-fusion_weight", "gen-option-prompt_reps", "gen-option-prompt_strength"]
+    fusion = fields["gen-option-fusion_weight"]
+    assert (fusion.label, fusion.visible, fusion.minimum, fusion.maximum, fusion.value) == ("Fusion weight (UMM-Diffusion)", False, 0.0, 1.0, 0.5)
+    assert fields["gen-option-prompt_strength"].visible is True  # BLIP-Diffusion, the first method, is chosen
+    assert fields["gen-option-prompt_reps"].value == ""  # empty: the model's own default
+    prompts = next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "gen-prompts")
+    assert prompts.placeholder == "on grass at the left, large"  # the toy world's, for a built-in model
