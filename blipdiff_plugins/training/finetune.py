@@ -25,7 +25,7 @@ from .core import TrainerCore, TrainingProgress
 from .data import DataOrder, collect_training_images, pixels_fingerprint, training_pixels
 from .finetune_config import FinetuneConfig
 from .objective import diffusion_loss, diffusion_target
-from .settings import MIXED_PRECISION, resolve_config
+from .settings import MIXED_PRECISION, UNSET, resolve_config, settings_keywords
 
 __all__ = ["FinetuneConfig", "SubjectTrainer", "TrainingProgress", "finetune", "diffusion_target", "base_model_fingerprint", "MIXED_PRECISION"]
 
@@ -281,9 +281,6 @@ class SubjectTrainer(TrainerCore):
         return model
 
 
-_UNSET: Any = object()
-
-
 def _check_captions(captions, training_images) -> list[str] | None:
     """``captions`` as a list of strings, one per collected training image, or `None`."""
     if captions is None:
@@ -298,6 +295,7 @@ def _check_captions(captions, training_images) -> list[str] | None:
     return captions
 
 
+@settings_keywords(FinetuneConfig)
 def finetune(
     pipeline,
     *,
@@ -305,28 +303,28 @@ def finetune(
     subject: str,
     config: FinetuneConfig | Mapping[str, Any] | None = None,
     callback: Callable[[TrainingProgress], None] | None = None,
-    strategy: Any = _UNSET,
-    steps: int = _UNSET,
-    resolution: int | None = _UNSET,
-    gradient_accumulation_steps: int = _UNSET,
-    gradient_checkpointing: bool = _UNSET,
-    mixed_precision: str = _UNSET,
-    seed: int = _UNSET,
-    output_dir: str | os.PathLike | None = _UNSET,
-    checkpoint_every: int | None = _UNSET,
-    keep_checkpoints: int | None = _UNSET,
-    resume: str | os.PathLike | None = _UNSET,
-    validation_prompts: Sequence[str] = _UNSET,
-    validation_every: int | None = _UNSET,
-    validation_steps: int = _UNSET,
-    validation_guidance: float = _UNSET,
-    sample_prompt: str | None = _UNSET,
-    sample_image: bool = _UNSET,
-    base_model: str | None = _UNSET,
-    adapter_name: str = _UNSET,
-    max_grad_norm: float | None = _UNSET,
-    progress_bar: bool = _UNSET,
     captions: Sequence[str] | None = None,
+    strategy: Any = UNSET,
+    steps: int = UNSET,
+    resolution: int | None = UNSET,
+    validation_prompts: Sequence[str] = UNSET,
+    sample_prompt: str | None = UNSET,
+    sample_image: bool = UNSET,
+    base_model: str | None = UNSET,
+    adapter_name: str = UNSET,
+    gradient_accumulation_steps: int = UNSET,
+    gradient_checkpointing: bool = UNSET,
+    mixed_precision: str = UNSET,
+    seed: int = UNSET,
+    output_dir: str | os.PathLike | None = UNSET,
+    checkpoint_every: int | None = UNSET,
+    keep_checkpoints: int | None = UNSET,
+    resume: str | os.PathLike | None = UNSET,
+    validation_every: int | None = UNSET,
+    validation_steps: int = UNSET,
+    validation_guidance: float = UNSET,
+    max_grad_norm: float | None = UNSET,
+    progress_bar: bool = UNSET,
 ):
     """Fine-tune a subject on ``pipeline`` and return its `SubjectModel` (SYSTEM.md section 3).
 
@@ -343,14 +341,12 @@ def finetune(
             Our option, not the released recipe; it keeps the photos' contexts out of the subject.
         config (`FinetuneConfig` or `dict`, *optional*): every setting, validated; the defaults when omitted.
         callback (`Callable[[TrainingProgress], None]`, *optional*): called after every step.
-        strategy, steps, resolution, ...: any `FinetuneConfig` setting by name (documented there, e.g.
-            ``strategy="lora", steps=40``); each replaces that setting of ``config``.
+        strategy, steps, resolution, ...: every `FinetuneConfig` setting by name (documented there, e.g.
+            ``strategy="lora", steps=40``); each one given replaces that setting of ``config`` (the list is
+            checked against `FinetuneConfig`'s fields when this module is imported).
 
     Returns:
         `SubjectModel`.
     """
-    given = {name: value for name, value in locals().items() if name in FinetuneConfig.field_names() and value is not _UNSET}
-    config = resolve_config(config, FinetuneConfig)
-    if given:
-        config = FinetuneConfig.from_dict({**config.to_dict(), **given})
+    # `settings_keywords` has merged the given settings keywords into `config`.
     return SubjectTrainer(pipeline, images=images, subject=subject, config=config, callback=callback, captions=captions).train()

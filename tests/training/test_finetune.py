@@ -208,3 +208,47 @@ def test_captions_give_each_image_its_own_prompt(fresh_pipeline, training_images
     with pytest.raises(ValueError, match="captions"):
         SubjectTrainer(fresh_pipeline(), images=training_images, subject="dog", captions=["a", "b", "c"],
                        config=FinetuneConfig.from_dict({**trainer.config.to_dict(), "steps": 3, "resume": "latest"})).setup()
+
+
+def test_finetune_takes_exactly_the_config_settings_as_keywords():
+    import inspect
+
+    from blipdiff_plugins.training.settings import UNSET
+
+    keywords = [p.name for p in inspect.signature(finetune).parameters.values() if p.default is UNSET]
+    assert sorted(keywords) == sorted(FinetuneConfig.field_names()) and len(keywords) == len(FinetuneConfig.field_names())
+
+
+def test_settings_keywords_refuse_a_list_that_drifted_from_the_config():
+    from blipdiff_plugins.training.settings import UNSET, settings_keywords
+
+    with pytest.raises(TypeError, match=r"missing \['adapter_name'.*not fields \['step'\]"):
+        @settings_keywords(FinetuneConfig)
+        def drifted(*, config=None, step=UNSET):
+            pass
+
+
+def test_given_keywords_replace_those_settings_of_the_config(monkeypatch):
+    import blipdiff_plugins.training.finetune as finetune_module
+
+    received = {}
+
+    class Recorder:
+        def __init__(self, pipeline, *, images, subject, config, callback, captions):
+            received.update(config=config, captions=captions)
+
+        def train(self):
+            return "model"
+
+    monkeypatch.setattr(finetune_module, "SubjectTrainer", Recorder)
+    base = FinetuneConfig(steps=7, resolution=32, seed=3, validation_steps=4)
+    assert finetune(None, images=[], subject="dog", config=base, steps=9, resolution=None, output_dir=None, captions=["x"]) == "model"
+    config = received["config"]
+    assert (config.steps, config.resolution, config.seed, config.validation_steps) == (9, None, 3, 4)
+    assert received["captions"] == ["x"] and base.steps == 7
+    finetune(None, images=[], subject="dog", config={"seed": 5})
+    assert received["config"] == FinetuneConfig(seed=5)
+    with pytest.raises(ValueError, match=r"`steps` must be an integer >= 1, got 0"):
+        finetune(None, images=[], subject="dog", config=base, steps=0)
+    with pytest.raises(TypeError, match="step"):
+        finetune(None, images=[], subject="dog", step=3)
