@@ -87,7 +87,9 @@ class SubjectTrainer(TrainerCore):
         self.resolution = default_resolution if config.resolution is None else config.resolution
         if self.resolution % factor or self.resolution < factor:
             raise ValueError(f"`resolution` must be a multiple of the VAE factor {factor}, got {self.resolution}; the model's is {default_resolution}.")
-        self.base_model = config.base_model or pipeline.config.get("_name_or_path") or None
+        # `_name_or_path` is a `Path` when the pipeline was loaded from one (the built-in toy model is).
+        base_model = config.base_model or pipeline.config.get("_name_or_path")
+        self.base_model = str(base_model) if base_model else None
         self.sample_prompt = config.effective_sample_prompt()
         self.training_images = collect_training_images(images)
         self.captions = _check_captions(captions, self.training_images)

@@ -32,7 +32,7 @@ def test_cli_finetune_then_generate(image_folder, tmp_path, capsys):
     assert f"to {output.resolve()}" in captured.out and "--subject-model" in captured.out
     assert "notes.txt" in captured.err  # skipped and reported
     assert (output / "pytorch_lora_weights.safetensors").is_file() and (output / "validation" / "step-000002.png").is_file()
-    assert [p.name for p in sorted((output / "checkpoints").iterdir())] == ["checkpoint-1", "checkpoint-2"]
+    assert not (output / "checkpoints").exists()  # training state; the finished subject model ships none
     code = main(["generate", "--model", "builtin:random-tiny", "--subject-model", str(output), "--prompt", "on a beach",
                  "--steps", "2", "--height", "16", "--width", "16", "--output", str(tmp_path / "images")])
     assert code == 0, capsys.readouterr().err
@@ -69,8 +69,7 @@ def test_two_cpu_processes_with_gloo_produce_a_loadable_subject_model(image_fold
     assert result.returncode == 0, result.stderr[-3000:]
     config = json.loads((output / "subject_model.json").read_text())
     assert config["training"]["num_processes"] == 2
-    state = json.loads((output / "checkpoints" / "checkpoint-3" / "trainer_state.json").read_text())
-    assert state["world_size"] == 2
+    assert not (output / "checkpoints").exists()
     pipe = fresh_pipeline()  # same weights as builtin:random-tiny
     pipe.load_subject(output)
     assert pipe("on a beach", num_inference_steps=1, height=16, width=16, output_type="np").images.shape == (1, 16, 16, 3)
