@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from ..loaders.fingerprint import base_model_fingerprint
+from .checkpoints import list_checkpoints, remove_checkpoint
 from .core import TrainerCore, TrainingProgress
 from .data import DataOrder, collect_training_images, pixels_fingerprint, training_pixels
 from .finetune_config import FinetuneConfig
@@ -94,12 +95,31 @@ class SubjectTrainer(TrainerCore):
         self.training_images = collect_training_images(images)
         self.captions = _check_captions(captions, self.training_images)
         self.description = f"fine-tuning {self.subject!r} ({self.strategy.name})"
+        self.earlier_checkpoints = self._check_earlier_run()
 
     @property
     def steps(self) -> int:
         return self.config.steps
 
+    def _check_earlier_run(self) -> list[Path]:
+        """Checkpoints of an earlier run in `output_dir` are continued (`resume`) or deleted (`overwrite`), never
+        silently left beside a new run that starts at step 1."""
+        if self.output_dir is None or self.config.resume is not None:
+            return []
+        found = list_checkpoints(self.checkpoint_folder)
+        if found and not self.config.overwrite:
+            raise ValueError(
+                f"`output_dir`: {str(self.output_dir)!r} holds checkpoints of an earlier run (newest: {found[-1].name}); pass "
+                "resume='latest' to continue it, or overwrite=True to delete them and start over."
+            )
+        return found
+
     # --------------------------------------------------------------------------------- core hooks
+    def prepare_output_dir(self) -> None:
+        super().prepare_output_dir()
+        for path in self.earlier_checkpoints:  # overwrite=True: the earlier run's state must not mix with this one's
+            remove_checkpoint(path)
+
     def build_module(self) -> SubjectFinetuneModule:
         """Cache the VAE posteriors, freeze the pipeline, let the strategy unfreeze what it trains."""
         from diffusers import DDPMScheduler
@@ -327,6 +347,7 @@ def finetune(
     validation_guidance: float = UNSET,
     max_grad_norm: float | None = UNSET,
     progress_bar: bool = UNSET,
+    overwrite: bool = UNSET,
 ):
     """Fine-tune a subject on ``pipeline`` and return its `SubjectModel` (SYSTEM.md section 3).
 

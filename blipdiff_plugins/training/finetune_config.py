@@ -29,6 +29,8 @@ class FinetuneConfig(TrainingSettings):
         base_model (`str`, *optional*): base model id recorded in the model card; the pipeline's
             ``_name_or_path`` by default.
         adapter_name (`str`, defaults to ``"subject"``): PEFT adapter name of the LoRA strategy.
+        overwrite (`bool`, defaults to False): start over in an `output_dir` that holds checkpoints of an earlier
+            run, deleting them; without it (and without `resume`) such a run is refused.
     """
 
     kind: ClassVar[str] = "fine-tuning"
@@ -40,9 +42,10 @@ class FinetuneConfig(TrainingSettings):
     sample_image: bool = True
     base_model: str | None = None
     adapter_name: str = "subject"
+    overwrite: bool = False
 
     run_only: ClassVar[tuple[str, ...]] = TrainingSettings.run_only + (
-        "validation_prompts", "sample_prompt", "sample_image", "base_model",
+        "validation_prompts", "sample_prompt", "sample_image", "base_model", "overwrite",
     )
 
     def __post_init__(self):
@@ -53,8 +56,9 @@ class FinetuneConfig(TrainingSettings):
             check_int("resolution", self.resolution, 1, "pass a multiple of the VAE factor, or None for the model's size")
         if self.validation_every is not None and not self.validation_prompts:
             raise ValueError("`validation_every` needs `validation_prompts`, e.g. ['on a beach', 'in the snow'].")
-        if not isinstance(self.sample_image, bool):
-            raise ValueError(f"`sample_image` must be True or False, got {self.sample_image!r}.")
+        for name in ("sample_image", "overwrite"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"`{name}` must be True or False, got {getattr(self, name)!r}.")
         if not isinstance(self.adapter_name, str) or not self.adapter_name.isidentifier():
             raise ValueError(f"`adapter_name` must be a Python identifier such as 'subject', got {self.adapter_name!r}.")
 

@@ -90,3 +90,61 @@ def test_a_resumed_run_cleans_what_killed_saves_left(tmp_path, fresh_pipeline, t
     assert not list((tmp_path / "validation").iterdir())
     assert kept_by_the_user.read_text() == "mine"
     assert (tmp_path / ".subject_model.json.tmp").exists()  # not a name our writers use: left alone
+
+
+class Killed(BaseException):
+    """A kill -9 at a rename: nothing after it runs, not even the writers' clean-up."""
+
+
+@pytest.mark.slow  # a dozen fine-tune runs
+def test_kills_at_every_rename_leave_nothing_the_next_run_does_not_clean(tmp_path, monkeypatch, fresh_pipeline, training_images):
+    import os
+    import shutil
+    import types
+
+    from blipdiff_plugins.training.finetune import finetune
+    from blipdiff_plugins.utils import atomic as atomic_module
+
+    output = tmp_path / "rex"
+    pipe = fresh_pipeline()  # embedding_only leaves the base weights as they are, so every run resumes on it
+    settings = dict(strategy=strategy_for_tests("embedding_only"), steps=2, checkpoint_every=1, keep_checkpoints=1, output_dir=output,
+                    validation_prompts=["on a beach"], validation_every=1, validation_steps=1, resolution=RESOLUTION, progress_bar=False)
+
+    def run_and_save():
+        model = finetune(pipe, images=training_images, subject="dog", resume="latest" if list_checkpoints(output / "checkpoints") else None, **settings)
+        model.save_pretrained(output)
+
+    def hidden():
+        return sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob(".*"))
+
+    def killing(at):
+        calls = []
+
+        def replace(source, target):
+            calls.append(target)
+            if len(calls) == at:
+                raise Killed
+            os.replace(source, target)
+
+        def killed_clean_up(*args, **kwargs):
+            pass
+
+        fake_os = types.SimpleNamespace(**{name: getattr(os, name) for name in dir(os) if not name.startswith("__")})
+        fake_os.replace, fake_os.unlink = replace, killed_clean_up
+        fake_shutil = types.SimpleNamespace(**{name: getattr(shutil, name) for name in dir(shutil) if not name.startswith("__")})
+        fake_shutil.rmtree = killed_clean_up
+        return fake_os, fake_shutil
+
+    for at in range(1, 12):
+        fake_os, fake_shutil = killing(at)
+        for module in (atomic_module, checkpoints_module):
+            monkeypatch.setattr(module, "os", fake_os)
+            monkeypatch.setattr(module, "shutil", fake_shutil)
+        try:
+            run_and_save()
+        except Killed:
+            assert hidden(), f"the kill at rename {at} left nothing to clean"
+        monkeypatch.undo()
+    run_and_save()  # a run after the kills: what they left is gone, the model is whole
+    assert hidden() == []
+    assert sorted(p.name for p in output.iterdir()) == ["README.md", "sample.png", "subject_embedding.safetensors", "subject_model.json", "validation"]

@@ -252,3 +252,15 @@ def test_given_keywords_replace_those_settings_of_the_config(monkeypatch):
         finetune(None, images=[], subject="dog", config=base, steps=0)
     with pytest.raises(TypeError, match="step"):
         finetune(None, images=[], subject="dog", step=3)
+
+
+def test_an_earlier_runs_checkpoints_are_resumed_or_overwritten_never_silently_kept(fresh_pipeline, training_images, tmp_path):
+    trainer_for(fresh_pipeline(), training_images, "embedding_only", steps=2, checkpoint_every=1, keep_checkpoints=None, output_dir=tmp_path).train()
+    with pytest.raises(ValueError, match=r"`output_dir`: .* holds checkpoints of an earlier run \(newest: checkpoint-2\); pass resume='latest' "
+                                         r"to continue it, or overwrite=True to delete them and start over\."):
+        trainer_for(fresh_pipeline(), training_images, "embedding_only", steps=1, checkpoint_every=1, output_dir=tmp_path)
+    again = trainer_for(fresh_pipeline(), training_images, "embedding_only", steps=1, checkpoint_every=1, output_dir=tmp_path, overwrite=True)
+    again.train()
+    assert again.start_step == 0 and [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["checkpoint-1"]
+    with pytest.raises(ValueError, match="`overwrite` must be True or False, got 'yes'"):
+        FinetuneConfig(overwrite="yes")
