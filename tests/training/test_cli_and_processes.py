@@ -16,7 +16,8 @@ def image_folder(tmp_path):
     folder.mkdir()
     for index, image in enumerate(make_images()):
         image.save(folder / f"{index}.png")
-    (folder / "notes.txt").write_text("not an image")
+    (folder / "notes.txt").write_text("not an image")  # ignored silently: not named as an image
+    (folder / "broken.png").write_bytes(b"\x89PNG not really")  # named as one: skipped and reported
     return folder
 
 
@@ -30,7 +31,7 @@ def test_cli_finetune_then_generate(image_folder, tmp_path, capsys):
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert f"to {output.resolve()}" in captured.out and "--subject-model" in captured.out
-    assert "notes.txt" in captured.err  # skipped and reported
+    assert "broken.png" in captured.err and "notes.txt" not in captured.err
     assert (output / "pytorch_lora_weights.safetensors").is_file() and (output / "validation" / "step-000002.png").is_file()
     assert not (output / "checkpoints").exists()  # training state; the finished subject model ships none
     code = main(["generate", "--model", "builtin:random-tiny", "--subject-model", str(output), "--prompt", "on a beach",
@@ -48,7 +49,7 @@ def test_cli_bad_input(image_folder, tmp_path, capsys):
     assert "--rank only apply to `--strategy lora`" in capsys.readouterr().err
     assert main(["generate", "--model", "builtin:random-tiny", "--prompt", "x"]) == 2
     assert "`--subject-model DIR`" in capsys.readouterr().err
-    # --captions: one per image that was read (notes.txt is skipped), named by its flag, nothing written
+    # --captions: one per image that was read (broken.png is skipped), named by its flag, nothing written
     output = tmp_path / "captioned"
     assert main(["finetune", "--model", "builtin:random-tiny", "--images", str(image_folder), "--subject", "dog",
                  "--captions", "on grass", "--output", str(output)]) == 2
