@@ -17,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "blipdiff_plugins"
@@ -132,6 +134,7 @@ def test_package_top_level_holds_only_entry_points_and_folders():
     assert files == ["__init__.py", "cli.py", "registry.py"]
 
 
+@pytest.mark.slow  # a fresh interpreter importing every module
 def test_every_module_imports_in_a_fresh_interpreter():
     """All modules, one after another, in a new interpreter (so nothing the test session imported helps).
 

@@ -70,6 +70,7 @@ def test_from_pretrained_builtin_random_is_the_random_builtin_model():
         BlipDiffusionPipeline.from_pretrained("builtin:mid")
 
 
+@pytest.mark.slow  # the shipped model, the README's main command
 def test_readme_main_command_renders_a_heldout_toy_subject_with_the_shipped_model(tmp_path, monkeypatch, capsys):
     """The first bash block after the install: `toyworld references` then `generate --model builtin`, as written."""
     import shlex

@@ -57,6 +57,7 @@ def test_cli_bad_input(image_folder, tmp_path, capsys):
     assert "--captions has 1 entries but --images gave 3 image(s) (1 unreadable file(s) were skipped)" in err and not (output / "subject_model.json").exists()
 
 
+@pytest.mark.slow  # torchrun with two processes
 def test_two_cpu_processes_with_gloo_produce_a_loadable_subject_model(image_folder, tmp_path, fresh_pipeline):
     output = tmp_path / "mp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
