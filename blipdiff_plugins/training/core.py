@@ -1,4 +1,4 @@
-"""The training core both trainers (fine-tuning, pre-training) run on.
+"""The training core every trainer runs on: fine-tuning (``finetune/``), UMM-Diffusion (``umm/``), pre-training.
 
 It owns what must be identical between them: the accelerate set-up (processes, mixed precision,
 gradient accumulation), the AdamW weight-decay groups, one optimizer step over micro-batches, the

@@ -229,7 +229,7 @@ def test_settings_keywords_refuse_a_list_that_drifted_from_the_config():
 
 
 def test_given_keywords_replace_those_settings_of_the_config(monkeypatch):
-    import blipdiff_plugins.training.finetune as finetune_module
+    import blipdiff_plugins.training.finetune.trainer as finetune_module
 
     received = {}
 

@@ -20,15 +20,15 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from ..loaders.fingerprint import base_model_fingerprint
-from .checkpoints import list_checkpoints, remove_checkpoint
-from .core import TrainerCore, TrainingProgress
-from .data import DataOrder, collect_training_images, pixels_fingerprint, training_pixels
-from .finetune_config import FinetuneConfig
-from .objective import diffusion_loss, diffusion_target
-from .settings import MIXED_PRECISION, UNSET, resolve_config, settings_keywords
+from ...loaders.fingerprint import base_model_fingerprint
+from ..checkpoints import list_checkpoints, remove_checkpoint
+from ..core import TrainerCore, TrainingProgress
+from ..data import DataOrder, collect_training_images, pixels_fingerprint, training_pixels
+from ..objective import diffusion_loss, diffusion_target
+from ..settings import UNSET, resolve_config, settings_keywords
+from .config import FinetuneConfig
 
-__all__ = ["FinetuneConfig", "SubjectTrainer", "TrainingProgress", "finetune", "diffusion_target", "base_model_fingerprint", "MIXED_PRECISION"]
+__all__ = ["SubjectFinetuneModule", "SubjectTrainer", "finetune"]
 
 
 class SubjectFinetuneModule(torch.nn.Module):
@@ -268,7 +268,7 @@ class SubjectTrainer(TrainerCore):
 
     def result(self):
         """The `SubjectModel` of the current state; the pipeline is set to render the subject."""
-        from ..loaders.subject_model_format import SubjectModel
+        from ...loaders.subject_model_format import SubjectModel
 
         pipe = self.pipeline
         embedding = self.current_embedding()
