@@ -18,13 +18,23 @@ def render(pipe, **kwargs):
     return pipe("on a beach", num_inference_steps=2, height=RESOLUTION, width=RESOLUTION, generator=torch.Generator().manual_seed(0), output_type="np", **kwargs).images
 
 
-@pytest.fixture(params=["full_unet", "lora", "embedding_only"])
-def trained(request, fresh_pipeline, tmp_path):
-    pipe = fresh_pipeline()
+@pytest.fixture(scope="module", params=["full_unet", "lora", "embedding_only"])
+def trained(request, tiny_components, tmp_path_factory):
+    """One fine-tune per strategy, shared by the module's tests (they only read it: render, load, save elsewhere)."""
+    import copy
+
+    from blipdiff_plugins import BlipDiffusionPipeline
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as `one_thread`, which is function-scoped
+    pipe = BlipDiffusionPipeline(**{name: copy.deepcopy(value) for name, value in tiny_components.items()})
+    pipe.set_progress_bar_config(disable=True)
+    tmp_path = tmp_path_factory.mktemp(f"trained-{request.param}")
     model = finetune(pipe, images=make_images(), subject="dog", strategy=strategy_for_tests(request.param, **({"rank": 4, "alpha": 2.0} if request.param == "lora" else {})),
                      steps=3, resolution=RESOLUTION, validation_steps=2, progress_bar=False, base_model="someone/blipdiffusion-tiny")
     model.name = "Rex"
     folder = model.save_pretrained(tmp_path / "rex")
+    torch.set_num_threads(threads)
     return request.param, pipe, model, folder
 
 
