@@ -21,6 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import REPO_ROOT
 
 PACKAGE_NAME = "blipdiff_plugins"
@@ -280,6 +282,7 @@ def test_architecture_doc_draws_the_same_layers():
     assert drawn == dict(enumerate(LAYERS))
 
 
+@pytest.mark.slow  # a fresh interpreter importing every module
 def test_every_module_imports_in_a_fresh_interpreter():
     """All modules, one after another, in a new interpreter (so nothing the test session imported helps).
 

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from blipdiff_plugins.loaders.subject_model_format import SubjectModel
@@ -48,6 +49,7 @@ def test_loading_a_lora_subject_model_prints_no_text_encoder_notice(fresh_pipeli
     assert isinstance(SubjectModel.from_pretrained(folder), SubjectModel)
 
 
+@pytest.mark.slow  # a CLI subprocess
 def test_style_prints_no_third_party_warnings_and_lists_its_files(tmp_path, subject_image):
     subject_image.save(tmp_path / "flower.png")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": ""}

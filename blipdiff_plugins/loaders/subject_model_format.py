@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..adapters.finetune_strategies import FinetuneStrategy, resolve_strategy
-from ..utils.atomic import write_atomically
+from ..utils.atomic import atomic_directory
 from .fingerprint import base_model_fingerprint
 
 FORMAT_VERSION = 1
@@ -40,6 +41,13 @@ UNET_FOLDER = "unet"
 UNET_WEIGHTS = "diffusion_pytorch_model.safetensors"
 SAMPLE_FILE = "sample.png"
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+MODEL_FILES = (CONFIG_FILE, EMBEDDING_FILE, LORA_FILE, UNET_FOLDER, SAMPLE_FILE, "README.md")
+# What a fine-tune writes into its output_dir (the CLI trains in the subject model's folder): validation grids are
+# kept beside the saved model; checkpoints and logs are training state, which a finished subject model does not ship.
+RUN_OUTPUTS_KEPT = "validation"
+RUN_OUTPUTS_DROPPED = ("checkpoints", "logs")
+# Hidden files of interrupted writes of this format and of the trainer (atomic writer and staging names).
+INTERRUPTED_WRITE = re.compile(r"^\.(subject_embedding|pytorch_lora_weights|sample|subject_model|README|unet|lora|checkpoint|stale)-")
 
 
 @dataclass
@@ -81,6 +89,11 @@ class SubjectModel:
     license: str = "apache-2.0"
     settings: dict[str, Any] | None = None
 
+    def __post_init__(self):
+        # A pipeline loaded from a `Path` has a `Path` as `_name_or_path`; subject_model.json records text.
+        if self.base_model is not None:
+            self.base_model = str(self.base_model)
+
     @property
     def unet_weights(self) -> str:
         """``"lora"``, ``"full"`` or ``"none"``: what the strategy stores."""
@@ -110,21 +123,27 @@ class SubjectModel:
 
     # --------------------------------------------------------------------------------- saving
     def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
-        """Write the subject model's files (each atomically) into ``save_directory``."""
-        folder = Path(save_directory)
-        folder.mkdir(parents=True, exist_ok=True)
-        embedding = self.subject_embedding.detach().cpu().contiguous()
-        write_atomically(
-            folder / EMBEDDING_FILE,
-            lambda path: save_file({EMBEDDING_KEY: embedding}, path, metadata={"format": "pt", "subject": self.subject}),
-        )
-        files = self.strategy.save_unet(self, folder)
-        if self.sample_image is not None:
-            write_atomically(folder / SAMPLE_FILE, lambda path: self.sample_image.save(path, format="PNG"))
-        config = self.config(files)
-        write_atomically(folder / CONFIG_FILE, lambda path: Path(path).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8"))
-        card = self.model_card()
-        write_atomically(folder / "README.md", lambda path: card.save(path))
+        """Write the subject model into ``save_directory``, atomically: the files are written into a hidden staging
+        folder beside it, renamed onto ``save_directory`` only once complete (a failure or a kill leaves the folder
+        as it was).
+
+        ``save_directory`` may be new, empty, a subject model (replaced) or the fine-tune's own ``output_dir``: its
+        ``validation/`` grids are kept; its ``checkpoints/`` are not, because a finished subject model ships no
+        training state (resume a run before saving over it). Any other file there is refused.
+        """
+        folder = Path(save_directory).resolve()
+        _check_replaceable(folder)
+        with atomic_directory(folder, replace=True) as staging:
+            embedding = self.subject_embedding.detach().cpu().contiguous()
+            save_file({EMBEDDING_KEY: embedding}, staging / EMBEDDING_FILE, metadata={"format": "pt", "subject": self.subject})
+            files = self.strategy.save_unet(self, staging)
+            if self.sample_image is not None:
+                self.sample_image.save(staging / SAMPLE_FILE, format="PNG")
+            config = self.config(files)
+            (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            self.model_card().save(staging / "README.md")
+            if (folder / RUN_OUTPUTS_KEPT).is_dir():
+                shutil.copytree(folder / RUN_OUTPUTS_KEPT, staging / RUN_OUTPUTS_KEPT)
         return folder
 
     def model_card(self):
@@ -290,3 +309,19 @@ Command line: `blipdiff generate --model {base_line} --subject-model <this folde
             )
         adapter = self.strategy.apply_unet(self, pipeline, adapter_name=adapter_name)
         pipeline.set_subject(self.subject_embedding, self.subject, adapter_name=adapter)
+
+
+def _check_replaceable(folder: Path) -> None:
+    """`save_pretrained` replaces ``folder`` only when it holds nothing but a subject model and a fine-tune's outputs."""
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"`save_directory`: {str(folder)!r} is a file; pass a folder (new, empty or a subject model's).")
+    if not folder.is_dir():
+        return
+    known = (*MODEL_FILES, RUN_OUTPUTS_KEPT, *RUN_OUTPUTS_DROPPED)
+    others = sorted(path.name for path in folder.iterdir() if path.name not in known and not INTERRUPTED_WRITE.match(path.name))
+    if others:
+        more = f" and {len(others) - 3} more" if len(others) > 3 else ""
+        raise FileExistsError(
+            f"`save_directory`: {str(folder)!r} holds files that are not a subject model's ({', '.join(map(repr, others[:3]))}{more}); "
+            "saving replaces the folder, so pass a new or empty folder (or one holding only a subject model)."
+        )

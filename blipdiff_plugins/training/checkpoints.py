@@ -60,13 +60,19 @@ def remove_checkpoint(path: Path) -> None:
 
 def clean_interrupted_files(output_dir: str | os.PathLike) -> list[Path]:
     """Delete what killed saves left in ``output_dir``, its ``checkpoints/`` and ``validation/``: hidden temporary
-    files and folders, and visible checkpoint folders without their completion marker. Returns what was removed."""
+    files and folders, and visible checkpoint folders without their completion marker; and, beside ``output_dir``,
+    the staging folders of a whole-folder save onto it. Returns what was removed."""
     removed = []
-    for folder in (Path(output_dir), Path(output_dir) / "checkpoints", Path(output_dir) / "validation"):
+    output_dir = Path(output_dir).resolve()
+    # A whole-folder save (a subject model, a pipeline) stages beside the folder: ``.<name>.partial-*``, ``.stale-<name>-*``.
+    beside = re.compile(rf"^\.({re.escape(output_dir.name)}\.partial|stale-{re.escape(output_dir.name)})-\w+$")
+    for folder in (output_dir.parent, output_dir, output_dir / "checkpoints", output_dir / "validation"):
         if not folder.is_dir():
             continue
         for path in sorted(folder.iterdir()):
-            if _is_interrupted_write(path.name):
+            if folder == output_dir.parent and not beside.match(path.name):
+                continue
+            if folder == output_dir.parent or _is_interrupted_write(path.name):
                 if path.is_dir() and not path.is_symlink():
                     shutil.rmtree(path, ignore_errors=True)
                 else:

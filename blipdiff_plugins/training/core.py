@@ -1,4 +1,4 @@
-"""The training core both trainers (fine-tuning, pre-training) run on.
+"""The training core every trainer runs on: fine-tuning (``finetune/``), UMM-Diffusion (``umm/``), pre-training.
 
 It owns what must be identical between them: the accelerate set-up (processes, mixed precision,
 gradient accumulation), the AdamW weight-decay groups, one optimizer step over micro-batches, the
@@ -100,6 +100,10 @@ class TrainerCore:
     def check_resume(self, path: Path, saved: dict[str, Any]) -> None:
         """A trainer's own refusal of a checkpoint, before the generic `resume_checks`."""
 
+    def prepare_output_dir(self) -> None:
+        """Before training, on the main process: delete the files a killed run left in `output_dir`."""
+        clean_interrupted_files(self.output_dir)
+
     def generate_grid(self):
         """The validation grid image (called on the main process only); None when the trainer has none."""
         return None
@@ -154,7 +158,7 @@ class TrainerCore:
             self.make_accelerator()
         accelerator = self.accelerator
         if self.output_dir is not None and accelerator.is_main_process:
-            clean_interrupted_files(self.output_dir)
+            self.prepare_output_dir()
         accelerator.wait_for_everyone()
         module = self.build_module()
         self.trainable_names = [name for name, parameter in module.named_parameters() if parameter.requires_grad]

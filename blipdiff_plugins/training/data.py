@@ -13,7 +13,7 @@ import numpy as np
 import PIL.Image
 import torch
 
-from ..utils.images import ImageLike, load_image
+from ..utils.images import IMAGE_SUFFIXES, ImageLike, load_image
 
 # Images whose long side is more than this many times the short side lose most of their content to
 # the centre crop; they still train, with a warning.
@@ -53,19 +53,23 @@ def collect_training_images(images, *, argument: str = "images") -> TrainingImag
     if isinstance(images, (str, os.PathLike)) and Path(images).is_dir():
         folder = Path(images)
         files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-        loaded, names = [], []
+        loaded, names, ignored = [], [], []
         for path in files:
             try:
                 loaded.append(load_image(path, argument=argument))
                 names.append(str(path))
             except ValueError as error:
-                skipped.append((str(path), str(error)))
+                if path.suffix.lower() in IMAGE_SUFFIXES:
+                    skipped.append((str(path), str(error)))
+                else:  # not named as an image (a references.json sidecar, notes): not reported
+                    ignored.append(path.name)
         if skipped:
             listing = ", ".join(Path(name).name for name, _ in skipped)
             if loaded:
                 warnings.warn(f"`{argument}`: skipped {len(skipped)} file(s) of {str(folder)!r} that are not readable images: {listing}.", stacklevel=3)
         if not loaded:
-            detail = f" It holds only unreadable or non-image files: {', '.join(Path(n).name for n, _ in skipped)}." if skipped else " It is empty."
+            unused = [Path(name).name for name, _ in skipped] + ignored
+            detail = f" It holds only unreadable or non-image files: {', '.join(unused)}." if unused else " It is empty."
             raise ValueError(f"`{argument}`: folder {str(folder)!r} has no readable image (PNG, JPEG, WebP, ...).{detail}")
         return TrainingImages(loaded, names, skipped)
     if isinstance(images, (str, os.PathLike)) and not Path(images).exists():

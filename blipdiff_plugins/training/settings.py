@@ -7,8 +7,10 @@ and the saved model all read the same object (``to_dict``/``from_dict`` round-tr
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import math
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
 
@@ -150,6 +152,48 @@ def resolve_config(config, cls):
     if isinstance(config, cls):
         return config
     return cls.from_dict(config)
+
+
+class _Unset:
+    """The default of a settings keyword that was not given (``None`` is a real value of several settings)."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
+def settings_keywords(cls) -> Callable[[Callable], Callable]:
+    """Let a function take each setting of the config class ``cls`` as a keyword that overrides its ``config``.
+
+    The decorated function's keyword parameters that default to `UNSET` must be exactly ``cls``'s fields
+    (checked when the function is defined, so the two lists cannot drift apart). At call time the given
+    ones replace those settings of ``config`` (a ``cls``, a mapping or None; validated by ``cls``), and the
+    function receives the merged ``cls`` as ``config`` and `UNSET` for every settings keyword.
+    """
+
+    def decorate(function: Callable) -> Callable:
+        signature = inspect.signature(function)
+        names = [parameter.name for parameter in signature.parameters.values() if parameter.default is UNSET]
+        missing, extra = sorted(set(cls.field_names()) - set(names)), sorted(set(names) - set(cls.field_names()))
+        if missing or extra or "config" not in signature.parameters:
+            raise TypeError(
+                f"{function.__qualname__}: its UNSET keywords must be the fields of {cls.__name__}, beside a `config` "
+                f"parameter; missing {missing}, not fields {extra}."
+            )
+
+        @functools.wraps(function)
+        def with_settings(*args, **keywords):  # the public signature is `function`'s (functools.wraps)
+            bound = signature.bind(*args, **keywords)
+            given = {name: bound.arguments.pop(name) for name in names if name in bound.arguments}
+            config = resolve_config(bound.arguments.get("config"), cls)
+            bound.arguments["config"] = cls.from_dict({**config.to_dict(), **given}) if given else config
+            return function(*bound.args, **bound.kwargs)
+
+        return with_settings
+
+    return decorate
 
 
 class RecordBatchSettings:

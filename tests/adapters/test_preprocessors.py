@@ -98,6 +98,7 @@ def test_missing_controlnet_aux_gives_install_line(monkeypatch):
         registry.get("canny")
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_import_does_not_import_controlnet_aux():
     code = (
         "import sys, blipdiff_plugins; blipdiff_plugins.BlipDiffusionControlNetPipeline; blipdiff_plugins.PREPROCESSORS.names(); "

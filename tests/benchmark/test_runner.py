@@ -155,6 +155,7 @@ def test_resume_refuses_results_of_another_protocol(small_dreambench, scorer, tm
         _run(dataset, FakeBlipDiffusionPipeline(), tmp_path / "run", None, resume=True)
 
 
+@pytest.mark.slow  # two subprocesses
 def test_two_processes_give_the_same_rows_as_one(small_dreambench, tmp_path):
     from tests.benchmark.shard_worker import SMALL_RUN
 

@@ -43,6 +43,7 @@ def test_shipped_model_is_the_packaged_toy_world_model(shipped):
     assert shipped.unet.dtype == torch.float32  # stored in float16, computed in float32
 
 
+@pytest.mark.slow  # the shipped model over every held-out pair
 def test_shipped_model_renders_heldout_subjects_from_references_in_the_prompted_context(shipped):
     world, oracle = ToyWorld(), load_oracle()
     subject_hits = context_hits = text_only_hits = total = 0

@@ -51,6 +51,7 @@ def test_pack_refuses_another_base_and_an_existing_destination(toy_model, micro_
         pack_toy_umm(micro_toy_umm[0], tmp_path / "taken")
 
 
+@pytest.mark.slow  # the shipped model over every held-out pair
 def test_shipped_toy_umm_draws_heldout_appearances_from_references():
     """The weights in the package: at a = 0.75 the pseudo-word brings the held-out subject's appearance (0.92 in the
     96-image sweep of run 5, 0.96 in run 4's; 16/16 here for both); at a = 0 the same prompts are text only (appearance

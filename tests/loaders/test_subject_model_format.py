@@ -18,13 +18,23 @@ def render(pipe, **kwargs):
     return pipe("on a beach", num_inference_steps=2, height=RESOLUTION, width=RESOLUTION, generator=torch.Generator().manual_seed(0), output_type="np", **kwargs).images
 
 
-@pytest.fixture(params=["full_unet", "lora", "embedding_only"])
-def trained(request, fresh_pipeline, tmp_path):
-    pipe = fresh_pipeline()
+@pytest.fixture(scope="module", params=["full_unet", "lora", "embedding_only"])
+def trained(request, tiny_components, tmp_path_factory):
+    """One fine-tune per strategy, shared by the module's tests (they only read it: render, load, save elsewhere)."""
+    import copy
+
+    from blipdiff_plugins import BlipDiffusionPipeline
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as `one_thread`, which is function-scoped
+    pipe = BlipDiffusionPipeline(**{name: copy.deepcopy(value) for name, value in tiny_components.items()})
+    pipe.set_progress_bar_config(disable=True)
+    tmp_path = tmp_path_factory.mktemp(f"trained-{request.param}")
     model = finetune(pipe, images=make_images(), subject="dog", strategy=strategy_for_tests(request.param, **({"rank": 4, "alpha": 2.0} if request.param == "lora" else {})),
                      steps=3, resolution=RESOLUTION, validation_steps=2, progress_bar=False, base_model="someone/blipdiffusion-tiny")
     model.name = "Rex"
     folder = model.save_pretrained(tmp_path / "rex")
+    torch.set_num_threads(threads)
     return request.param, pipe, model, folder
 
 
@@ -125,3 +135,51 @@ def strategy_for_tests_instance():
     from blipdiff_plugins.adapters.finetune_strategies import EmbeddingOnlyStrategy
 
     return EmbeddingOnlyStrategy()
+
+
+def _embedding_only_model(pipe, **settings):
+    return finetune(pipe, images=make_images(), subject="dog", strategy=strategy_for_tests("embedding_only"), steps=1,
+                    resolution=RESOLUTION, validation_steps=1, progress_bar=False, **settings)
+
+
+def test_a_model_trained_on_a_pipeline_loaded_from_a_path_saves(saved_tiny_pipeline, tmp_path):
+    from blipdiff_plugins import BlipDiffusionPipeline
+
+    pipe = BlipDiffusionPipeline.from_pretrained(saved_tiny_pipeline)  # a Path, as `builtin` loads its toy folder
+    pipe.set_progress_bar_config(disable=True)
+    assert not isinstance(pipe.config["_name_or_path"], str)
+    folder = _embedding_only_model(pipe).save_pretrained(tmp_path / "rex")
+    assert json.loads((folder / "subject_model.json").read_text())["base_model"] == str(saved_tiny_pipeline)
+    assert SubjectModel.from_pretrained(folder).base_model == str(saved_tiny_pipeline)
+
+
+def test_save_is_atomic_keeps_validation_drops_checkpoints_and_refuses_foreign_files(fresh_pipeline, tmp_path, monkeypatch):
+    output = tmp_path / "rex"
+    model = _embedding_only_model(fresh_pipeline(), output_dir=output, checkpoint_every=1, validation_prompts=["on a beach"], validation_every=1)
+    assert (output / "checkpoints" / "checkpoint-1").is_dir() and (output / "validation" / "step-000001.png").is_file()
+    model.save_pretrained(output)  # the CLI saves into the fine-tune's output_dir
+    assert sorted(p.name for p in output.iterdir()) == ["README.md", "sample.png", "subject_embedding.safetensors", "subject_model.json", "validation"]
+    assert (output / "validation" / "step-000001.png").is_file()
+    before = {p.name: p.read_bytes() for p in output.iterdir() if p.is_file()}
+
+    # A save that fails half-way (here: writing the model card) leaves the folder as it was, and no staging folder.
+    def broken_card(self):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(SubjectModel, "model_card", broken_card)
+    model.subject = "cat"
+    with pytest.raises(OSError, match="simulated"):
+        model.save_pretrained(output)
+    assert {p.name: p.read_bytes() for p in output.iterdir() if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rex"]
+    with pytest.raises(OSError, match="simulated"):
+        model.save_pretrained(tmp_path / "new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rex"]
+    monkeypatch.undo()
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "dog.jpg").write_bytes(b"not mine to delete")
+    with pytest.raises(FileExistsError, match=r"`save_directory`: .*photos' holds files that are not a subject model's \('dog.jpg'\)"):
+        model.save_pretrained(photos)
+    assert [p.name for p in photos.iterdir()] == ["dog.jpg"]

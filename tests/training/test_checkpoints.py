@@ -90,3 +90,76 @@ def test_a_resumed_run_cleans_what_killed_saves_left(tmp_path, fresh_pipeline, t
     assert not list((tmp_path / "validation").iterdir())
     assert kept_by_the_user.read_text() == "mine"
     assert (tmp_path / ".subject_model.json.tmp").exists()  # not a name our writers use: left alone
+
+
+class Killed(BaseException):
+    """A kill -9 at a rename: nothing after it runs, not even the writers' clean-up."""
+
+
+@pytest.mark.slow  # a dozen fine-tune runs
+def test_kills_at_every_rename_leave_nothing_the_next_run_does_not_clean(tmp_path, monkeypatch, fresh_pipeline, training_images):
+    import os
+    import shutil
+    import types
+
+    from blipdiff_plugins.training.finetune import finetune
+    from blipdiff_plugins.utils import atomic as atomic_module
+
+    pipe = fresh_pipeline()  # embedding_only leaves the base weights as they are, so every run resumes on it
+    settings = dict(strategy=strategy_for_tests("embedding_only"), steps=2, checkpoint_every=1, keep_checkpoints=1,
+                    validation_prompts=["on a beach"], validation_every=1, validation_steps=1, resolution=RESOLUTION, progress_bar=False)
+
+    def run_and_save(output):
+        resume = "latest" if list_checkpoints(output / "checkpoints") else None
+        model = finetune(pipe, images=training_images, subject="dog", output_dir=output, resume=resume, **settings)
+        model.save_pretrained(output)
+
+    def hidden(folder):
+        return sorted(str(p.relative_to(folder)) for p in folder.rglob(".*"))
+
+    def killing(at):
+        calls = []
+
+        def replace(source, target):
+            calls.append(target)
+            if len(calls) == at:
+                raise Killed
+            os.replace(source, target)
+
+        def killed_clean_up(*args, **kwargs):
+            pass
+
+        fake_os = types.SimpleNamespace(**{name: getattr(os, name) for name in dir(os) if not name.startswith("__")})
+        fake_os.replace, fake_os.unlink = replace, killed_clean_up
+        fake_shutil = types.SimpleNamespace(**{name: getattr(shutil, name) for name in dir(shutil) if not name.startswith("__")})
+        fake_shutil.rmtree = killed_clean_up
+        return fake_os, fake_shutil
+
+    # A run into a folder that holds a subject model and its run's validation grids, killed at each rename in turn.
+    at, leftovers = 0, {}
+    while True:
+        at += 1
+        output = tmp_path / f"kill-{at}" / "rex"
+        (output / "validation").mkdir(parents=True)
+        (output / "subject_model.json").write_text("{}")
+        fake_os, fake_shutil = killing(at)
+        for module in (atomic_module, checkpoints_module):
+            monkeypatch.setattr(module, "os", fake_os)
+            monkeypatch.setattr(module, "shutil", fake_shutil)
+        try:
+            run_and_save(output)
+        except Killed:
+            leftovers[at] = hidden(output.parent)  # a kill just before a removal's rename leaves nothing hidden
+        else:
+            break  # this run had fewer renames than `at`: each of them has been a kill point
+        finally:
+            monkeypatch.undo()
+        checkpoints_module.clean_interrupted_files(output)  # what the next run does first
+        assert hidden(output.parent) == [], at
+    assert at > 5  # the kills reached the checkpoints, their pruning, the grids and the subject model's save
+    assert any(".rex.partial-" in name for names in leftovers.values() for name in names)  # the save's staging, beside
+    assert sum(bool(names) for names in leftovers.values()) >= at - 2, leftovers
+    run_and_save(tmp_path / f"kill-{at - 1}" / "rex")  # a whole run after a kill: the model is complete
+    assert hidden(tmp_path / f"kill-{at - 1}") == []
+    assert sorted(p.name for p in (tmp_path / f"kill-{at - 1}" / "rex").iterdir()) == [
+        "README.md", "sample.png", "subject_embedding.safetensors", "subject_model.json", "validation"]

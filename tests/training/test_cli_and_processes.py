@@ -16,7 +16,8 @@ def image_folder(tmp_path):
     folder.mkdir()
     for index, image in enumerate(make_images()):
         image.save(folder / f"{index}.png")
-    (folder / "notes.txt").write_text("not an image")
+    (folder / "notes.txt").write_text("not an image")  # ignored silently: not named as an image
+    (folder / "broken.png").write_bytes(b"\x89PNG not really")  # named as one: skipped and reported
     return folder
 
 
@@ -30,9 +31,9 @@ def test_cli_finetune_then_generate(image_folder, tmp_path, capsys):
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert f"to {output.resolve()}" in captured.out and "--subject-model" in captured.out
-    assert "notes.txt" in captured.err  # skipped and reported
+    assert "broken.png" in captured.err and "notes.txt" not in captured.err
     assert (output / "pytorch_lora_weights.safetensors").is_file() and (output / "validation" / "step-000002.png").is_file()
-    assert [p.name for p in sorted((output / "checkpoints").iterdir())] == ["checkpoint-1", "checkpoint-2"]
+    assert not (output / "checkpoints").exists()  # training state; the finished subject model ships none
     code = main(["generate", "--model", "builtin:random-tiny", "--subject-model", str(output), "--prompt", "on a beach",
                  "--steps", "2", "--height", "16", "--width", "16", "--output", str(tmp_path / "images")])
     assert code == 0, capsys.readouterr().err
@@ -48,7 +49,7 @@ def test_cli_bad_input(image_folder, tmp_path, capsys):
     assert "--rank only apply to `--strategy lora`" in capsys.readouterr().err
     assert main(["generate", "--model", "builtin:random-tiny", "--prompt", "x"]) == 2
     assert "`--subject-model DIR`" in capsys.readouterr().err
-    # --captions: one per image that was read (notes.txt is skipped), named by its flag, nothing written
+    # --captions: one per image that was read (broken.png is skipped), named by its flag, nothing written
     output = tmp_path / "captioned"
     assert main(["finetune", "--model", "builtin:random-tiny", "--images", str(image_folder), "--subject", "dog",
                  "--captions", "on grass", "--output", str(output)]) == 2
@@ -56,6 +57,7 @@ def test_cli_bad_input(image_folder, tmp_path, capsys):
     assert "--captions has 1 entries but --images gave 3 image(s) (1 unreadable file(s) were skipped)" in err and not (output / "subject_model.json").exists()
 
 
+@pytest.mark.slow  # torchrun with two processes
 def test_two_cpu_processes_with_gloo_produce_a_loadable_subject_model(image_folder, tmp_path, fresh_pipeline):
     output = tmp_path / "mp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
@@ -69,8 +71,7 @@ def test_two_cpu_processes_with_gloo_produce_a_loadable_subject_model(image_fold
     assert result.returncode == 0, result.stderr[-3000:]
     config = json.loads((output / "subject_model.json").read_text())
     assert config["training"]["num_processes"] == 2
-    state = json.loads((output / "checkpoints" / "checkpoint-3" / "trainer_state.json").read_text())
-    assert state["world_size"] == 2
+    assert not (output / "checkpoints").exists()
     pipe = fresh_pipeline()  # same weights as builtin:random-tiny
     pipe.load_subject(output)
     assert pipe("on a beach", num_inference_steps=1, height=16, width=16, output_type="np").images.shape == (1, 16, 16, 3)

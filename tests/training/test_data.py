@@ -15,12 +15,14 @@ def write_folder(folder, images, extra=()):
     return folder
 
 
-def test_folder_skips_and_reports_non_images_and_corrupt_files(tmp_path):
-    folder = write_folder(tmp_path / "subject", make_images(2), [("notes.txt", b"hello"), ("broken.png", b"\x89PNG not really")])
-    with pytest.warns(UserWarning, match="skipped 2 file"):
+def test_folder_reports_corrupt_images_and_silently_ignores_sidecars(tmp_path):
+    # `blipdiff toyworld references` writes references.json beside its images: not an image, not worth a warning.
+    extra = [("notes.txt", b"hello"), ("references.json", b"[]"), ("broken.png", b"\x89PNG not really")]
+    folder = write_folder(tmp_path / "subject", make_images(2), extra)
+    with pytest.warns(UserWarning, match=r"skipped 1 file\(s\) of .* that are not readable images: broken.png\.$"):
         found = collect_training_images(folder)
     assert len(found.images) == 2
-    assert sorted(name.rsplit("/", 1)[-1] for name, _ in found.skipped) == ["broken.png", "notes.txt"]
+    assert [name.rsplit("/", 1)[-1] for name, _ in found.skipped] == ["broken.png"]
 
 
 def test_folder_with_only_bad_files_is_refused(tmp_path):

@@ -19,6 +19,7 @@ def trainer_for(pipe, images, name, callback=None, **settings):
     return SubjectTrainer(pipe, images=images, subject="dog", config=config, callback=callback)
 
 
+@pytest.mark.slow  # a 30-step training run per strategy
 @pytest.mark.parametrize("name", STRATEGIES)
 def test_loss_falls(fresh_pipeline, training_images, name):
     # Test learning rates are far above the recipe's 5e-6 (see conftest.TEST_LEARNING_RATES).
@@ -85,12 +86,12 @@ def test_global_rng_untouched_and_pipeline_renders_the_subject(fresh_pipeline, t
 
 @pytest.mark.parametrize("name", ["full_unet", "lora"])
 def test_killed_and_resumed_run_ends_with_the_same_weights(fresh_pipeline, training_images, tmp_path, name):
-    common = dict(steps=6, checkpoint_every=3, gradient_accumulation_steps=2 if name == "lora" else 1)
+    common = dict(steps=4, checkpoint_every=2, gradient_accumulation_steps=2 if name == "lora" else 1)
     straight = trainer_for(fresh_pipeline(), training_images, name, output_dir=tmp_path / "straight", **common)
     straight.train()
 
     def kill(progress):
-        if progress.step == 4:  # after the step-3 checkpoint, one step more is lost
+        if progress.step == 3:  # after the step-2 checkpoint, one step more is lost
             raise KeyboardInterrupt
 
     killed = trainer_for(fresh_pipeline(), training_images, name, output_dir=tmp_path / "resumed", callback=kill, **common)
@@ -98,7 +99,7 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(fresh_pipeline, train
         killed.train()
     resumed = trainer_for(fresh_pipeline(), training_images, name, output_dir=tmp_path / "resumed", resume="latest", **common)
     resumed.train()
-    assert resumed.start_step == 3
+    assert resumed.start_step == 2
     expected, got = straight.trainable_parameters(), resumed.trainable_parameters()
     assert expected.keys() == got.keys()
     for key in expected:
@@ -208,3 +209,59 @@ def test_captions_give_each_image_its_own_prompt(fresh_pipeline, training_images
     with pytest.raises(ValueError, match="captions"):
         SubjectTrainer(fresh_pipeline(), images=training_images, subject="dog", captions=["a", "b", "c"],
                        config=FinetuneConfig.from_dict({**trainer.config.to_dict(), "steps": 3, "resume": "latest"})).setup()
+
+
+def test_finetune_takes_exactly_the_config_settings_as_keywords():
+    import inspect
+
+    from blipdiff_plugins.training.settings import UNSET
+
+    keywords = [p.name for p in inspect.signature(finetune).parameters.values() if p.default is UNSET]
+    assert sorted(keywords) == sorted(FinetuneConfig.field_names()) and len(keywords) == len(FinetuneConfig.field_names())
+
+
+def test_settings_keywords_refuse_a_list_that_drifted_from_the_config():
+    from blipdiff_plugins.training.settings import UNSET, settings_keywords
+
+    with pytest.raises(TypeError, match=r"missing \['adapter_name'.*not fields \['step'\]"):
+        @settings_keywords(FinetuneConfig)
+        def drifted(*, config=None, step=UNSET):
+            pass
+
+
+def test_given_keywords_replace_those_settings_of_the_config(monkeypatch):
+    import blipdiff_plugins.training.finetune.trainer as finetune_module
+
+    received = {}
+
+    class Recorder:
+        def __init__(self, pipeline, *, images, subject, config, callback, captions):
+            received.update(config=config, captions=captions)
+
+        def train(self):
+            return "model"
+
+    monkeypatch.setattr(finetune_module, "SubjectTrainer", Recorder)
+    base = FinetuneConfig(steps=7, resolution=32, seed=3, validation_steps=4)
+    assert finetune(None, images=[], subject="dog", config=base, steps=9, resolution=None, output_dir=None, captions=["x"]) == "model"
+    config = received["config"]
+    assert (config.steps, config.resolution, config.seed, config.validation_steps) == (9, None, 3, 4)
+    assert received["captions"] == ["x"] and base.steps == 7
+    finetune(None, images=[], subject="dog", config={"seed": 5})
+    assert received["config"] == FinetuneConfig(seed=5)
+    with pytest.raises(ValueError, match=r"`steps` must be an integer >= 1, got 0"):
+        finetune(None, images=[], subject="dog", config=base, steps=0)
+    with pytest.raises(TypeError, match="step"):
+        finetune(None, images=[], subject="dog", step=3)
+
+
+def test_an_earlier_runs_checkpoints_are_resumed_or_overwritten_never_silently_kept(fresh_pipeline, training_images, tmp_path):
+    trainer_for(fresh_pipeline(), training_images, "embedding_only", steps=2, checkpoint_every=1, keep_checkpoints=None, output_dir=tmp_path).train()
+    with pytest.raises(ValueError, match=r"`output_dir`: .* holds checkpoints of an earlier run \(newest: checkpoint-2\); pass resume='latest' "
+                                         r"to continue it, or overwrite=True to delete them and start over\."):
+        trainer_for(fresh_pipeline(), training_images, "embedding_only", steps=1, checkpoint_every=1, output_dir=tmp_path)
+    again = trainer_for(fresh_pipeline(), training_images, "embedding_only", steps=1, checkpoint_every=1, output_dir=tmp_path, overwrite=True)
+    again.train()
+    assert again.start_step == 0 and [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["checkpoint-1"]
+    with pytest.raises(ValueError, match="`overwrite` must be True or False, got 'yes'"):
+        FinetuneConfig(overwrite="yes")

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 
 from blipdiff_plugins.adapters.hidden_state_injector import HiddenStateInjector
 from blipdiff_plugins.adapters.pseudo_word_injector import PseudoWordInjector
-from blipdiff_plugins.training.umm_examples import caption_naming_subject, pairs_dataset, parse_marked_caption
-from blipdiff_plugins.training.umm_module import UMMTrainingModule
+from blipdiff_plugins.training.umm.examples import caption_naming_subject, pairs_dataset, parse_marked_caption
+from blipdiff_plugins.training.umm.module import UMMTrainingModule
 from tests.umm_helpers import tiny_umm_components
 
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from blipdiff_plugins.pipelines.pipeline_umm_diffusion import UMMDiffusionPipeline
-from blipdiff_plugins.training.umm_config import UMMTrainConfig
-from blipdiff_plugins.training.umm_examples import pairs_dataset
-from blipdiff_plugins.training.umm_trainer import train_umm
+from blipdiff_plugins.training.umm.config import UMMTrainConfig
+from blipdiff_plugins.training.umm.examples import pairs_dataset
+from blipdiff_plugins.training.umm.trainer import train_umm
 from tests.helpers import generator
 from tests.umm_helpers import tiny_umm_components
 
@@ -91,7 +91,7 @@ def test_bad_settings(overrides, message):
     ],
 )
 def test_training_caption_follows_the_template(template, caption, expected):
-    from blipdiff_plugins.training.umm_trainer import UMMTrainer
+    from blipdiff_plugins.training.umm.trainer import UMMTrainer
 
     pipe = UMMDiffusionPipeline(**tiny_umm_components())
     trainer = UMMTrainer(data(), config=config(caption_template=template), pipeline=pipe)
@@ -99,7 +99,7 @@ def test_training_caption_follows_the_template(template, caption, expected):
 
 
 def test_base_model_errors(tmp_path, no_toy_model):
-    from blipdiff_plugins.training.umm_trainer import load_umm_base
+    from blipdiff_plugins.training.umm.trainer import load_umm_base
 
     with pytest.raises(ValueError, match="no model_index.json"):
         load_umm_base(UMMTrainConfig(base_model=str(tmp_path)))

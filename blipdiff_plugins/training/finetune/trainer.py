@@ -20,14 +20,15 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from ..loaders.fingerprint import base_model_fingerprint
-from .core import TrainerCore, TrainingProgress
-from .data import DataOrder, collect_training_images, pixels_fingerprint, training_pixels
-from .finetune_config import FinetuneConfig
-from .objective import diffusion_loss, diffusion_target
-from .settings import MIXED_PRECISION, resolve_config
+from ...loaders.fingerprint import base_model_fingerprint
+from ..checkpoints import list_checkpoints, remove_checkpoint
+from ..core import TrainerCore, TrainingProgress
+from ..data import DataOrder, collect_training_images, pixels_fingerprint, training_pixels
+from ..objective import diffusion_loss, diffusion_target
+from ..settings import UNSET, resolve_config, settings_keywords
+from .config import FinetuneConfig
 
-__all__ = ["FinetuneConfig", "SubjectTrainer", "TrainingProgress", "finetune", "diffusion_target", "base_model_fingerprint", "MIXED_PRECISION"]
+__all__ = ["SubjectFinetuneModule", "SubjectTrainer", "finetune"]
 
 
 class SubjectFinetuneModule(torch.nn.Module):
@@ -87,17 +88,38 @@ class SubjectTrainer(TrainerCore):
         self.resolution = default_resolution if config.resolution is None else config.resolution
         if self.resolution % factor or self.resolution < factor:
             raise ValueError(f"`resolution` must be a multiple of the VAE factor {factor}, got {self.resolution}; the model's is {default_resolution}.")
-        self.base_model = config.base_model or pipeline.config.get("_name_or_path") or None
+        # `_name_or_path` is a `Path` when the pipeline was loaded from one (the built-in toy model is).
+        base_model = config.base_model or pipeline.config.get("_name_or_path")
+        self.base_model = str(base_model) if base_model else None
         self.sample_prompt = config.effective_sample_prompt()
         self.training_images = collect_training_images(images)
         self.captions = _check_captions(captions, self.training_images)
         self.description = f"fine-tuning {self.subject!r} ({self.strategy.name})"
+        self.earlier_checkpoints = self._check_earlier_run()
 
     @property
     def steps(self) -> int:
         return self.config.steps
 
+    def _check_earlier_run(self) -> list[Path]:
+        """Checkpoints of an earlier run in `output_dir` are continued (`resume`) or deleted (`overwrite`), never
+        silently left beside a new run that starts at step 1."""
+        if self.output_dir is None or self.config.resume is not None:
+            return []
+        found = list_checkpoints(self.checkpoint_folder)
+        if found and not self.config.overwrite:
+            raise ValueError(
+                f"`output_dir`: {str(self.output_dir)!r} holds checkpoints of an earlier run (newest: {found[-1].name}); pass "
+                "resume='latest' to continue it, or overwrite=True to delete them and start over."
+            )
+        return found
+
     # --------------------------------------------------------------------------------- core hooks
+    def prepare_output_dir(self) -> None:
+        super().prepare_output_dir()
+        for path in self.earlier_checkpoints:  # overwrite=True: the earlier run's state must not mix with this one's
+            remove_checkpoint(path)
+
     def build_module(self) -> SubjectFinetuneModule:
         """Cache the VAE posteriors, freeze the pipeline, let the strategy unfreeze what it trains."""
         from diffusers import DDPMScheduler
@@ -246,7 +268,7 @@ class SubjectTrainer(TrainerCore):
 
     def result(self):
         """The `SubjectModel` of the current state; the pipeline is set to render the subject."""
-        from ..loaders.subject_model_format import SubjectModel
+        from ...loaders.subject_model_format import SubjectModel
 
         pipe = self.pipeline
         embedding = self.current_embedding()
@@ -281,9 +303,6 @@ class SubjectTrainer(TrainerCore):
         return model
 
 
-_UNSET: Any = object()
-
-
 def _check_captions(captions, training_images) -> list[str] | None:
     """``captions`` as a list of strings, one per collected training image, or `None`."""
     if captions is None:
@@ -298,6 +317,7 @@ def _check_captions(captions, training_images) -> list[str] | None:
     return captions
 
 
+@settings_keywords(FinetuneConfig)
 def finetune(
     pipeline,
     *,
@@ -305,28 +325,29 @@ def finetune(
     subject: str,
     config: FinetuneConfig | Mapping[str, Any] | None = None,
     callback: Callable[[TrainingProgress], None] | None = None,
-    strategy: Any = _UNSET,
-    steps: int = _UNSET,
-    resolution: int | None = _UNSET,
-    gradient_accumulation_steps: int = _UNSET,
-    gradient_checkpointing: bool = _UNSET,
-    mixed_precision: str = _UNSET,
-    seed: int = _UNSET,
-    output_dir: str | os.PathLike | None = _UNSET,
-    checkpoint_every: int | None = _UNSET,
-    keep_checkpoints: int | None = _UNSET,
-    resume: str | os.PathLike | None = _UNSET,
-    validation_prompts: Sequence[str] = _UNSET,
-    validation_every: int | None = _UNSET,
-    validation_steps: int = _UNSET,
-    validation_guidance: float = _UNSET,
-    sample_prompt: str | None = _UNSET,
-    sample_image: bool = _UNSET,
-    base_model: str | None = _UNSET,
-    adapter_name: str = _UNSET,
-    max_grad_norm: float | None = _UNSET,
-    progress_bar: bool = _UNSET,
     captions: Sequence[str] | None = None,
+    strategy: Any = UNSET,
+    steps: int = UNSET,
+    resolution: int | None = UNSET,
+    validation_prompts: Sequence[str] = UNSET,
+    sample_prompt: str | None = UNSET,
+    sample_image: bool = UNSET,
+    base_model: str | None = UNSET,
+    adapter_name: str = UNSET,
+    gradient_accumulation_steps: int = UNSET,
+    gradient_checkpointing: bool = UNSET,
+    mixed_precision: str = UNSET,
+    seed: int = UNSET,
+    output_dir: str | os.PathLike | None = UNSET,
+    checkpoint_every: int | None = UNSET,
+    keep_checkpoints: int | None = UNSET,
+    resume: str | os.PathLike | None = UNSET,
+    validation_every: int | None = UNSET,
+    validation_steps: int = UNSET,
+    validation_guidance: float = UNSET,
+    max_grad_norm: float | None = UNSET,
+    progress_bar: bool = UNSET,
+    overwrite: bool = UNSET,
 ):
     """Fine-tune a subject on ``pipeline`` and return its `SubjectModel` (SYSTEM.md section 3).
 
@@ -343,14 +364,12 @@ def finetune(
             Our option, not the released recipe; it keeps the photos' contexts out of the subject.
         config (`FinetuneConfig` or `dict`, *optional*): every setting, validated; the defaults when omitted.
         callback (`Callable[[TrainingProgress], None]`, *optional*): called after every step.
-        strategy, steps, resolution, ...: any `FinetuneConfig` setting by name (documented there, e.g.
-            ``strategy="lora", steps=40``); each replaces that setting of ``config``.
+        strategy, steps, resolution, ...: every `FinetuneConfig` setting by name (documented there, e.g.
+            ``strategy="lora", steps=40``); each one given replaces that setting of ``config`` (the list is
+            checked against `FinetuneConfig`'s fields when this module is imported).
 
     Returns:
         `SubjectModel`.
     """
-    given = {name: value for name, value in locals().items() if name in FinetuneConfig.field_names() and value is not _UNSET}
-    config = resolve_config(config, FinetuneConfig)
-    if given:
-        config = FinetuneConfig.from_dict({**config.to_dict(), **given})
+    # `settings_keywords` has merged the given settings keywords into `config`.
     return SubjectTrainer(pipeline, images=images, subject=subject, config=config, callback=callback, captions=captions).train()
