@@ -55,7 +55,7 @@ def test_from_pretrained_builtin_random_is_the_random_builtin_model():
     import torch
 
     from blipdiff_plugins import BlipDiffusionControlNetPipeline, BlipDiffusionPipeline
-    from blipdiff_plugins.builtin import build_builtin_pipeline
+    from blipdiff_plugins import build_builtin_pipeline
 
     pipe = BlipDiffusionPipeline.from_pretrained("builtin:random-tiny", torch_dtype=torch.bfloat16)
     reference = build_builtin_pipeline("tiny")

@@ -2,7 +2,7 @@
 
 Parts: the CLIP pseudo-word encoder (`adapters/clip_pseudo_word.py`), its two injectors (`adapters/umm_injectors.py`:
 ``hidden_state``, the default, and ``pseudo_word``), `UMMDiffusionPipeline` and its fused guidance (`pipelines/`), the
-MLP trainer (`training/umm_trainer.py`) and the built-in models (`builtin/umm.py`, `builtin/toy_umm.py`).
+MLP trainer (`training/umm/`) and the built-in models (`builtin/umm.py`, `builtin/toy_umm.py`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ METHOD = Method(
     subject_encoder="clip_pseudo_word",
     prompt_injectors=("hidden_state", "pseudo_word"),
     guidance="blipdiff_plugins.pipelines.umm_guidance:fused_guidance",
-    trainer="blipdiff_plugins.training.umm_trainer:train_umm",
+    trainer="blipdiff_plugins.training.umm.trainer:train_umm",
     builtin="blipdiff_plugins.builtin.umm:umm_diffusion_builtin_components",
     subject_word_argument="subject_word",
     prompt_names_subject=True,

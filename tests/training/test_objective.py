@@ -6,7 +6,7 @@ import pytest
 import torch
 from diffusers import DDPMScheduler
 
-from blipdiff_plugins.builtin import build_builtin_pipeline
+from blipdiff_plugins import build_builtin_pipeline
 from blipdiff_plugins.training.objective import diffusion_target
 from blipdiff_plugins.training.pretrain import SubjectPretrainer
 

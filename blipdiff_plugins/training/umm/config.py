@@ -7,10 +7,9 @@ import string
 from typing import ClassVar
 
 from ...adapters.clip_pseudo_word import DEFAULT_CLIP_IMAGE_MODEL, FEATURES
+from ...methods import get_method
 from ..records import RECORD_COLUMNS
 from ..settings import RecordBatchSettings, TrainingSettings, check_int, check_number, check_strings
-
-UMM_INJECTORS = ("hidden_state", "pseudo_word")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -95,8 +94,9 @@ class UMMTrainConfig(RecordBatchSettings, TrainingSettings):
         for name in ("base_model", "clip_model"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
                 raise ValueError(f"`{name}` must be a folder, a Hub id (or 'builtin:random-<size>' for base_model), got {getattr(self, name)!r}.")
-        if self.prompt_injector not in UMM_INJECTORS:
-            raise ValueError(f"`prompt_injector` must be one of {UMM_INJECTORS}, got {self.prompt_injector!r}.")
+        injectors = get_method("umm_diffusion").prompt_injectors  # the method's record names its injectors
+        if self.prompt_injector not in injectors:
+            raise ValueError(f"`prompt_injector` must be one of {injectors}, got {self.prompt_injector!r}.")
         if self.feature not in FEATURES:
             raise ValueError(f"`feature` must be one of {FEATURES}, got {self.feature!r}.")
         for name in ("mlp_depth", "mlp_hidden_size", "num_tokens"):
