@@ -190,7 +190,13 @@ def test_finetune_resume_over_a_refused_pickle_is_one_line(tmp_path, photo, caps
     out = tmp_path / "rex"
     argv = ["finetune", "--model", "builtin:random-tiny", "--images", str(photo), "--subject", "dog", "--strategy", "embedding_only",
             "--steps", "1", "--checkpoint-every", "1", "--validation-steps", "1", "--output", str(out)]
-    assert main(argv) == 0
+    # A run that stopped after its first checkpoint (a finished save keeps no checkpoints): train through the library.
+    from blipdiff_plugins import BlipDiffusionPipeline
+    from blipdiff_plugins.training.finetune import finetune
+
+    pipe = BlipDiffusionPipeline.from_pretrained("builtin:random-tiny")
+    finetune(pipe, images=str(photo), subject="dog", strategy="embedding_only", steps=1, checkpoint_every=1,
+             validation_steps=1, output_dir=str(out))
     pickles = [path for path in out.rglob("*") if path.suffix in (".pt", ".bin", ".pkl")]
     assert pickles, "the checkpoint holds no pickle to replace"
     for path in pickles:
