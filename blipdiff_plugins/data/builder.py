@@ -25,7 +25,7 @@ from .config import DataBuilderConfig
 from .filtering import merge_counts, summary_text
 from .preview import preview_grid
 from .records import process_records
-from .sources import FolderSource, open_source
+from .sources import open_source
 from ..utils.atomic import write_json, write_png
 from .writers import remove_stale_temporaries, shard_path, write_dataset_card, write_shard
 
@@ -50,6 +50,7 @@ class BuildResult:
     complete: bool = False
     kept: int | None = None  # totals over all shards, when complete
     skipped: dict[str, int] | None = None
+    first_skips: dict[str, str] | None = None  # reason -> the first dropped record's message, when complete
 
     @property
     def records_per_second(self) -> float:
@@ -144,6 +145,7 @@ def _finish(output_dir: Path, num_shards: int, config: DataBuilderConfig, result
         "first_skips": {reason: next(e["first_skips"][reason] for e in progress if reason in e["first_skips"]) for reason in skipped if skipped[reason]},
     }
     write_json(output_dir / SUMMARY_FILE, summary)
+    result.first_skips = summary["first_skips"]
     if config.output_format == "parquet":
         write_dataset_card(output_dir)
     result.complete, result.kept, result.skipped = True, kept, skipped
@@ -222,7 +224,6 @@ def build_training_data(
     output_dir.mkdir(parents=True, exist_ok=True)
     if not (output_dir / SETTINGS_FILE).exists():
         write_json(output_dir / SETTINGS_FILE, settings)
-    base = records.folder if isinstance(records, FolderSource) else None
     progress = todo
     if progress_bar:
         from tqdm.auto import tqdm
@@ -237,7 +238,6 @@ def build_training_data(
             segmenter=segmenter_object,
             backgrounds=pool,
             captioner=captioner,
-            base=base,
             preview_count=config.preview_records if shard == 0 else 0,
         )
         path = shard_path(output_dir, shard, config.output_format)

@@ -73,5 +73,31 @@ def test_prepare_data_bad_record_error_names_the_flag(tmp_path, capsys):
     argv = ["prepare-data", "--source", str(source), "--backgrounds", str(write_backgrounds(tmp_path / "bg")), "--output", str(tmp_path / "out"),
             "--segmenter", "mask", "--on-bad-record", "error"]
     assert main(argv) == 2
-    error = capsys.readouterr().err
-    assert "record '000.png' (source index 0) is unusable: unreadable_image" in error and "--on-bad-record skip" in error
+    assert capsys.readouterr().err.splitlines()[-1] == (  # after the progress bar
+        "blipdiff prepare-data: error: record '000.png' (source index 0) is unusable: unreadable_image: `mask of record '000.png'`: "
+        f"no file at {str(source / 'nope.png')!r}. Fix the record, or pass --on-bad-record skip to count and drop such records."
+    )
+
+
+def test_prepare_data_with_a_relative_source(tmp_path, monkeypatch, capsys):
+    write_folder_source(tmp_path / "d" / "src", count=3)
+    write_backgrounds(tmp_path / "d" / "bg", count=2)
+    monkeypatch.chdir(tmp_path)
+    argv = ["prepare-data", "--source", "d/src", "--backgrounds", "d/bg", "--segmenter", "mask", "--output", "recs", "--device", "cpu"]
+    assert main(argv) == 0
+    assert "3 of 3 records kept" in capsys.readouterr().out
+    assert json.loads((tmp_path / "recs" / "summary.json").read_text())["kept"] == 3
+
+
+def test_prepare_data_that_keeps_nothing_fails_with_the_reasons(tmp_path, capsys):
+    source = write_folder_source(tmp_path / "source", count=3, rows_override={0: {"file_name": "gone.png"}, 1: {"subject": None}, 2: {"file_name": "lost.png"}})
+    argv = ["prepare-data", "--source", str(source), "--backgrounds", str(write_backgrounds(tmp_path / "bg")), "--output", str(tmp_path / "out"),
+            "--segmenter", "mask", "--device", "cpu"]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert "0 of 3 records kept" in captured.out
+    assert captured.err.splitlines()[-1] == (
+        "blipdiff prepare-data: error: no record was kept: all 3 were dropped (unreadable_image 2, no_subject_word 1); "
+        f"the first: gone.png: `image of record 'gone.png'`: no file at {str(source / 'gone.png')!r}. Fix the records or the flags, "
+        f"then build into a new --output (see {tmp_path / 'out' / 'summary.json'})."
+    )
