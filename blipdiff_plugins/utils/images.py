@@ -77,7 +77,7 @@ def open_image(path: str | os.PathLike, *, argument: str = "image") -> PIL.Image
 
 def open_image_bytes(data: bytes, *, argument: str = "image") -> PIL.Image.Image:
     """`open_image` for an encoded image held in memory (a dataset cell, an upload)."""
-    return _open_checked(io.BytesIO(data), argument=argument, what="the stored bytes")
+    return _open_checked(io.BytesIO(data), argument=argument, what="the stored image")
 
 
 def images_in_folder(folder: str | os.PathLike, *, argument: str = "images") -> list[Path]:
