@@ -247,9 +247,10 @@ class SubjectPretrainer(TrainerCore):
         from diffusers.utils import make_image_grid
 
         pipe, config = self.pipeline, self.config
-        training = {name: module.training for name, module in (("unet", pipe.unet), ("text_encoder", pipe.text_encoder), ("subject_encoder", pipe.subject_encoder))}
-        for name in training:
-            getattr(pipe, name).eval()
+        # Every submodule's own mode: the trained parts (the Q-Former) sit inside frozen ones (the subject encoder).
+        modes = {module: module.training for model in (pipe.unet, pipe.text_encoder, pipe.subject_encoder) for module in model.modules()}
+        for model in (pipe.unet, pipe.text_encoder, pipe.subject_encoder):
+            model.eval()
         try:
             images = []
             for row, (composite, word) in enumerate(self._validation_subjects()):
@@ -257,8 +258,8 @@ class SubjectPretrainer(TrainerCore):
                 images += pipe(list(config.validation_prompts), subject_images=[composite], source_subject=word, num_inference_steps=config.validation_steps,
                                guidance_scale=config.validation_guidance, generator=generators, height=self.resolution, width=self.resolution).images
         finally:
-            for name, was in training.items():
-                getattr(pipe, name).train(was)
+            for module, was_training in modes.items():
+                module.training = was_training
         return make_image_grid(images, rows=len(images) // len(config.validation_prompts), cols=len(config.validation_prompts))
 
     def train(self):

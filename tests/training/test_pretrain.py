@@ -154,3 +154,31 @@ def test_gradient_checkpointing_gives_the_same_step_and_is_switched_off_after():
     assert losses[0] == pytest.approx(losses[1], rel=1e-6)
     torch.testing.assert_close(weights[0], weights[1], rtol=1e-5, atol=1e-7)
     assert not trainer.pipeline.unet.is_gradient_checkpointing and not trainer.pipeline.text_encoder.is_gradient_checkpointing
+
+
+def test_validation_leaves_every_submodule_in_its_own_mode_and_resume_stays_exact(tmp_path):
+    common = settings_for_tests(steps=4, checkpoint_every=2, validation_every=2, validation_subjects=1, validation_prompts=("on a beach",))
+    straight = SubjectPretrainer(make_records(5), config={**common, "output_dir": str(tmp_path / "straight")})
+    straight.setup()
+    pipe = straight.pipeline
+    modes = lambda: {(part, name): module.training for part in ("unet", "text_encoder", "subject_encoder")  # noqa: E731
+                     for name, module in getattr(pipe, part).named_modules()}
+    before = modes()
+    assert before[("subject_encoder", "qformer")] and not before[("subject_encoder", "")]  # trained inside a frozen module
+    straight.generate_grid()
+    assert modes() == before
+    straight.train()
+
+    def kill(progress):
+        if progress.step == 3:  # resumes from the step-2 checkpoint, the step of the first validation grid
+            raise KeyboardInterrupt
+
+    killed = SubjectPretrainer(make_records(5), config={**common, "output_dir": str(tmp_path / "resumed")}, callback=kill)
+    with pytest.raises(KeyboardInterrupt):
+        killed.train()
+    resumed = SubjectPretrainer(make_records(5), config={**common, "output_dir": str(tmp_path / "resumed"), "resume": "latest"})
+    resumed.train()
+    assert resumed.start_step == 2 and resumed.losses == straight.losses
+    for name in ("unet", "text_encoder", "subject_encoder"):
+        expected, got = getattr(straight.pipeline, name).state_dict(), getattr(resumed.pipeline, name).state_dict()
+        assert all(torch.equal(expected[key], got[key]) for key in expected), name
