@@ -288,13 +288,38 @@ class StreamOrder:
         self.iterator = None
 
 
+def tokenize_as_found(tokenizer, words: list[str]):
+    """``tokenizer(words, padding=True)``, leaving a fast tokenizer's padding and truncation settings as they were.
+
+    A fast tokenizer keeps the padding of its last call and saves it in ``tokenizer.json``: without the restore
+    the saved tokenizer would depend on whether a (resumed) run happened to tokenize anything.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    saved = (backend.padding, backend.truncation) if backend is not None else None
+    try:
+        return tokenizer(words, padding=True, return_tensors="pt")
+    finally:
+        if saved is not None:
+            padding, truncation = saved
+            if padding is None:
+                backend.no_padding()
+            else:
+                padding = dict(padding)
+                strategy = padding.pop("strategy")  # "BatchLongest" or {"Fixed": length}
+                backend.enable_padding(**padding, length=strategy["Fixed"] if isinstance(strategy, dict) else None)
+            if truncation is None:
+                backend.no_truncation()
+            else:
+                backend.enable_truncation(**truncation)
+
+
 def preprocess_records(records: list[dict[str, Any]], *, resolution: int, subject_image_processor, subject_tokenizer) -> dict[str, Any]:
     """Tensors of a micro-batch: target pixels in [-1, 1], subject-encoder pixels, subject word ids."""
     from .data import training_pixels
 
     target = training_pixels([record["target"] for record in records], resolution)  # (batch, 3, res, res)
     composite = subject_image_processor.preprocess([record["composite"] for record in records], argument="composite")
-    tokens = subject_tokenizer([record["subject"] for record in records], padding=True, return_tensors="pt")
+    tokens = tokenize_as_found(subject_tokenizer, [record["subject"] for record in records])
     return {
         "target": target,
         "subject_pixels": composite,  # (batch, 3, encoder size, encoder size)

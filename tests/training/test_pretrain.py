@@ -182,3 +182,21 @@ def test_validation_leaves_every_submodule_in_its_own_mode_and_resume_stays_exac
     for name in ("unet", "text_encoder", "subject_encoder"):
         expected, got = getattr(straight.pipeline, name).state_dict(), getattr(resumed.pipeline, name).state_dict()
         assert all(torch.equal(expected[key], got[key]) for key in expected), name
+
+
+def test_saved_subject_tokenizer_is_the_base_one_after_a_straight_run_and_after_a_resume(tmp_path):
+    common = settings_for_tests(steps=2, checkpoint_every=1)
+    straight = SubjectPretrainer(make_records(3), config={**common, "output_dir": str(tmp_path / "straight")})
+    straight.pipeline.subject_tokenizer.save_pretrained(tmp_path / "base_tokenizer")
+    straight.train()
+
+    def kill(progress):
+        if progress.step == 2:  # the step-2 checkpoint is written: the resumed run tokenizes nothing
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        SubjectPretrainer(make_records(3), config={**common, "output_dir": str(tmp_path / "resumed")}, callback=kill).train()
+    SubjectPretrainer(make_records(3), config={**common, "output_dir": str(tmp_path / "resumed"), "resume": "latest"}).train()
+    saved = {name: json.loads((tmp_path / name / "subject_tokenizer" / "tokenizer.json").read_text()) for name in ("straight", "resumed")}
+    base = json.loads((tmp_path / "base_tokenizer" / "tokenizer.json").read_text())
+    assert saved["straight"] == saved["resumed"] == base
