@@ -101,3 +101,32 @@ def test_prepare_data_that_keeps_nothing_fails_with_the_reasons(tmp_path, capsys
         f"the first: gone.png: `image of record 'gone.png'`: no file at {str(source / 'gone.png')!r}. Fix the records or the flags, "
         f"then build into a new --output (see {tmp_path / 'out' / 'summary.json'})."
     )
+
+
+def test_prepare_data_prints_none_of_pymattings_retry_notices(folders, tmp_path, capsys, monkeypatch):
+    import importlib
+
+    ichol_module = importlib.import_module("pymatting.preconditioner.ichol")  # the package re-exports the function by this name
+    real_ichol, calls = ichol_module._ichol, []
+
+    def first_shift_fails(*args):
+        calls.append(1)
+        return -1 if len(calls) % 2 else real_ichol(*args)  # pymatting then prints its notice and retries with a larger shift
+
+    monkeypatch.setattr(ichol_module, "_ichol", first_shift_fails)
+    source, backgrounds = folders
+    argv = ["prepare-data", "--source", str(source), "--backgrounds", str(backgrounds), "--output", str(tmp_path / "out"),
+            "--segmenter", "mask", "--device", "cpu"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert len(calls) >= 6  # every record's matting retried once
+    assert "PERFORMANCE WARNING" not in out and "discard_threshold" not in out and "3 of 3 records kept" in out
+
+
+def test_retry_notice_filter_keeps_other_output():
+    from blipdiff_plugins.data.matting import drop_retry_notices
+
+    notice = ("PERFORMANCE WARNING:\nThresholded incomplete Cholesky decomposition failed due to insufficient positive-definiteness of "
+              "matrix A with parameters:\n    discard_threshold = 1.000000e-04\n    shift = 0.000000e+00\n"
+              "Try decreasing discard_threshold or start with a larger shift\n\n")
+    assert drop_retry_notices("before\n" + notice + notice + "\nafter\n") == "before\n\nafter\n"
