@@ -73,9 +73,10 @@ class CLIPSegSegmenter:
             model = CLIPSegForImageSegmentation.from_pretrained(model_id).to(device)
             processor = CLIPSegProcessor.from_pretrained(model_id)
         except OSError as error:
+            other = f"a Hub id such as {DEFAULT_CLIPSEG!r}" if model_id != DEFAULT_CLIPSEG else f"a copy of {DEFAULT_CLIPSEG!r} saved where the Hub is reachable"
             raise ValueError(
-                f"`model_id`: cannot load a CLIPSeg model and processor from {model_id!r} ({error}); pass a Hub id such as "
-                f"{DEFAULT_CLIPSEG!r} or a folder saved with save_pretrained."
+                f"`model_id`: cannot load a CLIPSeg model and processor from {model_id!r} ({error}); pass a folder saved with "
+                f"save_pretrained ({other}), or segment with the records' own masks: segmenter='mask'."
             ) from error
         return cls(model, processor, batch_size=batch_size)
 

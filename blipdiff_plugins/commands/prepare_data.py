@@ -86,7 +86,7 @@ def to_flags(message: str) -> str:
     for field in dataclasses.fields(DataBuilderConfig):
         flags.setdefault(field.name, "--" + field.name.replace("_", "-"))
     message = re.sub(r"`(\w+)`", lambda match: f"`{flags.get(match.group(1), match.group(1))}`", message)
-    return re.sub(r"\b(on_bad_record|caption_mode)='(\w+)'", lambda m: f"{flags[m.group(1)]} {m.group(2)}", message)
+    return re.sub(r"\b(on_bad_record|caption_mode|segmenter)='(\w+)'", lambda m: f"{flags[m.group(1)]} {m.group(2)}", message)
 
 
 def parse_columns(values: list[str]) -> dict[str, str]:

@@ -130,3 +130,20 @@ def test_retry_notice_filter_keeps_other_output():
               "matrix A with parameters:\n    discard_threshold = 1.000000e-04\n    shift = 0.000000e+00\n"
               "Try decreasing discard_threshold or start with a larger shift\n\n")
     assert drop_retry_notices("before\n" + notice + notice + "\nafter\n") == "before\n\nafter\n"
+
+
+def test_clipseg_that_cannot_load_suggests_a_folder_or_the_mask_segmenter(folders, tmp_path, capsys, monkeypatch):
+    from transformers import CLIPSegForImageSegmentation
+
+    def offline(*args, **kwargs):
+        raise OSError("We couldn't connect to 'https://huggingface.co' to load the files.")
+
+    monkeypatch.setattr(CLIPSegForImageSegmentation, "from_pretrained", offline)
+    source, backgrounds = folders
+    argv = ["prepare-data", "--source", str(source), "--backgrounds", str(backgrounds), "--output", str(tmp_path / "out"), "--device", "cpu"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        "blipdiff prepare-data: error: `--segmenter-model`: cannot load a CLIPSeg model and processor from 'CIDAS/clipseg-rd64-refined' "
+        "(We couldn't connect to 'https://huggingface.co' to load the files.); pass a folder saved with save_pretrained (a copy of "
+        "'CIDAS/clipseg-rd64-refined' saved where the Hub is reachable), or segment with the records' own masks: --segmenter mask.\n"
+    )
