@@ -40,10 +40,11 @@ def test_prepare_data_with_a_clipseg_folder(folders, tmp_path, capsys):
     segmenter.processor.save_pretrained(tmp_path / "clipseg")
     argv = ["prepare-data", "--source", str(source), "--backgrounds", str(backgrounds), "--output", str(tmp_path / "out"),
             "--segmenter-model", str(tmp_path / "clipseg"), "--device", "cpu", "--format", "webdataset"]
-    assert main(argv) == 0
+    code = main(argv)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    # random weights: whatever is kept or dropped, every record is accounted for once
+    # random weights: whatever is kept or dropped, every record is accounted for once; a build keeping none fails
     assert summary["kept"] + sum(summary["skipped"].values()) == 3
+    assert code == (0 if summary["kept"] else 2)
 
 
 @pytest.mark.parametrize(
