@@ -49,17 +49,16 @@ def _stable_diffusion_parts(folder: Path) -> dict:
 
 def load_base_pipeline(base_model: str, *, subject_encoder_from: str | None = None, pipeline_class=None):
     """The pipeline pre-training starts from (see `PretrainConfig.base_model`)."""
-    from ..builtin.loader import load_builtin_pipeline
-    from ..builtin.names import is_builtin_name, parse_builtin_name
-
     if pipeline_class is None:
         from ..pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline as pipeline_class
-    if is_builtin_name(base_model):
-        parse_builtin_name(base_model, argument="`base_model`")
+    folder = Path(base_model)
+    if (base_model == "builtin" or str(base_model).startswith("builtin:")) and not folder.exists():
         if subject_encoder_from is not None:
             raise ValueError("`subject_encoder_from` applies to a Stable Diffusion `base_model`; the built-in model has its own encoder.")
-        return load_builtin_pipeline(base_model, pipeline_class=pipeline_class, argument="`base_model`")
-    folder = Path(base_model)
+        try:  # the one path that loads built-in names
+            return pipeline_class.from_pretrained(base_model)
+        except ValueError as error:
+            raise type(error)(str(error).replace("`pretrained_model_name_or_path`", "`base_model`")) from error
     if not folder.is_dir():
         if folder.exists():
             raise ValueError(f"`base_model`: {base_model!r} is a file; pass a pipeline folder, a Hub id or 'builtin:random-tiny'.")

@@ -232,3 +232,17 @@ def test_cli_data_errors_name_the_flag(tmp_path, capsys):
     error = capsys.readouterr().err.splitlines()[-1]  # after datasets' progress bars
     assert error.startswith("blipdiff pretrain: error: --data: the records have no column for target='picture'")
     assert error.endswith("Map each missing field to one of them with --column.")
+
+
+def test_builtin_base_models_load_through_from_pretrained(monkeypatch):
+    import inspect
+
+    from blipdiff_plugins import BlipDiffusionPipeline
+    from blipdiff_plugins.training import base_models
+
+    assert "blipdiff_plugins.builtin" not in inspect.getsource(base_models) and "..builtin" not in inspect.getsource(base_models)
+    with pytest.raises(ValueError, match=r"^`base_model`: 'builtin:tiny' is the old name of a random-weight model"):
+        load_base_pipeline("builtin:tiny")
+    asked = []
+    monkeypatch.setattr(BlipDiffusionPipeline, "from_pretrained", classmethod(lambda cls, name: asked.append(name) or "pipe"))
+    assert load_base_pipeline("builtin:random-small") == "pipe" and asked == ["builtin:random-small"]
