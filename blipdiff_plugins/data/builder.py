@@ -221,7 +221,11 @@ def build_training_data(
         from .captioner import Captioner
 
         captioner = Captioner.load(captioner, device=device)  # before anything is written: a bad id leaves no folder
+    started = time.time()
     output_dir.mkdir(parents=True, exist_ok=True)
+    # A killed run's temporaries of the shared files; another process's, being written now, are newer than our start.
+    for name in (SETTINGS_FILE, SUMMARY_FILE, PREVIEW_FILE, "README.md"):
+        remove_stale_temporaries(output_dir / name, older_than=started)
     if not (output_dir / SETTINGS_FILE).exists():
         write_json(output_dir / SETTINGS_FILE, settings)
     progress = todo
@@ -241,7 +245,9 @@ def build_training_data(
             preview_count=config.preview_records if shard == 0 else 0,
         )
         path = shard_path(output_dir, shard, config.output_format)
-        remove_stale_temporaries(path)
+        # A killed run's temporaries of this shard's files (this process alone writes them).
+        for own_file in (path, _progress_path(output_dir, shard)):
+            remove_stale_temporaries(own_file)
         if shard_result.rows:
             write_shard(shard_result.rows, path, config.output_format)
         if shard_result.preview:
