@@ -6,7 +6,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from ..training.pretrain_config import PAPER_TRAINABLE, TRAINABLE_COMPONENTS
+from ..training.pretrain.config import PAPER_TRAINABLE, TRAINABLE_COMPONENTS
 
 # flag -> PretrainConfig field, for the messages that name a flag instead of an argument
 FLAGS = {
@@ -65,7 +65,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def config_from_args(args):
     """The `PretrainConfig` of this command line; errors name the flag."""
-    from ..training.pretrain_config import PretrainConfig
+    from ..training.pretrain.config import PretrainConfig
 
     columns = {}
     for item in args.column:

@@ -304,9 +304,7 @@ def tokenize_as_found(tokenizer, words: list[str]):
             if padding is None:
                 backend.no_padding()
             else:
-                padding = dict(padding)
-                strategy = padding.pop("strategy")  # "BatchLongest" or {"Fixed": length}
-                backend.enable_padding(**padding, length=strategy["Fixed"] if isinstance(strategy, dict) else None)
+                backend.enable_padding(**padding)
             if truncation is None:
                 backend.no_truncation()
             else:

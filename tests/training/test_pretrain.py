@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from blipdiff_plugins.training.pretrain import SubjectPretrainer
-from blipdiff_plugins.training.pretrain_config import TRAINABLE_COMPONENTS, PretrainConfig
+from blipdiff_plugins.training.pretrain import TRAINABLE_COMPONENTS, PretrainConfig
 from blipdiff_plugins.training.records import draw_subject_drop
 
 from tests.training.pretrain_helpers import RESOLUTION, fixed_batch_loss, make_records, settings_for_tests, snapshot
@@ -200,3 +200,17 @@ def test_saved_subject_tokenizer_is_the_base_one_after_a_straight_run_and_after_
     saved = {name: json.loads((tmp_path / name / "subject_tokenizer" / "tokenizer.json").read_text()) for name in ("straight", "resumed")}
     base = json.loads((tmp_path / "base_tokenizer" / "tokenizer.json").read_text())
     assert saved["straight"] == saved["resumed"] == base
+
+
+def test_tokenizing_subject_words_leaves_the_tokenizer_settings_as_found():
+    from blipdiff_plugins import BlipDiffusionPipeline
+    from blipdiff_plugins.training.records import tokenize_as_found
+
+    tokenizer = BlipDiffusionPipeline.from_pretrained("builtin:random-tiny").subject_tokenizer
+    backend = tokenizer.backend_tokenizer
+    for padding, truncation in (({"length": 7, "pad_id": 0, "pad_token": "[PAD]"}, {"max_length": 5}), (None, None)):
+        backend.no_padding() if padding is None else backend.enable_padding(**padding)
+        backend.no_truncation() if truncation is None else backend.enable_truncation(**truncation)
+        before = (backend.padding, backend.truncation)
+        ids = tokenize_as_found(tokenizer, ["dog", "a red cat"]).input_ids
+        assert ids.shape[0] == 2 and (backend.padding, backend.truncation) == before

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from blipdiff_plugins.cli import main
-from blipdiff_plugins.training.base_models import load_base_pipeline
+from blipdiff_plugins.training.pretrain.base_models import load_base_pipeline
 from blipdiff_plugins.training.pretrain import SubjectPretrainer, pretrain
 from blipdiff_plugins.training.records import PretrainRecords
 
@@ -238,7 +238,7 @@ def test_builtin_base_models_load_through_from_pretrained(monkeypatch):
     import inspect
 
     from blipdiff_plugins import BlipDiffusionPipeline
-    from blipdiff_plugins.training import base_models
+    from blipdiff_plugins.training.pretrain import base_models
 
     assert "blipdiff_plugins.builtin" not in inspect.getsource(base_models) and "..builtin" not in inspect.getsource(base_models)
     with pytest.raises(ValueError, match=r"^`base_model`: 'builtin:tiny' is the old name of a random-weight model"):
