@@ -73,9 +73,10 @@ class CLIPSegSegmenter:
             model = CLIPSegForImageSegmentation.from_pretrained(model_id).to(device)
             processor = CLIPSegProcessor.from_pretrained(model_id)
         except OSError as error:
+            other = f"a Hub id such as {DEFAULT_CLIPSEG!r}" if model_id != DEFAULT_CLIPSEG else f"a copy of {DEFAULT_CLIPSEG!r} saved where the Hub is reachable"
             raise ValueError(
-                f"`model_id`: cannot load a CLIPSeg model and processor from {model_id!r} ({error}); pass a Hub id such as "
-                f"{DEFAULT_CLIPSEG!r} or a folder saved with save_pretrained."
+                f"`model_id`: cannot load a CLIPSeg model and processor from {model_id!r} ({error}); pass a folder saved with "
+                f"save_pretrained ({other}), or segment with the records' own masks: segmenter='mask'."
             ) from error
         return cls(model, processor, batch_size=batch_size)
 
@@ -100,11 +101,13 @@ class CLIPSegSegmenter:
 
 def tiny_clipseg(*, seed: int = 0, image_size: int = 64, batch_size: int = 8) -> CLIPSegSegmenter:
     """A CLIPSeg with a tiny random configuration and an in-code tokenizer (offline tests and benchmarks)."""
-    from transformers import CLIPSegConfig, CLIPSegForImageSegmentation, CLIPSegProcessor, ViTImageProcessor
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import CLIPSegConfig, CLIPSegForImageSegmentation, CLIPSegProcessor, CLIPTokenizer, ViTImageProcessor
 
-    from ..builtin.tokenizers import build_clip_tokenizer
-
-    tokenizer = build_clip_tokenizer()
+    # CLIP's byte-level BPE with no merges: every character a token, so any word tokenizes, offline.
+    symbols = sorted(ByteLevel.alphabet())
+    vocab = {token: index for index, token in enumerate(symbols + [symbol + "</w>" for symbol in symbols] + ["<|startoftext|>", "<|endoftext|>"])}
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
     special = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
     config = CLIPSegConfig(
         text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=77, **special),

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import re
 
+from ..utils.errors import InvalidInputError
 from .common import HelpFormatter
 
 SEGMENTER_NAMES = ("clipseg", "mask")
@@ -85,7 +86,7 @@ def to_flags(message: str) -> str:
     for field in dataclasses.fields(DataBuilderConfig):
         flags.setdefault(field.name, "--" + field.name.replace("_", "-"))
     message = re.sub(r"`(\w+)`", lambda match: f"`{flags.get(match.group(1), match.group(1))}`", message)
-    return re.sub(r"\b(on_bad_record|caption_mode)='(\w+)'", lambda m: f"{flags[m.group(1)]} {m.group(2)}", message)
+    return re.sub(r"\b(on_bad_record|caption_mode|segmenter)='(\w+)'", lambda m: f"{flags[m.group(1)]} {m.group(2)}", message)
 
 
 def parse_columns(values: list[str]) -> dict[str, str]:
@@ -96,6 +97,17 @@ def parse_columns(values: list[str]) -> dict[str, str]:
             raise ValueError(f"`--column` expects FIELD=COLUMN with FIELD one of {', '.join(FIELDS)}, got {value!r}.")
         columns[field] = column
     return columns
+
+
+def nothing_kept(result) -> str:
+    """Why a complete build kept no record: the reasons by count, and the first record dropped for the commonest."""
+    reasons = sorted(((count, reason) for reason, count in result.skipped.items() if count), reverse=True)
+    counts = ", ".join(f"{reason} {count}" for count, reason in reasons)
+    first = (result.first_skips or {}).get(reasons[0][1], "") if reasons else ""
+    return (
+        f"no record was kept: all {result.num_records} were dropped ({counts}); the first: {first.rstrip('.')}. "
+        f"Fix the records or the flags, then build into a new --output (see {result.output_dir / 'summary.json'})."
+    )
 
 
 def run(args) -> int:
@@ -146,6 +158,8 @@ def run(args) -> int:
     print(f"Built shards {result.shards_built} of {result.num_shards} ({result.records_processed} records, {result.records_per_second:.2f} records/s).")
     if result.complete:
         print(summary_text(records=result.num_records, kept=result.kept, skipped=result.skipped))
+        if result.kept == 0:
+            raise InvalidInputError(nothing_kept(result))
         print(f"Output: {result.output_dir.resolve()} (summary.json, preview.png)")
     else:
         print("Other processes' shards are not finished yet; the last process to finish writes summary.json.")

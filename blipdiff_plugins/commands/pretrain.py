@@ -6,7 +6,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from ..training.pretrain_config import PAPER_TRAINABLE, TRAINABLE_COMPONENTS
+from ..training.pretrain.config import PAPER_TRAINABLE, TRAINABLE_COMPONENTS
 
 # flag -> PretrainConfig field, for the messages that name a flag instead of an argument
 FLAGS = {
@@ -17,7 +17,9 @@ FLAGS = {
     "keep_checkpoints": "--keep-checkpoints", "resume": "--resume", "validation_prompts": "--validation-prompt",
     "validation_every": "--validation-every", "validation_steps": "--validation-steps", "validation_subjects": "--validation-subjects",
     "ema_decay": "--ema-decay", "report_to": "--report-to", "max_grad_norm": "--max-grad-norm", "output_dir": "--output",
+    "data": "--data", "columns": "--column", "streaming": "--streaming", "shuffle": "--no-shuffle",
 }
+ESTIMATE_AFTER_STEPS = 3  # the first steps carry start-up costs; the estimate uses the mean over these
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -63,7 +65,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def config_from_args(args):
     """The `PretrainConfig` of this command line; errors name the flag."""
-    from ..training.pretrain_config import PretrainConfig
+    from ..training.pretrain.config import PretrainConfig
 
     columns = {}
     for item in args.column:
@@ -84,10 +86,55 @@ def config_from_args(args):
             validation_steps=args.validation_steps, max_grad_norm=args.max_grad_norm, report_to=args.report_to,
         )
     except ValueError as error:
-        message = str(error)
-        for field, flag in FLAGS.items():
-            message = message.replace(f"`{field}`", flag)
-        raise ValueError(message) from error
+        raise ValueError(to_flags(str(error))) from error
+
+
+def to_flags(message: str) -> str:
+    """The library's `argument` names in a message replaced by the flags that set them."""
+    for field, flag in FLAGS.items():
+        message = message.replace(f"`{field}`", flag)
+    return message
+
+
+def describe_plan(trainer) -> str:
+    """What this run will do, printed before the first step: a bare command runs the paper's 500K steps."""
+    config, records = trainer.config, trainer.records
+    count = f"{records.num_records:,} records" if records.num_records is not None else "streamed records"
+    steps = config.steps - trainer.start_step
+    resumed = f" (resumed at step {trainer.start_step:,})" if trainer.start_step else ""
+    return (
+        f"Plan: {steps:,} steps{resumed} at batch {config.batch_size} (learning rate {config.learning_rate:g}) on {count} "
+        f"from {records.source}; trains {', '.join(config.trainable)} of {trainer.base_model} at {trainer.resolution} px. "
+        "Fewer steps: --steps N."
+    )
+
+
+def format_duration(seconds: float) -> str:
+    minutes, hours, days = seconds / 60, seconds / 3600, seconds / 86400
+    if days >= 1:
+        return f"{days:.1f} days"
+    if hours >= 1:
+        return f"{hours:.1f} hours"
+    return f"{minutes:.1f} minutes" if minutes >= 1 else f"{seconds:.0f} seconds"
+
+
+class StepEstimate:
+    """A `callback` that prints, once, how long the remaining steps will take at the first steps' pace."""
+
+    def __init__(self, printer=print):
+        self.printer, self.first_step, self.done = printer, None, False
+
+    def __call__(self, progress) -> None:
+        self.first_step = progress.step if self.first_step is None else self.first_step
+        measured = progress.step - self.first_step + 1
+        if self.done or (measured < ESTIMATE_AFTER_STEPS and progress.step < progress.total_steps):
+            return
+        self.done = True
+        remaining = progress.total_steps - progress.step
+        self.printer(
+            f"Estimate: {progress.seconds_per_step:.2f} s/step over the first {measured} steps; the remaining {remaining:,} steps "
+            f"take about {format_duration(remaining * progress.seconds_per_step)}."
+        )
 
 
 def run(args) -> int:
@@ -96,9 +143,16 @@ def run(args) -> int:
     from ..training.pretrain import SubjectPretrainer
 
     config = config_from_args(args)
-    trainer = SubjectPretrainer(args.data, config=config)
-    trainer.train()
-    if PartialState().is_main_process:
+    main_process = PartialState().is_main_process
+    try:
+        trainer = SubjectPretrainer(args.data, config=config, callback=StepEstimate() if main_process else None)
+        trainer.setup()
+        if main_process:
+            print(describe_plan(trainer), flush=True)
+        trainer.train()
+    except (ValueError, FileNotFoundError) as error:
+        raise type(error)(to_flags(str(error))) from error
+    if main_process:
         output = Path(args.output)
         print(f"Saved the pre-trained pipeline ({len(trainer.losses)} steps, final loss {trainer.losses[-1]:.4f}) to {output.resolve()}")
         print("Generate with it:")

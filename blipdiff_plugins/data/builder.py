@@ -25,7 +25,7 @@ from .config import DataBuilderConfig
 from .filtering import merge_counts, summary_text
 from .preview import preview_grid
 from .records import process_records
-from .sources import FolderSource, open_source
+from .sources import open_source
 from ..utils.atomic import write_json, write_png
 from .writers import remove_stale_temporaries, shard_path, write_dataset_card, write_shard
 
@@ -50,6 +50,7 @@ class BuildResult:
     complete: bool = False
     kept: int | None = None  # totals over all shards, when complete
     skipped: dict[str, int] | None = None
+    first_skips: dict[str, str] | None = None  # reason -> the first dropped record's message, when complete
 
     @property
     def records_per_second(self) -> float:
@@ -144,6 +145,7 @@ def _finish(output_dir: Path, num_shards: int, config: DataBuilderConfig, result
         "first_skips": {reason: next(e["first_skips"][reason] for e in progress if reason in e["first_skips"]) for reason in skipped if skipped[reason]},
     }
     write_json(output_dir / SUMMARY_FILE, summary)
+    result.first_skips = summary["first_skips"]
     if config.output_format == "parquet":
         write_dataset_card(output_dir)
     result.complete, result.kept, result.skipped = True, kept, skipped
@@ -219,10 +221,13 @@ def build_training_data(
         from .captioner import Captioner
 
         captioner = Captioner.load(captioner, device=device)  # before anything is written: a bad id leaves no folder
+    started = time.time()
     output_dir.mkdir(parents=True, exist_ok=True)
+    # A killed run's temporaries of the shared files; another process's, being written now, are newer than our start.
+    for name in (SETTINGS_FILE, SUMMARY_FILE, PREVIEW_FILE, "README.md"):
+        remove_stale_temporaries(output_dir / name, older_than=started)
     if not (output_dir / SETTINGS_FILE).exists():
         write_json(output_dir / SETTINGS_FILE, settings)
-    base = records.folder if isinstance(records, FolderSource) else None
     progress = todo
     if progress_bar:
         from tqdm.auto import tqdm
@@ -237,11 +242,12 @@ def build_training_data(
             segmenter=segmenter_object,
             backgrounds=pool,
             captioner=captioner,
-            base=base,
             preview_count=config.preview_records if shard == 0 else 0,
         )
         path = shard_path(output_dir, shard, config.output_format)
-        remove_stale_temporaries(path)
+        # A killed run's temporaries of this shard's files (this process alone writes them).
+        for own_file in (path, _progress_path(output_dir, shard)):
+            remove_stale_temporaries(own_file)
         if shard_result.rows:
             write_shard(shard_result.rows, path, config.output_format)
         if shard_result.preview:

@@ -6,6 +6,8 @@ from collections import Counter
 from typing import Mapping
 
 UNREADABLE_IMAGE = "unreadable_image"
+IMAGE_TOO_LARGE = "image_too_large"
+OUTSIDE_SOURCE = "outside_source"
 NO_CAPTION = "no_caption"
 NO_SUBJECT_WORD = "no_subject_word"
 NO_MASK = "no_mask"
@@ -18,6 +20,8 @@ UNREADABLE_BACKGROUND = "unreadable_background"
 
 SKIP_REASONS = (
     UNREADABLE_IMAGE,
+    IMAGE_TOO_LARGE,
+    OUTSIDE_SOURCE,
     NO_CAPTION,
     NO_SUBJECT_WORD,
     NO_MASK,

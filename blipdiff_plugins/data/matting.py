@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import io
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +56,44 @@ def keeping_torch_threads():
         torch.set_num_threads(threads)
 
 
+# pymatting prints (to stdout) this block each time its incomplete-Cholesky preconditioner retries with a larger
+# shift: a normal step of the solver, not a fault, and ~100 lines per build. Its lines, in order, end with "".
+PYMATTING_RETRY_NOTICE = (
+    "PERFORMANCE WARNING:",
+    "Thresholded incomplete Cholesky decomposition failed due to insufficient positive-definiteness",
+    "    discard_threshold = ",
+    "    shift = ",
+    "Try decreasing discard_threshold or start with a larger shift",
+)
+
+
+def drop_retry_notices(text: str) -> str:
+    """``text`` without pymatting's retry notices (each block through its closing empty line); the rest kept."""
+    kept, in_block = [], False
+    for line in text.splitlines(keepends=True):
+        if line.startswith(PYMATTING_RETRY_NOTICE[0]):
+            in_block = True
+        elif in_block and not line.strip():
+            in_block = False
+            continue
+        elif in_block and not line.startswith(PYMATTING_RETRY_NOTICE[1:]):
+            in_block = False
+        if not in_block:
+            kept.append(line)
+    return "".join(kept)
+
+
+@contextlib.contextmanager
+def without_retry_notices():
+    """Capture stdout while pymatting runs and pass on all of it but its retry notices."""
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer):
+            yield
+    finally:
+        sys.stdout.write(drop_retry_notices(buffer.getvalue()))
+
+
 def extract_subject(image: PIL.Image.Image, confidence: np.ndarray, config: DataBuilderConfig) -> SubjectMatte:
     """Trimap from ``confidence``, then pymatting's closed-form alpha and ML foreground, upsampled to the image.
 
@@ -77,7 +117,7 @@ def extract_subject(image: PIL.Image.Image, confidence: np.ndarray, config: Data
     if not (trimap == BACKGROUND).any():
         raise RecordSkipped(MASK_TOO_LARGE, "no pixel is known background: the subject fills the image")
     try:
-        with keeping_torch_threads():
+        with keeping_torch_threads(), without_retry_notices():
             alpha = estimate_alpha_cf(small, trimap)
             foreground = estimate_foreground_ml(small, alpha) if config.estimate_foreground else small
     except (ValueError, ArithmeticError, RuntimeError, MemoryError, np.linalg.LinAlgError) as error:

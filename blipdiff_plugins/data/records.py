@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -72,7 +71,6 @@ def process_records(
     segmenter,
     backgrounds: BackgroundPool,
     captioner=None,
-    base: Path | None = None,
     preview_count: int = 0,
 ) -> ShardResult:
     """Build the training records of ``records`` (one shard). Bad records are counted (``on_bad_record="skip"``)
@@ -82,8 +80,8 @@ def process_records(
     def skip(record: SourceRecord, error: RecordSkipped) -> None:
         if config.on_bad_record == "error":
             raise ValueError(
-                f"record {record.id!r} (source index {record.index}) is unusable: {error.reason}: {error}. "
-                "Fix the record, or pass on_bad_record='skip' (--on-bad-record skip) to count and drop such records."
+                f"record {record.id!r} (source index {record.index}) is unusable: {error.reason}: {str(error).rstrip('.')}. "
+                "Fix the record, or pass on_bad_record='skip' to count and drop such records."
             ) from error
         result.skipped[error.reason] += 1
         result.first_skips.setdefault(error.reason, f"{record.id}: {error}")
@@ -95,8 +93,8 @@ def process_records(
                 raise RecordSkipped(NO_SUBJECT_WORD, "the record has no subject category word")
             if record.caption is None and config.caption_mode == "record":
                 raise RecordSkipped(NO_CAPTION, "the record has no caption and no captioner is used")
-            image = read_image(record, base=base)
-            mask = read_mask(record, image.size, base=base)
+            image = read_image(record)
+            mask = read_mask(record, image.size)
             if getattr(segmenter, "needs_mask", False) and mask is None:
                 raise RecordSkipped(NO_MASK, "the 'mask' segmenter needs a mask and the record has none")
             image, mask = limit_resolution(image, mask, config.resolution)

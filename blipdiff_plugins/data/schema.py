@@ -60,9 +60,9 @@ def encode_alpha(alpha: np.ndarray) -> PIL.Image.Image:
 def decode_alpha(value) -> np.ndarray:
     """Float32 alpha ``(height, width)`` in [0, 1] from a stored alpha (16-bit or 8-bit image, or an array)."""
     if isinstance(value, dict):  # undecoded datasets Image value
-        import io
+        from ..utils.images import open_image, open_image_bytes
 
-        value = PIL.Image.open(io.BytesIO(value["bytes"])) if value.get("bytes") else PIL.Image.open(value["path"])
+        value = open_image_bytes(value["bytes"], argument="alpha") if value.get("bytes") else open_image(value["path"], argument="alpha")
     if isinstance(value, PIL.Image.Image):
         scale = 255.0 if value.mode in ("L", "LA", "P", "RGB", "RGBA", "1") else float(ALPHA_LEVELS)
         if value.mode not in ("I;16", "I;16B", "I;16L", "I", "L"):

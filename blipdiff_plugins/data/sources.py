@@ -7,7 +7,6 @@ undecoded until the builder reads them, so a broken file is a counted skip of th
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 from dataclasses import dataclass
@@ -16,11 +15,10 @@ from typing import Any, Mapping
 
 import numpy as np
 import PIL.Image
-import PIL.ImageOps
 
-from ..utils.images import open_image, to_rgb
+from ..utils.images import ImageTooLargeError, open_image, open_image_bytes, to_rgb
 from .datasets_input import first_image_column, open_dataset, require_column
-from .filtering import MASK_SIZE_MISMATCH, UNREADABLE_IMAGE, RecordSkipped
+from .filtering import IMAGE_TOO_LARGE, MASK_SIZE_MISMATCH, OUTSIDE_SOURCE, UNREADABLE_IMAGE, RecordSkipped
 
 # Logical fields -> default column names; ``columns=`` maps them to other names.
 DEFAULT_COLUMNS = {"image": "file_name", "caption": "caption", "subject": "subject", "mask": "mask"}
@@ -29,7 +27,10 @@ METADATA_FILES = ("metadata.jsonl", "metadata.csv")
 
 @dataclass
 class SourceRecord:
-    """One input record; ``image`` and ``mask`` are undecoded (a path, bytes, a datasets value or a PIL image)."""
+    """One input record; ``image`` and ``mask`` are undecoded (a path, bytes, a datasets value or a PIL image).
+
+    Paths of a record with a ``folder`` are relative to it and must resolve inside it (symlinks followed).
+    """
 
     index: int
     id: str
@@ -37,6 +38,7 @@ class SourceRecord:
     caption: str | None
     subject: str | None
     mask: Any = None
+    folder: Path | None = None
 
 
 def _text(value) -> str | None:
@@ -54,34 +56,48 @@ def _column_map(columns: Mapping[str, str] | None, *, image_default: str, argume
     return {**DEFAULT_COLUMNS, "image": image_default, **columns}
 
 
+def inside_folder(path: Path, folder: Path, *, argument: str) -> Path:
+    """``folder / path`` resolved (symlinks too); a path that ends outside ``folder`` is refused (`RecordSkipped`)."""
+    resolved = (folder / path).resolve()
+    if not resolved.is_relative_to(folder.resolve()):
+        raise RecordSkipped(
+            OUTSIDE_SOURCE,
+            f"{argument} resolves to {str(resolved)!r}, outside the source folder {str(folder)!r}; "
+            "a record's files must be inside its folder",
+        )
+    return resolved
+
+
 def _decode(value, *, base: Path | None, argument: str) -> PIL.Image.Image:
-    """A PIL image from a path (relative to ``base``), bytes, a datasets ``{"bytes", "path"}`` dict or a PIL image."""
+    """A PIL image from a path (inside ``base`` when given), bytes, a datasets ``{"bytes", "path"}`` dict or a PIL image."""
     if isinstance(value, PIL.Image.Image):
         return value
     if isinstance(value, dict):
         value = value.get("bytes") or value.get("path")
     if isinstance(value, (bytes, bytearray)):
-        try:
-            with PIL.Image.open(io.BytesIO(value)) as image:
-                image.load()
-                return PIL.ImageOps.exif_transpose(image)
-        except (PIL.UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-            raise ValueError(f"`{argument}`: the stored bytes are not a readable image ({error}).") from error
+        return open_image_bytes(bytes(value), argument=argument)
     if isinstance(value, (str, os.PathLike)):
         path = Path(value)
-        return open_image(base / path if base is not None and not path.is_absolute() else path, argument=argument)
+        return open_image(inside_folder(path, base, argument=argument) if base is not None else path, argument=argument)
     raise ValueError(f"`{argument}`: expected an image path, bytes or a PIL image, got {type(value).__name__}.")
 
 
-def read_image(record: SourceRecord, *, base: Path | None = None) -> PIL.Image.Image:
-    """The record's RGB image, or `RecordSkipped` (unreadable image)."""
+def _read(value, *, base: Path | None, argument: str) -> PIL.Image.Image:
+    """`_decode`, with every failure as the record's counted skip."""
     try:
-        return to_rgb(_decode(record.image, base=base, argument=f"image of record {record.id!r}"))
+        return _decode(value, base=base, argument=argument)
+    except ImageTooLargeError as error:
+        raise RecordSkipped(IMAGE_TOO_LARGE, str(error)) from error
     except (ValueError, FileNotFoundError, OSError) as error:
         raise RecordSkipped(UNREADABLE_IMAGE, str(error)) from error
 
 
-def read_mask(record: SourceRecord, size: tuple[int, int], *, base: Path | None = None) -> np.ndarray | None:
+def read_image(record: SourceRecord) -> PIL.Image.Image:
+    """The record's RGB image, or `RecordSkipped` (unreadable, too large, or outside the record's folder)."""
+    return to_rgb(_read(record.image, base=record.folder, argument=f"image of record {record.id!r}"))
+
+
+def read_mask(record: SourceRecord, size: tuple[int, int]) -> np.ndarray | None:
     """The record's mask as float32 ``(height, width)`` in [0, 1] (8-bit masks / 255), checked against ``size``."""
     if record.mask is None:
         return None
@@ -89,10 +105,7 @@ def read_mask(record: SourceRecord, size: tuple[int, int], *, base: Path | None 
     if isinstance(value, (list, np.ndarray)):
         mask = np.asarray(value, dtype=np.float32)
     else:
-        try:
-            image = _decode(value, base=base, argument=f"mask of record {record.id!r}")
-        except (ValueError, FileNotFoundError, OSError) as error:
-            raise RecordSkipped(UNREADABLE_IMAGE, str(error)) from error
+        image = _read(value, base=record.folder, argument=f"mask of record {record.id!r}")
         mask = np.asarray(image.convert("L") if image.mode not in ("1", "L", "F", "I;16", "I") else image, dtype=np.float32)
         if image.mode in ("I;16", "I"):
             mask = mask / 65535.0
@@ -169,10 +182,11 @@ class FolderSource:
         return SourceRecord(
             index=index,
             id=name or f"row {index}",
-            image=self.folder / name if name else f"<row {index} has no {self.columns['image']}>",
+            image=name or f"<row {index} has no {self.columns['image']}>",
             caption=_text(row.get(self.columns["caption"])),
             subject=_text(row.get(self.columns["subject"])),
-            mask=self.folder / mask if mask else None,
+            mask=mask,
+            folder=self.folder,
         )
 
 

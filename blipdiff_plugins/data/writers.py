@@ -31,10 +31,12 @@ def shard_path(output_dir: Path, shard: int, output_format: str) -> Path:
     return Path(output_dir) / WEBDATASET_FOLDER / WEBDATASET_PATTERN.format(shard=shard)
 
 
-def remove_stale_temporaries(path: Path) -> None:
-    """Delete hidden temporary files a killed writer of ``path`` left behind (only that shard's)."""
+def remove_stale_temporaries(path: Path, *, older_than: float | None = None) -> None:
+    """Delete the hidden temporary files a killed atomic writer of ``path`` left (``.<stem>-XXXX<suffix>``), only
+    ``path``'s; with ``older_than`` (a time), only those last changed before it."""
     for stale in Path(path).parent.glob(f".{Path(path).stem}-*{Path(path).suffix}"):
-        stale.unlink(missing_ok=True)
+        if stale.is_file() and (older_than is None or stale.stat().st_mtime < older_than):
+            stale.unlink(missing_ok=True)
 
 
 def write_parquet_shard(rows: Sequence[dict], path: Path) -> None:

@@ -11,7 +11,6 @@ in file order, each process taking every ``world``-th record; both orders resume
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 from pathlib import Path
@@ -20,25 +19,72 @@ from typing import Any, Mapping
 import PIL.Image
 import torch
 
+from ..utils.images import open_image, open_image_bytes
 from .data import DataOrder
 
 RECORD_COLUMNS = ("target", "composite", "caption", "subject")
 IMAGE_SUFFIXES = ("png", "jpg", "jpeg", "webp")
 
 
+def _shard_error(file: str, error: Exception) -> ValueError:
+    cause = " ".join(str(error).split()) or type(error).__name__
+    return ValueError(
+        f"`data`: the shard {file!r} cannot be read as parquet ({cause}); rebuild the records with `blipdiff prepare-data` "
+        "or remove that shard."
+    )
+
+
+def _parquet_rows(files: list[str], path: Path) -> list[int]:
+    """Rows of each parquet shard, from its footer: an unreadable shard is named, and shards with no rows refused."""
+    import pyarrow
+    import pyarrow.parquet
+
+    rows = []
+    for file in files:
+        try:
+            rows.append(pyarrow.parquet.read_metadata(file).num_rows)
+        except (OSError, ValueError, pyarrow.ArrowException) as error:
+            raise _shard_error(file, error) from error
+    if sum(rows) == 0:
+        raise ValueError(
+            f"`data`: {str(path)!r} holds no records: its parquet shards ({len(files)}) have 0 rows; "
+            "a `blipdiff prepare-data` build that kept no record cannot be trained on."
+        )
+    return rows
+
+
+def _load_parquet(files: list[str], path: Path, streaming: bool):
+    import datasets
+    import pyarrow
+    import pyarrow.parquet
+
+    try:
+        return datasets.load_dataset("parquet", data_files=files, split="train", streaming=streaming)
+    except datasets.exceptions.DatasetGenerationError as error:
+        for file in files:  # the failure does not say which shard: find it
+            try:
+                pyarrow.parquet.read_table(file)
+            except (OSError, ValueError, pyarrow.ArrowException) as shard_error:
+                raise _shard_error(file, shard_error) from error
+        raise ValueError(f"`data`: the parquet shards of {str(path)!r} cannot be read ({error.__cause__ or error}).") from error
+
+
 def _load_path(path: Path, streaming: bool):
+    """The dataset, its format, and (parquet) each shard's file and number of rows."""
     import datasets
 
     if (path / "dataset_info.json").is_file() or (path / "state.json").is_file():
-        return datasets.load_from_disk(str(path)), "save_to_disk"
+        return datasets.load_from_disk(str(path)), "save_to_disk", []
     # Hidden names are a killed writer's temporary files, never records.
     visible = [p for p in sorted(path.rglob("*")) if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)]
     files = [str(p) for p in visible if p.suffix == ".parquet"]
     if files:
-        return datasets.load_dataset("parquet", data_files=files, split="train", streaming=streaming), "parquet"
+        rows = _parquet_rows(files, path)
+        shards = [(str(Path(file).relative_to(path)), count) for file, count in zip(files, rows)]
+        return _load_parquet(files, path, streaming), "parquet", shards
     shards = [str(p) for p in visible if p.suffix == ".tar"]
     if shards:
-        return datasets.load_dataset("webdataset", data_files=shards, split="train", streaming=True), "webdataset"
+        return datasets.load_dataset("webdataset", data_files=shards, split="train", streaming=True), "webdataset", []
     raise ValueError(
         f"`data`: {str(path)!r} holds no dataset: expected a datasets save_to_disk folder, parquet files or "
         "webdataset .tar shards (as `blipdiff prepare-data` writes)."
@@ -64,19 +110,18 @@ def _has_column(names: list[str], column: str) -> bool:
 
 def as_image(value, what: str) -> PIL.Image.Image:
     """A record's image cell (PIL, `{"bytes": ...}`, raw bytes or a path) as an RGB PIL image."""
+    if isinstance(value, PIL.Image.Image):
+        return value.convert("RGB")
+    if isinstance(value, Mapping):
+        value = value.get("bytes") or value.get("path")
     try:
-        if isinstance(value, PIL.Image.Image):
-            return value.convert("RGB")
-        if isinstance(value, Mapping):
-            value = value.get("bytes") or value.get("path")
         if isinstance(value, (bytes, bytearray)):
-            with PIL.Image.open(io.BytesIO(value)) as image:
-                return image.convert("RGB")
+            return open_image_bytes(bytes(value), argument="data").convert("RGB")
         if isinstance(value, (str, os.PathLike)):
-            with PIL.Image.open(value) as image:
-                return image.convert("RGB")
-    except (OSError, PIL.UnidentifiedImageError) as error:
-        raise ValueError(f"{what}: the image cannot be read ({error}).") from error
+            return open_image(value, argument="data").convert("RGB")
+    except (ValueError, OSError) as error:
+        reason = str(error.__cause__) if error.__cause__ is not None else str(error).removeprefix("`data`: ")
+        raise ValueError(f"{what}: the image cannot be read ({reason}).") from error
     raise ValueError(f"{what}: expected an image, got {type(value).__name__}.")
 
 
@@ -103,11 +148,15 @@ class PretrainRecords:
             if not path.exists():
                 raise FileNotFoundError(f"`data`: no dataset at {str(path)!r}; run `blipdiff prepare-data` to build one.")
             self.source = str(path.resolve())
-            data, self.format = _load_path(path, streaming)
+            data, self.format, self.shards = _load_path(path, streaming)
         elif isinstance(data, (datasets.Dataset, datasets.IterableDataset)):
-            self.source, self.format = getattr(data, "_fingerprint", None) or type(data).__name__, "datasets"
+            self.source, self.format, self.shards = getattr(data, "_fingerprint", None) or type(data).__name__, "datasets", []
         else:
             raise ValueError(f"`data` must be a dataset folder, parquet/webdataset files or a datasets.Dataset, got {type(data).__name__}.")
+        # Undecoded images: a cell that is not an image fails in `decode`, naming the record, not inside datasets.
+        for name, feature in (data.features or {}).items():
+            if isinstance(feature, datasets.Image) and feature.decode:
+                data = data.cast_column(name, datasets.Image(decode=False))
         self.dataset = data
         self.streaming = isinstance(data, datasets.IterableDataset)
         names = list(data.column_names or []) if data.column_names is not None else self._first_record_names()
@@ -116,7 +165,7 @@ class PretrainRecords:
         if missing:
             raise ValueError(
                 f"`data`: the records have no column for {', '.join(missing)}; its columns are {names}. "
-                "Pass `columns={'target': ..., 'composite': ..., 'caption': ..., 'subject': ...}` to map them."
+                "Map each missing field to one of them with `columns`."
             )
         self.num_records = None if self.streaming else len(data)
         if self.num_records == 0:
@@ -138,6 +187,15 @@ class PretrainRecords:
         """Identifies the data (source, format, size, columns) so a resume reads the same records."""
         described = {"source": self.source, "format": self.format, "records": self.num_records, "columns": self.columns}
         return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+
+    def where(self, index: int) -> str:
+        """``"record N"``, with its shard and row there when the records are parquet shards read by index."""
+        row = index
+        for file, count in self.shards if not self.streaming else ():
+            if row < count:
+                return f"record {index} (shard {file!r}, row {row})"
+            row -= count
+        return f"record {index}"
 
     def decode(self, record: Mapping[str, Any], where: str) -> dict[str, Any]:
         """``{"target", "composite"}`` as PIL images, ``{"caption", "subject"}`` as stripped strings."""
@@ -175,7 +233,7 @@ class IndexOrder:
             start = self.position + self.rank * count
             indices = [(start + offset) % self.records.num_records for offset in range(count)]
             self.position += count * self.world
-        return [self.records.decode(self.records.dataset[index], f"record {index}") for index in indices]
+        return [self.records.decode(self.records.dataset[index], self.records.where(index)) for index in indices]
 
     def state_dict(self) -> dict[str, Any]:
         return {"order": self.order.state_dict() if self.order is not None else None, "position": self.position}
@@ -230,13 +288,36 @@ class StreamOrder:
         self.iterator = None
 
 
+def tokenize_as_found(tokenizer, words: list[str]):
+    """``tokenizer(words, padding=True)``, leaving a fast tokenizer's padding and truncation settings as they were.
+
+    A fast tokenizer keeps the padding of its last call and saves it in ``tokenizer.json``: without the restore
+    the saved tokenizer would depend on whether a (resumed) run happened to tokenize anything.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    saved = (backend.padding, backend.truncation) if backend is not None else None
+    try:
+        return tokenizer(words, padding=True, return_tensors="pt")
+    finally:
+        if saved is not None:
+            padding, truncation = saved
+            if padding is None:
+                backend.no_padding()
+            else:
+                backend.enable_padding(**padding)
+            if truncation is None:
+                backend.no_truncation()
+            else:
+                backend.enable_truncation(**truncation)
+
+
 def preprocess_records(records: list[dict[str, Any]], *, resolution: int, subject_image_processor, subject_tokenizer) -> dict[str, Any]:
     """Tensors of a micro-batch: target pixels in [-1, 1], subject-encoder pixels, subject word ids."""
     from .data import training_pixels
 
     target = training_pixels([record["target"] for record in records], resolution)  # (batch, 3, res, res)
     composite = subject_image_processor.preprocess([record["composite"] for record in records], argument="composite")
-    tokens = subject_tokenizer([record["subject"] for record in records], padding=True, return_tensors="pt")
+    tokens = tokenize_as_found(subject_tokenizer, [record["subject"] for record in records])
     return {
         "target": target,
         "subject_pixels": composite,  # (batch, 3, encoder size, encoder size)

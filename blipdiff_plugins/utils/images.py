@@ -1,8 +1,15 @@
-"""Reading user images: files, PIL images, arrays and tensors, in every common PIL mode."""
+"""Reading user images: files, PIL images, arrays and tensors, in every common PIL mode.
+
+Every image file or byte string the package reads from a user goes through `open_image` or
+`open_image_bytes`: they refuse images over `MAX_IMAGE_PIXELS` from the header, before decoding, so a
+small file that claims a huge size (a "decompression bomb") costs nothing and fails with one clear error.
+"""
 
 from __future__ import annotations
 
+import io
 import os
+import warnings
 from pathlib import Path
 from typing import Sequence, Union
 
@@ -11,27 +18,66 @@ import PIL.Image
 import PIL.ImageOps
 import torch
 
+from .errors import InvalidInputError
+
 ImageLike = Union[str, os.PathLike, PIL.Image.Image, np.ndarray, torch.Tensor]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
+# The largest image the package decodes: 8192 x 8192 pixels (about 200 MB as 8-bit RGB). Far above any model's
+# input size, and below PIL's own warning threshold (`PIL.Image.MAX_IMAGE_PIXELS`), which is left as it is.
+MAX_IMAGE_PIXELS = 8192 * 8192
+
+
+class ImageTooLargeError(InvalidInputError):
+    """An image's header claims more than `MAX_IMAGE_PIXELS` pixels; it is refused before decoding."""
+
+
+def _too_large(argument: str, what: str, size: str) -> ImageTooLargeError:
+    return ImageTooLargeError(
+        f"`{argument}`: {what} is {size}, over the limit of {MAX_IMAGE_PIXELS:,} pixels (8192 x 8192) "
+        "that blipdiff_plugins decodes; pass a smaller image (downscale it first)."
+    )
+
+
+def _open_checked(file, *, argument: str, what: str) -> PIL.Image.Image:
+    """Open ``file`` (a path or a binary file object) fully, refusing more than `MAX_IMAGE_PIXELS` from the header."""
+    try:
+        with warnings.catch_warnings():
+            # Ours is the stricter limit, checked below; PIL's warning would only repeat it.
+            warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
+            with PIL.Image.open(file) as image:
+                if image.width * image.height > MAX_IMAGE_PIXELS:
+                    raise _too_large(argument, what, f"{image.width} x {image.height} pixels")
+                image.load()
+                return PIL.ImageOps.exif_transpose(image)
+    except ImageTooLargeError:
+        raise
+    except PIL.Image.DecompressionBombError as error:  # PIL's own check, in `open`, for the largest headers
+        raise _too_large(argument, what, "larger than PIL's limit") from error
+    except (PIL.UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise ValueError(
+            f"`{argument}`: could not read {what} as an image ({error}); pass a PNG/JPEG/WebP file or a PIL image."
+        ) from error
+
 
 def open_image(path: str | os.PathLike, *, argument: str = "image") -> PIL.Image.Image:
-    """Open an image file fully (so a truncated file fails here, not later) and apply its EXIF rotation."""
+    """Open an image file fully (so a truncated file fails here, not later) and apply its EXIF rotation.
+
+    Raises `FileNotFoundError`, `ValueError` (not an image, or a folder) or `ImageTooLargeError` (over
+    `MAX_IMAGE_PIXELS`, from the header alone).
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"`{argument}`: no file at {str(path)!r}.")
     if path.is_dir():
         raise ValueError(f"`{argument}`: {str(path)!r} is a folder; pass an image file, or use `images_in_folder`.")
-    try:
-        with PIL.Image.open(path) as image:
-            image.load()
-            return PIL.ImageOps.exif_transpose(image)
-    except (PIL.UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise ValueError(
-            f"`{argument}`: could not read {str(path)!r} as an image ({error}); "
-            f"pass a PNG/JPEG/WebP file or a PIL image."
-        ) from error
+    return _open_checked(path, argument=argument, what=repr(str(path)))
+
+
+def open_image_bytes(data: bytes, *, argument: str = "image") -> PIL.Image.Image:
+    """`open_image` for an encoded image held in memory (a dataset cell, an upload)."""
+    return _open_checked(io.BytesIO(data), argument=argument, what="the stored image")
 
 
 def images_in_folder(folder: str | os.PathLike, *, argument: str = "images") -> list[Path]:

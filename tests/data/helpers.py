@@ -71,3 +71,16 @@ def write_folder_source(folder: Path, *, count: int = 5, width: int = 96, height
         lines.append(json.dumps(row))
     (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder
+
+
+def write_png_header(path: Path, *, width: int, height: int) -> Path:
+    """A tiny PNG file whose header claims ``width`` x ``height`` pixels (a "decompression bomb" for readers)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    return path

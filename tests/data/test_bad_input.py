@@ -13,7 +13,7 @@ from blipdiff_plugins.adapters.segmenters import tiny_clipseg
 from blipdiff_plugins.data.builder import build_training_data
 from blipdiff_plugins.data.sources import DatasetSource
 
-from .helpers import write_backgrounds, write_folder_source
+from .helpers import synthetic_subject, write_backgrounds, write_folder_source, write_png_header
 
 pytest.importorskip("datasets")
 
@@ -49,7 +49,7 @@ def test_bad_records_are_counted_by_reason(tmp_path):
 
 def test_on_bad_record_error_names_the_record_and_keeps_finished_shards(tmp_path):
     source = write_folder_source(tmp_path / "source", count=3, rows_override={2: {"caption": None}})
-    with pytest.raises(ValueError, match=r"record '002.png' \(source index 2\) is unusable: no_caption: .*on_bad_record='skip' \(--on-bad-record skip\)"):
+    with pytest.raises(ValueError, match=r"record '002.png' \(source index 2\) is unusable: no_caption: .*on_bad_record='skip' to count"):
         run(source, tmp_path, config={"records_per_shard": 2, "on_bad_record": "error"})
     assert (tmp_path / "out" / "progress" / "shard-00000.json").exists()
     assert (tmp_path / "out" / "data" / "train-00000.parquet").exists()
@@ -134,3 +134,47 @@ def test_csv_metadata_with_column_mapping(tmp_path):
     (source / "metadata.csv").write_text("\n".join(lines) + "\n")
     result = run(source, tmp_path, columns={"image": "path", "caption": "text", "subject": "category"})
     assert result.kept == 2
+
+
+def test_record_files_outside_the_source_folder_are_refused_and_counted(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret, _ = synthetic_subject(seed=9)
+    secret.save(outside / "secret.png")
+    source = write_folder_source(
+        tmp_path / "source",
+        count=5,
+        rows_override={
+            0: {"file_name": "../outside/secret.png"},
+            1: {"file_name": str(outside / "secret.png")},
+            2: {"file_name": "link.png"},
+            3: {"mask": "../outside/secret.png"},
+        },
+    )
+    (source / "link.png").symlink_to(outside / "secret.png")  # a symlink inside that points outside
+    result = run(source, tmp_path)
+    assert result.complete and result.kept == 1
+    assert {reason: count for reason, count in result.skipped.items() if count} == {"outside_source": 4}
+    first = json.loads((tmp_path / "out" / "summary.json").read_text())["first_skips"]["outside_source"]
+    resolved = str((outside / "secret.png").resolve())
+    assert first == (
+        f"../outside/secret.png: image of record '../outside/secret.png' resolves to {resolved!r}, outside the source folder "
+        f"{str(source)!r}; a record's files must be inside its folder"
+    )
+
+
+@pytest.mark.parametrize("size", [(9000, 9000), (20000, 20000)])  # over our limit; over PIL's own error limit too
+def test_decompression_bombs_are_counted_skips(tmp_path, size):
+    width, height = size
+    source = write_folder_source(tmp_path / "source", count=4, rows_override={1: {"file_name": "bomb.png"}, 2: {"mask": "bomb.png"}})
+    write_png_header(source / "bomb.png", width=width, height=height)
+    backgrounds = write_backgrounds(tmp_path / "backgrounds", count=1)
+    result = run(source, tmp_path, backgrounds=backgrounds)
+    assert result.complete and result.kept == 2
+    assert {reason: count for reason, count in result.skipped.items() if count} == {"image_too_large": 2}
+    assert "over the limit of 67,108,864 pixels" in result.first_skips["image_too_large"]
+    # a background that is a bomb: every record drawing it is a counted skip
+    write_png_header(backgrounds / "background_0.png", width=width, height=height)
+    result = run(source, tmp_path, name="out-bg", backgrounds=backgrounds)
+    assert result.kept == 0 and result.skipped["unreadable_background"] == 2 and result.skipped["image_too_large"] == 2
+    assert "over the limit of 67,108,864 pixels" in result.first_skips["unreadable_background"]

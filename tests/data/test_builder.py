@@ -170,3 +170,35 @@ def test_output_folder_of_something_else_or_other_settings_is_refused(inputs, tm
     with pytest.raises(ValueError, match="holds a build with other settings \\(config: was .*'seed': 5.*now .*'seed': 9"):
         build(inputs, tmp_path / "out", config={**SETTINGS, "seed": 9})
     assert shard_bytes(tmp_path / "out") == before
+
+
+def test_a_killed_runs_hidden_temporaries_are_removed_by_the_next_run(inputs, tmp_path, monkeypatch):
+    import os
+
+    real_write_shard = builder_module.write_shard
+
+    def dying_write_shard(rows, path, output_format):
+        if path.name == "train-00001.parquet":
+            raise KeyboardInterrupt("simulated kill")
+        real_write_shard(rows, path, output_format)
+
+    monkeypatch.setattr(builder_module, "write_shard", dying_write_shard)
+    with pytest.raises(KeyboardInterrupt):
+        build(inputs, tmp_path / "out")
+    monkeypatch.setattr(builder_module, "write_shard", real_write_shard)
+    output = tmp_path / "out"
+    # what the atomic writer leaves when killed between creating its temporary file and the rename
+    left = [output / "progress" / ".shard-00001-k3j2x9.json", output / "progress" / ".shard-00002-0a9z.json",
+            output / ".preview-q8w7.png", output / ".summary-x1y2.json", output / "data" / ".train-00001-77ab.parquet"]
+    for path in left:
+        path.write_bytes(b"half written")
+    for shared in (output / ".summary-x1y2.json", output / ".preview-q8w7.png"):
+        os.utime(shared, (1, 1))  # a shared file's temporary counts as stale when older than the run
+    other = output / ".notes.txt"  # not ours: kept
+    other.write_text("mine")
+    result = build(inputs, output, config={**SETTINGS, "preview_records": 2})
+    assert result.complete and result.shards_built == [1, 2]
+    assert not [path for path in left if path.exists()]
+    assert other.read_text() == "mine"
+    hidden = [path.relative_to(output) for path in output.rglob(".*")]
+    assert hidden == [other.relative_to(output)]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from blipdiff_plugins.training.pretrain import SubjectPretrainer
-from blipdiff_plugins.training.pretrain_config import TRAINABLE_COMPONENTS, PretrainConfig
+from blipdiff_plugins.training.pretrain import TRAINABLE_COMPONENTS, PretrainConfig
 from blipdiff_plugins.training.records import draw_subject_drop
 
 from tests.training.pretrain_helpers import RESOLUTION, fixed_batch_loss, make_records, settings_for_tests, snapshot
@@ -154,3 +154,63 @@ def test_gradient_checkpointing_gives_the_same_step_and_is_switched_off_after():
     assert losses[0] == pytest.approx(losses[1], rel=1e-6)
     torch.testing.assert_close(weights[0], weights[1], rtol=1e-5, atol=1e-7)
     assert not trainer.pipeline.unet.is_gradient_checkpointing and not trainer.pipeline.text_encoder.is_gradient_checkpointing
+
+
+def test_validation_leaves_every_submodule_in_its_own_mode_and_resume_stays_exact(tmp_path):
+    common = settings_for_tests(steps=4, checkpoint_every=2, validation_every=2, validation_subjects=1, validation_prompts=("on a beach",))
+    straight = SubjectPretrainer(make_records(5), config={**common, "output_dir": str(tmp_path / "straight")})
+    straight.setup()
+    pipe = straight.pipeline
+    modes = lambda: {(part, name): module.training for part in ("unet", "text_encoder", "subject_encoder")  # noqa: E731
+                     for name, module in getattr(pipe, part).named_modules()}
+    before = modes()
+    assert before[("subject_encoder", "qformer")] and not before[("subject_encoder", "")]  # trained inside a frozen module
+    straight.generate_grid()
+    assert modes() == before
+    straight.train()
+
+    def kill(progress):
+        if progress.step == 3:  # resumes from the step-2 checkpoint, the step of the first validation grid
+            raise KeyboardInterrupt
+
+    killed = SubjectPretrainer(make_records(5), config={**common, "output_dir": str(tmp_path / "resumed")}, callback=kill)
+    with pytest.raises(KeyboardInterrupt):
+        killed.train()
+    resumed = SubjectPretrainer(make_records(5), config={**common, "output_dir": str(tmp_path / "resumed"), "resume": "latest"})
+    resumed.train()
+    assert resumed.start_step == 2 and resumed.losses == straight.losses
+    for name in ("unet", "text_encoder", "subject_encoder"):
+        expected, got = getattr(straight.pipeline, name).state_dict(), getattr(resumed.pipeline, name).state_dict()
+        assert all(torch.equal(expected[key], got[key]) for key in expected), name
+
+
+def test_saved_subject_tokenizer_is_the_base_one_after_a_straight_run_and_after_a_resume(tmp_path):
+    common = settings_for_tests(steps=2, checkpoint_every=1)
+    straight = SubjectPretrainer(make_records(3), config={**common, "output_dir": str(tmp_path / "straight")})
+    straight.pipeline.subject_tokenizer.save_pretrained(tmp_path / "base_tokenizer")
+    straight.train()
+
+    def kill(progress):
+        if progress.step == 2:  # the step-2 checkpoint is written: the resumed run tokenizes nothing
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        SubjectPretrainer(make_records(3), config={**common, "output_dir": str(tmp_path / "resumed")}, callback=kill).train()
+    SubjectPretrainer(make_records(3), config={**common, "output_dir": str(tmp_path / "resumed"), "resume": "latest"}).train()
+    saved = {name: json.loads((tmp_path / name / "subject_tokenizer" / "tokenizer.json").read_text()) for name in ("straight", "resumed")}
+    base = json.loads((tmp_path / "base_tokenizer" / "tokenizer.json").read_text())
+    assert saved["straight"] == saved["resumed"] == base
+
+
+def test_tokenizing_subject_words_leaves_the_tokenizer_settings_as_found():
+    from blipdiff_plugins import BlipDiffusionPipeline
+    from blipdiff_plugins.training.records import tokenize_as_found
+
+    tokenizer = BlipDiffusionPipeline.from_pretrained("builtin:random-tiny").subject_tokenizer
+    backend = tokenizer.backend_tokenizer
+    for padding, truncation in (({"length": 7, "pad_id": 0, "pad_token": "[PAD]"}, {"max_length": 5}), (None, None)):
+        backend.no_padding() if padding is None else backend.enable_padding(**padding)
+        backend.no_truncation() if truncation is None else backend.enable_truncation(**truncation)
+        before = (backend.padding, backend.truncation)
+        ids = tokenize_as_found(tokenizer, ["dog", "a red cat"]).input_ids
+        assert ids.shape[0] == 2 and (backend.padding, backend.truncation) == before

@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from blipdiff_plugins.cli import main
-from blipdiff_plugins.training.base_models import load_base_pipeline
+from blipdiff_plugins.training.pretrain.base_models import load_base_pipeline
 from blipdiff_plugins.training.pretrain import SubjectPretrainer, pretrain
 from blipdiff_plugins.training.records import PretrainRecords
 
@@ -154,3 +155,94 @@ def test_cli_under_torchrun_with_two_gloo_processes_then_generate(tmp_path, caps
     assert list((tmp_path / "images").glob("*.png"))
     assert main(["pretrain", "--data", str(data), "--output", str(tmp_path / "x"), "--batch-size", "3", "--gradient-accumulation-steps", "2"]) == 2
     assert "--batch-size (3) must be a multiple of --gradient-accumulation-steps (2)" in capsys.readouterr().err
+
+
+def write_bad_shard(folder, kind):
+    """A prepare-data layout whose one shard has the columns and 0 rows, cells that are not images, or corrupt bytes."""
+    import datasets
+
+    (folder / "data").mkdir(parents=True)
+    path = folder / "data" / "train-00000.parquet"
+    if kind == "empty":
+        make_records(2).select([]).to_parquet(str(path))
+    elif kind == "not_images":
+        features = make_records(1).features
+        cells = [{"bytes": b"not an image", "path": None}] * 2
+        datasets.Dataset.from_dict({"target": cells, "composite": cells, "caption": ["x", "y"], "subject": ["dog", "dog"]},
+                                   features=features).to_parquet(str(path))
+    else:
+        make_records(2).to_parquet(str(path))
+        data = path.read_bytes()
+        path.write_bytes(data[:200] + b"\x00" * 100 + data[300:])  # the footer is intact, a data page is not
+    return folder
+
+
+@pytest.mark.parametrize(
+    "kind, expected",
+    [
+        ("empty", "--data: '{data}' holds no records: its parquet shards (1) have 0 rows; a `blipdiff prepare-data` build that "
+                  "kept no record cannot be trained on."),
+        ("not_images", "--data record 0 (shard 'data/train-00000.parquet', row 0), column 'target': the image cannot be read "
+                       "(cannot identify image file"),
+        ("corrupt", "--data: the shard '{data}/data/train-00000.parquet' cannot be read as parquet ("),
+    ],
+)
+def test_cli_bad_shards_are_one_line_naming_data_and_the_shard(tmp_path, capsys, kind, expected):
+    data = write_bad_shard(tmp_path / "records", kind)
+    argv = ["pretrain", "--data", str(data), "--output", str(tmp_path / "model"), "--steps", "1", "--batch-size", "2",
+            "--resolution", str(RESOLUTION), "--no-shuffle", "--report-to", "none"]
+    assert main(argv) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("blipdiff pretrain: error: " + expected.format(data=data)), error
+    assert "Traceback" not in error
+
+
+def test_cli_prints_the_plan_before_the_first_step_and_an_estimate(tmp_path, capsys, monkeypatch):
+    from blipdiff_plugins.training.pretrain import SubjectPretrainer
+
+    data = write_parquet(tmp_path / "records")
+    printed_before_first_step = []
+    real_step = SubjectPretrainer.next_micro_batch
+
+    def first_step(self):
+        if not printed_before_first_step:
+            printed_before_first_step.append(capsys.readouterr().out)
+        return real_step(self)
+
+    monkeypatch.setattr(SubjectPretrainer, "next_micro_batch", first_step)
+    argv = ["pretrain", "--data", str(data), "--output", str(tmp_path / "model"), "--steps", "4", "--batch-size", "2",
+            "--resolution", str(RESOLUTION), "--report-to", "none"]
+    assert main(argv) == 0
+    assert printed_before_first_step[0] == (
+        f"Plan: 4 steps at batch 2 (learning rate 2e-06) on 4 records from {data.resolve()}; trains qformer, text_encoder, unet of "
+        f"builtin:random-tiny at {RESOLUTION} px. Fewer steps: --steps N.\n"
+    )
+    out = capsys.readouterr().out
+    assert re.search(r"^Estimate: \d+\.\d\d s/step over the first 3 steps; the remaining 1 steps take about \d+ seconds\.$", out, re.M), out
+
+
+def test_cli_data_errors_name_the_flag(tmp_path, capsys):
+    argv = ["pretrain", "--data", str(tmp_path / "none"), "--output", str(tmp_path / "model")]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"blipdiff pretrain: error: --data: no dataset at {str(tmp_path / 'none')!r}; run `blipdiff prepare-data` to build one.\n"
+    )
+    data = write_parquet(tmp_path / "records")
+    assert main(["pretrain", "--data", str(data), "--output", str(tmp_path / "model"), "--column", "target=picture"]) == 2
+    error = capsys.readouterr().err.splitlines()[-1]  # after datasets' progress bars
+    assert error.startswith("blipdiff pretrain: error: --data: the records have no column for target='picture'")
+    assert error.endswith("Map each missing field to one of them with --column.")
+
+
+def test_builtin_base_models_load_through_from_pretrained(monkeypatch):
+    import inspect
+
+    from blipdiff_plugins import BlipDiffusionPipeline
+    from blipdiff_plugins.training.pretrain import base_models
+
+    assert "blipdiff_plugins.builtin" not in inspect.getsource(base_models) and "..builtin" not in inspect.getsource(base_models)
+    with pytest.raises(ValueError, match=r"^`base_model`: 'builtin:tiny' is the old name of a random-weight model"):
+        load_base_pipeline("builtin:tiny")
+    asked = []
+    monkeypatch.setattr(BlipDiffusionPipeline, "from_pretrained", classmethod(lambda cls, name: asked.append(name) or "pipe"))
+    assert load_base_pipeline("builtin:random-small") == "pipe" and asked == ["builtin:random-small"]

@@ -87,3 +87,23 @@ def test_folder_and_empty_list(tmp_path):
 def test_to_rgb_rejects_unknown_alpha_mode():
     with pytest.raises(ValueError, match="composite"):
         to_rgb(PIL.Image.new("RGBA", (2, 2)), alpha="keep")
+
+
+@pytest.mark.parametrize("size", [(9000, 9000), (20000, 20000)])  # over our limit; over PIL's own error limit too
+def test_decompression_bomb_is_refused_from_its_header(tmp_path, size):
+    from blipdiff_plugins.utils.errors import InvalidInputError
+    from blipdiff_plugins.utils.images import MAX_IMAGE_PIXELS, ImageTooLargeError, open_image_bytes
+
+    from tests.data.helpers import write_png_header
+
+    path = write_png_header(tmp_path / "bomb.png", width=size[0], height=size[1])
+    with pytest.raises(ImageTooLargeError) as caught:
+        load_image(path, argument="subject_image")
+    assert isinstance(caught.value, InvalidInputError) and isinstance(caught.value, ValueError)
+    pixels = f"{size[0]} x {size[1]} pixels" if size[0] * size[1] < 2 * PIL.Image.MAX_IMAGE_PIXELS else "larger than PIL's limit"
+    assert str(caught.value) == (
+        f"`subject_image`: {str(path)!r} is {pixels}, over the limit of {MAX_IMAGE_PIXELS:,} pixels (8192 x 8192) "
+        "that blipdiff_plugins decodes; pass a smaller image (downscale it first)."
+    )
+    with pytest.raises(ImageTooLargeError, match="`data`: the stored image is"):
+        open_image_bytes(path.read_bytes(), argument="data")

@@ -15,53 +15,15 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from ..loaders.fingerprint import base_model_fingerprint
+from ...loaders.fingerprint import base_model_fingerprint
+from ..core import TrainerCore, TrainingProgress
+from ..objective import diffusion_loss
+from ..pipeline_output import save_pipeline_folder
+from ..records import PretrainRecords, draw_subject_drop, preprocess_records
+from ..settings import resolve_config
 from .base_models import load_base_pipeline
-from .core import TrainerCore, TrainingProgress
-from .objective import diffusion_loss
-from .pretrain_config import PretrainConfig
-from .pipeline_output import save_pipeline_folder
-from .records import PretrainRecords, draw_subject_drop, preprocess_records
-from .settings import resolve_config
-
-
-class SubjectPretrainModule(torch.nn.Module):
-    """Composite + subject word -> subject embeddings -> text encoder -> U-Net, one module for DDP."""
-
-    def __init__(self, unet, text_encoder, subject_encoder, position: int):
-        super().__init__()
-        self.unet = unet
-        self.text_encoder = text_encoder
-        self.subject_encoder = subject_encoder
-        self.position = position
-
-    def forward(self, noisy_latents, timesteps, input_ids, subject_pixels, subject_ids, subject_mask, keep) -> torch.Tensor:
-        embeds = self.subject_encoder(subject_pixels, subject_ids, subject_mask)  # (batch, num_query_tokens, hidden)
-        start, stop = self.position, self.position + embeds.shape[1]
-
-        def splice(module, args, output):
-            # output: (batch, seq_len, hidden) token embeddings; kept rows get the subject in their slots.
-            # torch.where keeps dropped rows connected to the encoder (zero gradient), so DDP sees every parameter used.
-            slots = torch.where(keep[:, None, None], embeds.to(output.dtype), output[:, start:stop])
-            return torch.cat([output[:, :start], slots, output[:, stop:]], dim=1)
-
-        handle = self.text_encoder.get_input_embeddings().register_forward_hook(splice)
-        try:
-            hidden = self.text_encoder(input_ids=input_ids).last_hidden_state  # (batch, seq_len, hidden)
-        finally:
-            handle.remove()
-        return self.unet(noisy_latents, timesteps, encoder_hidden_states=hidden, return_dict=False)[0]
-
-
-def component_modules(pipeline) -> dict[str, list[torch.nn.Module | torch.nn.Parameter]]:
-    """The parts of each trainable component name (see `TRAINABLE_COMPONENTS`)."""
-    encoder = pipeline.subject_encoder
-    return {
-        "qformer": [encoder.qformer, encoder.embeddings, encoder.query_tokens, encoder.proj_layer],
-        "text_encoder": [pipeline.text_encoder],
-        "unet": [pipeline.unet],
-        "vision_encoder": [encoder.vision_model],
-    }
+from .config import PretrainConfig
+from .module import SubjectPretrainModule, component_modules
 
 
 class SubjectPretrainer(TrainerCore):
@@ -247,9 +209,10 @@ class SubjectPretrainer(TrainerCore):
         from diffusers.utils import make_image_grid
 
         pipe, config = self.pipeline, self.config
-        training = {name: module.training for name, module in (("unet", pipe.unet), ("text_encoder", pipe.text_encoder), ("subject_encoder", pipe.subject_encoder))}
-        for name in training:
-            getattr(pipe, name).eval()
+        # Every submodule's own mode: the trained parts (the Q-Former) sit inside frozen ones (the subject encoder).
+        modes = {module: module.training for model in (pipe.unet, pipe.text_encoder, pipe.subject_encoder) for module in model.modules()}
+        for model in (pipe.unet, pipe.text_encoder, pipe.subject_encoder):
+            model.eval()
         try:
             images = []
             for row, (composite, word) in enumerate(self._validation_subjects()):
@@ -257,8 +220,8 @@ class SubjectPretrainer(TrainerCore):
                 images += pipe(list(config.validation_prompts), subject_images=[composite], source_subject=word, num_inference_steps=config.validation_steps,
                                guidance_scale=config.validation_guidance, generator=generators, height=self.resolution, width=self.resolution).images
         finally:
-            for name, was in training.items():
-                getattr(pipe, name).train(was)
+            for module, was_training in modes.items():
+                module.training = was_training
         return make_image_grid(images, rows=len(images) // len(config.validation_prompts), cols=len(config.validation_prompts))
 
     def train(self):
@@ -289,7 +252,7 @@ class SubjectPretrainer(TrainerCore):
                     model.gradient_checkpointing_disable()
 
     def model_card(self) -> str:
-        from .pipeline_output import pretrain_model_card
+        from ..pipeline_output import pretrain_model_card
 
         records = self.records
         data = {"source": records.source, "format": records.format, "records": records.num_records, "columns": dict(records.columns)}
@@ -320,4 +283,4 @@ def pretrain(data, *, config: PretrainConfig | Mapping[str, Any] | None = None, 
     return SubjectPretrainer(data, config=config, pipeline=pipeline, callback=callback).train()
 
 
-__all__ = ["PretrainConfig", "SubjectPretrainer", "SubjectPretrainModule", "pretrain"]
+__all__ = ["SubjectPretrainer", "pretrain"]
