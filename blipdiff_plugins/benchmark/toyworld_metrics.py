@@ -64,10 +64,13 @@ class ToyWorldScorer:
     Args:
         oracle ([`ToyWorldOracle`]): the subject classifier (see `load_oracle`).
         world ([`ToyWorld`], *optional*): the world, for subject names; a 64-px world when `None`.
+        contexts (`str`, defaults to "v2"): the benchmark protocol that chose the contexts (recorded in `protocol`,
+            so that a run cannot be resumed under the other one).
     """
 
-    def __init__(self, oracle, *, world: ToyWorld | None = None):
+    def __init__(self, oracle, *, world: ToyWorld | None = None, contexts: str = "v2"):
         self.oracle = oracle.eval()
+        self.contexts = contexts
         self.world = world or ToyWorld()
         self._references: dict[tuple[str, ...], torch.Tensor] = {}
         self._reference_backgrounds: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -77,6 +80,7 @@ class ToyWorldScorer:
         config = self.oracle.config
         return {
             "name": PROTOCOL_NAME,
+            "contexts": self.contexts,
             "oracle": {"channels": list(config.channels), "feature_dim": config.feature_dim, "image_size": config.image_size,
                        "train_seed": config.train_seed, "train_steps": config.train_steps},
             "subject_accuracy": "oracle shape and appearance both equal the subject's",

@@ -15,6 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--toyworld-split", default="heldout", choices=("heldout", "train"), help="subjects to run: held-out (compositional zero-shot) or training (default: %(default)s)")
     group.add_argument("--oracle", default=None, help="oracle folder (default: the oracle shipped with the package)")
     group.add_argument("--num-prompts", type=int, default=12, help="toy-world prompt contexts per subject, 1-25 (default: %(default)s)")
+    group.add_argument("--protocol", default="v2", choices=("v2", "v1"),
+                       help="v2: each subject's prompt and reference contexts drawn from all 60; v1: the first protocol, "
+                            "12 fixed prompt contexts and centred references, for comparison (default: %(default)s)")
     group.add_argument("--reference-background", default=None, choices=BACKGROUND_NAMES,
                        help="render every reference on this background, so that background leak is specific (default: varied backgrounds)")
 
@@ -54,6 +57,7 @@ def run_toyworld(args: argparse.Namespace) -> int:
         num_prompts=args.num_prompts,
         image_size=oracle.config.image_size,
         reference_background=args.reference_background,
+        protocol=args.protocol,
     )
     pipeline = None if args.method == "copy_reference" else _load_pipeline(args.model, args.method, device)
     if hasattr(pipeline, "set_progress_bar_config"):
@@ -77,7 +81,7 @@ def run_toyworld(args: argparse.Namespace) -> int:
         method=method,
         output_dir=args.output,
         config=config,
-        scorer=ToyWorldScorer(oracle.to(device)),
+        scorer=ToyWorldScorer(oracle.to(device), contexts=args.protocol),
         model=None if args.method == "copy_reference" else args.model,
         prompt_indices=args.prompts,
         limit=args.limit,

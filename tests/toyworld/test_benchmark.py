@@ -32,8 +32,31 @@ def test_prompts_cover_every_attribute_and_parse_back():
         assert parse_caption(prompt.text("star")) == ("star", context)
 
 
+def test_protocol_v2_draws_prompt_and_reference_contexts_from_all_60(tmp_path):
+    bench = load_toyworld_bench(tmp_path / "refs")
+    prompted, referenced = set(), set()
+    for row in bench.subjects:
+        prompts = bench.prompts_for(row)
+        assert row["category"] == row["subject"] and len(prompts) == 12
+        contexts = [parse_caption(prompt.text(row["class_noun"]))[1] for prompt in prompts]
+        assert len(set(contexts)) == 12  # no context twice within a subject
+        prompted |= set(contexts)
+        referenced |= {parse_caption(f"a x {text}")[1] for text in row["reference_captions"]}
+        for path, text in zip(row["reference_images"], row["reference_captions"]):
+            measured = measure_context(PIL.Image.open(path))
+            assert f"on {measured.background} at the {measured.position}, {measured.size}" == text
+    # 96 prompt draws reach far beyond v1's 12 contexts; the references are not all centred.
+    assert len(prompted) >= 40 and {c.position for c in referenced} == {"center", "left", "right", "top", "bottom"}
+    assert len({c.background for c in prompted}) == 6 and len({c.size for c in referenced}) == 2
+    # Seeded by the subject: the same draw each time, and subject filters do not change it.
+    again = load_toyworld_bench(tmp_path / "refs", subjects=["tiger_crescent"])
+    assert again.prompts_for("tiger_crescent") == bench.prompts_for("tiger_crescent")
+    with pytest.raises(ValueError, match="`protocol`: 'v3' is not one of v2, v1"):
+        load_toyworld_bench(tmp_path / "refs", protocol="v3")
+
+
 def test_dataset_writes_references_once_and_refuses_foreign_files(tmp_path):
-    bench = load_toyworld_bench(tmp_path / "refs", subjects=["tiger_crescent"], num_references=2)
+    bench = load_toyworld_bench(tmp_path / "refs", subjects=["tiger_crescent"], num_references=2, protocol="v1")
     row = bench.subject("tiger_crescent")
     assert row["class_noun"] == "crescent" and row["split"] == "heldout" and row["num_references"] == 2
     assert bench.subject_names == ["tiger_crescent"] and len(bench.prompts["object"]) == 12
@@ -42,11 +65,11 @@ def test_dataset_writes_references_once_and_refuses_foreign_files(tmp_path):
     for path, text in zip(row["reference_images"], row["reference_captions"]):
         measured = measure_context(PIL.Image.open(path))
         assert f"on {measured.background} at the {measured.position}, {measured.size}" == text
-    again = load_toyworld_bench(tmp_path / "refs", subjects=["tiger_crescent"], num_references=2)  # same files: fine
+    again = load_toyworld_bench(tmp_path / "refs", subjects=["tiger_crescent"], num_references=2, protocol="v1")  # same files
     assert again.subject("tiger_crescent")["reference_images"] == row["reference_images"]
     PIL.Image.new("RGB", (64, 64)).save(row["reference_images"][0])
     with pytest.raises(ValueError, match="is not this toy-world reference render"):
-        load_toyworld_bench(tmp_path / "refs", subjects=["tiger_crescent"], num_references=2)
+        load_toyworld_bench(tmp_path / "refs", subjects=["tiger_crescent"], num_references=2, protocol="v1")
     with pytest.raises(KeyError, match="train subject"):
         load_toyworld_bench(tmp_path / "other", subjects=["ruby_circle"])
     with pytest.raises(ValueError, match="`num_prompts`"):
