@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from blipdiff_plugins.benchmark.config import GenerationConfig
-from blipdiff_plugins.benchmark.toyworld_dataset import benchmark_contexts, load_toyworld_bench, toyworld_prompts
+from blipdiff_plugins.benchmark.toyworld.dataset import benchmark_contexts, load_toyworld_bench, toyworld_prompts
 from blipdiff_plugins.toyworld.contexts import parse_caption
 from blipdiff_plugins.toyworld.measures import measure_context
 from blipdiff_plugins.toyworld.world import ToyWorld
@@ -78,7 +78,7 @@ def test_dataset_writes_references_once_and_refuses_foreign_files(tmp_path):
 
 @needs_shipped_oracle
 def test_scorer_on_ground_truth_and_on_wrong_images(tmp_path, oracle):
-    from blipdiff_plugins.benchmark.toyworld_metrics import ToyWorldScorer
+    from blipdiff_plugins.benchmark.toyworld.metrics import ToyWorldScorer
 
     world = ToyWorld()
     bench = load_toyworld_bench(tmp_path / "refs", subjects=["ocean_star"])
@@ -99,7 +99,7 @@ def test_scorer_on_ground_truth_and_on_wrong_images(tmp_path, oracle):
 
 
 def test_copy_reference_returns_a_reference_chosen_by_seed():
-    from blipdiff_plugins.benchmark.toyworld_methods import CopyReference
+    from blipdiff_plugins.benchmark.toyworld.methods import CopyReference
 
     method = CopyReference()
     references = [PIL.Image.new("RGB", (64, 64), color) for color in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]

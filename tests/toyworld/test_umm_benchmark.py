@@ -8,8 +8,8 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from blipdiff_plugins.benchmark.toyworld_dataset import load_toyworld_bench, toyworld_prompts
-from blipdiff_plugins.benchmark.toyworld_metrics import background_leak
+from blipdiff_plugins.benchmark.toyworld.dataset import load_toyworld_bench, toyworld_prompts
+from blipdiff_plugins.benchmark.toyworld.metrics import background_leak
 from blipdiff_plugins.cli import main
 from blipdiff_plugins.toyworld.contexts import parse_caption
 from blipdiff_plugins.toyworld.measures import measure_context

@@ -21,7 +21,8 @@ from blipdiff_plugins.toyworld.measures import measure_context
 from blipdiff_plugins.toyworld.oracle import classify
 from blipdiff_plugins.toyworld.world import ToyWorld
 
-from .metrics import pairwise_cosine
+from ..bootstrap import bootstrap_interval
+from ..metrics import pairwise_cosine
 
 PROTOCOL_NAME = "toyworld/oracle"
 ATTRIBUTES = ("background", "position", "size")
@@ -39,23 +40,6 @@ TOYWORLD_METRICS = (
 )
 HEADLINE = {"subject_correct": "subject accuracy", "prompt_correct": "prompt accuracy", "feature_similarity": "feature similarity",
             "background_leak": "background leak"}
-
-
-def bootstrap_interval(values: Sequence[float], *, confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """Percentile-bootstrap interval of the mean (resampling the values with replacement).
-
-    Written in numpy because scipy is not a dependency and a percentile bootstrap of a mean is a few lines.
-    """
-    values = np.asarray(list(values), dtype=np.float64)
-    if values.size == 0:
-        raise ValueError("`values` is empty; a bootstrap interval needs at least one value.")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"`confidence` must be in (0, 1), got {confidence!r}.")
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, values.size, size=(resamples, values.size))].mean(axis=1)
-    tail = (1.0 - confidence) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(low), float(high)
 
 
 class ToyWorldScorer:

@@ -25,8 +25,8 @@ import itertools
 from blipdiff_plugins.toyworld.contexts import BACKGROUND_NAMES, POSITION_NAMES, SIZE_NAMES, Context
 from blipdiff_plugins.toyworld.world import SPLITS, ToyWorld
 
-from ..utils.atomic import write_png
-from .dataset import DreamBench, DreamBenchPrompt
+from ...utils.atomic import write_png
+from ..dreambench.dataset import DreamBench, DreamBenchPrompt
 
 NUM_PROMPTS = 12
 MAX_REFERENCES = 6
