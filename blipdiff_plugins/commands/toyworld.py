@@ -63,7 +63,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "toyworld",
         help="toy world: train the toy model, train the oracle, compare oracle-benchmark runs, render reference images",
-        description="The procedural toy world (issue 12): a staged training recipe, the oracle, benchmark comparisons, "
+        description="The procedural toy world: a staged training recipe, the oracle, benchmark comparisons, "
         "and reference images of a subject for the toy model (--model builtin).",
     )
     actions = parser.add_subparsers(dest="toyworld_command", metavar="<action>", required=True, help="train, oracle, train-umm, compare, sweep, grid or references")
@@ -137,6 +137,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     references.add_argument("--subject", default=None, help="subject name {appearance}_{shape}, e.g. tiger_star (--list shows the held-out ones)")
     references.add_argument("--count", type=positive_int, default=4, help="images to render (default: %(default)s)")
     references.add_argument("--output", default=None, help="new or empty folder for <subject>-NN.png and references.json")
+    references.add_argument("--overwrite", action="store_true", help="replace the references of an earlier run in --output (refused otherwise)")
     references.add_argument("--seed", type=_non_negative_int, default=0, help="picks the contexts (default: %(default)s)")
     references.add_argument("--image-size", type=positive_int, default=64, help="render side, the toy model's (default: %(default)s)")
     references.add_argument("--list", action="store_true", help="list the held-out subjects (never seen together in training) and exit")
@@ -271,9 +272,10 @@ def run_references(args: argparse.Namespace) -> int:
     from blipdiff_plugins.toyworld.references import write_references
 
     # The library names its arguments (`subject`, `output_dir`); the command line names its flags.
-    flags = {"`subject`": "--subject", "`output_dir`": "--output", "`image_size`": "--image-size"}
+    flags = {"`subject`": "--subject", "`output_dir`": "--output", "`image_size`": "--image-size", "overwrite=True": "--overwrite"}
     try:
-        files = write_references(args.subject, args.output, count=args.count, seed=args.seed, image_size=args.image_size)
+        files = write_references(args.subject, args.output, count=args.count, seed=args.seed, image_size=args.image_size,
+                                 overwrite=args.overwrite)
     except (ValueError, FileExistsError) as error:
         message = str(error)
         for name, flag in flags.items():
