@@ -66,7 +66,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="The procedural toy world: a staged training recipe, the oracle, benchmark comparisons, "
         "and reference images of a subject for the toy model (--model builtin).",
     )
-    actions = parser.add_subparsers(dest="toyworld_command", metavar="<action>", required=True, help="train, oracle, train-umm, compare, sweep, grid or references")
+    actions = parser.add_subparsers(dest="toyworld_command", metavar="<action>", required=True, help="train, oracle, train-umm, compare, rescore, sweep, grid or references")
 
     train = actions.add_parser("train", help="run the staged recipe (resumable; a progress bar per stage)")
     train.add_argument("--output", required=True, help="run folder; rerun the same command to resume")
@@ -120,6 +120,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     compare.add_argument("--run", dest="runs", type=_run_pair, action="append", required=True, help="LABEL=RUN_FOLDER, repeatable, in table order")
     compare.add_argument("--output", required=True, help="folder for toyworld_comparison.md/.json/.png")
     compare.set_defaults(func=run_compare)
+
+    rescore = actions.add_parser("rescore", help="score a finished oracle-benchmark run again with another oracle (no generation)")
+    rescore.add_argument("--run", required=True, help="the run folder of 'blipdiff bench --dataset toyworld'")
+    rescore.add_argument("--oracle", default=None, help="oracle folder (default: the oracle shipped with the package)")
+    rescore.add_argument("--output", required=True, help="new folder for the rescored run (images and references copied)")
+    rescore.set_defaults(func=run_rescore)
 
     grid = actions.add_parser("grid", help="a picture grid from benchmark runs: reference | each run's images")
     grid.add_argument("--run", dest="runs", type=_run_pair, action="append", required=True, help="LABEL=RUN_FOLDER, repeatable, in column order")
@@ -255,6 +261,25 @@ def run_compare(args: argparse.Namespace) -> int:
         raise ValueError(f"--run: labels must be unique, got {labels}.")
     compare_runs(dict(args.runs), args.output)
     print((Path(args.output) / COMPARISON_TABLE).read_text(encoding="utf-8"))
+    return 0
+
+
+def run_rescore(args: argparse.Namespace) -> int:
+    from blipdiff_plugins.benchmark.toyworld.report import TABLE_FILE, write_toyworld_reports
+    from blipdiff_plugins.benchmark.toyworld.rescore import rescore_run
+    from blipdiff_plugins.toyworld.oracle import load_oracle
+
+    if Path(args.output).exists():
+        raise ValueError(f"--output: {args.output!r} exists; choose a new folder (nothing is overwritten).")
+    try:
+        oracle = load_oracle(args.oracle)
+        rescore_run(args.run, args.output, oracle)
+    except (ValueError, FileNotFoundError) as error:
+        message = str(error).replace("`run_dir`", "--run").replace("`path`", "--oracle")
+        raise type(error)(message) from error
+    write_toyworld_reports(args.output)
+    print((Path(args.output) / TABLE_FILE).read_text(encoding="utf-8"))
+    print(f"Results in {args.output}")
     return 0
 
 

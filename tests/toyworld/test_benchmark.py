@@ -169,3 +169,28 @@ def test_cli_names_bad_toyworld_flags(tmp_path, capsys):
     assert "--num-prompts" in capsys.readouterr().err
     assert _bench(["--model", "builtin", "--method", "copy_referense", "--output", str(tmp_path)]) == 2
     assert "copy_reference" in capsys.readouterr().err  # close match named
+
+
+@needs_shipped_oracle
+def test_rescore_scores_a_finished_run_again_without_generating(tmp_path, capsys):
+    from blipdiff_plugins.cli import main
+
+    run = tmp_path / "copy"
+    common = ["--subjects", "ocean_star", "--prompts", "0,1,2", "--num-images", "1", "--no-plots"]
+    assert _bench(["--model", "builtin", "--method", "copy_reference", "--output", str(run), *common]) == 0
+    assert main(["toyworld", "rescore", "--run", str(run), "--output", str(tmp_path / "again")]) == 0
+    assert "Results in" in capsys.readouterr().out
+    before = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    after = [json.loads(line) for line in (tmp_path / "again" / "results.jsonl").read_text().splitlines()]
+    assert len(after) == 3
+    for old, new in zip(before, after):  # the same oracle reads the same images the same way
+        for key in ("image", "oracle_shape", "oracle_appearance", "measured_position", "prompt_correct", "feature_similarity"):
+            assert new[key] == old[key], key
+    record = json.loads((tmp_path / "again" / "run.json").read_text())
+    assert record["rescored_from"] == str(run) and record["identity"]["metrics"]["contexts"] == "v2"
+    assert (tmp_path / "again" / new["image"]).is_file() and (tmp_path / "again" / "toyworld_summary.json").is_file()
+    assert main(["toyworld", "rescore", "--run", str(run), "--output", str(tmp_path / "again")]) == 2
+    err = capsys.readouterr().err
+    assert "--output:" in err and "exists; choose a new folder" in err
+    assert main(["toyworld", "rescore", "--run", str(tmp_path / "nothing"), "--output", str(tmp_path / "x")]) == 2
+    assert "--run: " in capsys.readouterr().err and not (tmp_path / "x").exists()
