@@ -68,7 +68,7 @@ def fresh_pipeline(tiny_components):
 def toy_recipe_run(tmp_path_factory):
     """One smoke run of the toy-world recipe at size "micro" (a minute or two), shared by the session:
     ``(run folder, report)``; its ``model/`` folder stands in for the shipped toy model (see `toy_model`)."""
-    from blipdiff_plugins.toyworld.recipe import train_toyworld
+    from blipdiff_plugins.training.toy_recipe.recipe import train_toyworld
 
     from tests.toyworld.helpers import TINY_RECIPE
 

@@ -70,9 +70,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
-    from blipdiff_plugins.benchmark.clip import ClipEmbedder
-    from blipdiff_plugins.benchmark.dino import DinoEmbedder
-    from blipdiff_plugins.benchmark.scorer import DreamBenchScorer
+    from blipdiff_plugins.benchmark.dreambench.clip import ClipEmbedder
+    from blipdiff_plugins.benchmark.dreambench.dino import DinoEmbedder
+    from blipdiff_plugins.benchmark.dreambench.scorer import DreamBenchScorer
 
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)

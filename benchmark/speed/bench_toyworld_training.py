@@ -36,9 +36,9 @@ def seconds_per_step(loss_fn, parameters, steps: int) -> dict:
 
 
 def main() -> None:
-    from blipdiff_plugins.toyworld.components import build_toy_components, toy_size
-    from blipdiff_plugins.toyworld.recipe import make_t2i_loss, make_vae_loss
-    from blipdiff_plugins.toyworld.recipe_config import RecipeConfig
+    from blipdiff_plugins.training.toy_recipe.components import build_toy_components, toy_size
+    from blipdiff_plugins.training.toy_recipe.recipe import make_t2i_loss, make_vae_loss
+    from blipdiff_plugins.training.toy_recipe.recipe_config import RecipeConfig
     from blipdiff_plugins.toyworld.world import ToyWorld
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -1,12 +1,12 @@
-"""DreamBench: dataset, DINO / CLIP-I / CLIP-T metrics, a resumable sharded runner, and reports.
+"""Benchmarks of subject-driven generation: DreamBench and the toy-world oracle benchmark, on one runner.
 
-Modules are imported on first attribute access so that ``import blipdiff_plugins.benchmark`` stays cheap:
+- ``dreambench/``: the DreamBench dataset, DINO / CLIP-I / CLIP-T backbones and scorer, its reports and plots
+- ``toyworld/``: the toy-world oracle benchmark: its dataset (protocols v1, v2), reference methods, oracle scorer,
+  reports, sweep and picture grid
+- shared here: ``config`` (`GenerationConfig`), ``methods`` (`BENCHMARK_METHODS`), ``runner`` (`run_benchmark`:
+  resumable, sharded), ``results`` (run files), ``metrics`` (cosine maths), ``bootstrap`` (intervals)
 
-- ``dataset``: `load_dreambench`, `DreamBench`, `DreamBenchPrompt`
-- ``dino`` / ``clip`` / ``scorer``: `DinoEmbedder`, `ClipEmbedder`, `DreamBenchScorer`
-- ``metrics``: `aggregate_scores` (pair-weighted and subject-macro means)
-- ``config`` / ``methods`` / ``runner``: `GenerationConfig`, `BENCHMARK_METHODS`, `run_benchmark`
-- ``report``: `write_reports` (summary.json, leaderboard.json, results.md, plots)
+Modules are imported on first attribute access so that ``import blipdiff_plugins.benchmark`` stays cheap.
 """
 
 from __future__ import annotations
@@ -14,18 +14,21 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "load_dreambench": "dataset",
-    "DreamBench": "dataset",
-    "DreamBenchPrompt": "dataset",
-    "DinoEmbedder": "dino",
-    "ClipEmbedder": "clip",
-    "DreamBenchScorer": "scorer",
+    "load_dreambench": "dreambench.dataset",
+    "DreamBench": "dreambench.dataset",
+    "DreamBenchPrompt": "dreambench.dataset",
+    "DinoEmbedder": "dreambench.dino",
+    "ClipEmbedder": "dreambench.clip",
+    "DreamBenchScorer": "dreambench.scorer",
     "aggregate_scores": "metrics",
     "GenerationConfig": "config",
     "BENCHMARK_METHODS": "methods",
     "run_benchmark": "runner",
-    "write_reports": "report",
-    "PUBLISHED_SCORES": "published",
+    "write_reports": "dreambench.report",
+    "PUBLISHED_SCORES": "dreambench.published",
+    "bootstrap_interval": "bootstrap",
+    "load_toyworld_bench": "toyworld.dataset",
+    "ToyWorldScorer": "toyworld.metrics",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -54,3 +54,13 @@ class GenerationConfig(DictRoundTrip):
         """The deterministic seed of one image (independent of filters, sharding and resuming)."""
         return self.seed * 10**7 + subject_index * 10**5 + prompt_index * 100 + image_index
 
+
+def native_image_size(pipeline, requested: int | None = None, *, default: int = 512) -> int:
+    """The side to generate at: ``requested``, else what the pipeline's U-Net and VAE make natively (the built-in
+    models make small images), else ``default``."""
+    if requested is not None:
+        return requested
+    unet, vae = getattr(pipeline, "unet", None), getattr(pipeline, "vae", None)
+    if unet is not None and vae is not None:
+        return int(unet.config.sample_size) * 2 ** (len(vae.config.block_out_channels) - 1)
+    return default

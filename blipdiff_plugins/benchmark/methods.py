@@ -17,7 +17,7 @@ import torch
 from blipdiff_plugins.registry import Registry
 
 from .config import GenerationConfig
-from .dataset import DreamBenchPrompt
+from .dreambench.dataset import DreamBenchPrompt
 
 BENCHMARK_METHODS = Registry("benchmark method")
 REFERENCE_MODES = ("mean", "first")
@@ -314,11 +314,11 @@ BENCHMARK_METHODS.register(
 # Oracle benchmark (toy world) reference points; kept in their own module.
 BENCHMARK_METHODS.register(
     "text_only",
-    "blipdiff_plugins.benchmark.toyworld_methods:TextOnly",
+    "blipdiff_plugins.benchmark.toyworld.methods:TextOnly",
     description="Category word and context only, no subject embeddings (toy-world subject-fidelity floor).",
 )
 BENCHMARK_METHODS.register(
     "copy_reference",
-    "blipdiff_plugins.benchmark.toyworld_methods:CopyReference",
+    "blipdiff_plugins.benchmark.toyworld.methods:CopyReference",
     description="Returns a reference image (subject-fidelity ceiling, prompt-fidelity floor).",
 )

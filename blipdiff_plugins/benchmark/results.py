@@ -94,15 +94,22 @@ def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     return keys
 
 
+def holds_run(output_dir: str | os.PathLike) -> bool:
+    """Whether ``output_dir`` holds a benchmark run (its ``run.json`` or a non-empty results file)."""
+    output_dir = Path(output_dir)
+    existing = [path for path in result_files(output_dir) if path.is_file() and path.stat().st_size > 0]
+    return bool(existing) or (output_dir / RUN_FILE).is_file()
+
+
 def check_resumable(output_dir: str | os.PathLike, identity: dict, *, resume: bool) -> None:
     """Refuse to mix runs: existing results must come from the same identity, and only with ``resume``."""
     output_dir = Path(output_dir)
     existing = [path for path in result_files(output_dir) if path.is_file() and path.stat().st_size > 0]
     run_file = output_dir / RUN_FILE
     if not resume:
-        if existing or run_file.is_file():
+        if holds_run(output_dir):
             raise ValueError(
-                f"`output_dir`: {str(output_dir)!r} already holds a DreamBench run; pass resume=True (--resume) "
+                f"`output_dir`: {str(output_dir)!r} already holds a benchmark run; pass resume=True "
                 "to continue it, or choose an empty folder."
             )
         return

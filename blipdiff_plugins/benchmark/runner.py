@@ -15,7 +15,7 @@ import torch
 from ..utils.atomic import write_png
 from ..utils.file_names import safe_file_name
 from .config import GenerationConfig
-from .dataset import DreamBench
+from .dreambench.dataset import DreamBench
 from .results import (
     FORMAT_VERSION,
     RESULTS_FILE,

@@ -1,4 +1,5 @@
-"""``blipdiff bench``: run DreamBench (generate, score, report) with a registered method."""
+"""``blipdiff bench``: run DreamBench (generate, score, report) with a registered method; ``--dataset toyworld``
+hands over to the toy-world oracle benchmark (commands/bench_toyworld.py), with this module's model loader."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from ..utils.errors import OutputExistsError
+from .bench_toyworld import TOYWORLD, add_arguments as add_toyworld_arguments, run_toyworld
 from .common import (
     PROMPT_REPS_HELP,
     HelpFormatter,
@@ -18,7 +20,7 @@ from .common import (
     positive_int,
 )
 
-DEFAULT_DATASET = "../shared/data/dreambench"
+DEFAULT_DATASET = "google/dreambooth"  # the published DreamBench on the Hub (benchmark/dreambench/dataset.py)
 
 
 def _int_list(text: str) -> list[int]:
@@ -66,7 +68,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--finetune-reference-captions", action="store_true",
                         help="blip_diffusion_finetuned: train each reference with its own context caption (toy world only; default: 'a {class}' for all)")
     parser.add_argument("--identifier", default="", help="diffusers_pipeline: rare token before the class noun (e.g. sks)")
-    parser.add_argument("--dataset", default=DEFAULT_DATASET, help="DreamBench folder or Hub dataset id, or 'toyworld' for the toy-world oracle benchmark (default: %(default)s)")
+    parser.add_argument("--dataset", default=DEFAULT_DATASET, help="DreamBench folder or Hub dataset id, or 'toyworld' for the toy-world oracle benchmark (default: %(default)s, the published DreamBench; offline, pass --dataset FOLDER)")
     parser.add_argument("--subjects", type=_name_list, default=None, help="comma-separated subjects (default: all 30)")
     parser.add_argument("--prompts", type=_int_list, default=None, help="prompt indices, e.g. '0,3,20-24' (default: all 25)")
     parser.add_argument("--limit", type=positive_int, default=None, help="stop after this many images of the plan")
@@ -87,8 +89,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--device", default=None, help="device for the pipeline and metrics (default: cuda if available)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     # Toy-world oracle benchmark: its own options and run function (commands/bench_toyworld.py).
-    from .bench_toyworld import add_arguments as add_toyworld_arguments
-
     add_toyworld_arguments(parser)
     parser.set_defaults(func=run)
     return parser
@@ -100,7 +100,7 @@ def method_options(args: argparse.Namespace) -> dict:
         raise ValueError(f"--fusion-weight is an option of --method umm, not of {args.method!r}; drop it or use --method umm.")
     if args.finetune_reference_captions and args.method != "blip_diffusion_finetuned":
         raise ValueError(f"--finetune-reference-captions is an option of --method blip_diffusion_finetuned, not of {args.method!r}.")
-    if args.finetune_reference_captions and args.dataset != "toyworld":
+    if args.finetune_reference_captions and args.dataset != TOYWORLD:
         raise ValueError("--finetune-reference-captions needs --dataset toyworld (its references have known contexts; DreamBench's photos have no captions).")
     umm = {"reference": args.reference}
     if args.fusion_weight is not None:
@@ -115,7 +115,8 @@ def method_options(args: argparse.Namespace) -> dict:
     }.get(args.method, {})
 
 
-def _load_pipeline(model: str, method: str, device):
+def load_benchmark_pipeline(model: str, method: str, device):
+    """The one place ``bench`` loads a model: the pipeline class the method needs, on ``device``."""
     pipeline_class = None
     if method == "umm":
         from blipdiff_plugins.pipelines.pipeline_umm_diffusion import UMMDiffusionPipeline as pipeline_class
@@ -135,49 +136,45 @@ def _load_pipeline(model: str, method: str, device):
     return BlipDiffusionPipeline.from_pretrained(model).to(device)
 
 
-def _image_size(pipeline, requested: int | None) -> int:
-    if requested is not None:
-        return requested
-    # The built-in models make small images; ask the U-Net and VAE what they make natively.
-    unet, vae = getattr(pipeline, "unet", None), getattr(pipeline, "vae", None)
-    if unet is not None and vae is not None:
-        return int(unet.config.sample_size) * 2 ** (len(vae.config.block_out_channels) - 1)
-    return 512
+def check_output(args: argparse.Namespace, benchmark: str) -> None:
+    """Before anything loads: --output is a folder (or can be one), and holds no run unless --resume is given."""
+    from blipdiff_plugins.benchmark.results import holds_run
 
-
-def run(args: argparse.Namespace) -> int:
-    import torch
-    from accelerate import PartialState
-
-    from blipdiff_plugins.benchmark.config import AUTHORS_NEGATIVE_PROMPT, GenerationConfig
-    from blipdiff_plugins.benchmark.dataset import load_dreambench
-    from blipdiff_plugins.benchmark.methods import BENCHMARK_METHODS
-    from blipdiff_plugins.benchmark.report import markdown_table, write_reports
-    from blipdiff_plugins.benchmark.results import RUN_FILE, result_files
-    from blipdiff_plugins.benchmark.runner import run_benchmark
-    from blipdiff_plugins.benchmark.scorer import DreamBenchScorer
-
-    if args.dataset == "toyworld":  # the toy-world oracle benchmark (commands/bench_toyworld.py)
-        from .bench_toyworld import run_toyworld
-
-        return run_toyworld(args)
-    # Everything the user typed is checked before the model and the backbones load.
     output = Path(args.output)
     for folder in (output, *output.parents):
         if folder.exists() and not folder.is_dir():
-            raise OutputExistsError(f"`--output`: {str(folder)!r} is a file, not a folder; choose another --output.")
-    if not args.resume and ((output / RUN_FILE).is_file() or any(p.is_file() and p.stat().st_size for p in result_files(output))):
+            raise OutputExistsError(f"--output: {str(folder)!r} is a file, not a folder; choose another --output.")
+    if not args.resume and holds_run(output):
         raise OutputExistsError(
-            f"`--output`: {args.output!r} already holds a DreamBench run; pass --resume to continue it, or choose another --output."
+            f"--output: {args.output!r} already holds a {benchmark} run; pass --resume to continue it, or choose another --output."
         )
-    if args.method != "diffusers_pipeline":
+
+
+def run(args: argparse.Namespace) -> int:
+    # Everything the user typed is checked before the model and the backbones load.
+    toyworld = args.dataset == TOYWORLD
+    check_output(args, "toy-world benchmark" if toyworld else "DreamBench")
+    if args.method not in ("diffusers_pipeline", "copy_reference"):
         check_model(args.model)
     options = method_options(args)
+    if toyworld:
+        return run_toyworld(args, options=options, load_pipeline=load_benchmark_pipeline)
+
+    import torch
+    from accelerate import PartialState
+
+    from blipdiff_plugins.benchmark.config import AUTHORS_NEGATIVE_PROMPT, GenerationConfig, native_image_size
+    from blipdiff_plugins.benchmark.dreambench.dataset import load_dreambench
+    from blipdiff_plugins.benchmark.dreambench.report import markdown_table, write_reports
+    from blipdiff_plugins.benchmark.dreambench.scorer import DreamBenchScorer
+    from blipdiff_plugins.benchmark.methods import BENCHMARK_METHODS
+    from blipdiff_plugins.benchmark.runner import run_benchmark
+
     # CPU processes shard only when PartialState is asked for the CPU.
     state = PartialState(cpu=args.device == "cpu" or not torch.cuda.is_available())
     device = torch.device(args.device) if args.device else state.device
     method_class = BENCHMARK_METHODS.get(args.method)  # unknown names raise KeyError with close matches
-    dataset = load_dreambench(args.dataset, subjects=args.subjects)
+    dataset = load_dreambench(args.dataset, subjects=args.subjects, argument="--dataset")
     dino = None if args.dino_backbone.lower() == "none" else args.dino_backbone
     clip = None if args.clip_backbone.lower() == "none" else args.clip_backbone
     scorer = None
@@ -185,11 +182,11 @@ def run(args: argparse.Namespace) -> int:
         scorer = DreamBenchScorer.from_backbones(
             dino_backbone=dino, clip_backbone=clip, device=device, reference_set=args.reference_set, cache_dir=args.embedding_cache
         )
-    pipeline = _load_pipeline(args.model, args.method, device)
+    pipeline = load_benchmark_pipeline(args.model, args.method, device)
     if hasattr(pipeline, "set_progress_bar_config"):
         pipeline.set_progress_bar_config(disable=True)  # one bar: images done, with ETA
     method = method_class(pipeline, **options)
-    size = _image_size(pipeline, args.size)
+    size = native_image_size(pipeline, args.size)
     config = GenerationConfig(
         num_inference_steps=args.steps,
         guidance_scale=args.guidance,

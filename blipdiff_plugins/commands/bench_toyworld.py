@@ -1,4 +1,7 @@
-"""``blipdiff bench --dataset toyworld``: the oracle benchmark on toy-world subjects, through the DreamBench runner."""
+"""``blipdiff bench --dataset toyworld``: the oracle benchmark on toy-world subjects, through the shared runner.
+
+``commands/bench.py`` checks the arguments they share and hands over its model loader; this module imports nothing
+from it."""
 
 from __future__ import annotations
 
@@ -15,26 +18,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--toyworld-split", default="heldout", choices=("heldout", "train"), help="subjects to run: held-out (compositional zero-shot) or training (default: %(default)s)")
     group.add_argument("--oracle", default=None, help="oracle folder (default: the oracle shipped with the package)")
     group.add_argument("--num-prompts", type=int, default=12, help="toy-world prompt contexts per subject, 1-25 (default: %(default)s)")
+    group.add_argument("--protocol", default="v2", choices=("v2", "v1"),
+                       help="v2: each subject's prompt and reference contexts drawn from all 60; v1: the first protocol, "
+                            "12 fixed prompt contexts and centred references, for comparison (default: %(default)s)")
     group.add_argument("--reference-background", default=None, choices=BACKGROUND_NAMES,
                        help="render every reference on this background, so that background leak is specific (default: varied backgrounds)")
 
 
-def run_toyworld(args: argparse.Namespace) -> int:
-    """Generate held-out (or training) subjects in the benchmark contexts and score them with the oracle."""
+def run_toyworld(args: argparse.Namespace, *, options: dict, load_pipeline) -> int:
+    """Generate held-out (or training) subjects in the benchmark contexts and score them with the oracle.
+
+    ``options`` are the method's keyword arguments; ``load_pipeline(model, method, device)`` loads the model."""
     import torch
     from accelerate import PartialState
 
     from blipdiff_plugins.benchmark.config import GenerationConfig
     from blipdiff_plugins.benchmark.methods import BENCHMARK_METHODS
     from blipdiff_plugins.benchmark.runner import run_benchmark
-    from blipdiff_plugins.benchmark.toyworld_dataset import load_toyworld_bench
-    from blipdiff_plugins.benchmark.toyworld_metrics import ToyWorldScorer
-    from blipdiff_plugins.benchmark.toyworld_report import TABLE_FILE, write_toyworld_reports
+    from blipdiff_plugins.benchmark.toyworld.dataset import load_toyworld_bench
+    from blipdiff_plugins.benchmark.toyworld.metrics import ToyWorldScorer
+    from blipdiff_plugins.benchmark.toyworld.report import TABLE_FILE, write_toyworld_reports
     from blipdiff_plugins.toyworld.oracle import load_oracle
 
-    from .common import model_prompt_reps
+    from blipdiff_plugins.benchmark.config import native_image_size
 
-    from .bench import _image_size, _load_pipeline, method_options
+    from .common import model_prompt_reps
 
     if not 1 <= args.num_prompts <= 25:
         raise ValueError(f"--num-prompts: {args.num_prompts} is not from 1 to 25.")
@@ -44,7 +52,7 @@ def run_toyworld(args: argparse.Namespace) -> int:
     state = PartialState(cpu=args.device == "cpu" or not torch.cuda.is_available())
     device = torch.device(args.device) if args.device else state.device
     method_class = BENCHMARK_METHODS.get(args.method)  # unknown names raise KeyError with close matches
-    options = method_options(args)
+    options = dict(options)
     oracle = load_oracle(args.oracle)
     size = args.size or oracle.config.image_size
     dataset = load_toyworld_bench(
@@ -54,12 +62,13 @@ def run_toyworld(args: argparse.Namespace) -> int:
         num_prompts=args.num_prompts,
         image_size=oracle.config.image_size,
         reference_background=args.reference_background,
+        protocol=args.protocol,
     )
-    pipeline = None if args.method == "copy_reference" else _load_pipeline(args.model, args.method, device)
+    pipeline = None if args.method == "copy_reference" else load_pipeline(args.model, args.method, device)
     if hasattr(pipeline, "set_progress_bar_config"):
         pipeline.set_progress_bar_config(disable=True)
     if pipeline is not None and args.size is None:
-        size = _image_size(pipeline, None)
+        size = native_image_size(pipeline)
     options.pop("name", None)  # the toy benchmark labels a diffusers_pipeline by its class
     method = method_class(pipeline, **options)
     config = GenerationConfig(
@@ -77,7 +86,7 @@ def run_toyworld(args: argparse.Namespace) -> int:
         method=method,
         output_dir=args.output,
         config=config,
-        scorer=ToyWorldScorer(oracle.to(device)),
+        scorer=ToyWorldScorer(oracle.to(device), contexts=args.protocol),
         model=None if args.method == "copy_reference" else args.model,
         prompt_indices=args.prompts,
         limit=args.limit,

@@ -54,19 +54,19 @@ def _run_pair(text: str) -> tuple[str, str]:
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from blipdiff_plugins.toyworld.recipe_config import DEFAULT_VAE_GATE, PREDICTION_TYPES, STAGES, RecipeConfig
-    from blipdiff_plugins.toyworld.sizes import TOY_SIZES
-    from blipdiff_plugins.toyworld.toy_umm_config import TOY_UMM_DEFAULTS, ToyClipConfig
+    from blipdiff_plugins.training.toy_recipe.recipe_config import DEFAULT_VAE_GATE, PREDICTION_TYPES, STAGES, RecipeConfig
+    from blipdiff_plugins.training.toy_recipe.sizes import TOY_SIZES
+    from blipdiff_plugins.training.toy_recipe.toy_umm_config import TOY_UMM_DEFAULTS, ToyClipConfig
 
     defaults = RecipeConfig()
     clip_defaults = ToyClipConfig()
     parser = subparsers.add_parser(
         "toyworld",
         help="toy world: train the toy model, train the oracle, compare oracle-benchmark runs, render reference images",
-        description="The procedural toy world (issue 12): a staged training recipe, the oracle, benchmark comparisons, "
+        description="The procedural toy world: a staged training recipe, the oracle, benchmark comparisons, "
         "and reference images of a subject for the toy model (--model builtin).",
     )
-    actions = parser.add_subparsers(dest="toyworld_command", metavar="<action>", required=True, help="train, oracle, train-umm, compare, sweep, grid or references")
+    actions = parser.add_subparsers(dest="toyworld_command", metavar="<action>", required=True, help="train, oracle, train-umm, compare, rescore, sweep, grid or references")
 
     train = actions.add_parser("train", help="run the staged recipe (resumable; a progress bar per stage)")
     train.add_argument("--output", required=True, help="run folder; rerun the same command to resume")
@@ -98,7 +98,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
     oracle = actions.add_parser("oracle", help="train the oracle on fresh ground-truth renders and report its accuracy")
     oracle.add_argument("--output", required=True, help="empty folder for the oracle (save_pretrained layout)")
-    oracle.add_argument("--steps", type=positive_int, default=1500, help="training steps (default: %(default)s)")
+    oracle.add_argument("--steps", type=positive_int, default=1600, help="training steps (default: %(default)s)")
     oracle.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
     oracle.add_argument("--eval-images", type=positive_int, default=2048, help="fresh renders to measure accuracy on (default: %(default)s)")
     oracle.set_defaults(func=run_oracle)
@@ -121,6 +121,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     compare.add_argument("--output", required=True, help="folder for toyworld_comparison.md/.json/.png")
     compare.set_defaults(func=run_compare)
 
+    rescore = actions.add_parser("rescore", help="score a finished oracle-benchmark run again with another oracle (no generation)")
+    rescore.add_argument("--run", required=True, help="the run folder of 'blipdiff bench --dataset toyworld'")
+    rescore.add_argument("--oracle", default=None, help="oracle folder (default: the oracle shipped with the package)")
+    rescore.add_argument("--output", required=True, help="new folder for the rescored run (images and references copied)")
+    rescore.set_defaults(func=run_rescore)
+
     grid = actions.add_parser("grid", help="a picture grid from benchmark runs: reference | each run's images")
     grid.add_argument("--run", dest="runs", type=_run_pair, action="append", required=True, help="LABEL=RUN_FOLDER, repeatable, in column order")
     grid.add_argument("--subjects", required=True, help="comma-separated subject names, one row each")
@@ -137,6 +143,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     references.add_argument("--subject", default=None, help="subject name {appearance}_{shape}, e.g. tiger_star (--list shows the held-out ones)")
     references.add_argument("--count", type=positive_int, default=4, help="images to render (default: %(default)s)")
     references.add_argument("--output", default=None, help="new or empty folder for <subject>-NN.png and references.json")
+    references.add_argument("--overwrite", action="store_true", help="replace the references of an earlier run in --output (refused otherwise)")
     references.add_argument("--seed", type=_non_negative_int, default=0, help="picks the contexts (default: %(default)s)")
     references.add_argument("--image-size", type=positive_int, default=64, help="render side, the toy model's (default: %(default)s)")
     references.add_argument("--list", action="store_true", help="list the held-out subjects (never seen together in training) and exit")
@@ -152,8 +159,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from blipdiff_plugins.toyworld.recipe import train_toyworld
-    from blipdiff_plugins.toyworld.recipe_config import STAGES, RecipeConfig
+    from blipdiff_plugins.training.toy_recipe.recipe import train_toyworld
+    from blipdiff_plugins.training.toy_recipe.recipe_config import STAGES, RecipeConfig
 
     stages = [stage.strip() for stage in args.stages.split(",") if stage.strip()]
     unknown = [stage for stage in stages if stage not in STAGES]
@@ -178,6 +185,9 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+ORACLE_CHECK_SIDES = (0.1, 0.15, 0.25, 0.3, 0.45, 0.65)
+
+
 def run_oracle(args: argparse.Namespace) -> int:
     from blipdiff_plugins.toyworld.oracle_training import evaluate_oracle, train_oracle
     from blipdiff_plugins.utils.atomic import atomic_directory, write_json
@@ -187,6 +197,9 @@ def run_oracle(args: argparse.Namespace) -> int:
         raise ValueError(f"--output: {str(output)!r} is not empty; choose a new folder (nothing is overwritten).")
     oracle = train_oracle(steps=args.steps, seed=args.seed)
     accuracy = evaluate_oracle(oracle, num_images=args.eval_images)
+    # Below, near and above the too-small limit (0.2 of the side) and across the world's sizes (0.34-0.59).
+    accuracy["by_side"] = {str(side): evaluate_oracle(oracle, num_images=512, side=side) for side in ORACLE_CHECK_SIDES}
+    accuracy["command"] = f"blipdiff toyworld oracle --output OUT --steps {args.steps} --seed {args.seed} --eval-images {args.eval_images}"
     with atomic_directory(output, replace=output.exists()) as staging:  # replaces only an empty folder (checked above)
         oracle.save_pretrained(staging)
         write_json(staging / "accuracy.json", accuracy)
@@ -195,7 +208,7 @@ def run_oracle(args: argparse.Namespace) -> int:
 
 
 def run_grid(args: argparse.Namespace) -> int:
-    from blipdiff_plugins.benchmark.toyworld_grid import benchmark_picture_grid
+    from blipdiff_plugins.benchmark.toyworld.grid import benchmark_picture_grid
     from blipdiff_plugins.utils.atomic import write_png
 
     output = Path(args.output)
@@ -215,8 +228,8 @@ def run_grid(args: argparse.Namespace) -> int:
 
 
 def run_train_umm(args: argparse.Namespace) -> int:
-    from blipdiff_plugins.toyworld.toy_umm import train_toy_umm
-    from blipdiff_plugins.toyworld.toy_umm_config import ToyClipConfig
+    from blipdiff_plugins.training.toy_recipe.toy_umm import train_toy_umm
+    from blipdiff_plugins.training.toy_recipe.toy_umm_config import ToyClipConfig
 
     if args.seed < 0:
         raise ValueError(f"--seed: {args.seed} is negative; pass 0 or more.")
@@ -241,13 +254,32 @@ def run_train_umm(args: argparse.Namespace) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from blipdiff_plugins.benchmark.toyworld_report import COMPARISON_TABLE, compare_runs
+    from blipdiff_plugins.benchmark.toyworld.report import COMPARISON_TABLE, compare_runs
 
     labels = [label for label, _ in args.runs]
     if len(set(labels)) != len(labels):
         raise ValueError(f"--run: labels must be unique, got {labels}.")
     compare_runs(dict(args.runs), args.output)
     print((Path(args.output) / COMPARISON_TABLE).read_text(encoding="utf-8"))
+    return 0
+
+
+def run_rescore(args: argparse.Namespace) -> int:
+    from blipdiff_plugins.benchmark.toyworld.report import TABLE_FILE, write_toyworld_reports
+    from blipdiff_plugins.benchmark.toyworld.rescore import rescore_run
+    from blipdiff_plugins.toyworld.oracle import load_oracle
+
+    if Path(args.output).exists():
+        raise ValueError(f"--output: {args.output!r} exists; choose a new folder (nothing is overwritten).")
+    try:
+        oracle = load_oracle(args.oracle)
+        rescore_run(args.run, args.output, oracle)
+    except (ValueError, FileNotFoundError) as error:
+        message = str(error).replace("`run_dir`", "--run").replace("`path`", "--oracle")
+        raise type(error)(message) from error
+    write_toyworld_reports(args.output)
+    print((Path(args.output) / TABLE_FILE).read_text(encoding="utf-8"))
+    print(f"Results in {args.output}")
     return 0
 
 
@@ -265,9 +297,10 @@ def run_references(args: argparse.Namespace) -> int:
     from blipdiff_plugins.toyworld.references import write_references
 
     # The library names its arguments (`subject`, `output_dir`); the command line names its flags.
-    flags = {"`subject`": "--subject", "`output_dir`": "--output", "`image_size`": "--image-size"}
+    flags = {"`subject`": "--subject", "`output_dir`": "--output", "`image_size`": "--image-size", "overwrite=True": "--overwrite"}
     try:
-        files = write_references(args.subject, args.output, count=args.count, seed=args.seed, image_size=args.image_size)
+        files = write_references(args.subject, args.output, count=args.count, seed=args.seed, image_size=args.image_size,
+                                 overwrite=args.overwrite)
     except (ValueError, FileExistsError) as error:
         message = str(error)
         for name, flag in flags.items():
@@ -281,7 +314,7 @@ def run_references(args: argparse.Namespace) -> int:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    from blipdiff_plugins.benchmark.toyworld_sweep import SWEEP_TABLE, sweep_report
+    from blipdiff_plugins.benchmark.toyworld.sweep import SWEEP_TABLE, sweep_report
 
     labels = [label for label, _ in args.baselines]
     if len(set(labels)) != len(labels):

@@ -1,12 +1,13 @@
 """A procedural subject world for training and judging a small BLIP-Diffusion offline.
 
-Modules are imported on first attribute access (the oracle and the recipe import torch and diffusers):
+The world imports nothing from the training, pipeline or benchmark layers: the recipe that trains the toy model on
+it is `blipdiff_plugins.training.toy_recipe`, the oracle benchmark `blipdiff_plugins.benchmark.toyworld`.
+Modules are imported on first attribute access (the oracle imports torch and diffusers):
 
 - ``shapes`` / ``appearances`` / ``contexts``: the building blocks and the caption grammar
 - ``world``: `ToyWorld` (subjects, the compositional split, seeded renders with exact masks)
 - ``dataset``: `toyworld_dataset` (a `datasets.Dataset` with the columns the stage-2 data builder reads)
 - ``oracle`` / ``oracle_training`` / ``measures``: the subject classifier and the pixel measures of the prompt
-- ``recipe``: the staged training recipe behind ``blipdiff toyworld train``
 - ``references``: reference renders of one subject (``blipdiff toyworld references``), the toy model's subject images
 """
 

@@ -2,8 +2,9 @@
 
 The background is the one whose colours best explain the image's border; subject pixels are those far
 from that background's colours (for a two-colour pattern, far from the segment between its colours, so
-blurred pattern edges stay background); the subject's extent (bounding box of the cleaned subject pixels) gives
-the position (nearest box centre) and the size (nearest box side, on a log scale).
+blurred pattern edges stay background); the subject's extent (bounding box of the cleaned subject pixels,
+without specks apart from the subject) gives the position (nearest box centre) and the size (nearest box side,
+on a log scale).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ FOREGROUND_DISTANCE = 45.0  # RGB distance from the background beyond which a pi
 CAP = 120.0  # caps each border pixel's distance, so subject pixels on the border cannot dominate
 # Shapes fill 0.9-1.0 of their box, so the measured extent is compared with 0.95 x the nominal side.
 EXTENT_PER_SIDE = 0.95
+# Connected parts smaller than this fraction of the largest are specks, not subject: a generated pattern's lines
+# come out off-colour in places, and a few such pixels far from the subject would stretch its box.
+SPECK_FRACTION = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +67,35 @@ def _clean(mask: np.ndarray) -> np.ndarray:
     return mask & (neighbours >= 3)
 
 
+def _components(mask: np.ndarray) -> np.ndarray:
+    """Labels of the 8-connected parts of ``mask`` (0 off the mask): each pixel takes its part's smallest index.
+
+    Propagates minimum labels until nothing changes; scipy is not a dependency and the images are small.
+    """
+    size = mask.shape[0] * mask.shape[1] + 1
+    labels = np.where(mask, np.arange(1, size).reshape(mask.shape), size)
+    while True:
+        padded = np.pad(labels, 1, constant_values=size)
+        neighbours = np.min(
+            [padded[1 + dy : padded.shape[0] - 1 + dy, 1 + dx : padded.shape[1] - 1 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)],
+            axis=0,
+        )
+        updated = np.where(mask, neighbours, size)
+        if np.array_equal(updated, labels):
+            return np.where(mask, labels, 0)
+        labels = updated
+
+
+def _drop_specks(mask: np.ndarray) -> np.ndarray:
+    """Keep the parts of ``mask`` with at least `SPECK_FRACTION` of the largest part's pixels."""
+    labels = _components(mask)
+    names, counts = np.unique(labels[labels > 0], return_counts=True)
+    if names.size == 0:
+        return mask
+    kept = names[counts >= SPECK_FRACTION * counts.max()]
+    return np.isin(labels, kept)
+
+
 def measure_context(image) -> ContextMeasure:
     """Read background, position and size of an RGB image (PIL or uint8 ``(H, W, 3)``) of any square side.
 
@@ -75,7 +108,7 @@ def measure_context(image) -> ContextMeasure:
     border = _border(pixels)
     scores = [np.minimum(_distance_to_background(border, name), CAP).mean() for name in BACKGROUND_NAMES]
     background = BACKGROUND_NAMES[int(np.argmin(scores))]
-    foreground = _clean(_distance_to_background(pixels, background) > FOREGROUND_DISTANCE)
+    foreground = _drop_specks(_clean(_distance_to_background(pixels, background) > FOREGROUND_DISTANCE))
     if foreground.sum() < 4:
         return ContextMeasure(background, None, None, foreground)
     side = pixels.shape[0]

@@ -1,7 +1,9 @@
 """The oracle: a small CNN that names a toy-world subject's shape and appearance, and a feature space to compare subjects.
 
-It is trained on ground-truth renders of all 64 subjects (held-out ones included: it judges, it is not judged).
-The shipped weights (``weights/oracle``, ~0.3 MB) come from `train_oracle` with the seed recorded in their config;
+It is trained on ground-truth renders of all 64 subjects (held-out ones included: it judges, it is not judged), at
+the world's sizes and over a wider range of sides; a subject whose side is under ``min_side`` of the canvas gets its
+own answer, `TOO_SMALL`, on both heads (a benchmark scores it wrong: no subject can be told at that size).
+The shipped weights (``weights/oracle``) come from `train_oracle` with the seed and steps recorded in their config;
 `load_oracle` reads them. The penultimate layer gives the DINO-like feature similarity of the benchmark.
 """
 
@@ -21,32 +23,39 @@ from .appearances import APPEARANCE_NAMES
 from .shapes import SHAPE_NAMES
 
 SHIPPED_ORACLE = Path(__file__).resolve().parent / "weights" / "oracle"
+TOO_SMALL = "too small"
+# Sides (fractions of the canvas) under which a subject is too small to judge: 12.8 px at 64 px, where the world's
+# smallest subjects are 0.34 (21.7 px).
+MIN_SIDE = 0.2
 
 
 class ToyWorldOracle(ModelMixin, ConfigMixin):
     """A CNN with a shape head and an appearance head over a shared feature vector.
 
     Args:
-        shapes (`tuple[str, ...]`, defaults to the world's shapes): the shape head's class names, in order.
-        appearances (`tuple[str, ...]`, defaults to the world's appearances): the appearance head's class names.
+        shapes (`tuple[str, ...]`, defaults to the world's shapes and `TOO_SMALL`): the shape head's class names, in order.
+        appearances (`tuple[str, ...]`, defaults to the world's appearances and `TOO_SMALL`): the appearance head's.
         channels (`tuple[int, ...]`, defaults to `(16, 32, 64)`): widths of the conv stages (each halves the side).
         feature_dim (`int`, defaults to 64): width of the penultimate layer (the feature similarity space).
         image_size (`int`, defaults to 64): input side; other sizes are resized to it.
         train_seed (`int`, *optional*): the seed the weights were trained with (a record, not used here).
         train_steps (`int`, *optional*): the steps they were trained for (a record).
+        min_side (`float`, *optional*): sides under this fraction of the canvas were labelled `TOO_SMALL` in training
+            (a record; `None` for an oracle trained at the world's sizes only).
     """
 
     @register_to_config
     def __init__(
         self,
         *,
-        shapes: Sequence[str] = SHAPE_NAMES,
-        appearances: Sequence[str] = APPEARANCE_NAMES,
+        shapes: Sequence[str] = (*SHAPE_NAMES, TOO_SMALL),
+        appearances: Sequence[str] = (*APPEARANCE_NAMES, TOO_SMALL),
         channels: Sequence[int] = (16, 32, 64),
         feature_dim: int = 64,
         image_size: int = 64,
         train_seed: int | None = None,
         train_steps: int | None = None,
+        min_side: float | None = None,
     ):
         super().__init__()
         layers: list[torch.nn.Module] = []

@@ -6,26 +6,44 @@ import numpy as np
 import torch
 
 from ..utils.checks import check_positive_ints
-from .appearances import APPEARANCE_NAMES
-from .oracle import ToyWorldOracle, classify
-from .shapes import SHAPE_NAMES
+from .oracle import MIN_SIDE, TOO_SMALL, ToyWorldOracle, classify
 from .world import ToyWorld
 
 # Seeds of the streams: training and evaluation renders never share a seed.
 TRAIN_STREAM = 1_000
 EVAL_STREAM = 2_000
+# Half the training renders take the world's sizes; the other half a side drawn log-uniformly from this range
+# (fractions of the canvas), so the oracle judges subjects smaller and larger than the world's and calls the
+# ones under `MIN_SIDE` too small.
+WIDE_SIDES = (0.08, 0.7)
+WIDE_FRACTION = 0.5
 
 
-def render_batch(world: ToyWorld, *, stream: int, start: int, count: int) -> tuple[np.ndarray, list]:
-    """``count`` renders of any of the 64 subjects in random contexts: uint8 images ``(count, H, W, 3)`` and subjects."""
-    images, subjects = [], []
+def label(subject, side: float | None, *, min_side: float = MIN_SIDE) -> tuple[str, str]:
+    """The (shape, appearance) answer the oracle is taught: the subject's, or `TOO_SMALL` on both under ``min_side``."""
+    if side is not None and side < min_side:
+        return TOO_SMALL, TOO_SMALL
+    return subject.shape, subject.appearance
+
+
+def render_batch(
+    world: ToyWorld, *, stream: int, start: int, count: int, wide_fraction: float = 0.0, side: float | None = None
+) -> tuple[np.ndarray, list, list]:
+    """``count`` renders of any of the 64 subjects in random contexts: uint8 images ``(count, H, W, 3)``, the
+    subjects, and each render's side (`None`: the world's size). ``wide_fraction`` of them take a side drawn from
+    `WIDE_SIDES`; ``side`` fixes every side instead."""
+    images, subjects, sides = [], [], []
+    low, high = np.log(WIDE_SIDES[0]), np.log(WIDE_SIDES[1])
     for index in range(start, start + count):
         rng = np.random.default_rng([stream, index])
         subject = world.subjects[rng.integers(len(world.subjects))]
         seed = int(rng.integers(2**31))
-        images.append(world.render(subject, world.random_context(seed), seed=seed).image)
+        drawn = float(np.exp(rng.uniform(low, high))) if rng.uniform() < wide_fraction else None
+        render_side = side if side is not None else drawn
+        images.append(world.render(subject, world.random_context(seed), seed=seed, side=render_side).image)
         subjects.append(subject)
-    return np.stack(images), subjects
+        sides.append(render_side)
+    return np.stack(images), subjects, sides
 
 
 def _augment(pixels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -40,20 +58,23 @@ def _augment(pixels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 def train_oracle(
     *,
-    steps: int = 1500,
-    batch_size: int = 64,
+    steps: int = 1600,
+    batch_size: int = 32,
     learning_rate: float = 2e-3,
     seed: int = 0,
     image_size: int = 64,
-    channels: tuple[int, ...] = (16, 32, 64),
+    channels: tuple[int, ...] = (12, 24, 48, 48),
     feature_dim: int = 64,
     progress: bool = True,
 ) -> ToyWorldOracle:
     """Train a fresh oracle on seeded ground-truth renders (cross-entropy on both heads, AdamW, cosine decay).
 
+    Half the renders are at the world's sizes, half at sides from `WIDE_SIDES`; those under `MIN_SIDE` are
+    labelled `TOO_SMALL`.
+
     Args:
-        steps (`int`, defaults to 1500): optimiser steps; each sees ``batch_size`` new renders.
-        batch_size (`int`, defaults to 64): renders per step.
+        steps (`int`, defaults to 1200): optimiser steps; each sees ``batch_size`` new renders.
+        batch_size (`int`, defaults to 32): renders per step.
         learning_rate (`float`, defaults to 2e-3): peak AdamW learning rate.
         seed (`int`, defaults to 0): seeds the weights, the render stream and the augmentation.
         image_size (`int`, defaults to 64): render side.
@@ -70,20 +91,24 @@ def train_oracle(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         oracle = ToyWorldOracle(
-            channels=tuple(channels), feature_dim=feature_dim, image_size=image_size, train_seed=seed, train_steps=steps
+            channels=tuple(channels), feature_dim=feature_dim, image_size=image_size, train_seed=seed, train_steps=steps,
+            min_side=MIN_SIDE,
         )
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(oracle.parameters(), lr=learning_rate, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate, total_steps=steps, pct_start=0.1)
-    shape_index = {name: i for i, name in enumerate(SHAPE_NAMES)}
-    appearance_index = {name: i for i, name in enumerate(APPEARANCE_NAMES)}
+    shape_index = {name: i for i, name in enumerate(oracle.config.shapes)}
+    appearance_index = {name: i for i, name in enumerate(oracle.config.appearances)}
     oracle.train()
     bar = tqdm(range(steps), desc="oracle", disable=not progress)
     for step in bar:
-        images, subjects = render_batch(world, stream=TRAIN_STREAM + seed, start=step * batch_size, count=batch_size)
+        images, subjects, sides = render_batch(
+            world, stream=TRAIN_STREAM + seed, start=step * batch_size, count=batch_size, wide_fraction=WIDE_FRACTION
+        )
         pixels = _augment(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0, generator)
-        shape_target = torch.tensor([shape_index[s.shape] for s in subjects])
-        appearance_target = torch.tensor([appearance_index[s.appearance] for s in subjects])
+        labels = [label(subject, side) for subject, side in zip(subjects, sides)]
+        shape_target = torch.tensor([shape_index[shape] for shape, _ in labels])
+        appearance_target = torch.tensor([appearance_index[appearance] for _, appearance in labels])
         shape_logits, appearance_logits, _ = oracle(pixels)
         loss = torch.nn.functional.cross_entropy(shape_logits, shape_target) + torch.nn.functional.cross_entropy(
             appearance_logits, appearance_target
@@ -96,16 +121,22 @@ def train_oracle(
     return oracle.eval()
 
 
-def evaluate_oracle(oracle: ToyWorldOracle, *, num_images: int = 1024, seed: int = 0) -> dict[str, float]:
-    """Accuracy on fresh ground-truth renders (a stream no training run uses): shape, appearance and both."""
+def evaluate_oracle(oracle: ToyWorldOracle, *, num_images: int = 1024, seed: int = 0, side: float | None = None) -> dict[str, float]:
+    """Accuracy on fresh ground-truth renders (a stream no training run uses) at the world's sizes, or all at one
+    ``side`` (a fraction of the canvas): shape, appearance, both, and the share of `TOO_SMALL` answers. Under the
+    oracle's ``min_side`` the right answer is `TOO_SMALL`."""
     world = ToyWorld(image_size=oracle.config.image_size)
-    images, subjects = render_batch(world, stream=EVAL_STREAM + seed, start=0, count=num_images)
+    images, subjects, sides = render_batch(world, stream=EVAL_STREAM + seed, start=0, count=num_images, side=side)
     predicted = classify(oracle, list(images))
-    shape = np.array([p == s.shape for p, s in zip(predicted["shape"], subjects)])
-    appearance = np.array([p == s.appearance for p, s in zip(predicted["appearance"], subjects)])
+    min_side = oracle.config.min_side if oracle.config.min_side is not None else 0.0
+    labels = [label(subject, render_side, min_side=min_side) for subject, render_side in zip(subjects, sides)]
+    shape = np.array([p == shape for p, (shape, _) in zip(predicted["shape"], labels)])
+    appearance = np.array([p == appearance for p, (_, appearance) in zip(predicted["appearance"], labels)])
     return {
         "images": num_images,
+        "side": side,
         "shape_accuracy": float(shape.mean()),
         "appearance_accuracy": float(appearance.mean()),
         "subject_accuracy": float((shape & appearance).mean()),
+        "too_small_rate": float(np.mean([p == TOO_SMALL for p in predicted["shape"]])),
     }

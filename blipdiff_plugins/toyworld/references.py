@@ -7,6 +7,7 @@ starts with the images of a shorter one.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -50,30 +51,62 @@ def render_references(subject: str, *, count: int = 4, seed: int = 0, image_size
     return renders
 
 
-def write_references(
-    subject: str, output_dir: str | os.PathLike, *, count: int = 4, seed: int = 0, image_size: int = DEFAULT_IMAGE_SIZE
-) -> list[Path]:
-    """Write `render_references` as ``<subject>-NN.png`` plus ``references.json`` into a new (or empty) folder.
+def _earlier_files(output: Path) -> set[str]:
+    """The files an earlier `write_references` left in ``output``: its ``references.json`` and the images it lists."""
+    record = output / REFERENCES_FILE
+    if not record.is_file():
+        return set()
+    try:
+        images = json.loads(record.read_text(encoding="utf-8")).get("images", [])
+        return {REFERENCES_FILE, *(str(entry["file"]) for entry in images)}
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return set()  # not a record this function wrote: nothing in the folder counts as ours
 
-    The folder appears complete or not at all (built in a staging folder, then renamed); a folder that holds
-    anything is refused, so nothing is overwritten.
+
+def write_references(
+    subject: str,
+    output_dir: str | os.PathLike,
+    *,
+    count: int = 4,
+    seed: int = 0,
+    image_size: int = DEFAULT_IMAGE_SIZE,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Write `render_references` as ``<subject>-NN.png`` plus ``references.json`` into a folder.
+
+    The folder appears complete or not at all (built in a staging folder, then renamed). A folder that holds an
+    earlier run's references is replaced only with ``overwrite``; a folder holding any other file is refused, so
+    nothing else is ever deleted.
 
     Args:
         subject (`str`), count (`int`), seed (`int`), image_size (`int`): as in `render_references`.
-        output_dir (`str` or `os.PathLike`): the folder to create.
+        output_dir (`str` or `os.PathLike`): the folder to create, or an earlier run's folder to replace.
+        overwrite (`bool`, defaults to `False`): replace an earlier run's references in ``output_dir``.
 
     Returns:
         `list[Path]`: the image files, in order.
     """
     output = Path(output_dir)
-    if output.exists() and (not output.is_dir() or any(output.iterdir())):
-        raise OutputExistsError(
-            f"`output_dir`: {str(output)!r} is {'a file' if not output.is_dir() else 'not empty'}; choose a new folder "
-            "(nothing is overwritten)."
-        )
-    renders = render_references(subject, count=count, seed=seed, image_size=image_size)
     names = [f"{subject}-{index:02d}.png" for index in range(count)]
-    with atomic_directory(output, replace=output.exists()) as staging:  # replaces only an empty folder (checked above)
+    if output.exists() and not output.is_dir():
+        raise OutputExistsError(f"`output_dir`: {str(output)!r} is a file; choose a new folder.")
+    present = sorted(child.name for child in output.iterdir()) if output.is_dir() else []
+    if present:
+        foreign = [name for name in present if name not in _earlier_files(output)]
+        if foreign:
+            raise OutputExistsError(
+                f"`output_dir`: {str(output)!r} holds {foreign[0]!r}, which no earlier references run wrote; choose a "
+                "new or empty folder (nothing else is replaced)."
+            )
+        if not overwrite:
+            replaced = [name for name in (*names, REFERENCES_FILE) if name in present] or present
+            more = f" and {len(present) - 1} more" if len(present) > 1 else ""
+            raise OutputExistsError(
+                f"`output_dir`: {str(output)!r} already holds {replaced[0]!r}{more} from an earlier run; pass "
+                "overwrite=True to replace them, or choose another folder."
+            )
+    renders = render_references(subject, count=count, seed=seed, image_size=image_size)
+    with atomic_directory(output, replace=output.exists()) as staging:  # only an empty or earlier-run folder (checked above)
         for name, render in zip(names, renders):
             write_png(staging / name, PIL.Image.fromarray(render.image))
         first = renders[0].subject

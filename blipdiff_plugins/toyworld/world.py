@@ -111,13 +111,15 @@ class ToyWorld:
             raise KeyError(f"`subject`: unknown toy-world subject {name!r}.{hint}")
         return self._by_name[name]
 
-    def render(self, subject: Subject | str, context: Context, *, seed: int = 0) -> Render:
+    def render(self, subject: Subject | str, context: Context, *, seed: int = 0, side: float | None = None) -> Render:
         """Render a subject in a context; open attributes, jitter and pattern phases come from ``seed``.
 
         Args:
             subject (`Subject` or `str`): the subject or its name.
             context (`Context`): background, and optionally position and size.
             seed (`int`, defaults to 0): the render's randomness.
+            side (`float`, *optional*): the subject's box side as a fraction of the canvas, in place of the size's
+                (no size jitter): the oracle learns to judge, or to call too small, sides outside the world's two.
 
         Returns:
             [`Render`]
@@ -128,7 +130,9 @@ class ToyWorld:
         size = context.size or SIZE_NAMES[rng.integers(len(SIZE_NAMES))]
         jitter = rng.uniform(-1.0, 1.0, size=4)
         canvas = self.image_size
-        side = SIZES[size] * canvas * (1.0 + SIZE_JITTER * jitter[0])
+        if side is not None and not 0.0 < side <= 1.0:
+            raise ValueError(f"`side` must be a fraction of the canvas in (0, 1], got {side!r}.")
+        side = (SIZES[size] * (1.0 + SIZE_JITTER * jitter[0]) if side is None else side) * canvas
         center_x, center_y = (np.array(POSITIONS[position]) + POSITION_JITTER * jitter[1:3]) * canvas
         mask = shape_mask(subject.shape, canvas=canvas, center=(center_x, center_y), side=side)
         pixels = np.arange(canvas, dtype=np.float64) + 0.5

@@ -13,9 +13,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest  # noqa: E402
 
 from tests.benchmark.helpers import (  # noqa: E402
-    SHARED_DREAMBENCH,
     SUBSET,
     FakeBlipDiffusionPipeline,
+    make_dreambench,
     save_tiny_bert,
     save_tiny_clip,
     save_tiny_dino,
@@ -34,25 +34,23 @@ def backbones(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def scorer(backbones):
-    from blipdiff_plugins.benchmark.scorer import DreamBenchScorer
+    from blipdiff_plugins.benchmark.dreambench.scorer import DreamBenchScorer
 
     return DreamBenchScorer.from_backbones(dino_backbone=backbones["dino"], clip_backbone=backbones["clip"])
 
 
 @pytest.fixture(scope="session")
-def dreambench_dir() -> Path:
-    if not (SHARED_DREAMBENCH / "prompts_and_classes.txt").is_file():
-        pytest.skip(f"DreamBench copy not found at {SHARED_DREAMBENCH}")
-    return SHARED_DREAMBENCH
+def dreambench_dir(tmp_path_factory) -> Path:
+    """A DreamBench-shaped folder built in the test session (no file outside the repository is read)."""
+    return make_dreambench(tmp_path_factory.mktemp("dreambench"))
 
 
 @pytest.fixture
 def small_dreambench(dreambench_dir, tmp_path) -> Path:
-    """A copy of three subjects of the shared dataset, with prompts file and manifest, that tests may damage."""
+    """A copy of three subjects of the DreamBench-shaped folder, with prompts file and manifest, that tests may damage."""
     target = tmp_path / "dreambench"
     target.mkdir()
-    for name in ("prompts_and_classes.txt", "LICENSE.md"):
-        shutil.copy(dreambench_dir / name, target / name)
+    shutil.copy(dreambench_dir / "prompts_and_classes.txt", target / "prompts_and_classes.txt")
     manifest = [json.loads(line) for line in (dreambench_dir / "MANIFEST.jsonl").read_text().splitlines() if line.strip()]
     (target / "MANIFEST.jsonl").write_text(
         "".join(json.dumps(entry) + "\n" for entry in manifest if entry["subject"] in SUBSET)

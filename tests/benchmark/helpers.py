@@ -11,9 +11,33 @@ import PIL.Image
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED_DREAMBENCH = REPO_ROOT.parent / "shared" / "data" / "dreambench"
-# A few subjects with different reference counts (backpack 6, cat 5, dog 5, can 5, clock 5).
+PROMPTS_FIXTURE = Path(__file__).resolve().parent / "fixtures" / "dreambench" / "prompts_and_classes.txt"
+# DreamBench's subjects and how many reference photos each has (158 in all).
+REFERENCE_COUNTS = {
+    "backpack": 6, "backpack_dog": 5, "bear_plushie": 5, "berry_bowl": 6, "can": 6, "candle": 5, "cat": 5, "cat2": 5,
+    "clock": 6, "colorful_sneaker": 5, "dog": 5, "dog2": 6, "dog3": 6, "dog5": 5, "dog6": 5, "dog7": 5, "dog8": 5,
+    "duck_toy": 4, "fancy_boot": 6, "grey_sloth_plushie": 5, "monster_toy": 5, "pink_sunglasses": 6, "poop_emoji": 5,
+    "rc_car": 5, "red_cartoon": 4, "robot_toy": 5, "shiny_sneaker": 6, "teapot": 5, "vase": 6, "wolf_plushie": 5,
+}
+# A few subjects with different reference counts (backpack 6, cat 5, clock 6).
 SUBSET = ("backpack", "cat", "clock")
+
+
+def make_dreambench(root: Path, *, side: int = 64) -> Path:
+    """A DreamBench-shaped folder: the original prompt file, every subject with its real number of references
+    (``<subject>/<NN>.jpg``, small pictures drawn from the subject's name and the index) and a ``MANIFEST.jsonl``."""
+    import shutil
+
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROMPTS_FIXTURE, root / PROMPTS_FIXTURE.name)
+    manifest = []
+    for subject, count in REFERENCE_COUNTS.items():
+        (root / subject).mkdir(exist_ok=True)
+        for index in range(count):
+            fake_image(index, subject, side).save(root / subject / f"{index:02d}.jpg", quality=90)
+            manifest.append({"subject": subject, "file": f"{index:02d}.jpg"})
+    (root / "MANIFEST.jsonl").write_text("".join(json.dumps(entry) + "\n" for entry in manifest))
+    return root
 
 
 def _letters_vocab() -> dict[str, int]:

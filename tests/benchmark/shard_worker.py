@@ -8,10 +8,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository r
 from accelerate import PartialState  # noqa: E402
 
 from blipdiff_plugins.benchmark.config import GenerationConfig  # noqa: E402
-from blipdiff_plugins.benchmark.dataset import load_dreambench  # noqa: E402
+from blipdiff_plugins.benchmark.dreambench.dataset import load_dreambench  # noqa: E402
 from blipdiff_plugins.benchmark.methods import BlipDiffusionZeroShot  # noqa: E402
 from blipdiff_plugins.benchmark.runner import run_benchmark  # noqa: E402
-from blipdiff_plugins.benchmark.scorer import DreamBenchScorer  # noqa: E402
+from blipdiff_plugins.benchmark.dreambench.scorer import DreamBenchScorer  # noqa: E402
 from tests.benchmark.helpers import FakeBlipDiffusionPipeline  # noqa: E402
 
 SMALL_RUN = {"prompt_indices": [0, 13, 21], "config": GenerationConfig(num_images_per_prompt=2, num_inference_steps=3, height=64, width=64)}

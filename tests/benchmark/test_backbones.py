@@ -1,7 +1,7 @@
 import pytest
 
-from blipdiff_plugins.benchmark.clip import ClipEmbedder
-from blipdiff_plugins.benchmark.dino import DinoEmbedder
+from blipdiff_plugins.benchmark.dreambench.clip import ClipEmbedder
+from blipdiff_plugins.benchmark.dreambench.dino import DinoEmbedder
 
 
 def test_non_dino_backbone_is_refused_with_type_and_alternatives(backbones):

@@ -16,7 +16,7 @@ def fake_model(monkeypatch):
         pipelines.append(FakeBlipDiffusionPipeline())
         return pipelines[-1]
 
-    monkeypatch.setattr(bench, "_load_pipeline", load)
+    monkeypatch.setattr(bench, "load_benchmark_pipeline", load)
     monkeypatch.setattr(bench, "check_model", lambda model: None)  # "fake" is neither a folder nor a Hub id
     return pipelines
 
@@ -67,7 +67,7 @@ def test_offline_dry_run_with_builtin_model_and_backbones_says_random_in_its_rep
     # The same folder again without --resume is refused in CLI terms, before anything loads.
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
-    assert "`--output`" in err and "pass --resume to continue it" in err
+    assert f"--output: {str(out)!r} already holds a DreamBench run; pass --resume to continue it" in err
 
 
 def test_metrics_off_still_writes_a_summary_of_what_ran(small_dreambench, fake_model, tmp_path, capsys):
@@ -81,3 +81,48 @@ def test_metrics_off_still_writes_a_summary_of_what_ran(small_dreambench, fake_m
     assert summary["generation"]["num_inference_steps"] == 2
     assert (out / "results.md").is_file() and not (out / "per_subject.png").exists()
     assert "Metrics off" in capsys.readouterr().out
+
+
+def _refuse_loading(monkeypatch):
+    def load(model, method, device):
+        raise AssertionError("the model must not load before the arguments are checked")
+
+    monkeypatch.setattr(bench, "load_benchmark_pipeline", load)
+
+
+def test_dataset_errors_name_the_flag_before_the_model_loads(monkeypatch, tmp_path, capsys):
+    import huggingface_hub
+
+    _refuse_loading(monkeypatch)
+    argv = ["bench", "--model", "builtin:random-tiny", "--device", "cpu", "--dino-backbone", "none", "--clip-backbone", "none"]
+    assert cli.main([*argv, "--dataset", "no such folder", "--output", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "--dataset: 'no such folder' is neither a local folder nor a Hub dataset id ('owner/name')" in err
+    assert "path_or_repo_id" not in err
+
+    def offline(*args, **kwargs):
+        raise huggingface_hub.errors.LocalEntryNotFoundError("offline")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    # The default is the published DreamBench on the Hub; offline, the message says how to pass a folder.
+    assert bench.DEFAULT_DATASET == "google/dreambooth"
+    assert cli.main([*argv, "--output", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "--dataset: 'google/dreambooth' is not a local folder, and downloading it as a Hub dataset failed" in err
+    assert "offline?" in err and "Pass a DreamBench folder (<subject>/<NN>.jpg and prompts_and_classes.txt) instead" in err
+
+
+def test_a_second_toyworld_run_is_refused_before_loading_and_named(monkeypatch, tmp_path, capsys):
+    _refuse_loading(monkeypatch)
+    out = tmp_path / "toy"
+    out.mkdir()
+    (out / "run.json").write_text("{}")
+    argv = ["bench", "--dataset", "toyworld", "--model", "builtin", "--output", str(out), "--device", "cpu"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"--output: {str(out)!r} already holds a toy-world benchmark run; pass --resume to continue it" in err
+    assert "DreamBench" not in err and "output_dir" not in err and "resume=True" not in err
+    (out / "run.json").unlink()
+    (tmp_path / "file").write_text("")
+    assert cli.main([*argv[:-4], "--output", str(tmp_path / "file" / "run"), "--device", "cpu"]) == 2
+    assert "--output: " in capsys.readouterr().err

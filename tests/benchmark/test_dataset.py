@@ -1,6 +1,6 @@
 import pytest
 
-from blipdiff_plugins.benchmark.dataset import load_dreambench, parse_prompts_and_classes
+from blipdiff_plugins.benchmark.dreambench.dataset import load_dreambench, parse_prompts_and_classes
 
 
 def test_full_dataset_layout(dreambench_dir):

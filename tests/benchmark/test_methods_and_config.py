@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from blipdiff_plugins.benchmark.config import AUTHORS_NEGATIVE_PROMPT, GenerationConfig
-from blipdiff_plugins.benchmark.dataset import DreamBenchPrompt
+from blipdiff_plugins.benchmark.dreambench.dataset import DreamBenchPrompt
 from blipdiff_plugins.benchmark.methods import BENCHMARK_METHODS
 
 from tests.benchmark.helpers import FakeBlipDiffusionPipeline

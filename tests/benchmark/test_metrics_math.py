@@ -61,8 +61,8 @@ def test_scorer_matches_direct_computation(scorer, dreambench_dir):
 
 
 def test_reference_embeddings_cached_in_memory_and_on_disk(backbones, dreambench_dir, tmp_path):
-    from blipdiff_plugins.benchmark.dino import DinoEmbedder
-    from blipdiff_plugins.benchmark.scorer import DreamBenchScorer
+    from blipdiff_plugins.benchmark.dreambench.dino import DinoEmbedder
+    from blipdiff_plugins.benchmark.dreambench.scorer import DreamBenchScorer
 
     dino = DinoEmbedder(backbones["dino"])
     calls = []

@@ -3,7 +3,7 @@ import PIL.Image
 import pytest
 import torch
 
-from blipdiff_plugins.benchmark.preprocessing import DINO_PREPROCESSING, IMAGENET_MEAN, IMAGENET_STD
+from blipdiff_plugins.benchmark.dreambench.preprocessing import DINO_PREPROCESSING, IMAGENET_MEAN, IMAGENET_STD
 
 
 def _image(width, height, seed):
@@ -44,7 +44,7 @@ def test_dino_preprocessing_by_hand_with_pil():
 
 
 def test_dino_embedder_feeds_the_protocol_pixels_and_returns_the_cls_token(backbones):
-    from blipdiff_plugins.benchmark.dino import DinoEmbedder
+    from blipdiff_plugins.benchmark.dreambench.dino import DinoEmbedder
 
     embedder = DinoEmbedder(backbones["dino"])
     images = [_image(300, 400, seed=3), _image(512, 512, seed=4)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from blipdiff_plugins.benchmark.report import markdown_table, random_weight_parts
+from blipdiff_plugins.benchmark.dreambench.report import markdown_table, random_weight_parts
 
 from tests.benchmark.helpers import REPO_ROOT
 

@@ -9,9 +9,9 @@ import PIL.Image
 import pytest
 
 from blipdiff_plugins.benchmark.config import GenerationConfig
-from blipdiff_plugins.benchmark.dataset import load_dreambench
+from blipdiff_plugins.benchmark.dreambench.dataset import load_dreambench
 from blipdiff_plugins.benchmark.methods import BlipDiffusionZeroShot
-from blipdiff_plugins.benchmark.report import write_reports
+from blipdiff_plugins.benchmark.dreambench.report import write_reports
 from blipdiff_plugins.benchmark.results import read_rows
 from blipdiff_plugins.benchmark.runner import run_benchmark
 
@@ -76,7 +76,7 @@ def test_resume_after_kill_recomputes_nothing_and_duplicates_nothing(small_dream
     with open(results, "a") as handle:  # the kill also cut a line in half
         handle.write('{"subject": "cat", "prompt_ind')
 
-    with pytest.raises(ValueError, match="already holds a DreamBench run; pass resume=True"):
+    with pytest.raises(ValueError, match="already holds a benchmark run; pass resume=True"):
         _run(dataset, FakeBlipDiffusionPipeline(), tmp_path / "run")
     resumed_pipeline = FakeBlipDiffusionPipeline()
     resumed = _run(dataset, resumed_pipeline, tmp_path / "run", resume=True, batch_size=1)
@@ -123,7 +123,7 @@ def test_resume_after_a_kill_inside_a_batch_gives_the_bytes_of_a_straight_run(sm
 def test_hostile_subject_names_stay_inside_the_images_folder(small_dreambench, tmp_path):
     import datasets
 
-    from blipdiff_plugins.benchmark.dataset import DreamBench
+    from blipdiff_plugins.benchmark.dreambench.dataset import DreamBench
 
     source = load_dreambench(small_dreambench, subjects=["cat"])
     template = source.subjects[0]

@@ -11,7 +11,7 @@ import torch
 
 from blipdiff_plugins import cli
 from blipdiff_plugins.benchmark.config import GenerationConfig
-from blipdiff_plugins.benchmark.dataset import DreamBenchPrompt
+from blipdiff_plugins.benchmark.dreambench.dataset import DreamBenchPrompt
 from blipdiff_plugins.benchmark.methods import BENCHMARK_METHODS
 from blipdiff_plugins.benchmark.umm_method import UMMDiffusionZeroShot
 

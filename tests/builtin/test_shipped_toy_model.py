@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from blipdiff_plugins import BlipDiffusionPipeline
-from blipdiff_plugins.benchmark.toyworld_dataset import REFERENCE_CONTEXTS
+from blipdiff_plugins.benchmark.toyworld.dataset import REFERENCE_CONTEXTS
 from blipdiff_plugins.builtin.toy_model import require_toy_model_folder
 from blipdiff_plugins.toyworld.measures import measure_context
 from blipdiff_plugins.toyworld.oracle import classify, load_oracle

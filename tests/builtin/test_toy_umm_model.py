@@ -58,7 +58,7 @@ def test_shipped_toy_umm_draws_heldout_appearances_from_references():
     0.06; 1/16 here).
     16 images each; the thresholds leave room for float differences between CPUs while a pseudo-word that carries
     nothing cannot pass."""
-    from blipdiff_plugins.benchmark.toyworld_dataset import REFERENCE_CONTEXTS
+    from blipdiff_plugins.benchmark.toyworld.dataset import REFERENCE_CONTEXTS
     from blipdiff_plugins.toyworld.oracle import classify, load_oracle
     from blipdiff_plugins.toyworld.world import ToyWorld, heldout_pairs
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from blipdiff_plugins.toyworld.oracle import SHIPPED_ORACLE
-from blipdiff_plugins.toyworld.recipe_config import RecipeConfig
+from blipdiff_plugins.training.toy_recipe.recipe_config import RecipeConfig
 
 # The recipe on a tiny budget (size "micro", 32 px): every stage trains a few steps, in a minute or two.
 # `blipdiff toyworld train-umm` on the micro run: one tower step, two MLP steps.

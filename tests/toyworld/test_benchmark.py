@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from blipdiff_plugins.benchmark.config import GenerationConfig
-from blipdiff_plugins.benchmark.toyworld_dataset import benchmark_contexts, load_toyworld_bench, toyworld_prompts
+from blipdiff_plugins.benchmark.toyworld.dataset import benchmark_contexts, load_toyworld_bench, toyworld_prompts
 from blipdiff_plugins.toyworld.contexts import parse_caption
 from blipdiff_plugins.toyworld.measures import measure_context
 from blipdiff_plugins.toyworld.world import ToyWorld
@@ -32,8 +32,31 @@ def test_prompts_cover_every_attribute_and_parse_back():
         assert parse_caption(prompt.text("star")) == ("star", context)
 
 
+def test_protocol_v2_draws_prompt_and_reference_contexts_from_all_60(tmp_path):
+    bench = load_toyworld_bench(tmp_path / "refs")
+    prompted, referenced = set(), set()
+    for row in bench.subjects:
+        prompts = bench.prompts_for(row)
+        assert row["category"] == row["subject"] and len(prompts) == 12
+        contexts = [parse_caption(prompt.text(row["class_noun"]))[1] for prompt in prompts]
+        assert len(set(contexts)) == 12  # no context twice within a subject
+        prompted |= set(contexts)
+        referenced |= {parse_caption(f"a x {text}")[1] for text in row["reference_captions"]}
+        for path, text in zip(row["reference_images"], row["reference_captions"]):
+            measured = measure_context(PIL.Image.open(path))
+            assert f"on {measured.background} at the {measured.position}, {measured.size}" == text
+    # 96 prompt draws reach far beyond v1's 12 contexts; the references are not all centred.
+    assert len(prompted) >= 40 and {c.position for c in referenced} == {"center", "left", "right", "top", "bottom"}
+    assert len({c.background for c in prompted}) == 6 and len({c.size for c in referenced}) == 2
+    # Seeded by the subject: the same draw each time, and subject filters do not change it.
+    again = load_toyworld_bench(tmp_path / "refs", subjects=["tiger_crescent"])
+    assert again.prompts_for("tiger_crescent") == bench.prompts_for("tiger_crescent")
+    with pytest.raises(ValueError, match="`protocol`: 'v3' is not one of v2, v1"):
+        load_toyworld_bench(tmp_path / "refs", protocol="v3")
+
+
 def test_dataset_writes_references_once_and_refuses_foreign_files(tmp_path):
-    bench = load_toyworld_bench(tmp_path / "refs", subjects=["tiger_crescent"], num_references=2)
+    bench = load_toyworld_bench(tmp_path / "refs", subjects=["tiger_crescent"], num_references=2, protocol="v1")
     row = bench.subject("tiger_crescent")
     assert row["class_noun"] == "crescent" and row["split"] == "heldout" and row["num_references"] == 2
     assert bench.subject_names == ["tiger_crescent"] and len(bench.prompts["object"]) == 12
@@ -42,11 +65,11 @@ def test_dataset_writes_references_once_and_refuses_foreign_files(tmp_path):
     for path, text in zip(row["reference_images"], row["reference_captions"]):
         measured = measure_context(PIL.Image.open(path))
         assert f"on {measured.background} at the {measured.position}, {measured.size}" == text
-    again = load_toyworld_bench(tmp_path / "refs", subjects=["tiger_crescent"], num_references=2)  # same files: fine
+    again = load_toyworld_bench(tmp_path / "refs", subjects=["tiger_crescent"], num_references=2, protocol="v1")  # same files
     assert again.subject("tiger_crescent")["reference_images"] == row["reference_images"]
     PIL.Image.new("RGB", (64, 64)).save(row["reference_images"][0])
     with pytest.raises(ValueError, match="is not this toy-world reference render"):
-        load_toyworld_bench(tmp_path / "refs", subjects=["tiger_crescent"], num_references=2)
+        load_toyworld_bench(tmp_path / "refs", subjects=["tiger_crescent"], num_references=2, protocol="v1")
     with pytest.raises(KeyError, match="train subject"):
         load_toyworld_bench(tmp_path / "other", subjects=["ruby_circle"])
     with pytest.raises(ValueError, match="`num_prompts`"):
@@ -55,7 +78,7 @@ def test_dataset_writes_references_once_and_refuses_foreign_files(tmp_path):
 
 @needs_shipped_oracle
 def test_scorer_on_ground_truth_and_on_wrong_images(tmp_path, oracle):
-    from blipdiff_plugins.benchmark.toyworld_metrics import ToyWorldScorer
+    from blipdiff_plugins.benchmark.toyworld.metrics import ToyWorldScorer
 
     world = ToyWorld()
     bench = load_toyworld_bench(tmp_path / "refs", subjects=["ocean_star"])
@@ -76,7 +99,7 @@ def test_scorer_on_ground_truth_and_on_wrong_images(tmp_path, oracle):
 
 
 def test_copy_reference_returns_a_reference_chosen_by_seed():
-    from blipdiff_plugins.benchmark.toyworld_methods import CopyReference
+    from blipdiff_plugins.benchmark.toyworld.methods import CopyReference
 
     method = CopyReference()
     references = [PIL.Image.new("RGB", (64, 64), color) for color in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
@@ -146,3 +169,28 @@ def test_cli_names_bad_toyworld_flags(tmp_path, capsys):
     assert "--num-prompts" in capsys.readouterr().err
     assert _bench(["--model", "builtin", "--method", "copy_referense", "--output", str(tmp_path)]) == 2
     assert "copy_reference" in capsys.readouterr().err  # close match named
+
+
+@needs_shipped_oracle
+def test_rescore_scores_a_finished_run_again_without_generating(tmp_path, capsys):
+    from blipdiff_plugins.cli import main
+
+    run = tmp_path / "copy"
+    common = ["--subjects", "ocean_star", "--prompts", "0,1,2", "--num-images", "1", "--no-plots"]
+    assert _bench(["--model", "builtin", "--method", "copy_reference", "--output", str(run), *common]) == 0
+    assert main(["toyworld", "rescore", "--run", str(run), "--output", str(tmp_path / "again")]) == 0
+    assert "Results in" in capsys.readouterr().out
+    before = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    after = [json.loads(line) for line in (tmp_path / "again" / "results.jsonl").read_text().splitlines()]
+    assert len(after) == 3
+    for old, new in zip(before, after):  # the same oracle reads the same images the same way
+        for key in ("image", "oracle_shape", "oracle_appearance", "measured_position", "prompt_correct", "feature_similarity"):
+            assert new[key] == old[key], key
+    record = json.loads((tmp_path / "again" / "run.json").read_text())
+    assert record["rescored_from"] == str(run) and record["identity"]["metrics"]["contexts"] == "v2"
+    assert (tmp_path / "again" / new["image"]).is_file() and (tmp_path / "again" / "toyworld_summary.json").is_file()
+    assert main(["toyworld", "rescore", "--run", str(run), "--output", str(tmp_path / "again")]) == 2
+    err = capsys.readouterr().err
+    assert "--output:" in err and "exists; choose a new folder" in err
+    assert main(["toyworld", "rescore", "--run", str(tmp_path / "nothing"), "--output", str(tmp_path / "x")]) == 2
+    assert "--run: " in capsys.readouterr().err and not (tmp_path / "x").exists()

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from blipdiff_plugins.benchmark.toyworld_metrics import aggregate_toyworld, bootstrap_interval
+from blipdiff_plugins.benchmark.bootstrap import bootstrap_interval
+from blipdiff_plugins.benchmark.toyworld.metrics import aggregate_toyworld
 
 
 def test_constant_values_have_a_zero_width_interval():

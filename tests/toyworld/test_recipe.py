@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from blipdiff_plugins.toyworld.recipe import train_toyworld
-from blipdiff_plugins.toyworld.recipe_config import RecipeConfig
+from blipdiff_plugins.training.toy_recipe.recipe import train_toyworld
+from blipdiff_plugins.training.toy_recipe.recipe_config import RecipeConfig
 from blipdiff_plugins.training.checkpoints import list_checkpoints
 
 from tests.toyworld.helpers import TINY_RECIPE as TINY
@@ -50,7 +50,7 @@ def test_smoke_run_trains_all_stages_and_saves_a_pipeline(finished):
 
 
 def build_untrained_subject_encoder():
-    from blipdiff_plugins.toyworld.components import build_toy_components, toy_size
+    from blipdiff_plugins.training.toy_recipe.components import build_toy_components, toy_size
 
     return build_toy_components(toy_size(TINY.size), image_size=TINY.image_size, seed=TINY.seed)["subject_encoder"].state_dict()
 
@@ -84,7 +84,7 @@ def test_stage3_saves_the_moving_average_of_its_weights(finished):
 
 
 def test_stage3_moving_average_settings():
-    from blipdiff_plugins.toyworld.prompted_stage import pretrain_settings
+    from blipdiff_plugins.training.toy_recipe.prompted_stage import pretrain_settings
 
     on = pretrain_settings(Path("unused"), RecipeConfig(prompted_ema_decay=0.99), progress=False)
     assert on["ema"] is True and on["ema_decay"] == 0.99
@@ -172,7 +172,7 @@ def test_min_snr_weights_are_min_snr_gamma_over_snr():
     from diffusers import DDPMScheduler
     from diffusers.training_utils import compute_snr
 
-    from blipdiff_plugins.toyworld.recipe import min_snr_weights
+    from blipdiff_plugins.training.toy_recipe.recipe import min_snr_weights
 
     scheduler = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
     timesteps = torch.tensor([0, 100, 500, 999])
@@ -187,8 +187,8 @@ def test_min_snr_weights_are_min_snr_gamma_over_snr():
 
 
 def test_sizes_place_attention_per_level_and_latents_at_their_factor():
-    from blipdiff_plugins.toyworld.components import build_unet, build_vae
-    from blipdiff_plugins.toyworld.sizes import ToyModelSize, toy_size
+    from blipdiff_plugins.training.toy_recipe.components import build_unet, build_vae
+    from blipdiff_plugins.training.toy_recipe.sizes import ToyModelSize, toy_size
 
     factor_two = toy_size("s2")
     unet = build_unet(factor_two, image_size=64)
@@ -217,9 +217,9 @@ def test_cli_names_the_sizes_of_a_bad_size(capsys, tmp_path):
 
 
 def test_floored_posterior_samples_its_mean_and_keeps_the_mean():
-    from blipdiff_plugins.toyworld.components import build_vae
-    from blipdiff_plugins.toyworld.recipe import floor_posterior_spread
-    from blipdiff_plugins.toyworld.sizes import toy_size
+    from blipdiff_plugins.training.toy_recipe.components import build_vae
+    from blipdiff_plugins.training.toy_recipe.recipe import floor_posterior_spread
+    from blipdiff_plugins.training.toy_recipe.sizes import toy_size
 
     torch.manual_seed(0)
     vae = build_vae(toy_size("micro"), image_size=32).eval()
@@ -240,7 +240,7 @@ def test_prediction_type_and_noise_schedule_reach_the_saved_model(tmp_path):
     from diffusers import DDIMScheduler, DDPMScheduler, PNDMScheduler
 
     from blipdiff_plugins.pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline
-    from blipdiff_plugins.toyworld.components import build_scheduler
+    from blipdiff_plugins.training.toy_recipe.components import build_scheduler
 
     released = build_scheduler()
     assert isinstance(released, PNDMScheduler) and released.config.prediction_type == "epsilon"
@@ -276,7 +276,7 @@ def test_zero_terminal_snr_needs_v_prediction(capsys, tmp_path):
 def test_snr_shift_divides_every_signal_to_noise_ratio_and_survives_a_reload(tmp_path, zero_terminal_snr):
     from diffusers import DDPMScheduler
 
-    from blipdiff_plugins.toyworld.components import build_scheduler
+    from blipdiff_plugins.training.toy_recipe.components import build_scheduler
 
     prediction = "v_prediction" if zero_terminal_snr else "epsilon"
     base = build_scheduler(prediction_type=prediction, zero_terminal_snr=zero_terminal_snr)

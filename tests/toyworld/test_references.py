@@ -55,8 +55,8 @@ def test_bad_input_is_named(tmp_path):
         render_references("tiger_star", count=0)
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="`output_dir`: .* is not empty; choose a new folder"):
-        write_references("tiger_star", tmp_path / "full")
+    with pytest.raises(FileExistsError, match="`output_dir`: .* holds 'keep.txt', which no earlier references run wrote"):
+        write_references("tiger_star", tmp_path / "full", overwrite=True)  # never deletes a file it did not write
     assert [p.name for p in (tmp_path / "full").iterdir()] == ["keep.txt"]
     assert not list(tmp_path.glob(".*"))  # no staging folder left behind
     (tmp_path / "empty").mkdir()  # an empty folder is filled
@@ -77,3 +77,30 @@ def test_cli_writes_lists_and_names_its_flags(tmp_path, capsys):
     listed = capsys.readouterr().out
     assert all(subject.name in listed for subject in ToyWorld().split("heldout"))
     assert not any(f" {subject.name} " in listed for subject in ToyWorld().split("train"))
+
+
+def test_cli_second_run_names_the_first_file_and_overwrite_replaces_the_run(tmp_path, capsys):
+    """The README's main command can run twice: the second run stops and names the first file it would replace;
+    with --overwrite it replaces the earlier run whole (no stale image of a larger --count is left behind)."""
+    refs = tmp_path / "refs"
+    assert main(["toyworld", "references", "--subject", "tiger_crescent", "--count", "4", "--output", str(refs)]) == 0
+    first = (refs / "tiger_crescent-00.png").read_bytes()
+    capsys.readouterr()
+    assert main(["toyworld", "references", "--subject", "tiger_crescent", "--count", "4", "--output", str(refs)]) == 2
+    err = capsys.readouterr().err
+    assert f"--output: {str(refs)!r} already holds 'tiger_crescent-00.png' and 4 more from an earlier run; pass --overwrite" in err
+    assert main(["toyworld", "references", "--subject", "ocean_star", "--count", "2", "--seed", "1", "--output", str(refs),
+                 "--overwrite"]) == 0
+    assert sorted(p.name for p in refs.iterdir()) == ["ocean_star-00.png", "ocean_star-01.png", "references.json"]
+    assert json.loads((refs / "references.json").read_text())["subject"] == "ocean_star"
+    assert not list(tmp_path.glob(".*"))  # no staging or stale folder left behind
+    assert main(["toyworld", "references", "--subject", "ocean_star", "--count", "2", "--seed", "1", "--output", str(refs),
+                 "--overwrite"]) == 0
+    assert (refs / "ocean_star-00.png").read_bytes() != first
+
+
+def test_toyworld_help_names_no_issue_number(capsys):
+    with pytest.raises(SystemExit):
+        main(["toyworld", "--help"])
+    text = capsys.readouterr().out
+    assert "toy world" in text and "issue" not in text.lower()

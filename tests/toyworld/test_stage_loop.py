@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from blipdiff_plugins.toyworld.stage_loop import EMA_PREFIX, module_state, run_stage
+from blipdiff_plugins.training.toy_recipe.stage_loop import EMA_PREFIX, module_state, run_stage
 from blipdiff_plugins.training.checkpoints import list_checkpoints, load_checkpoint
 
 STEPS = 6

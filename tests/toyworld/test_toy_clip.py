@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from blipdiff_plugins.toyworld.toy_clip import VISION_FOLDER, evaluate_toy_clip, load_toy_clip, train_toy_clip, training_batch
-from blipdiff_plugins.toyworld.toy_umm_config import ToyClipConfig
+from blipdiff_plugins.training.toy_recipe.toy_clip import VISION_FOLDER, evaluate_toy_clip, load_toy_clip, train_toy_clip, training_batch
+from blipdiff_plugins.training.toy_recipe.toy_umm_config import ToyClipConfig
 from blipdiff_plugins.toyworld.world import ToyWorld
 from tests.toyworld.helpers import needs_shipped_oracle
 

@@ -19,7 +19,7 @@ def test_trained_folder_is_the_toy_model_plus_the_toy_tower_plus_a_trained_mlp(m
     from blipdiff_plugins import BlipDiffusionPipeline, UMMDiffusionPipeline
     from blipdiff_plugins.toyworld import ToyWorld
     from blipdiff_plugins.toyworld.contexts import Context
-    from blipdiff_plugins.toyworld.toy_umm import build_toy_umm_pipeline, toy_umm_config
+    from blipdiff_plugins.training.toy_recipe.toy_umm import build_toy_umm_pipeline, toy_umm_config
     from transformers import CLIPVisionModelWithProjection
 
     output, _ = micro_toy_umm
@@ -83,7 +83,7 @@ def test_cli_errors_name_the_flag(micro_toy_run, tmp_path, capsys):
 
 @pytest.mark.parametrize("fixed", ["seed", "output_dir"])
 def test_settings_set_by_the_run_cannot_be_overridden(tmp_path, fixed):
-    from blipdiff_plugins.toyworld.toy_umm import toy_umm_config
+    from blipdiff_plugins.training.toy_recipe.toy_umm import toy_umm_config
 
     with pytest.raises(ValueError, match=f"'{fixed}' is set by train_toy_umm"):
         toy_umm_config(toy_model=tmp_path, clip_folder=tmp_path, output_dir=tmp_path, seed=0, settings={fixed: 1})

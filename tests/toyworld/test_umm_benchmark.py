@@ -8,8 +8,8 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from blipdiff_plugins.benchmark.toyworld_dataset import load_toyworld_bench, toyworld_prompts
-from blipdiff_plugins.benchmark.toyworld_metrics import background_leak
+from blipdiff_plugins.benchmark.toyworld.dataset import load_toyworld_bench, toyworld_prompts
+from blipdiff_plugins.benchmark.toyworld.metrics import background_leak
 from blipdiff_plugins.cli import main
 from blipdiff_plugins.toyworld.contexts import parse_caption
 from blipdiff_plugins.toyworld.measures import measure_context
@@ -34,14 +34,14 @@ def test_background_leak(measured, prompted, references, expected):
 
 
 def test_references_on_one_background_and_the_prompts_that_can_leak(tmp_path):
-    bench = load_toyworld_bench(tmp_path / "refs", subjects=["ocean_star"], reference_background="bricks")
+    bench = load_toyworld_bench(tmp_path / "refs", subjects=["ocean_star"], reference_background="bricks", protocol="v1")
     paths = bench.subject("ocean_star")["reference_images"]
     assert len(paths) == 4 and {measure_context(PIL.Image.open(p)).background for p in paths} == {"bricks"}
     sizes = [measure_context(PIL.Image.open(p)).size for p in paths]
     assert sizes == ["large", "small", "large", "small"]  # the default references' sizes and positions are kept
     backgrounds = [parse_caption(p.text("star"))[1].background for p in toyworld_prompts()]
     assert backgrounds.count("bricks") == 2  # 10 of the 12 prompts ask for another background: leak is measurable there
-    default = load_toyworld_bench(tmp_path / "default", subjects=["ocean_star"])
+    default = load_toyworld_bench(tmp_path / "default", subjects=["ocean_star"], protocol="v1")
     varied = {measure_context(PIL.Image.open(p)).background for p in default.subject("ocean_star")["reference_images"]}
     assert varied == {"sky", "sand", "tiles", "night"}  # the default: 8 of 12 prompts share a background with a reference
     with pytest.raises(ValueError, match="`reference_background`: 'lava' is not one of"):

@@ -7,7 +7,7 @@ import types
 import pytest
 import torch
 
-from blipdiff_plugins.toyworld.vae_gate import check_vae_gate, reconstruction_accuracy
+from blipdiff_plugins.training.toy_recipe.vae_gate import check_vae_gate, reconstruction_accuracy
 from blipdiff_plugins.toyworld.world import ToyWorld
 
 

@@ -3,9 +3,9 @@
 import datasets
 import evaluate
 
-from blipdiff_plugins.benchmark.backbones import DEFAULT_CLIP_BACKBONE
-from blipdiff_plugins.benchmark.clip import ClipEmbedder
-from blipdiff_plugins.benchmark import evaluate_metric  # a module, not the base classes: evaluate takes the first Metric class it finds
+from blipdiff_plugins.benchmark.dreambench.backbones import DEFAULT_CLIP_BACKBONE
+from blipdiff_plugins.benchmark.dreambench.clip import ClipEmbedder
+from blipdiff_plugins.benchmark.dreambench import evaluate_metric  # a module, not the base classes: evaluate takes the first Metric class it finds
 from blipdiff_plugins.benchmark.metrics import paired_cosine
 
 _DESCRIPTION = """

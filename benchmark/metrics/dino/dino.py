@@ -2,9 +2,9 @@
 
 import evaluate
 
-from blipdiff_plugins.benchmark.backbones import DEFAULT_DINO_BACKBONE
-from blipdiff_plugins.benchmark.dino import DinoEmbedder
-from blipdiff_plugins.benchmark import evaluate_metric  # a module, not the base classes: evaluate takes the first Metric class it finds
+from blipdiff_plugins.benchmark.dreambench.backbones import DEFAULT_DINO_BACKBONE
+from blipdiff_plugins.benchmark.dreambench.dino import DinoEmbedder
+from blipdiff_plugins.benchmark.dreambench import evaluate_metric  # a module, not the base classes: evaluate takes the first Metric class it finds
 
 _DESCRIPTION = """
 DINO score of DreamBench (DreamBooth, BLIP-Diffusion): the cosine similarity of the CLS token of a

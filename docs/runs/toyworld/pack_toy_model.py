@@ -51,7 +51,7 @@ Generation: the pipeline's `default_prompt_reps` is 1 (trained on single caption
 
 def main() -> None:
     from blipdiff_plugins.pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline
-    from blipdiff_plugins.toyworld.sizes import toy_size
+    from blipdiff_plugins.training.toy_recipe.sizes import toy_size
     from blipdiff_plugins.utils.atomic import atomic_directory
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

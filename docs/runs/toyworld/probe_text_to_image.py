@@ -32,9 +32,9 @@ def load_pipeline(path: Path):
     from diffusers import AutoencoderKL
 
     from blipdiff_plugins import BlipDiffusionPipeline
-    from blipdiff_plugins.toyworld.components import build_toy_components, toy_size
-    from blipdiff_plugins.toyworld.recipe_config import TOY_PROMPT_REPS, RecipeConfig
-    from blipdiff_plugins.toyworld.stage_loop import module_state
+    from blipdiff_plugins.training.toy_recipe.components import build_toy_components, toy_size
+    from blipdiff_plugins.training.toy_recipe.recipe_config import TOY_PROMPT_REPS, RecipeConfig
+    from blipdiff_plugins.training.toy_recipe.stage_loop import module_state
     from blipdiff_plugins.training.checkpoints import load_checkpoint
 
     if (path / "model_index.json").is_file():
@@ -52,7 +52,7 @@ def load_pipeline(path: Path):
 
 
 def main() -> None:
-    from blipdiff_plugins.benchmark.toyworld_dataset import benchmark_contexts
+    from blipdiff_plugins.benchmark.toyworld.dataset import benchmark_contexts
     from blipdiff_plugins.toyworld.measures import measure_context
     from blipdiff_plugins.toyworld.oracle import classify, load_oracle
     from blipdiff_plugins.toyworld.world import heldout_pairs

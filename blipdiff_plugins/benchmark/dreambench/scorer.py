@@ -10,7 +10,7 @@ import PIL.ImageOps
 import torch
 
 from .backbones import DEFAULT_CLIP_BACKBONE, DEFAULT_DINO_BACKBONE
-from .metrics import pairwise_cosine, paired_cosine
+from ..metrics import pairwise_cosine, paired_cosine
 from .reference_cache import ReferenceEmbeddingCache
 
 REFERENCE_SETS = ("all", "first")

@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..utils.atomic import write_atomically
+from ...utils.atomic import write_atomically
 
 
 def _file_digest(path: str) -> str:

@@ -21,11 +21,11 @@ from diffusers.utils import logging
 
 from .components import build_toy_components, toy_size
 from .recipe_config import DEFAULT_VAE_GATE, STAGES, TOY_PROMPT_REPS, RecipeConfig
-from ..utils.atomic import atomic_directory, write_json
+from ...utils.atomic import atomic_directory, write_json
 from .prompted_stage import PIPELINE_FOLDER, run_prompted_stage
 from .stage_loop import DONE_FILE, run_stage, step_generator
 from .vae_gate import check_vae_gate, reconstruction_accuracy
-from .world import ToyWorld
+from blipdiff_plugins.toyworld.world import ToyWorld
 
 logger = logging.get_logger(__name__)
 

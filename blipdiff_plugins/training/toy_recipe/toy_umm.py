@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import torch
 
-from ..utils.atomic import write_json, write_text
+from ...utils.atomic import write_json, write_text
 from .toy_clip import VISION_FOLDER, train_toy_clip
 from .toy_umm_config import TOY_UMM_DEFAULTS, ToyClipConfig
 
@@ -29,7 +29,7 @@ REPORT_FILE = "toy_umm.json"
 def toy_umm_config(*, toy_model: str | os.PathLike, clip_folder: str | os.PathLike, output_dir: str | os.PathLike,
                    seed: int, settings: Mapping[str, Any] | None = None):
     """The `UMMTrainConfig` of a toy run: `TOY_UMM_DEFAULTS`, then ``settings``; one validation grid at the end by default."""
-    from ..training.umm_config import UMMTrainConfig
+    from ..umm_config import UMMTrainConfig
 
     values = {**TOY_UMM_DEFAULTS, **dict(settings or {})}
     values.setdefault("validation_every", values["steps"])
@@ -54,9 +54,9 @@ def _check_inputs(toy_model: Path, records: Path, output_dir: Path) -> None:
 
 def build_toy_umm_pipeline(toy_model: str | os.PathLike, clip_folder: str | os.PathLike, config):
     """A `UMMDiffusionPipeline` on the toy model's parts and the toy CLIP tower, with a new MLP seeded by ``config.seed``."""
-    from ..adapters.clip_pseudo_word import ClipPseudoWordEncoder
-    from ..pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline
-    from ..pipelines.umm_from_base import umm_pipeline_from_base
+    from ...adapters.clip_pseudo_word import ClipPseudoWordEncoder
+    from ...pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline
+    from ...pipelines.umm_from_base import umm_pipeline_from_base
 
     base = BlipDiffusionPipeline.from_pretrained(toy_model)
     with torch.random.fork_rng(devices=[]):  # the MLP initialises from the global RNG: seed it, keep the caller's state
@@ -107,8 +107,8 @@ def train_toy_umm(
     """
     import dataclasses
 
-    from ..training.checkpoints import list_checkpoints
-    from ..training.umm_trainer import UMMTrainer
+    from ..checkpoints import list_checkpoints
+    from ..umm_trainer import UMMTrainer
 
     toy_model, records, output_dir = Path(toy_model), Path(records), Path(output_dir)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:

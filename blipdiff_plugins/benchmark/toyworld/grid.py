@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 
 import PIL.Image
 
-from .runner import image_path
+from ..runner import image_path
 
 REFERENCES_FOLDER = "references"
 

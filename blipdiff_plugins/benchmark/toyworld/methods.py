@@ -6,7 +6,7 @@ from typing import Sequence
 
 import PIL.Image
 
-from .methods import TextToImage
+from ..methods import TextToImage
 
 
 class TextOnly(TextToImage):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import torch
 
-from .appearances import APPEARANCE_NAMES
-from .contexts import BACKGROUND_NAMES, CAPTION_WORDS, POSITION_NAMES, SIZE_NAMES
-from .shapes import SHAPE_NAMES
+from blipdiff_plugins.toyworld.appearances import APPEARANCE_NAMES
+from blipdiff_plugins.toyworld.contexts import BACKGROUND_NAMES, CAPTION_WORDS, POSITION_NAMES, SIZE_NAMES
+from blipdiff_plugins.toyworld.shapes import SHAPE_NAMES
 from .sizes import TOY_SIZES, ToyModelSize, toy_size  # noqa: F401 - re-exported
 
 TOY_WORDS = tuple(dict.fromkeys((*CAPTION_WORDS, *SHAPE_NAMES, *APPEARANCE_NAMES, *BACKGROUND_NAMES, *POSITION_NAMES, *SIZE_NAMES)))

@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from ..utils.atomic import write_atomically, write_json, write_text
-from .results import RUN_FILE
-from .toyworld_report import _cell, summarize_run
+from ...utils.atomic import write_atomically, write_json, write_text
+from ..results import RUN_FILE
+from .report import _cell, summarize_run
 
 SWEEP_TABLE = "toyworld_sweep.md"
 SWEEP_JSON = "toyworld_sweep.json"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..utils.dict_config import DictRoundTrip
-from ..utils.checks import check_non_negative_int, check_positive_floats, check_positive_ints, check_shares
-from .appearances import APPEARANCE_NAMES
-from .shapes import SHAPE_NAMES
+from ...utils.dict_config import DictRoundTrip
+from ...utils.checks import check_non_negative_int, check_positive_floats, check_positive_ints, check_shares
+from blipdiff_plugins.toyworld.appearances import APPEARANCE_NAMES
+from blipdiff_plugins.toyworld.shapes import SHAPE_NAMES
 
 CAPTION_TEMPLATE = "a {subject} {caption}"
 # Our toy defaults for `UMMTrainConfig` (the paper's numbers are not public; these fit a 64-px model on a CPU):

@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..utils.atomic import atomic_directory, write_json
+from ...utils.atomic import atomic_directory, write_json
 from .components import MAX_TEXT_TOKENS, build_tokenizers
-from .contexts import BACKGROUND_NAMES
+from blipdiff_plugins.toyworld.contexts import BACKGROUND_NAMES
 from .stage_loop import DONE_FILE, run_stage
 from .toy_umm_config import ToyClipConfig
-from .world import ToyWorld
+from blipdiff_plugins.toyworld.world import ToyWorld
 
 FULL_MODEL_FOLDER = "clip"
 VISION_FOLDER = "vision"

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from .metrics import METRIC_NAMES, METRICS
+from ..metrics import METRIC_NAMES, METRICS
 
 
 def _pyplot():

@@ -96,7 +96,7 @@ def _builtin_clip():
     """A 1-layer CLIP (image 32 px, patch 8, hidden 32, projection 16) with seeded random weights and a tokenizer built in code."""
     from transformers import CLIPConfig, CLIPModel
 
-    from ..builtin.tokenizers import build_clip_tokenizer
+    from ...builtin.tokenizers import build_clip_tokenizer
 
     tokenizer = build_clip_tokenizer(model_max_length=77)
     special = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}

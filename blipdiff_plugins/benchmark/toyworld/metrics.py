@@ -21,7 +21,8 @@ from blipdiff_plugins.toyworld.measures import measure_context
 from blipdiff_plugins.toyworld.oracle import classify
 from blipdiff_plugins.toyworld.world import ToyWorld
 
-from .metrics import pairwise_cosine
+from ..bootstrap import bootstrap_interval
+from ..metrics import pairwise_cosine
 
 PROTOCOL_NAME = "toyworld/oracle"
 ATTRIBUTES = ("background", "position", "size")
@@ -41,33 +42,19 @@ HEADLINE = {"subject_correct": "subject accuracy", "prompt_correct": "prompt acc
             "background_leak": "background leak"}
 
 
-def bootstrap_interval(values: Sequence[float], *, confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """Percentile-bootstrap interval of the mean (resampling the values with replacement).
-
-    Written in numpy because scipy is not a dependency and a percentile bootstrap of a mean is a few lines.
-    """
-    values = np.asarray(list(values), dtype=np.float64)
-    if values.size == 0:
-        raise ValueError("`values` is empty; a bootstrap interval needs at least one value.")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"`confidence` must be in (0, 1), got {confidence!r}.")
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, values.size, size=(resamples, values.size))].mean(axis=1)
-    tail = (1.0 - confidence) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(low), float(high)
-
-
 class ToyWorldScorer:
     """Per-image oracle scores; the subject comes from the reference folder name (``<root>/<subject>/NN.png``).
 
     Args:
         oracle ([`ToyWorldOracle`]): the subject classifier (see `load_oracle`).
         world ([`ToyWorld`], *optional*): the world, for subject names; a 64-px world when `None`.
+        contexts (`str`, defaults to "v2"): the benchmark protocol that chose the contexts (recorded in `protocol`,
+            so that a run cannot be resumed under the other one).
     """
 
-    def __init__(self, oracle, *, world: ToyWorld | None = None):
+    def __init__(self, oracle, *, world: ToyWorld | None = None, contexts: str = "v2"):
         self.oracle = oracle.eval()
+        self.contexts = contexts
         self.world = world or ToyWorld()
         self._references: dict[tuple[str, ...], torch.Tensor] = {}
         self._reference_backgrounds: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -77,6 +64,7 @@ class ToyWorldScorer:
         config = self.oracle.config
         return {
             "name": PROTOCOL_NAME,
+            "contexts": self.contexts,
             "oracle": {"channels": list(config.channels), "feature_dim": config.feature_dim, "image_size": config.image_size,
                        "train_seed": config.train_seed, "train_steps": config.train_steps},
             "subject_accuracy": "oracle shape and appearance both equal the subject's",

@@ -148,7 +148,13 @@ def _is_folder_name(name: str) -> bool:
     return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name and len(name.encode("utf-8")) <= 255
 
 
-def _resolve_root(path_or_repo_id: str | os.PathLike, revision: str | None, cache_dir: str | None) -> Path:
+# The published DreamBench: the DreamBooth authors' dataset on the Hub, in the original layout under ``dataset/``.
+DREAMBENCH_HUB_ID = "google/dreambooth"
+HUB_SUBFOLDER = "dataset"
+_FOLDER_HINT = "a DreamBench folder (<subject>/<NN>.jpg and prompts_and_classes.txt)"
+
+
+def _resolve_root(path_or_repo_id: str | os.PathLike, revision: str | None, cache_dir: str | None, argument: str) -> Path:
     path = Path(path_or_repo_id).expanduser()
     if path.is_dir():
         return path
@@ -157,15 +163,19 @@ def _resolve_root(path_or_repo_id: str | os.PathLike, revision: str | None, cach
         from huggingface_hub import snapshot_download
 
         try:
-            return Path(snapshot_download(name, repo_type="dataset", revision=revision, cache_dir=cache_dir))
+            root = Path(snapshot_download(name, repo_type="dataset", revision=revision, cache_dir=cache_dir))
         except Exception as error:  # offline, missing repo, no access: one clear message either way
             raise FileNotFoundError(
-                f"`path_or_repo_id`: {name!r} is not a local folder, and downloading it as a Hub dataset failed "
-                f"({type(error).__name__}: {error}). Pass the DreamBench folder (e.g. ../shared/data/dreambench)."
+                f"{argument}: {name!r} is not a local folder, and downloading it as a Hub dataset failed "
+                f"({type(error).__name__}; offline?). Pass {_FOLDER_HINT} instead."
             ) from error
+        # The published repository keeps the original layout one folder down.
+        if not (root / PROMPTS_FILE).is_file() and (root / HUB_SUBFOLDER / PROMPTS_FILE).is_file():
+            root = root / HUB_SUBFOLDER
+        return root
     raise FileNotFoundError(
-        f"`path_or_repo_id`: {name!r} is neither a local folder nor a Hub dataset id ('owner/name'); "
-        f"pass the DreamBench folder (e.g. ../shared/data/dreambench) or a dataset repository id."
+        f"{argument}: {name!r} is neither a local folder nor a Hub dataset id ('owner/name'); pass {_FOLDER_HINT} "
+        f"or a Hub dataset id such as {DREAMBENCH_HUB_ID!r}."
     )
 
 
@@ -174,8 +184,8 @@ class DreamBench:
 
     Use [`load_dreambench`] to build one. ``subjects`` has one row per usable subject with the columns
     ``subject``, ``subject_index`` (position among all 30, fixed, so seeds do not depend on filters),
-    ``class_noun``, ``category`` ("object" or "live"), ``reference_images`` (file paths) and
-    ``num_references``.
+    ``class_noun``, ``category`` ("object" or "live"; the toy-world benchmark uses its own categories),
+    ``reference_images`` (file paths) and ``num_references``.
     """
 
     def __init__(
@@ -297,28 +307,30 @@ def load_dreambench(
     subjects: Iterable[str] | None = None,
     revision: str | None = None,
     cache_dir: str | None = None,
+    argument: str = "`path_or_repo_id`",
 ) -> DreamBench:
     """Load DreamBench from a folder in the original layout or a Hub dataset repository with that layout.
 
     Args:
         path_or_repo_id (`str` or `os.PathLike`):
-            A local folder (``<subject>/<NN>.jpg``, ``prompts_and_classes.txt``) or a Hub dataset id.
+            A local folder (``<subject>/<NN>.jpg``, ``prompts_and_classes.txt``) or a Hub dataset id with that layout
+            (at its top or under ``dataset/``, as in the published `DREAMBENCH_HUB_ID`).
         subjects (`Iterable[str]`, *optional*):
             Keep only these subjects. An unknown name raises `KeyError` naming the close matches.
         revision (`str`, *optional*): Hub revision, for a dataset id.
         cache_dir (`str`, *optional*): Hub cache folder, for a dataset id.
+        argument (`str`, defaults to "`path_or_repo_id`"): how errors name the first argument (the CLI passes
+            "--dataset").
 
     Returns:
         [`DreamBench`]: subjects whose images could be read, the prompts, and the skipped images.
     """
     import datasets
 
-    root = _resolve_root(path_or_repo_id, revision, cache_dir)
+    root = _resolve_root(path_or_repo_id, revision, cache_dir, argument)
     prompts_path = root / PROMPTS_FILE
     if not prompts_path.is_file():
-        raise FileNotFoundError(
-            f"`path_or_repo_id`: {str(root)!r} has no {PROMPTS_FILE}; pass the DreamBench folder in the original layout."
-        )
+        raise FileNotFoundError(f"{argument}: {str(root)!r} has no {PROMPTS_FILE}; pass {_FOLDER_HINT}.")
     classes, prompts = parse_prompts_and_classes(prompts_path.read_text(encoding="utf-8"))
 
     # The manifest (when present) says which files should exist, so a missing file is noticed.

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-from ..utils.atomic import write_atomically, write_json, write_text
-from .results import RUN_FILE, read_all_rows
-from .toyworld_metrics import HEADLINE, TOYWORLD_METRICS, aggregate_toyworld
+from ...utils.atomic import write_atomically, write_json, write_text
+from ..results import RUN_FILE, read_all_rows
+from .metrics import HEADLINE, TOYWORLD_METRICS, aggregate_toyworld
 
 SUMMARY_FILE = "toyworld_summary.json"
 TABLE_FILE = "toyworld_results.md"

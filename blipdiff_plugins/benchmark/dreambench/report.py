@@ -6,10 +6,10 @@ import json
 import os
 from pathlib import Path
 
-from .metrics import METRIC_NAMES, METRICS, aggregate_scores
+from ..metrics import METRIC_NAMES, METRICS, aggregate_scores
 from .published import COMPARABLE, published_scores
-from ..utils.atomic import write_text
-from .results import RESULTS_FILE, RUN_FILE, read_all_rows, write_json_atomic
+from ...utils.atomic import write_text
+from ..results import RESULTS_FILE, RUN_FILE, read_all_rows, write_json_atomic
 
 SUMMARY_FILE = "summary.json"
 LEADERBOARD_FILE = "leaderboard.json"
@@ -20,7 +20,7 @@ SCATTER_PLOT = "dino_vs_clip_t.png"
 
 def random_weight_parts(summary: dict) -> list[str]:
     """What in a run has random weights: the built-in model and/or the built-in metric backbones."""
-    from ..builtin.names import names_random_weights
+    from ...builtin.names import names_random_weights
     from .backbones import is_random_backbone
 
     parts = []

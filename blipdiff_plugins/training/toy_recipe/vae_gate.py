@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .oracle import classify, load_oracle
-from .world import ToyWorld
+from blipdiff_plugins.toyworld.oracle import classify, load_oracle
+from blipdiff_plugins.toyworld.world import ToyWorld
 
 GATE_RENDERS = 256
 GATE_SEED = 7  # another stream than any training stage's

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..utils.dict_config import DictRoundTrip
-from ..utils.checks import check_positive_floats, check_positive_ints, check_shares
+from ...utils.dict_config import DictRoundTrip
+from ...utils.checks import check_positive_floats, check_positive_ints, check_shares
 from .sizes import toy_size
 
 STAGES = ("vae", "t2i", "prompted")

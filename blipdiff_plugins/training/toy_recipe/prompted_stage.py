@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .contexts import BACKGROUND_NAMES, paint_background
+from blipdiff_plugins.toyworld.contexts import BACKGROUND_NAMES, paint_background
 from .recipe_config import TOY_PROMPT_REPS, RecipeConfig
 
 RECORDS_FOLDER = "records"
@@ -57,7 +57,7 @@ def build_records(folder: Path, config: RecipeConfig, *, progress: bool) -> Path
     """Render ``config.prompted_records`` training-split records and build them into ``folder/records``."""
     from blipdiff_plugins.data.builder import build_training_data
 
-    from .dataset import toyworld_dataset
+    from blipdiff_plugins.toyworld.dataset import toyworld_dataset
 
     output = folder / RECORDS_FOLDER
     # Another seed than stages 1-2 (whose streams use `config.seed`): fresh renders of the same subjects.

@@ -14,7 +14,7 @@ from typing import Sequence
 import PIL.Image
 import torch
 
-from .metrics import pairwise_cosine
+from ..metrics import pairwise_cosine
 
 
 def backbone_from_config_name(config_name: str | None, backbone: str | os.PathLike | None, default: str) -> str:
