@@ -208,3 +208,18 @@ def test_finetune_resume_over_a_refused_pickle_is_one_line(tmp_path, photo, caps
     assert "PWNED" not in captured.out + captured.err
     errors = [line for line in captured.err.splitlines() if line.startswith("blipdiff")]
     assert len(errors) == 1 and "`--resume latest`" in errors[0] and "refusing to run its code" in errors[0]
+
+
+@pytest.mark.parametrize("method", ["blip", "umm"])
+def test_a_decompression_bomb_subject_image_is_one_line_naming_the_limit(tmp_path, capsys, no_model_load, method):
+    """Issue 25 item 24: a PNG whose header claims 20000 x 20000 pixels, as --subject-image of either method."""
+    from tests.data.helpers import write_png_header
+
+    bomb = write_png_header(tmp_path / "bomb.png", width=20000, height=20000)
+    out = tmp_path / "out"
+    argv = ["generate", "--method", method, "--model", "builtin:random-tiny", "--subject-image", str(bomb), "--subject", "dog",
+            "--prompt", "a dog on grass", "--steps", "1", "--output", str(out)]
+    assert main(argv) == 2
+    line = _one_error_line(capsys)
+    assert "--subject-image" in line and "20000 x 20000 pixels" in line and "over the limit of 67,108,864 pixels" in line
+    assert not out.exists() or not any(out.iterdir())

@@ -12,7 +12,6 @@ from .common import (
     add_output_arguments,
     check_output,
     command_line,
-    finite_float,
     load_pipeline,
     positive_int,
     recorded_settings,

@@ -14,7 +14,6 @@ from .common import (
     check_model,
     finite_float,
     fraction,
-    is_builtin,
     model_prompt_reps,
     positive_float,
     positive_int,
@@ -116,24 +115,17 @@ def method_options(args: argparse.Namespace) -> dict:
 
 
 def load_benchmark_pipeline(model: str, method: str, device):
-    """The one place ``bench`` loads a model: the pipeline class the method needs, on ``device``."""
-    pipeline_class = None
-    if method == "umm":
-        from blipdiff_plugins.pipelines.pipeline_umm_diffusion import UMMDiffusionPipeline as pipeline_class
+    """The one place ``bench`` loads a model, through the task layer (`tasks.models.load_model`): the pipeline class
+    the method needs (a stock diffusers pipeline for ``diffusers_pipeline``), on ``device``."""
+    from ..tasks.models import ModelSettings, load_model
 
-        if not is_builtin(model):
-            return pipeline_class.from_pretrained(model).to(device)
-    if is_builtin(model):
-        from blipdiff_plugins.builtin.loader import load_builtin_pipeline
-
-        return load_builtin_pipeline(model, pipeline_class=pipeline_class, argument="`--model`").to(device)
     if method == "diffusers_pipeline":
-        from diffusers import DiffusionPipeline
+        from diffusers import DiffusionPipeline as pipeline_class
+    else:
+        from ..methods import get_method
 
-        return DiffusionPipeline.from_pretrained(model).to(device)
-    from blipdiff_plugins import BlipDiffusionPipeline
-
-    return BlipDiffusionPipeline.from_pretrained(model).to(device)
+        pipeline_class = get_method("umm_diffusion" if method == "umm" else "blip_diffusion").pipeline_class()
+    return load_model(ModelSettings(model=model, device=str(device)), pipeline_class)  # cli.py names the flags
 
 
 def check_output(args: argparse.Namespace, benchmark: str) -> None:

@@ -172,7 +172,7 @@ def check_request(request: GenerateRequest, method) -> GenerateRequest:
 def subject_image_files(argument: str, items: Sequence[Any], *, check_readable: bool = True) -> list:
     """The images of ``items``: PIL images as given, files as given, folders expanded; with ``check_readable`` each
     file is read once here (before any model loads) so a bad file fails in seconds. Errors name ``argument``."""
-    from ..utils.images import IMAGE_SUFFIXES, open_image
+    from ..utils.images import IMAGE_SUFFIXES, ImageTooLargeError, open_image
 
     files: list = []
     for item in items:
@@ -193,6 +193,8 @@ def subject_image_files(argument: str, items: Sequence[Any], *, check_readable: 
         if isinstance(file, str):
             try:
                 open_image(file, argument=argument)
+            except ImageTooLargeError as error:  # its own message names the size and the pixel limit
+                raise InvalidArgumentError(str(error), argument=argument) from error
             except (ValueError, OSError) as error:
                 raise InvalidArgumentError(f"`{argument}`: could not read {file!r} as an image; pass PNG/JPEG/WebP files.", argument=argument) from error
     return files

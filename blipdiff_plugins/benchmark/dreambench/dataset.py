@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import PIL.Image
-import PIL.ImageOps
 from diffusers.utils import logging
+
+from ...utils.images import open_image
 
 logger = logging.get_logger(__name__)
 
@@ -136,9 +137,8 @@ def _check_image(path: Path) -> str | None:
     if not path.is_file():
         return "missing"
     try:
-        with PIL.Image.open(path) as image:
-            image.load()
-    except (PIL.UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        open_image(path)
+    except (OSError, ValueError) as error:
         return f"unreadable ({type(error).__name__}: {error})"
     return None
 
@@ -234,8 +234,7 @@ class DreamBench:
         row = self.subject(subject) if isinstance(subject, str) else subject
         images = []
         for path in row["reference_images"]:
-            with PIL.Image.open(path) as image:
-                images.append(PIL.ImageOps.exif_transpose(image).convert("RGB"))
+            images.append(open_image(path, argument="reference_images").convert("RGB"))
         return images
 
     def prompt_rows(self):

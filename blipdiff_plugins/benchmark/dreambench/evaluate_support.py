@@ -14,6 +14,7 @@ from typing import Sequence
 import PIL.Image
 import torch
 
+from ...utils.images import open_image
 from ..metrics import pairwise_cosine
 
 
@@ -53,8 +54,7 @@ class ReferenceSetCache:
 
 def _as_rgb(image) -> PIL.Image.Image:
     if isinstance(image, (str, os.PathLike)):
-        with PIL.Image.open(image) as opened:
-            return opened.convert("RGB")
+        return open_image(image).convert("RGB")
     if not isinstance(image, PIL.Image.Image):
         raise ValueError(f"expected a PIL image or an image path, got {type(image).__name__}.")
     return image.convert("RGB")

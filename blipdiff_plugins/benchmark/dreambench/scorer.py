@@ -6,9 +6,9 @@ import os
 from typing import Sequence
 
 import PIL.Image
-import PIL.ImageOps
 import torch
 
+from ...utils.images import open_image
 from .backbones import DEFAULT_CLIP_BACKBONE, DEFAULT_DINO_BACKBONE
 from ..metrics import pairwise_cosine, paired_cosine
 from .reference_cache import ReferenceEmbeddingCache
@@ -18,8 +18,7 @@ PROTOCOL_NAME = "dreambench/blip-diffusion"
 
 
 def open_reference(path: str) -> PIL.Image.Image:
-    with PIL.Image.open(path) as image:
-        return PIL.ImageOps.exif_transpose(image).convert("RGB")
+    return open_image(path, argument="reference").convert("RGB")
 
 
 class DreamBenchScorer:

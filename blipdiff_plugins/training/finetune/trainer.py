@@ -24,7 +24,7 @@ from ...loaders.fingerprint import base_model_fingerprint
 from ..checkpoints import list_checkpoints, remove_checkpoint
 from ..core import TrainerCore, TrainingProgress
 from ..data import DataOrder, collect_training_images, pixels_fingerprint, training_pixels
-from ..objective import diffusion_loss, diffusion_target
+from ..objective import diffusion_loss
 from ..settings import UNSET, resolve_config, settings_keywords
 from .config import FinetuneConfig
 
