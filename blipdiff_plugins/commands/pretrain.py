@@ -138,15 +138,17 @@ class StepEstimate:
 
 
 def run(args) -> int:
-    from accelerate import PartialState
-
     from ..training.pretrain import SubjectPretrainer
 
     config = config_from_args(args)
-    main_process = PartialState().is_main_process
+    estimate = StepEstimate()
     try:
-        trainer = SubjectPretrainer(args.data, config=config, callback=StepEstimate() if main_process else None)
+        trainer = SubjectPretrainer(args.data, config=config, callback=estimate)
+        # Only the trainer's accelerator knows the process layout: a `PartialState()` made here, before it, would
+        # fix accelerate's shared state as one process on a CPU-only torchrun (it sets up gloo only when told cpu=True).
         trainer.setup()
+        main_process = trainer.accelerator.is_main_process
+        estimate.done = estimate.done or not main_process  # one estimate, from the main process
         if main_process:
             print(describe_plan(trainer), flush=True)
         trainer.train()
