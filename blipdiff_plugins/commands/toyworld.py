@@ -98,7 +98,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
     oracle = actions.add_parser("oracle", help="train the oracle on fresh ground-truth renders and report its accuracy")
     oracle.add_argument("--output", required=True, help="empty folder for the oracle (save_pretrained layout)")
-    oracle.add_argument("--steps", type=positive_int, default=1600, help="training steps (default: %(default)s)")
+    oracle.add_argument("--steps", type=positive_int, default=1500, help="training steps (default: %(default)s)")
     oracle.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
     oracle.add_argument("--init", default=None, help="start from this saved oracle's weights (default: fresh weights)")
     oracle.add_argument("--learning-rate", type=positive_float, default=2e-3, help="peak learning rate (default: %(default)s)")

@@ -71,12 +71,12 @@ def _copy_weights(source: ToyWorldOracle, target: ToyWorldOracle) -> None:
 
 def train_oracle(
     *,
-    steps: int = 1600,
-    batch_size: int = 32,
+    steps: int = 1500,
+    batch_size: int = 64,
     learning_rate: float = 2e-3,
     seed: int = 0,
     image_size: int = 64,
-    channels: tuple[int, ...] = (12, 24, 48, 48),
+    channels: tuple[int, ...] = (16, 32, 64),
     feature_dim: int = 64,
     init: ToyWorldOracle | None = None,
     progress: bool = True,
@@ -87,8 +87,8 @@ def train_oracle(
     labelled `TOO_SMALL`.
 
     Args:
-        steps (`int`, defaults to 1200): optimiser steps; each sees ``batch_size`` new renders.
-        batch_size (`int`, defaults to 32): renders per step.
+        steps (`int`, defaults to 1500): optimiser steps; each sees ``batch_size`` new renders.
+        batch_size (`int`, defaults to 64): renders per step.
         learning_rate (`float`, defaults to 2e-3): peak AdamW learning rate.
         seed (`int`, defaults to 0): seeds the weights, the render stream and the augmentation.
         image_size (`int`, defaults to 64): render side.
