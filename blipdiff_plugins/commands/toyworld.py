@@ -98,8 +98,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
     oracle = actions.add_parser("oracle", help="train the oracle on fresh ground-truth renders and report its accuracy")
     oracle.add_argument("--output", required=True, help="empty folder for the oracle (save_pretrained layout)")
-    oracle.add_argument("--steps", type=positive_int, default=1600, help="training steps (default: %(default)s)")
+    oracle.add_argument("--steps", type=positive_int, default=1500, help="training steps (default: %(default)s)")
     oracle.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    oracle.add_argument("--init", default=None, help="start from this saved oracle's weights (default: fresh weights)")
+    oracle.add_argument("--learning-rate", type=positive_float, default=2e-3, help="peak learning rate (default: %(default)s)")
     oracle.add_argument("--eval-images", type=positive_int, default=2048, help="fresh renders to measure accuracy on (default: %(default)s)")
     oracle.set_defaults(func=run_oracle)
 
@@ -195,11 +197,15 @@ def run_oracle(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if output.exists() and any(output.iterdir()):
         raise ValueError(f"--output: {str(output)!r} is not empty; choose a new folder (nothing is overwritten).")
-    oracle = train_oracle(steps=args.steps, seed=args.seed)
+    from blipdiff_plugins.toyworld.oracle import load_oracle
+
+    init = load_oracle(args.init) if args.init else None
+    oracle = train_oracle(steps=args.steps, seed=args.seed, learning_rate=args.learning_rate, init=init)
     accuracy = evaluate_oracle(oracle, num_images=args.eval_images)
     # Below, near and above the too-small limit (0.2 of the side) and across the world's sizes (0.34-0.59).
     accuracy["by_side"] = {str(side): evaluate_oracle(oracle, num_images=512, side=side) for side in ORACLE_CHECK_SIDES}
-    accuracy["command"] = f"blipdiff toyworld oracle --output OUT --steps {args.steps} --seed {args.seed} --eval-images {args.eval_images}"
+    accuracy["command"] = (f"blipdiff toyworld oracle --output OUT --steps {args.steps} --seed {args.seed} --learning-rate "
+                           f"{args.learning_rate} --eval-images {args.eval_images}" + (f" --init {args.init}" if args.init else ""))
     with atomic_directory(output, replace=output.exists()) as staging:  # replaces only an empty folder (checked above)
         oracle.save_pretrained(staging)
         write_json(staging / "accuracy.json", accuracy)

@@ -56,15 +56,29 @@ def _augment(pixels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return (pixels + strength * torch.randn(pixels.shape, generator=generator)).clamp(0, 1)
 
 
+@torch.no_grad()
+def _copy_weights(source: ToyWorldOracle, target: ToyWorldOracle) -> None:
+    """Body and feature layer whole; each head's rows for the classes both oracles name."""
+    state = {key: value for key, value in source.state_dict().items() if not key.startswith(("shape_head", "appearance_head"))}
+    target.load_state_dict(state, strict=False)
+    for head, names in (("shape_head", "shapes"), ("appearance_head", "appearances")):
+        old_names, new_names = list(source.config[names]), list(target.config[names])
+        for new_index, name in enumerate(new_names):
+            if name in old_names:
+                getattr(target, head).weight[new_index] = getattr(source, head).weight[old_names.index(name)]
+                getattr(target, head).bias[new_index] = getattr(source, head).bias[old_names.index(name)]
+
+
 def train_oracle(
     *,
-    steps: int = 1600,
-    batch_size: int = 32,
+    steps: int = 1500,
+    batch_size: int = 64,
     learning_rate: float = 2e-3,
     seed: int = 0,
     image_size: int = 64,
-    channels: tuple[int, ...] = (12, 24, 48, 48),
+    channels: tuple[int, ...] = (16, 32, 64),
     feature_dim: int = 64,
+    init: ToyWorldOracle | None = None,
     progress: bool = True,
 ) -> ToyWorldOracle:
     """Train a fresh oracle on seeded ground-truth renders (cross-entropy on both heads, AdamW, cosine decay).
@@ -73,12 +87,14 @@ def train_oracle(
     labelled `TOO_SMALL`.
 
     Args:
-        steps (`int`, defaults to 1200): optimiser steps; each sees ``batch_size`` new renders.
-        batch_size (`int`, defaults to 32): renders per step.
+        steps (`int`, defaults to 1500): optimiser steps; each sees ``batch_size`` new renders.
+        batch_size (`int`, defaults to 64): renders per step.
         learning_rate (`float`, defaults to 2e-3): peak AdamW learning rate.
         seed (`int`, defaults to 0): seeds the weights, the render stream and the augmentation.
         image_size (`int`, defaults to 64): render side.
         channels (`tuple[int, ...]`), feature_dim (`int`): the CNN's widths (see [`ToyWorldOracle`]).
+        init ([`ToyWorldOracle`], *optional*): start from this oracle's weights (its widths replace ``channels`` and
+            ``feature_dim``); head rows of classes it shares are copied, new classes start fresh.
         progress (`bool`, defaults to `True`): show a tqdm bar.
 
     Returns:
@@ -90,10 +106,14 @@ def train_oracle(
     world = ToyWorld(image_size=image_size)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
+        if init is not None:
+            channels, feature_dim = tuple(init.config.channels), init.config.feature_dim
         oracle = ToyWorldOracle(
             channels=tuple(channels), feature_dim=feature_dim, image_size=image_size, train_seed=seed, train_steps=steps,
             min_side=MIN_SIDE,
         )
+    if init is not None:
+        _copy_weights(init, oracle)
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(oracle.parameters(), lr=learning_rate, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate, total_steps=steps, pct_start=0.1)

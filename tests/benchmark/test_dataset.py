@@ -87,3 +87,23 @@ def test_hostile_subject_names_in_the_prompts_file_are_skipped_not_followed(smal
     assert not set(hostile) & set(bench.subject_names)
     reasons = {s.subject: s.reason for s in bench.skipped_images}
     assert reasons["../outside"] == "subject name is not a folder name inside the dataset"
+
+
+def test_hub_id_reads_the_published_layout_one_folder_down(dreambench_dir, tmp_path, monkeypatch):
+    """google/dreambooth keeps the original layout under dataset/; a download is read from there."""
+    import shutil
+
+    import huggingface_hub
+
+    snapshot = tmp_path / "snapshot"
+    shutil.copytree(dreambench_dir, snapshot / "dataset")
+    calls = []
+
+    def download(repo_id, **kwargs):
+        calls.append((repo_id, kwargs["repo_type"]))
+        return str(snapshot)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", download)
+    bench = load_dreambench("google/dreambooth", subjects=["dog"])
+    assert calls == [("google/dreambooth", "dataset")] and bench.subject_names == ["dog"]
+    assert bench.root == snapshot / "dataset"

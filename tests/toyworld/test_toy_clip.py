@@ -84,7 +84,7 @@ def test_evaluation_gives_full_marks_to_embeddings_that_name_the_subject_and_bac
     the retrieval must then be right wherever the oracle and the pixel measure are (on clean renders: everywhere)."""
     from types import SimpleNamespace
 
-    from blipdiff_plugins.toyworld import toy_clip
+    from blipdiff_plugins.training.toy_recipe import toy_clip
     from blipdiff_plugins.toyworld.contexts import BACKGROUND_NAMES
     from blipdiff_plugins.toyworld.measures import measure_context
     from blipdiff_plugins.toyworld.oracle import classify, load_oracle
