@@ -21,6 +21,7 @@ def test_unknown_size():
     assert set(BUILTIN_SIZES) == {"tiny", "small", "mid"}
 
 
+@pytest.mark.slow  # a fresh interpreter building every method's built-in components: ~25 s
 def test_builtin_builds_components_and_never_imports_a_pipeline():
     """`builtin/` builds components; `XPipeline.from_pretrained("builtin...")` assembles them (issue 24 item 1)."""
     import subprocess

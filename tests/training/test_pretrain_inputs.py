@@ -132,6 +132,7 @@ def test_resume_with_other_settings_is_refused(tmp_path):
         SubjectPretrainer(make_records(4), config={**settings, "resume": "latest"}).setup()
 
 
+@pytest.mark.slow  # two torchrun processes, then a generation: ~40 s
 def test_cli_under_torchrun_with_two_gloo_processes_then_generate(tmp_path, capsys):
     data = write_parquet(tmp_path / "records")
     output = tmp_path / "model"
