@@ -130,6 +130,25 @@ def fraction(text: str) -> float:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number >= 0 (`positive_int` covers >= 1)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 0.") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 0.")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number of at least 0 (0 turns a weighting off)."""
+    value = finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or above, got {value}.")
+    return value
+
+
 def seed(text: str) -> int:
     """argparse type: a seed torch's generators take (a signed 64-bit whole number)."""
     value = _whole_number(text)

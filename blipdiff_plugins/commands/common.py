@@ -136,8 +136,6 @@ def add_method_options(parser, task: str) -> None:
 
 def _option_type(option):
     """argparse type of a `MethodOption`: its kind, finite, within its bounds."""
-    from .arguments import finite_float
-
     def parse(text: str):
         if option.kind is int:
             try:

@@ -8,31 +8,13 @@ import json
 import shlex
 from pathlib import Path
 
-from .common import finite_float, fraction, positive_float, positive_int
-
-
-def _non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0 (`positive_int` of common.py covers >= 1)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 0.") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 0.")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    """argparse type: a finite number of at least 0 (0 turns a weighting off)."""
-    value = finite_float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or above, got {value}.")
-    return value
+from .arguments import non_negative_float, non_negative_int
+from .common import fraction, positive_float, positive_int
 
 
 def _ema_decay(text: str) -> float:
     """argparse type: 0 (no moving average) or a decay in (0, 1)."""
-    value = _non_negative_float(text)
+    value = non_negative_float(text)
     if value >= 1:
         raise argparse.ArgumentTypeError(f"must be 0 (off) or below 1, got {value}.")
     return value
@@ -40,7 +22,7 @@ def _ema_decay(text: str) -> float:
 
 def _snr_shift(text: str) -> float:
     """argparse type: a schedule shift of at least 1."""
-    value = _non_negative_float(text)
+    value = non_negative_float(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1 (1 keeps the noise schedule), got {value}.")
     return value
@@ -85,7 +67,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     train.add_argument("--t2i-steps", type=positive_int, default=defaults.t2i_steps, help="stage 2 steps (default: %(default)s)")
     train.add_argument("--t2i-batch-size", type=positive_int, default=defaults.t2i_batch_size, help="stage 2 batch (default: %(default)s)")
     train.add_argument("--t2i-learning-rate", type=positive_float, default=defaults.t2i_learning_rate, help="stage 2 peak learning rate (default: %(default)s)")
-    train.add_argument("--t2i-snr-gamma", type=_non_negative_float, default=defaults.t2i_snr_gamma, help="stage 2 min-SNR-gamma loss weighting, 0 for none (default: %(default)s)")
+    train.add_argument("--t2i-snr-gamma", type=non_negative_float, default=defaults.t2i_snr_gamma, help="stage 2 min-SNR-gamma loss weighting, 0 for none (default: %(default)s)")
     train.add_argument("--t2i-ema-decay", type=_ema_decay, default=defaults.t2i_ema_decay, help="stage 2 saves a moving average of its weights with this decay, 0 for none (default: %(default)s)")
     train.add_argument("--prompted-records", type=positive_int, default=defaults.prompted_records, help="stage 3 records (default: %(default)s)")
     train.add_argument("--prompted-steps", type=positive_int, default=defaults.prompted_steps, help="stage 3 steps (default: %(default)s)")
@@ -146,7 +128,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     references.add_argument("--count", type=positive_int, default=4, help="images to render (default: %(default)s)")
     references.add_argument("--output", default=None, help="new or empty folder for <subject>-NN.png and references.json")
     references.add_argument("--overwrite", action="store_true", help="replace the references of an earlier run in --output (refused otherwise)")
-    references.add_argument("--seed", type=_non_negative_int, default=0, help="picks the contexts (default: %(default)s)")
+    references.add_argument("--seed", type=non_negative_int, default=0, help="picks the contexts (default: %(default)s)")
     references.add_argument("--image-size", type=positive_int, default=64, help="render side, the toy model's (default: %(default)s)")
     references.add_argument("--list", action="store_true", help="list the held-out subjects (never seen together in training) and exit")
     references.set_defaults(func=run_references)
