@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from pathlib import Path
 
 from . import __version__
 from .commands.arguments import Parser
@@ -95,9 +94,9 @@ def interrupted_message(args) -> str:
     message = f"blipdiff {args.command}: interrupted; files already written are complete, nothing half-written is left."
     if args.command != "finetune":
         return message
-    from .training.checkpoints import list_checkpoints
+    from .tasks.finetune import run_checkpoints
 
-    checkpoints = list_checkpoints(Path(args.output) / "checkpoints")
+    checkpoints = run_checkpoints(args.output)
     if checkpoints:
         return f"{message} Continue from {checkpoints[-1].name} with the same command plus --resume latest."
     return f"{message} No checkpoint was saved yet, so nothing to resume (--checkpoint-every N saves them)."

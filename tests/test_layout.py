@@ -263,6 +263,51 @@ def test_facade_exports_no_front_door():
     assert all(target in MODULES for target in LAZY_TABLES["blipdiff_plugins"].values())
 
 
+# The front doors reach pipelines, trainers and built-in models only through the task layer (issue 24): they load no
+# model and run no trainer themselves. The training commands below still build their trainers directly; each moves
+# behind a task in tasks/ (then leaves this table, which must list exactly the arrows there are).
+BEHIND_THE_TASK_LAYER = ("training/", "pipelines/", "builtin/")
+NOT_YET_THROUGH_TASKS = {
+    "blipdiff_plugins.commands.pretrain": {"blipdiff_plugins.training", "blipdiff_plugins.training.pretrain", "blipdiff_plugins.training.pretrain.config"},
+    "blipdiff_plugins.commands.toyworld": {
+        "blipdiff_plugins.training", "blipdiff_plugins.training.toy_recipe", "blipdiff_plugins.training.toy_recipe.recipe",
+        "blipdiff_plugins.training.toy_recipe.recipe_config", "blipdiff_plugins.training.toy_recipe.sizes",
+        "blipdiff_plugins.training.toy_recipe.toy_umm", "blipdiff_plugins.training.toy_recipe.toy_umm_config",
+    },
+    "blipdiff_plugins.commands.train_umm": {
+        "blipdiff_plugins.training", "blipdiff_plugins.training.umm_config", "blipdiff_plugins.training.umm_examples", "blipdiff_plugins.training.umm_trainer",
+    },
+}
+
+
+def front_door_arrows_past_the_task_layer(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """front-door module -> the modules of `BEHIND_THE_TASK_LAYER` it imports (imports inside functions included)."""
+    arrows = {}
+    for module in sorted(graph):
+        if relative_path(module).startswith(FRONT_DOORS):
+            past = {target for target in graph[module] if relative_path(target).startswith(BEHIND_THE_TASK_LAYER)}
+            if past:
+                arrows[module] = past
+    return arrows
+
+
+def test_front_doors_reach_pipelines_trainers_and_builtin_models_only_through_the_task_layer():
+    arrows = front_door_arrows_past_the_task_layer(import_graph())
+    assert arrows == NOT_YET_THROUGH_TASKS, (
+        "cli.py, commands/ and app/ import these modules of training/, pipelines/ or builtin/ (go through tasks/; or, when "
+        f"one was moved behind a task, drop it from NOT_YET_THROUGH_TASKS): {arrows}"
+    )
+
+
+def test_the_front_door_rule_sees_imports_inside_functions():
+    fake = {"blipdiff_plugins.app.edit_task": {"blipdiff_plugins.pipelines.pipeline_blip_diffusion_edit", "blipdiff_plugins.tasks.edit"},
+            "blipdiff_plugins.tasks.edit": {"blipdiff_plugins.pipelines.pipeline_blip_diffusion_edit"}}
+    assert front_door_arrows_past_the_task_layer(fake) == {"blipdiff_plugins.app.edit_task": {"blipdiff_plugins.pipelines.pipeline_blip_diffusion_edit"}}
+    assert "blipdiff_plugins.pipelines" in import_graph()["blipdiff_plugins.tasks.edit"]  # a submodule's package counts too
+    # the import graph records a function-level import (cli.py asks the task layer for a run's checkpoints in one)
+    assert "blipdiff_plugins.tasks.finetune" in import_graph()["blipdiff_plugins.cli"]
+
+
 def test_no_module_over_the_line_limit():
     long = {relative_path(module): n for module, path in MODULES.items() if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
     assert long == {}, f"modules over {MAX_LINES} lines: split them by idea"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..builtin.names import builtin_notice
+from ..tasks.models import model_notice
 from . import tab_attention, tab_edit, tab_finetune, tab_generate, tab_style
 from .service import ModelService
 from .suggestions import write_examples
@@ -25,7 +25,7 @@ def build_app(service: ModelService, *, concurrency: int = 1, max_queue: int = 6
     suggestions = service.suggestions
     examples = write_examples(service.output_dir / "examples", suggestions)
     with gr.Blocks(title="blipdiff") as demo:
-        notice = f" **{builtin_notice(service.model_name)}.**" if service.is_builtin else ""
+        notice = f" **{model_notice(service.model_name)}.**" if service.is_builtin else ""
         gr.Markdown(f"# blipdiff: subject-driven generation\nModel: `{service.model_name}`.{notice}")
         with gr.Tabs():
             with gr.Tab("Generate", id="generate"):

@@ -11,8 +11,7 @@ import numpy as np
 import PIL.Image
 import torch
 
-from ..pipelines.edit_settings import EditSettings
-from ..tasks.edit import EditRequest
+from ..tasks.edit import EditRequest, EditSettings, edit_pipeline
 from ..tasks.edit import edit as run_edit
 from .checks import check_float, check_int, check_word
 from .uploads import load_images
@@ -54,8 +53,6 @@ def edit(
     inversion: str = "ddim",
 ) -> EditResult:
     """Prompt-to-prompt subject edit of a generated image (``mode="generate"``) or an uploaded photo (``"photo"``)."""
-    from ..pipelines.pipeline_blip_diffusion_edit import BlipDiffusionEditPipeline
-
     if mode not in ("generate", "photo"):
         raise ValueError(f"Edit mode must be 'generate' or 'photo', got {mode!r}.")
     target = check_word(target_subject, "Your subject's word", service.suggestions.subject)
@@ -80,7 +77,7 @@ def edit(
         seed=seed, steps=steps, guidance=guidance,
     )
     with service.lock:
-        pipe = BlipDiffusionEditPipeline(**service.pipe.components)  # the shared modules, no copy
+        pipe = edit_pipeline(service.pipe)  # the shared modules, no copy
         pipe.set_progress_bar_config(disable=True)
         output, files = run_edit(pipe, request, output=service.new_run_dir("edit"), record=lambda: {
             "settings": {"model": service.model_name, "mode": mode, "target_subject": target, "source_subject": source,

@@ -1,7 +1,7 @@
 """The Fine-tune tab's request: train a subject on a copy of the base model in a background thread (`jobs.py`).
 
-The fine-tuning call itself is the library's (`training/finetune.py`); the subject model is saved whole (through a
-staging folder) under ``subjects/<name>``, where the Generate tab finds it.
+The fine-tuning itself is the task layer's (`tasks/finetune.py`), which saves the subject model whole (through a
+staging folder) under ``subjects/<name>``, where the Generate tab finds it as soon as the job is done.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import copy
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from ..utils.atomic import atomic_directory
+from ..tasks.finetune import finetune_config, finetune_subject
 from .checks import NAME_PATTERN, check_int, check_word
 from .jobs import FinetuneCancelled, FinetuneJob, FinetuneStatus
 from .uploads import load_images
@@ -47,6 +47,7 @@ def start_finetune(
         raise ValueError(f"Model name {name!r} is taken (a subject model of that name exists); choose another name.")
     if service.finetune_job is not None and not service.finetune_job.status.done:
         raise ValueError("A fine-tune is already running; wait for it or cancel it first.")
+    config = finetune_config(strategy=strategy, steps=steps, seed=seed, sample_image=False, base_model=service.model_name, progress_bar=False)
     job = FinetuneJob(steps)
     service.finetune_job = job
     with service.lock:  # the copy must not see a request's temporary scheduler or attention processors
@@ -62,15 +63,9 @@ def start_finetune(
             raise FinetuneCancelled()
 
     def train() -> Path:
-        from ..training.finetune import finetune
-
-        model = finetune(
-            pipe, images=loaded, subject=subject, strategy=strategy, steps=steps, seed=seed,
-            sample_image=False, base_model=service.model_name, progress_bar=False, callback=callback,
-        )
-        with atomic_directory(service.subjects_dir / name) as staging:  # appears whole or not at all
-            model.save_pretrained(staging)
-        return service.subjects_dir / name
+        result = finetune_subject(pipe, images=loaded, subject=subject, config=config, output=service.subjects_dir / name,
+                                  overwrite=False, on_progress=callback)
+        return result.folder
 
     job.start(train, name=f"finetune-{name}")
     return job

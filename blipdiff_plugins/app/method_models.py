@@ -8,10 +8,9 @@ import json
 from pathlib import Path
 from typing import Callable, Mapping
 
-from ..builtin.names import is_builtin_name
 from ..methods import METHODS, Method, get_method
 from ..tasks.errors import InvalidArgumentError
-from ..tasks.models import ModelSettings, load_model
+from ..tasks.models import ModelSettings, is_builtin, load_model
 
 # The method a model folder or Hub id that names no other serves (the published BLIP-Diffusion layout).
 BASE_METHOD = "blip_diffusion"
@@ -28,7 +27,7 @@ def pipeline_class_name(model: str) -> str | None:
 def serves(method: Method, model: str) -> bool:
     """Whether ``model`` can be loaded as ``method``'s pipeline: a built-in name when the method has built-in models,
     a folder saved by the method's pipeline, or (a folder of unknown class, a Hub id) the base method."""
-    if is_builtin_name(model):
+    if is_builtin(model):
         return getattr(method, "builtin", None) is not None
     recorded = pipeline_class_name(model)
     if recorded is not None:

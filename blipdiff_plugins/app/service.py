@@ -22,7 +22,7 @@ from diffusers.utils import logging
 
 from ..methods import Method
 from ..tasks.generate import GenerateRequest, check_request, generate
-from ..tasks.models import ModelSettings, check_model_settings
+from ..tasks.models import ModelSettings, check_model_settings, is_builtin
 from ..tasks.schedulers import scheduler_choices, scheduler_named
 from .checks import NAME_PATTERN, Limits, check_float, check_int, check_size, check_word, option_value, prompt_lines
 from .messages import in_page_terms, option_label
@@ -100,9 +100,7 @@ class ModelService:
     # ----------------------------------------------------------------------------------- what the page offers
     @property
     def is_builtin(self) -> bool:
-        from ..builtin.names import is_builtin_name
-
-        return is_builtin_name(self.model_name)
+        return is_builtin(self.model_name)
 
     @property
     def vae_scale_factor(self) -> int:

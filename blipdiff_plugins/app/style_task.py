@@ -9,7 +9,7 @@ import dataclasses
 
 import PIL.Image
 
-from ..tasks.style import StyleRequest, load_style_model
+from ..tasks.style import StyleRequest, controlnet_pipeline, load_style_model
 from ..tasks.style import style as run_style
 from .checks import check_float, check_int, check_word
 from .uploads import load_images
@@ -22,14 +22,12 @@ def controlnet_pipe(service: "ModelService"):
     """The ControlNet pipeline, made on the first request and kept: the task layer loads the style model (its
     ControlNet: ``--controlnet``, or an untrained one shaped like a built-in model's U-Net), and only that ControlNet
     joins the base model's shared modules."""
-    from ..pipelines.pipeline_blip_diffusion_controlnet import BlipDiffusionControlNetPipeline
-
     if service.control_pipe is None:
         if not (service.controlnet_name or service.is_builtin):
             raise ValueError("This model has no ControlNet: restart with `blipdiff ui --controlnet FOLDER_OR_HUB_ID`.")
         settings = dataclasses.replace(service.models.settings, model=service.model_name)
         controlnet = load_style_model(settings, controlnet=service.controlnet_name).controlnet
-        service.control_pipe = BlipDiffusionControlNetPipeline(**service.pipe.components, controlnet=controlnet)
+        service.control_pipe = controlnet_pipeline(service.pipe, controlnet)
         service.control_pipe.set_progress_bar_config(disable=True)
     return service.control_pipe
 

@@ -15,7 +15,7 @@ from typing import Callable
 import PIL.Image
 import PIL.ImageDraw
 
-from ..builtin.names import is_builtin_name
+from ..tasks.models import is_builtin
 from ..utils.atomic import write_png
 
 
@@ -117,7 +117,7 @@ PHOTOS = Suggestions(
 
 def suggestions_for(model_name: str) -> Suggestions:
     """The toy world's suggestions for a built-in model, photo-world ones for any other."""
-    return TOY_WORLD if is_builtin_name(model_name) else PHOTOS
+    return TOY_WORLD if is_builtin(model_name) else PHOTOS
 
 
 def write_examples(folder: Path, suggestions: Suggestions) -> dict[str, tuple[str, list[Path]]]:

@@ -200,9 +200,9 @@ def prompt_text(text: str) -> str:
 
 def is_toy_model(model: str) -> bool:
     """Whether ``--model`` names a built-in model, whose tokenizer knows only the toy world's words."""
-    from ..builtin.names import is_builtin_name
+    from ..tasks.models import is_builtin
 
-    return is_builtin_name(model)
+    return is_builtin(model)
 
 
 def example_prompt(model: str, subject: str | None = None) -> str:
@@ -237,9 +237,9 @@ def check_resume(output: Path, *, resume: str | None, overwrite: bool) -> None:
     """Before loading: a training run into ``--output`` that holds checkpoints of an unfinished run either continues
     it (``--resume latest``) or starts over (``--overwrite``), never silently at step 1 beside them; and
     ``--resume`` names a checkpoint that exists."""
-    from ..training.checkpoints import list_checkpoints
+    from ..tasks.finetune import run_checkpoints
 
-    checkpoints = list_checkpoints(output / "checkpoints")
+    checkpoints = run_checkpoints(output)
     if checkpoints and resume is None and not overwrite:
         raise OutputExistsError(
             f"`--output`: {str(output)!r} holds checkpoints of an earlier run (the last: {checkpoints[-1].name}); pass "

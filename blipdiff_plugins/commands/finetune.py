@@ -127,13 +127,15 @@ def run(args) -> int:
     pipe = load_pipeline(args)
     pipe.set_progress_bar_config(disable=True)
     try:
-        model = finetune_subject(pipe, images=images, subject=args.subject, config=config, captions=args.captions, name=args.name, output=output)
+        result = finetune_subject(pipe, images=images, subject=args.subject, config=config, captions=args.captions, name=args.name,
+                                  output=output, overwrite=args.overwrite)
     except ArgumentError as error:
         if error.argument != "captions":
             raise
         raise ValueError(str(error).replace("`captions`", "--captions").replace("`images`", "--images")) from error
-    if model is None:  # not the main process
+    if result is None:  # not the main process
         return 0
+    model = result.model
     print(f"Saved the {args.strategy} subject model of {args.subject!r} to {output.resolve()}")
     if model.training.get("skipped_files"):
         print(f"Skipped unreadable files: {', '.join(model.training['skipped_files'])}", file=sys.stderr)

@@ -12,6 +12,7 @@ from .errors import InvalidArgumentError
 from .generate import slug, subject_image_files
 from .models import ModelSettings, load_model
 from .results import ResultWriter, versions
+from .subject_cache import SUBJECT_EMBEDDINGS, SubjectEmbeddingCache
 
 
 @dataclasses.dataclass
@@ -85,15 +86,25 @@ def load_edit_model(settings: ModelSettings, *, notify: Callable[[str], None] | 
     return load_model(settings, BlipDiffusionEditPipeline, notify=notify)
 
 
-def edit(pipe, request: EditRequest, *, output: str | Path | None = None, record: Callable[[], dict] | None = None) -> tuple[Any, list[Path]]:
+def edit_pipeline(pipe):
+    """A `BlipDiffusionEditPipeline` on the modules of the loaded BLIP-Diffusion pipeline ``pipe`` (shared, not
+    copied: the web app edits with the model it serves)."""
+    from ..pipelines.pipeline_blip_diffusion_edit import BlipDiffusionEditPipeline
+
+    return BlipDiffusionEditPipeline(**pipe.components)
+
+
+def edit(pipe, request: EditRequest, *, output: str | Path | None = None, record: Callable[[], dict] | None = None,
+         subject_cache: SubjectEmbeddingCache = SUBJECT_EMBEDDINGS) -> tuple[Any, list[Path]]:
     """Run ``request`` with ``pipe`` (a `BlipDiffusionEditPipeline`); with ``output`` write each pair and its sidecar
-    (``record()``: what the sidecars record besides the pair's own values). Returns the pipeline output and the files."""
+    (``record()``: what the sidecars record besides the pair's own values). Returns the pipeline output and the files.
+    The subject images' embeddings come from ``subject_cache`` when they were encoded before (by any task)."""
     import torch
 
     from ..utils.grids import labelled_grid
 
     request = check_request(request)
-    subject_embeds = pipe.encode_subject(request.subject_image, request.target_subject)
+    subject_embeds = subject_cache.encode(pipe, request.subject_image, request.target_subject, method="blip_diffusion")
     common = dict(
         subject_embeds=subject_embeds, edit_settings=request.settings, negative_prompt=request.negative_prompt,
         guidance_scale=request.guidance, num_inference_steps=request.steps, height=request.height, width=request.width,

@@ -1,8 +1,8 @@
 """The generate task: images of a subject in the scenes of some prompts, for any registered method.
 
 Generic over methods (`blipdiff_plugins.methods`): the method's pipeline class loads the model, the pipeline takes the
-subject images (it encodes them once) with the subject word under the method's ``subject_word_argument``, and each of
-its `MethodOption`s is passed by name. Errors are `ArgumentError`s naming the fields of `GenerateRequest`; notices
+subject's embeddings (its `encode_subject` of the subject images, kept between runs by `subject_cache.py`) with the
+subject word under the method's ``subject_word_argument``, and each of its `MethodOption`s is passed by name. Errors are `ArgumentError`s naming the fields of `GenerateRequest`; notices
 (an unknown subject word, a subject model on another base) go to ``notify`` and into the result.
 """
 
@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 from .errors import InvalidArgumentError, OutputArgumentError
 from .models import DEFAULT_MODEL, ModelSettings, check_model_settings, load_model
 from .results import ResultWriter, versions
+from .subject_cache import SUBJECT_EMBEDDINGS, SubjectEmbeddingCache
 from .subject_words import unknown_word_notice
 
 NOTE = "generate again with the same settings (all prompts, seed, num_images) to reproduce this image exactly"
@@ -234,6 +235,7 @@ def generate(
     output: str | Path | None = None,
     record: Callable[[dict], dict] | None = None,
     notify: Callable[[str], None] | None = None,
+    subject_cache: SubjectEmbeddingCache = SUBJECT_EMBEDDINGS,
 ) -> GenerateResult:
     """Generate the images of ``request`` with ``pipe`` (a loaded pipeline of its method) and, with ``output``, write
     each as ``NNN-<prompt>.png`` with a ``.json`` sidecar.
@@ -246,6 +248,8 @@ def generate(
             options resolved), what the sidecars record besides the image's own values (the CLI: the ``settings`` as
             typed and the ``command``); default: ``{"settings": settings}``.
         notify (`Callable[[str], None]`, *optional*): receives warnings about the input (an unknown subject word).
+        subject_cache (`SubjectEmbeddingCache`, defaults to the shared `SUBJECT_EMBEDDINGS`): where the subject images'
+            embeddings are kept between runs.
     """
     import torch
 
@@ -267,8 +271,11 @@ def generate(
         notice = unknown_word_notice(pipe, subject, argument="subject")
         if notice:
             say(notice)
-        # The pipeline encodes the images once (its `encode_subject`) with the word under the method's own keyword.
-        kwargs.update(subject_images=list(request.subject_image), **{method.subject_word_argument: subject})
+        # Encoded once per images, word, model and method (`subject_cache.py`): a repeated request skips the encoder.
+        subject_embeds = subject_cache.encode(pipe, request.subject_image, subject, method=method.name)
+        kwargs.update(subject_embeds=subject_embeds, **{method.subject_word_argument: subject})
+        if not method.prompt_names_subject:
+            kwargs["target_subject"] = subject  # the word the template renders (with embeddings it is not implied)
     if request.target_subject:
         notice = unknown_word_notice(pipe, request.target_subject, argument="target_subject")
         if notice:

@@ -61,9 +61,18 @@ def resolve_device(name: str) -> str:
 
 
 def is_builtin(model: str) -> bool:
+    """Whether ``model`` names a built-in model (``builtin`` or ``builtin:<variant>``)."""
     from ..builtin.names import is_builtin_name
 
     return is_builtin_name(model)
+
+
+def model_notice(model: str, *, title: str = "BLIP-Diffusion") -> str | None:
+    """What a user should know about ``model`` before trusting its images (a built-in model is a toy or random
+    weights; ``title`` names the toy model's method), or `None` for any other model."""
+    from ..builtin.names import builtin_notice
+
+    return builtin_notice(model, system=title) if is_builtin(model) else None
 
 
 def check_model(model: str) -> None:
@@ -121,7 +130,7 @@ def load_model(settings: ModelSettings, pipeline_class: type, *, title: str = "B
     """
     import torch
 
-    from ..builtin.names import builtin_notice, parse_builtin_name
+    from ..builtin.names import parse_builtin_name
     from ..conversion.state_dict import CheckpointError
 
     device, dtype = check_model_settings(settings)
@@ -151,7 +160,7 @@ def load_model(settings: ModelSettings, pipeline_class: type, *, title: str = "B
             argument="model",
         ) from error
     if is_builtin(settings.model) and notify is not None:
-        notify(f"Using the {builtin_notice(settings.model, system=title)}.")
+        notify(f"Using the {model_notice(settings.model, title=title)}.")
         if not parse_builtin_name(settings.model).is_random:
             notify(TOY_HINT)
     if settings.scheduler:

@@ -109,6 +109,14 @@ def load_style_model(settings: ModelSettings, *, controlnet: str | None = None, 
     return pipe
 
 
+def controlnet_pipeline(pipe, controlnet):
+    """A `BlipDiffusionControlNetPipeline` on the modules of the loaded BLIP-Diffusion pipeline ``pipe`` (shared, not
+    copied) with the `ControlNetModel` ``controlnet`` beside them."""
+    from ..pipelines.pipeline_blip_diffusion_controlnet import BlipDiffusionControlNetPipeline
+
+    return BlipDiffusionControlNetPipeline(**pipe.components, controlnet=controlnet)
+
+
 def style(pipe, request: StyleRequest, *, output: str | Path | None = None, record: Callable[[], dict] | None = None):
     """Run ``request`` with ``pipe``; with ``output`` write ``control.png`` and each image with its sidecar
     (``record()``: what the sidecars record besides the image's own values). Returns the result and the files."""

@@ -46,6 +46,18 @@ def test_generate_writes_each_image_with_a_sidecar(service, subject_image):
     np.testing.assert_array_equal(np.asarray(again.images[0]), np.asarray(first.images[0]))  # same seed, same image
 
 
+def test_generate_again_with_the_same_upload_runs_the_subject_encoder_once(service, subject_image, monkeypatch):
+    calls = []
+    encode = service.pipe.encode_subject
+    monkeypatch.setattr(service.pipe, "encode_subject", lambda images, subject=None, **kw: calls.append(subject) or encode(images, subject, **kw))
+    upload = subject_image.transpose(PIL.Image.Transpose.FLIP_TOP_BOTTOM)  # an image no other test encodes
+    for prompts in ("on a beach", "in the snow\non a sofa"):  # each click uploads the picture anew
+        service.generate(subject_images=[upload.copy()], subject="dog", target_subject="", prompts=prompts, steps=1)
+    assert calls == ["dog"]
+    service.generate(subject_images=[upload.copy()], subject="cat", target_subject="", prompts="on a beach", steps=1)
+    assert calls == ["dog", "cat"]
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
