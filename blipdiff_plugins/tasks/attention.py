@@ -10,12 +10,13 @@ from typing import Any, Callable, Sequence
 from .errors import InvalidArgumentError
 from .generate import subject_image_files
 from .results import ResultWriter, versions
+from .sampling import SamplingRequest
 
 OUTPUT_FILES = ("image.png", "attention.png", "attention.json")
 
 
 @dataclasses.dataclass
-class AttentionRequest:
+class AttentionRequest(SamplingRequest):
     """One attention-map run; field names are the task's argument names.
 
     Args:
@@ -26,7 +27,8 @@ class AttentionRequest:
         words (`list[str]`): prompt words mapped besides the subject tokens.
         resolution (`int`, *optional*): the map side (default: the one nearest a quarter of the latent side).
         columns (`int`, defaults to 6): grid columns.
-        seed, steps, guidance, prompt_reps: sampling settings.
+        prompt_reps (`int`, *optional*): the prompt-amplification repeat count (default: the model's).
+        seed, steps, guidance: sampling settings (`SamplingRequest`).
     """
 
     subject_image: Sequence[Any]
@@ -36,9 +38,6 @@ class AttentionRequest:
     words: Sequence[str] = ()
     resolution: int | None = None
     columns: int = 6
-    seed: int = 0
-    steps: int = 25
-    guidance: float = 7.5
     prompt_reps: int | None = None
 
 

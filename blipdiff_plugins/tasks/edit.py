@@ -12,11 +12,12 @@ from .errors import InvalidArgumentError
 from .generate import slug, subject_image_files
 from .models import ModelSettings, load_model
 from .results import ResultWriter, versions
+from .sampling import ImageSamplingRequest
 from .subject_cache import SUBJECT_EMBEDDINGS, SubjectEmbeddingCache
 
 
 @dataclasses.dataclass
-class EditRequest:
+class EditRequest(ImageSamplingRequest):
     """One edit run; field names are the task's argument names.
 
     Args:
@@ -28,7 +29,8 @@ class EditRequest:
         inversion (`str`, defaults to ``"ddim"``): ``"ddim"`` or ``"null_text"`` (real photos).
         null_text_steps (`int`, defaults to 10): optimiser steps per step of null-text inversion.
         settings (`EditSettings`): how the edit follows the source.
-        negative_prompt, num_images, seed, steps, guidance, height, width: sampling settings.
+        negative_prompt, num_images, seed, steps (defaults to 50 here), guidance, height, width: sampling settings
+            (`ImageSamplingRequest`).
     """
 
     prompt: Sequence[str]
@@ -39,13 +41,7 @@ class EditRequest:
     inversion: str = "ddim"
     null_text_steps: int = 10
     settings: EditSettings = dataclasses.field(default_factory=EditSettings)
-    negative_prompt: str = ""
-    num_images: int = 1
-    seed: int = 0
-    steps: int = 50
-    guidance: float = 7.5
-    height: int | None = None
-    width: int | None = None
+    steps: int = dataclasses.field(default=50, kw_only=True)  # the inversion and the edit read more steps than sampling
 
     @property
     def source_name(self) -> str:

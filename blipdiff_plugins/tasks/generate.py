@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 from .errors import InvalidArgumentError, OutputArgumentError
 from .models import DEFAULT_MODEL, ModelSettings, check_model_settings, load_model
 from .results import ResultWriter, versions
+from .sampling import ImageSamplingRequest
 from .subject_cache import SUBJECT_EMBEDDINGS, SubjectEmbeddingCache
 from .subject_words import unknown_word_notice
 
@@ -24,7 +25,7 @@ NOTE = "generate again with the same settings (all prompts, seed, num_images) to
 
 
 @dataclasses.dataclass
-class GenerateRequest:
+class GenerateRequest(ImageSamplingRequest):
     """What to generate; field names are the task's argument names (the CLI's flags with dashes).
 
     Args:
@@ -35,8 +36,8 @@ class GenerateRequest:
         target_subject (`str`, *optional*): the category word rendered (default: ``subject``).
         method (`str`, defaults to ``"blip_diffusion"``): a `METHODS` name or alias.
         options (`dict`): the method's own settings (`MethodOption` names -> values; missing: their defaults).
-        negative_prompt, num_images, seed, steps, guidance, height, width: sampling settings; image ``i`` uses seed
-            ``seed + i``.
+        negative_prompt, num_images, seed, steps, guidance, height, width: sampling settings (`ImageSamplingRequest`);
+            image ``i`` uses seed ``seed + i``.
     """
 
     prompt: Sequence[str]
@@ -46,13 +47,6 @@ class GenerateRequest:
     target_subject: str | None = None
     method: str = "blip_diffusion"
     options: dict = dataclasses.field(default_factory=dict)
-    negative_prompt: str = ""
-    num_images: int = 1
-    seed: int = 0
-    steps: int = 25
-    guidance: float = 7.5
-    height: int | None = None
-    width: int | None = None
 
 
 @dataclasses.dataclass

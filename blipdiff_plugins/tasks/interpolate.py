@@ -10,10 +10,11 @@ from typing import Any, Callable, Sequence
 from .errors import InvalidArgumentError
 from .generate import subject_image_files
 from .results import ResultWriter, versions
+from .sampling import SamplingRequest
 
 
 @dataclasses.dataclass
-class InterpolateRequest:
+class InterpolateRequest(SamplingRequest):
     """One interpolation (or mix) run; field names are the task's argument names.
 
     Args:
@@ -23,7 +24,8 @@ class InterpolateRequest:
         weights (`list[float]`, *optional*): mix weights, one per subject (a mix instead of a sequence).
         frames (`int`, defaults to 5): frames including both endpoints.
         method (`str`, defaults to ``"linear"``): ``"linear"`` or ``"spherical"``.
-        seed, steps, guidance, batch_size (frames per pipeline call), gif_ms (GIF frame duration).
+        batch_size (frames per pipeline call), gif_ms (GIF frame duration).
+        seed, steps, guidance: sampling settings (`SamplingRequest`).
     """
 
     subject: Sequence[tuple[str, Sequence[Any]]]
@@ -32,9 +34,6 @@ class InterpolateRequest:
     weights: Sequence[float] | None = None
     frames: int = 5
     method: str = "linear"
-    seed: int = 0
-    steps: int = 25
-    guidance: float = 7.5
     batch_size: int = 4
     gif_ms: int = 200
 

@@ -13,6 +13,7 @@ from .errors import InvalidArgumentError, ModelArgumentError
 from .generate import slug, subject_image_files
 from .models import ModelSettings, load_model
 from .results import ResultWriter, versions
+from .sampling import ImageSamplingRequest
 
 
 @contextlib.contextmanager
@@ -27,7 +28,7 @@ def quiet_third_party_warnings():
 
 
 @dataclasses.dataclass
-class StyleRequest:
+class StyleRequest(ImageSamplingRequest):
     """One style-transfer run; field names are the task's argument names.
 
     Args:
@@ -39,7 +40,7 @@ class StyleRequest:
         preprocessor (`str`, defaults to ``"canny"``), preprocessor_param (`dict`), preprocessor_weights (`str`): the
             structure extractor (`PREPROCESSORS`), its parameters and detector weights.
         conditioning_scale (`float`, defaults to 1.0): the ControlNet's residual scale.
-        negative_prompt, num_images, seed, steps, guidance, height, width: sampling settings.
+        negative_prompt, num_images, seed, steps, guidance, height, width: sampling settings (`ImageSamplingRequest`).
     """
 
     style_image: Sequence[Any]
@@ -51,13 +52,6 @@ class StyleRequest:
     preprocessor_param: dict = dataclasses.field(default_factory=dict)
     preprocessor_weights: str | None = None
     conditioning_scale: float = 1.0
-    negative_prompt: str = ""
-    num_images: int = 1
-    seed: int = 0
-    steps: int = 25
-    guidance: float = 7.5
-    height: int | None = None
-    width: int | None = None
 
 
 def output_stems(request: StyleRequest) -> list[str]:
