@@ -274,9 +274,6 @@ NOT_YET_THROUGH_TASKS = {
         "blipdiff_plugins.training.toy_recipe.recipe_config", "blipdiff_plugins.training.toy_recipe.sizes",
         "blipdiff_plugins.training.toy_recipe.toy_umm", "blipdiff_plugins.training.toy_recipe.toy_umm_config",
     },
-    "blipdiff_plugins.commands.train_umm": {
-        "blipdiff_plugins.training", "blipdiff_plugins.training.umm_config", "blipdiff_plugins.training.umm_examples", "blipdiff_plugins.training.umm_trainer",
-    },
 }
 
 

@@ -65,10 +65,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def config_from_args(args):
     """The `UMMTrainConfig` of this command line; errors name the flag."""
-    from ..training.umm_config import UMMTrainConfig
+    from ..tasks.train_umm import umm_train_config
 
     try:
-        return UMMTrainConfig(
+        return umm_train_config(
             base_model=args.model, clip_model=args.clip_model, prompt_injector=args.prompt_injector, feature=args.feature,
             mlp_depth=args.mlp_depth, mlp_hidden_size=args.mlp_hidden_size, num_tokens=args.num_tokens, caption_template=args.caption_template, steps=args.steps,
             batch_size=args.batch_size, learning_rate=args.learning_rate, weight_decay=args.weight_decay, resolution=args.resolution,
@@ -86,10 +86,7 @@ def config_from_args(args):
 
 
 def run(args) -> int:
-    from accelerate import PartialState
-
-    from ..training.umm_examples import pairs_dataset
-    from ..training.umm_trainer import UMMTrainer
+    from ..tasks.train_umm import train_umm_pipeline, umm_training_pairs
 
     if (args.data is None) == (args.images is None):
         raise ValueError("Pass either --data (stage-2 records) or --images with --captions.")
@@ -97,15 +94,14 @@ def run(args) -> int:
         raise ValueError("--images needs --captions, one per image, with the subject word in brackets: 'a [dog] on a beach'.")
     config = config_from_args(args)
     try:
-        data = args.data if args.data is not None else pairs_dataset(args.images, args.captions)
+        data = args.data if args.data is not None else umm_training_pairs(args.images, args.captions)
     except ValueError as error:
         message = re.sub(r"`(images|captions)(\[\d+\])?`", lambda m: f"--{m.group(1)}" + (f" entry {m.group(2)[1:-1]}" if m.group(2) else ""), str(error))
         raise ValueError(message) from error
-    trainer = UMMTrainer(data, config=config)
-    trainer.train()
-    if PartialState().is_main_process:
+    result = train_umm_pipeline(data, config)
+    if result is not None:  # the main process
         output = Path(args.output)
-        print(f"Saved the UMM pipeline ({len(trainer.losses)} steps, final loss {trainer.losses[-1]:.4f}) to {output.resolve()}")
+        print(f"Saved the UMM pipeline ({result.steps} steps, final loss {result.final_loss:.4f}) to {output.resolve()}")
         print("Generate with it:")
         print(f"  blipdiff generate --method umm --model {shlex.quote(str(output))} --subject-image IMAGE --subject WORD --prompt 'a WORD on a beach'")
     return 0
