@@ -64,7 +64,7 @@ def start_finetune(
 
     def train() -> Path:
         result = finetune_subject(pipe, images=loaded, subject=subject, config=config, output=service.subjects_dir / name,
-                                  overwrite=False, on_progress=callback)
+                                  on_progress=callback)
         return result.folder
 
     job.start(train, name=f"finetune-{name}")

@@ -66,7 +66,7 @@ def finetune_subject(
     output: str | Path,
     captions: Sequence[str] | None = None,
     name: str | None = None,
-    overwrite: bool = True,
+    overwrite: bool = False,
     on_progress: Callable[[Any], None] | None = None,
 ) -> FinetuneResult | None:
     """Fine-tune ``subject`` on ``images`` with ``pipe`` as ``config`` (a `FinetuneConfig`) says, and save the subject
@@ -80,8 +80,8 @@ def finetune_subject(
         output (`str` or `Path`): the subject model's folder, written through a staging folder (it appears whole).
         captions (`list[str]`, *optional*): one per image, the text after the subject word.
         name (`str`, *optional*): a display name for the model card.
-        overwrite (`bool`, defaults to `True`): replace a subject model already in ``output``; `False` refuses (checked
-            before training and again before saving), naming ``output``.
+        overwrite (`bool`, defaults to `False`): replace a subject model already in ``output``; without it one there is
+            refused (before training and again before saving), naming ``output``.
         on_progress (`Callable[[TrainingProgress], None]`, *optional*): called after every step with its ``step``,
             ``total_steps``, ``loss`` and ``seconds_per_step``; an exception raised from it stops the run and nothing
             is saved.

@@ -25,16 +25,17 @@ def test_progress_comes_after_every_step_and_the_saved_model_is_whole(fresh_pipe
     assert result.model.name == "Rex" and result.model.training["steps"] == 2
 
 
-def test_an_existing_subject_model_is_refused_before_training_without_overwrite(fresh_pipeline, subject_image, tmp_path):
+def test_an_existing_subject_model_is_refused_before_training_unless_overwrite(fresh_pipeline, subject_image, tmp_path):
     folder = tmp_path / "rex"
     folder.mkdir()
     (folder / "subject_model.json").write_text("{}")
     calls = []
     with pytest.raises(OutputArgumentError, match=r"`output`: .* already holds a subject model; pass `overwrite`") as caught:
-        finetune_subject(fresh_pipeline(), images=[subject_image], subject="dog", config=_config(), output=folder, overwrite=False,
-                         on_progress=calls.append)
+        finetune_subject(fresh_pipeline(), images=[subject_image], subject="dog", config=_config(), output=folder, on_progress=calls.append)
     assert caught.value.argument == "output" and calls == []  # refused before the first step
     assert (folder / "subject_model.json").read_text() == "{}"
+    replaced = finetune_subject(fresh_pipeline(), images=[subject_image], subject="dog", config=_config(), output=folder, overwrite=True)
+    assert json.loads((replaced.folder / "subject_model.json").read_text())["subject"] == "dog"
 
 
 class Stop(Exception):
