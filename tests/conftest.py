@@ -6,6 +6,12 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under pytest-xdist (the README's `-n 2`) each worker owns one core: a second torch thread per worker, or per
+    # child process it starts, would only make the workers take turns.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pickle  # noqa: E402
 
 import numpy as np  # noqa: E402
 import PIL.Image  # noqa: E402
@@ -64,16 +70,39 @@ def fresh_pipeline(tiny_components):
     return make
 
 
+def once_per_run(tmp_path_factory, name: str, build):
+    """``build(folder)`` once for the whole test run, returning its (picklable) value.
+
+    Under pytest-xdist every worker is a session of its own, so a session fixture would run once per worker; here the
+    first worker builds into the run's shared temporary folder and the others wait for it and read the pickled value.
+    """
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return build(tmp_path_factory.mktemp(name))
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent  # one folder per run, above every worker's own
+    stored = shared / f"{name}.pickle"
+    with FileLock(f"{stored}.lock"):
+        if not stored.is_file():
+            folder = shared / name
+            folder.mkdir()
+            stored.write_bytes(pickle.dumps(build(folder)))
+        return pickle.loads(stored.read_bytes())
+
+
 @pytest.fixture(scope="session")
 def toy_recipe_run(tmp_path_factory):
-    """One smoke run of the toy-world recipe at size "micro" (a minute or two), shared by the session:
+    """One smoke run of the toy-world recipe at size "micro" (a minute or two), shared by the run:
     ``(run folder, report)``; its ``model/`` folder stands in for the shipped toy model (see `toy_model`)."""
-    from blipdiff_plugins.training.toy_recipe.recipe import train_toyworld
 
-    from tests.toyworld.helpers import TINY_RECIPE
+    def train(folder):
+        from blipdiff_plugins.training.toy_recipe.recipe import train_toyworld
 
-    folder = tmp_path_factory.mktemp("toy_recipe")
-    return folder, train_toyworld(folder, config=TINY_RECIPE, progress=False, vae_gate=0)
+        from tests.toyworld.helpers import TINY_RECIPE
+
+        return folder, train_toyworld(folder, config=TINY_RECIPE, progress=False, vae_gate=0)
+
+    return once_per_run(tmp_path_factory, "toy_recipe", train)
 
 
 @pytest.fixture()
@@ -121,12 +150,16 @@ def micro_toy_run(toy_recipe_run):
 @pytest.fixture(scope="session")
 def micro_toy_umm(micro_toy_run, tmp_path_factory):
     """A toy UMM pipeline folder trained on the micro run through the command line."""
-    from blipdiff_plugins.cli import main
 
-    from tests.toyworld.helpers import MICRO_UMM_FLAGS
+    def train(folder):
+        from blipdiff_plugins.cli import main
 
-    output = tmp_path_factory.mktemp("micro_toy_umm") / "umm"
-    argv = ["toyworld", "train-umm", "--toy-model", str(micro_toy_run / "model"), "--records",
-            str(micro_toy_run / "stage3_prompted" / "records"), "--output", str(output), *MICRO_UMM_FLAGS]
-    assert main(argv) == 0
-    return output, argv
+        from tests.toyworld.helpers import MICRO_UMM_FLAGS
+
+        output = folder / "umm"
+        argv = ["toyworld", "train-umm", "--toy-model", str(micro_toy_run / "model"), "--records",
+                str(micro_toy_run / "stage3_prompted" / "records"), "--output", str(output), *MICRO_UMM_FLAGS]
+        assert main(argv) == 0
+        return output, argv
+
+    return once_per_run(tmp_path_factory, "micro_toy_umm", train)

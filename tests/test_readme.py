@@ -95,9 +95,10 @@ def test_readme_main_command_renders_a_heldout_toy_subject_with_the_shipped_mode
 
 def test_readme_test_command_leaves_out_the_slow_tests_that_ci_runs_second():
     command = re.search(r"<!-- test-command -->\n```bash\n(.*?)\n", README.read_text(encoding="utf-8")).group(1)
-    assert command.endswith('.venv/bin/python -m pytest -q -m "not slow"')
+    assert command.endswith('.venv/bin/python -m pytest -q -n 2 -m "not slow"')  # -n 2: pytest-xdist, two workers
     ci = (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    assert ci.index('bash -c "$cmd"') < ci.index('slow=".venv/bin/python -m pytest -q -m slow"')
+    assert ci.index('bash -c "$cmd"') < ci.index('slow=".venv/bin/python -m pytest -q -n 2 -m slow"')
     assert '[ "$status" -ne 0 ] && [ "$status" -ne 5 ]' in ci  # "no test collected" passes the second step only
     pyproject = (REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert "--strict-markers" in pyproject and 'markers = ["slow:' in pyproject
+    assert '"pytest-xdist' in pyproject  # the test extra installs what `-n 2` needs
