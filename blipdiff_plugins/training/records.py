@@ -319,8 +319,8 @@ class StreamOrder:
             self.epoch, self.stream_state, self.replay = 0, None, self.consumed
 
 
-def tokenize_as_found(tokenizer, words: list[str]):
-    """``tokenizer(words, padding=True)``, leaving a fast tokenizer's padding and truncation settings as they were.
+def tokenize_as_found(tokenizer, words: list[str], *, max_length: int | None = None):
+    """``tokenizer(words, padding=True)`` (or padded and truncated to ``max_length``), leaving a fast tokenizer's padding and truncation settings as they were.
 
     A fast tokenizer keeps the padding of its last call and saves it in ``tokenizer.json``: without the restore
     the saved tokenizer would depend on whether a (resumed) run happened to tokenize anything.
@@ -328,6 +328,8 @@ def tokenize_as_found(tokenizer, words: list[str]):
     backend = getattr(tokenizer, "backend_tokenizer", None)
     saved = (backend.padding, backend.truncation) if backend is not None else None
     try:
+        if max_length is not None:
+            return tokenizer(words, padding="max_length", truncation=True, max_length=max_length, return_tensors="pt")
         return tokenizer(words, padding=True, return_tensors="pt")
     finally:
         if saved is not None:
