@@ -52,7 +52,7 @@ def itc_loss(sim_i2t: torch.Tensor, sim_t2i: torch.Tensor, positives: torch.Tens
     """Image-text contrastive loss, the mean of both directions: cross-entropy against the positives (spread evenly
     when several) smoothed by ``label_smoothing`` over all candidates, as LAVIS; one positive each gives
     ``F.cross_entropy(..., label_smoothing=...)`` exactly."""
-    targets = positives.float() / positives.sum(dim=1, keepdim=True)
+    targets = positives.to(sim_i2t.dtype) / positives.sum(dim=1, keepdim=True)
     targets = (1.0 - label_smoothing) * targets + label_smoothing / targets.shape[1]
     loss_i2t = -(F.log_softmax(sim_i2t, dim=1) * targets).sum(dim=1).mean()
     loss_t2i = -(F.log_softmax(sim_t2i, dim=1) * targets).sum(dim=1).mean()
@@ -69,7 +69,7 @@ def sample_hard_negatives(sim_i2t: torch.Tensor, sim_t2i: torch.Tensor, positive
             "ITM needs a negative for every pair, but a pair has no caption that differs from its own in the gathered "
             "batch; use a larger `batch_size` or more varied captions."
         )
-    floor = torch.finfo(sim_i2t.dtype).min
+    floor = torch.finfo(torch.float32).min  # the weights are computed in float32
     weights_i2t = F.softmax(sim_i2t.float().masked_fill(positives, floor), dim=1).cpu()
     weights_t2i = F.softmax(sim_t2i.float().masked_fill(positives, floor), dim=1).cpu()
     weights_i2t.masked_fill_(positives.cpu(), 0.0)  # exactly zero: a positive is never drawn
@@ -91,7 +91,8 @@ def itg_loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float)
     """Image-grounded text generation: ``logits (batch, text_len, vocab)`` predict the next token of ``labels``
     (``-100`` at padding), label-smoothed cross-entropy averaged over predicted tokens (LAVIS's LM loss)."""
     shifted = logits[:, :-1].reshape(-1, logits.shape[-1])
-    return F.cross_entropy(shifted.float(), labels[:, 1:].reshape(-1), ignore_index=-100, label_smoothing=label_smoothing)
+    shifted = shifted.to(torch.promote_types(shifted.dtype, torch.float32))  # half logits: the loss in float32
+    return F.cross_entropy(shifted, labels[:, 1:].reshape(-1), ignore_index=-100, label_smoothing=label_smoothing)
 
 
 def gather_with_local_grad(tensor: torch.Tensor) -> tuple[torch.Tensor, int]:
