@@ -128,3 +128,20 @@ def test_a_positive_two_subject_rate_is_refused_until_the_world_renders_two_subj
     assert not (tmp_path / "records").exists()
     with pytest.raises(ValueError, match="prompted_two_subject_rate"):
         RecipeConfig(prompted_two_subject_rate=1.5)
+
+
+def test_cli_names_the_ablation_flags(capsys, tmp_path, monkeypatch):
+    import blipdiff_plugins.training.toy_recipe.recipe as recipe
+    from blipdiff_plugins.cli import main
+
+    assert main(["toyworld", "train", "--output", str(tmp_path / "run"), "--no-qformer-pretraining"]) == 2
+    error = capsys.readouterr().err
+    assert "--prompted-image-encoder frozen needs --qformer-pretraining" in error and "--prompted-image-encoder trainable" in error
+    assert not (tmp_path / "run").exists()
+    seen = {}
+    monkeypatch.setattr(recipe, "train_toyworld", lambda output, *, config, stages, vae_gate: seen.update(config=config) or {})
+    assert main(["toyworld", "train", "--output", str(tmp_path / "run"), "--prompted-image-encoder", "trainable",
+                 "--qformer-steps", "7", "--image-encoder-steps", "5"]) == 0
+    config = seen["config"]
+    assert (config.qformer_pretraining, config.prompted_image_encoder, config.qformer_steps, config.image_encoder_steps) == (
+        True, "trainable", 7, 5)
