@@ -121,7 +121,7 @@ class Stage1Trainer(TrainerCore):
 
     def run_state(self) -> dict[str, Any]:
         return {**super().run_state(), "recipe": self.config.recipe(), "start_fingerprint": self.start_fingerprint,
-                "data_fingerprint": self.data_fingerprint, "loss_parts": self.loss_parts, "retrieval": self.retrieval}
+                "data_fingerprint": self.data_fingerprint, "loss_parts": self.loss_parts}
 
     def resume_checks(self):
         return (("recipe", "stage-1 settings"), ("start_fingerprint", "starting model"), ("data_fingerprint", "data"), *super().resume_checks())
@@ -129,7 +129,11 @@ class Stage1Trainer(TrainerCore):
     def _load_resume(self) -> None:
         super()._load_resume()
         self.loss_parts = list(self.resumed_state.get("loss_parts", []))
-        self.retrieval = list(self.resumed_state.get("retrieval", []))
+        # The reports up to the checkpoint (a checkpoint is written before that step's validation).
+        import json
+
+        reports = sorted((self.output_dir / "retrieval").glob("step-*.json")) if self.output_dir is not None else []
+        self.retrieval = [report for report in (json.loads(path.read_text(encoding="utf-8")) for path in reports) if report["step"] <= self.start_step]
 
     def encode_pairs(self, records: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         """Pixels, caption ids (``[CLS]`` first) and mask, and the ITG ids (``[DEC]`` first) of decoded records."""
