@@ -28,6 +28,8 @@ class Stage1Config(RecordBatchSettings, TrainingSettings):
             or a LAVIS checkpoint file (``.pth``); the image encoder comes from `image_encoder` when given.
         image_encoder (`str`, *optional*): a CLIP vision model folder or Hub id (frozen); required with
             ``init="random"`` or a `Blip2ForImageTextRetrieval` start (whose EVA encoder is not a CLIP one).
+        tokenizer (`str`, *optional*): a BERT tokenizer folder or Hub id with the ``[DEC]`` BOS token (as LAVIS adds to
+            ``bert-base-uncased``); default: the start folder's, else the small built-in one.
         num_query_tokens (`int`, defaults to 16): learnable queries of a random start (BLIP-Diffusion: 16).
         qformer_layers (`int`, *optional*): Q-Former depth of a random start; the released 12 when None.
         steps (`int`, defaults to 250000): optimizer steps (BLIP-2's first stage).
@@ -57,6 +59,7 @@ class Stage1Config(RecordBatchSettings, TrainingSettings):
     kind: ClassVar[str] = "stage-1 pre-training"
     init: str = "random"
     image_encoder: str | None = None
+    tokenizer: str | None = None
     num_query_tokens: int = 16
     qformer_layers: int | None = None
     steps: int = 250_000
@@ -90,6 +93,8 @@ class Stage1Config(RecordBatchSettings, TrainingSettings):
             raise ValueError(f"`init` must be 'random' or a folder/checkpoint path, got {self.init!r}.")
         if self.image_encoder is not None and (not isinstance(self.image_encoder, str) or not self.image_encoder.strip()):
             raise ValueError(f"`image_encoder` must be a CLIP vision folder or Hub id, got {self.image_encoder!r}.")
+        if self.tokenizer is not None and (not isinstance(self.tokenizer, str) or not self.tokenizer.strip()):
+            raise ValueError(f"`tokenizer` must be a BERT tokenizer folder or Hub id, got {self.tokenizer!r}.")
         check_int("num_query_tokens", self.num_query_tokens, 1, "BLIP-Diffusion uses 16")
         if self.qformer_layers is not None:
             check_int("qformer_layers", self.qformer_layers, 1, "the released Q-Former has 12")

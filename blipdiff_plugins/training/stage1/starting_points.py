@@ -177,11 +177,15 @@ def load_starting_point(config, *, subject_encoder=None, image_encoder=None, tok
     if image_encoder is None and config.image_encoder is not None:
         image_encoder = config.image_encoder
     vision = _vision_model(image_encoder) if image_encoder is not None else None
+    if tokenizer is None and config.tokenizer is not None:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(config.tokenizer)
     if subject_encoder is not None:
         encoder, description = subject_encoder, "a subject encoder passed to train_stage1()"
     elif init == "random":
         if vision is None:
-            raise ValueError("`image_encoder` is required with `init='random'`: pass the frozen CLIP vision model (a folder or Hub id).")
+            raise ValueError("`image_encoder` is required when `init` is 'random': pass the frozen CLIP vision model (a folder or Hub id).")
         tokenizer = tokenizer if tokenizer is not None else _builtin_tokenizer()
         qformer_config = {"vocab_size": len(tokenizer)}
         if config.qformer_layers is not None:

@@ -117,5 +117,5 @@ def test_settings_are_validated_and_round_trip():
             Stage1Config(**bad)
     with pytest.raises(ValueError, match="`validation_every` needs `validation_data`"):
         Stage1Trainer(make_pairs(4), config={**FAST, "validation_every": 1, "output_dir": "x"})
-    with pytest.raises(ValueError, match="`image_encoder` is required with `init='random'`"):
+    with pytest.raises(ValueError, match="`image_encoder` is required when `init` is 'random'"):
         Stage1Trainer(make_pairs(4), config=FAST)
