@@ -119,3 +119,17 @@ def test_settings_are_validated_and_round_trip():
         Stage1Trainer(make_pairs(4), config={**FAST, "validation_every": 1, "output_dir": "x"})
     with pytest.raises(ValueError, match="`image_encoder` is required when `init` is 'random'"):
         Stage1Trainer(make_pairs(4), config=FAST)
+
+
+@pytest.mark.slow  # two short training runs
+def test_gradient_checkpointing_gives_the_same_steps_and_is_switched_off_after():
+    results = []
+    for checkpointing in (False, True):
+        tokenizer = make_tokenizer()
+        results.append(train_stage1(make_pairs(8), config={**FAST, "steps": 2, "gradient_checkpointing": checkpointing},
+                                    subject_encoder=make_encoder(tokenizer), tokenizer=tokenizer))
+    plain, checkpointed = results
+    for name, value in plain.subject_encoder.state_dict().items():
+        torch.testing.assert_close(checkpointed.subject_encoder.state_dict()[name], value, rtol=1e-5, atol=1e-6)
+    assert plain.losses[1]["itm"] == pytest.approx(checkpointed.losses[1]["itm"], rel=1e-5)
+    assert not checkpointed.subject_encoder.qformer.is_activation_checkpointing
