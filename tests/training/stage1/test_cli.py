@@ -48,3 +48,28 @@ def test_cli_bad_input_names_the_flag(pair_folder, tmp_path, capsys):
     assert "--image-encoder is required when --init is 'random'" in capsys.readouterr().err
     assert main([*base, "--validation-every", "5"]) == 2
     assert "--validation-every needs --validation-data" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # torchrun with two processes
+def test_two_cpu_processes_with_gloo_gather_and_save_one_result(pair_folder, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.training.helpers import free_port
+
+    tiny_clip_vision().save_pretrained(tmp_path / "clip")
+    output = tmp_path / "mp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
+        "-m", "blipdiff_plugins.cli", "pretrain-qformer", "--data", str(pair_folder), "--output", str(output), "--image-encoder",
+        str(tmp_path / "clip"), "--qformer-layers", "1", "--num-query-tokens", "4", "--steps", "2", "--batch-size", "4",
+        "--max-text-length", "8", "--embed-dim", "8", "--checkpoint-every", "2", "--report-to", "none",
+    ]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((output / "stage1.json").read_text())["steps"] == 2
+    assert '"processes": 2' in (output / "README.md").read_text()
+    state = json.loads((output / "checkpoints" / "checkpoint-2" / "trainer_state.json").read_text())
+    assert state["world_size"] == 2 and len(state["loss_parts"]) == 2
