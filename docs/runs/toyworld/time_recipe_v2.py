@@ -1,6 +1,6 @@
 """Seconds per step of recipe v2's new stages at a toy size (random weights: the cost does not depend on them).
 
-Times, after one warm-up step each: the toy CLIP ("image_encoder" stage), BLIP-2 stage 1 ("qformer"), and the
+Times (wall and CPU seconds per step, the median over the steps after the first): the toy CLIP ("image_encoder" stage), BLIP-2 stage 1 ("qformer"), and the
 prompted stage with the image encoder frozen and trainable, at the batch sizes of `RecipeConfig`. Prints one JSON
 line per stage (median of the timed steps) and writes them to ``--output``.
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -19,8 +20,21 @@ import numpy as np
 import torch
 
 
-def median_step_seconds(callback_times: list[float]) -> float:
-    return float(np.median(callback_times[1:] if len(callback_times) > 1 else callback_times))
+class StepClock:
+    """Wall and CPU seconds between consecutive callbacks (CPU time is what a busy shared machine distorts least)."""
+
+    def __init__(self):
+        self.wall, self.cpu, self._last = [], [], None
+
+    def __call__(self, *_):
+        now = (time.perf_counter(), time.process_time())
+        if self._last is not None:
+            self.wall.append(now[0] - self._last[0])
+            self.cpu.append(now[1] - self._last[1])
+        self._last = now
+
+    def result(self) -> dict:
+        return {"wall_seconds_per_step": float(np.median(self.wall)), "cpu_seconds_per_step": float(np.median(self.cpu))}
 
 
 def time_toy_clip(config, steps: int) -> float:
@@ -33,15 +47,14 @@ def time_toy_clip(config, steps: int) -> float:
     model = build_toy_clip(clip_config, tokenizer).train()
     loss_fn = make_clip_loss(model, tokenizer, clip_config, ToyWorld(image_size=config.image_size))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    times = []
+    clock = StepClock()
     for step in range(steps + 1):
-        started = time.perf_counter()
         loss = loss_fn(step)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        times.append(time.perf_counter() - started)
-    return median_step_seconds(times)
+        clock()
+    return clock.result()
 
 
 def time_stage1(config, components, steps: int, folder: Path) -> float:
@@ -50,10 +63,10 @@ def time_stage1(config, components, steps: int, folder: Path) -> float:
 
     data = image_caption_pairs(config, split="train", count=config.qformer_batch_size * (steps + 1), stream=3)
     settings = {**stage1_settings(folder, config, progress=False), "steps": steps + 1, "validation_every": None, "checkpoint_every": None}
-    times = []
+    clock = StepClock()
     train_stage1(data, config=settings, subject_encoder=components["subject_encoder"], tokenizer=components["subject_tokenizer"],
-                 image_processor=components["subject_image_processor"], callback=lambda progress: times.append(progress.seconds_per_step))
-    return median_step_seconds(times)
+                 image_processor=components["subject_image_processor"], callback=clock)
+    return clock.result()
 
 
 def time_prompted(config, components, steps: int, folder: Path) -> float:
@@ -65,11 +78,9 @@ def time_prompted(config, components, steps: int, folder: Path) -> float:
     pipeline = BlipDiffusionPipeline(**components, default_prompt_reps=1)
     settings = {**pretrain_settings(folder, config, progress=False), "steps": steps + 1, "checkpoint_every": None, "ema": False}
     settings.pop("ema_decay", None)
-    times = []
-    trainer = SubjectPretrainer(str(records), config=settings, pipeline=pipeline,
-                                callback=lambda progress: times.append(progress.seconds_per_step))
-    trainer.train()
-    return median_step_seconds(times)
+    clock = StepClock()
+    SubjectPretrainer(str(records), config=settings, pipeline=pipeline, callback=clock).train()
+    return clock.result()
 
 
 def main():
@@ -83,7 +94,8 @@ def main():
     parser.add_argument("--stages", default="image_encoder,qformer,prompted_frozen,prompted_trainable")
     args = parser.parse_args()
     base = RecipeConfig(size=args.size)
-    results = {"size": args.size, "threads": torch.get_num_threads(), "timed_steps": args.steps}
+    results = {"size": args.size, "threads": torch.get_num_threads(), "timed_steps": args.steps,
+               "load_average_at_start": list(os.getloadavg())}
     for stage in args.stages.split(","):
         config = RecipeConfig(**{**base.to_dict(), "prompted_records": base.prompted_batch_size * (args.steps + 1),
                                  "prompted_image_encoder": "trainable" if stage == "prompted_trainable" else "frozen"})
@@ -97,7 +109,7 @@ def main():
                 seconds, batch = time_stage1(config, components, args.steps, Path(folder)), config.qformer_batch_size
             else:
                 seconds, batch = time_prompted(config, components, args.steps, Path(folder)), config.prompted_batch_size
-        results[stage] = {"seconds_per_step": seconds, "batch_size": batch}
+        results[stage] = {**seconds, "batch_size": batch}
         print(json.dumps({stage: results[stage]}), flush=True)
         Path(args.output).write_text(json.dumps(results, indent=1))
 
