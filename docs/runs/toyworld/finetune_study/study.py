@@ -8,7 +8,8 @@ images of the same seeds, and the oracle's verdicts (subject, shape, appearance,
 
 Usage (one thread, from the repository root):
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python docs/runs/toyworld/finetune_study/study.py --output OUT.json \
-        --settings default,lr2e-4_cap [--subjects a,b] [--prompts 8]
+        --settings default,lr2e-4_cap [--subjects a,b] [--prompts 8]     (every setting x subject), or
+        --plan lr2e-4_cap/ocean_star,default/mint_circle                  (these pairs in this order)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import PIL.Image
 import torch
 from diffusers.utils import make_image_grid
 
@@ -98,80 +100,75 @@ def main():
 
 def prepare_subject(pipe, world, scorer, done, name, args, reference_root):
     """References, prompts and the zero-shot images (generated once per process) of one subject."""
-    if True:
-        subject = world.subject(name)
-        index = world.subjects.index(subject)
-        reference_contexts = contexts(index, args.references, REFERENCE_STREAM)
-        references, paths = [], []
-        for i, context in enumerate(reference_contexts):
-            render = world.render(subject, context, seed=REFERENCE_STREAM + i)
-            import PIL.Image
-
-            image = PIL.Image.fromarray(render.image)
-            path = reference_root / name / f"{i:02d}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            image.save(path)
-            references.append(image)
-            paths.append(str(path))
-        prompts = contexts(index, args.prompts, PROMPT_STREAM)
-        texts = [f"a {subject.word} {c.text()}" for c in prompts]
-        zero_embeds = pipe.encode_subject(references, subject.word)
-        zero_images = generate(pipe, zero_embeds, subject.word, prompts)
-        zero_pixels = np.stack([np.asarray(im, dtype=np.float32) for im in zero_images])
-        done.setdefault("prompts", {})[name] = texts
-        done.setdefault("reference_captions", {})[name] = [c.text() for c in reference_contexts]
-        if name not in done["zero_shot"]:
-            rows = scorer.score(zero_images, reference_paths=paths, texts=texts)
-            done["zero_shot"][name] = summarise(rows)
-        return subject, references, paths, reference_contexts, prompts, texts, zero_embeds, zero_pixels, zero_images
+    subject = world.subject(name)
+    index = world.subjects.index(subject)
+    reference_contexts = contexts(index, args.references, REFERENCE_STREAM)
+    references, paths = [], []
+    for i, context in enumerate(reference_contexts):
+        render = world.render(subject, context, seed=REFERENCE_STREAM + i)
+        image = PIL.Image.fromarray(render.image)
+        path = reference_root / name / f"{i:02d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image.save(path)
+        references.append(image)
+        paths.append(str(path))
+    prompts = contexts(index, args.prompts, PROMPT_STREAM)
+    texts = [f"a {subject.word} {c.text()}" for c in prompts]
+    zero_embeds = pipe.encode_subject(references, subject.word)
+    zero_images = generate(pipe, zero_embeds, subject.word, prompts)
+    zero_pixels = np.stack([np.asarray(im, dtype=np.float32) for im in zero_images])
+    done.setdefault("prompts", {})[name] = texts
+    done.setdefault("reference_captions", {})[name] = [c.text() for c in reference_contexts]
+    if name not in done["zero_shot"]:
+        rows = scorer.score(zero_images, reference_paths=paths, texts=texts)
+        done["zero_shot"][name] = summarise(rows)
+    return subject, references, paths, reference_contexts, prompts, texts, zero_embeds, zero_pixels, zero_images
 
 
 def run_one(pipe, finetune, base, base_norm, scorer, done, output, setting, name, args, subject, references, paths, reference_contexts,
             prompts, texts, zero_embeds, zero_pixels, zero_images):
-    if True:
-        if True:
-            key = f"{setting}/{name}"
-            strategy, lr, steps, captions = SETTINGS[setting]
-            pipe.unload_subject()
-            pipe.unet.load_state_dict(base)
-            losses = []
-            options = {"strategy": strategy if lr is None else {"strategy": strategy, "learning_rate": lr}, "steps": steps,
-                       "seed": args.seed, "sample_image": False, "progress_bar": False,
-                       "callback": lambda progress: losses.append(progress.loss)}
-            if captions:
-                options["captions"] = [c.text() for c in reference_contexts]
-            started = time.perf_counter()
-            result = finetune(pipe, images=references, subject=subject.word, **options)
-            seconds = time.perf_counter() - started
-            pipe.load_subject(result)
-            embeds = result.subject_embedding
-            tuned = pipe.unet.state_dict()
-            if strategy == "lora":
-                change = float("nan")  # the adapter's effect is not a change of the base weights
-            else:
-                change = float(torch.sqrt(sum(((tuned[k].float() - base[k].float()) ** 2).sum() for k in base)) / base_norm)
-            embedding_change = float((embeds.float() - zero_embeds.float()).norm() / zero_embeds.float().norm())
-            images = generate(pipe, embeds, subject.word, prompts)
-            pixels = np.stack([np.asarray(im, dtype=np.float32) for im in images])
-            rows = scorer.score(images, reference_paths=paths, texts=texts)
-            grid = output.parent / "grids" / f"{setting}_{name}.png"
-            grid.parent.mkdir(parents=True, exist_ok=True)
-            # rows: zero-shot, fine-tuned (same prompts and seeds)
-            make_image_grid([*zero_images, *images], rows=2, cols=len(images)).save(grid)
-            done["runs"][key] = {
-                "setting": setting, "subject": name, "strategy": strategy, "learning_rate": lr, "steps": steps,
-                "reference_captions": captions, "seed": args.seed, "seconds_finetune": seconds,
-                "loss_first10": float(np.mean(losses[:10])), "loss_last10": float(np.mean(losses[-10:])),
-                "losses": [round(x, 5) for x in losses],
-                "unet_relative_change": change, "embedding_relative_change": embedding_change,
-                "pixel_difference_to_zero_shot": float(np.abs(pixels - zero_pixels).mean()),
-                **summarise(rows),
-                "zero_shot_subject_correct": done["zero_shot"][name]["subject_correct_per_image"],
-            }
-            print(key, {k: v for k, v in done["runs"][key].items() if k not in ("losses", "subject_correct_per_image",
-                                                                              "zero_shot_subject_correct", "prompt_correct_per_image")},
-                  flush=True)
-            output.write_text(json.dumps(done, indent=1))
+    key = f"{setting}/{name}"
+    strategy, lr, steps, captions = SETTINGS[setting]
+    pipe.unload_subject()
+    pipe.unet.load_state_dict(base)
+    losses = []
+    options = {"strategy": strategy if lr is None else {"strategy": strategy, "learning_rate": lr}, "steps": steps,
+               "seed": args.seed, "sample_image": False, "progress_bar": False,
+               "callback": lambda progress: losses.append(progress.loss)}
+    if captions:
+        options["captions"] = [c.text() for c in reference_contexts]
+    started = time.perf_counter()
+    result = finetune(pipe, images=references, subject=subject.word, **options)
+    seconds = time.perf_counter() - started
+    pipe.load_subject(result)
+    embeds = result.subject_embedding
+    tuned = pipe.unet.state_dict()
+    if strategy == "lora":
+        change = float("nan")  # the adapter's effect is not a change of the base weights
+    else:
+        change = float(torch.sqrt(sum(((tuned[k].float() - base[k].float()) ** 2).sum() for k in base)) / base_norm)
+    embedding_change = float((embeds.float() - zero_embeds.float()).norm() / zero_embeds.float().norm())
+    images = generate(pipe, embeds, subject.word, prompts)
+    pixels = np.stack([np.asarray(im, dtype=np.float32) for im in images])
+    rows = scorer.score(images, reference_paths=paths, texts=texts)
+    grid = output.parent / "grids" / f"{setting}_{name}.png"
+    grid.parent.mkdir(parents=True, exist_ok=True)
+    # rows: zero-shot, fine-tuned (same prompts and seeds)
+    make_image_grid([*zero_images, *images], rows=2, cols=len(images)).save(grid)
+    done["runs"][key] = {
+        "setting": setting, "subject": name, "strategy": strategy, "learning_rate": lr, "steps": steps,
+        "reference_captions": captions, "seed": args.seed, "seconds_finetune": seconds,
+        "loss_first10": float(np.mean(losses[:10])), "loss_last10": float(np.mean(losses[-10:])),
+        "losses": [round(x, 5) for x in losses],
+        "unet_relative_change": change, "embedding_relative_change": embedding_change,
+        "pixel_difference_to_zero_shot": float(np.abs(pixels - zero_pixels).mean()),
+        **summarise(rows),
+        "zero_shot_subject_correct": done["zero_shot"][name]["subject_correct_per_image"],
+    }
+    print(key, {k: v for k, v in done["runs"][key].items() if k not in ("losses", "subject_correct_per_image",
+                                                                      "zero_shot_subject_correct", "prompt_correct_per_image")},
+          flush=True)
+    output.write_text(json.dumps(done, indent=1))
 
 
 def summarise(rows):
