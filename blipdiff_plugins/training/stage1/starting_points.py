@@ -49,7 +49,7 @@ def _vision_model(image_encoder):
     tower = getattr(image_encoder, "vision_model", None)
     if tower is not None and hasattr(image_encoder, "config"):
         model = CLIPVisionModel(getattr(image_encoder.config, "vision_config", image_encoder.config))
-        model.vision_model.load_state_dict(tower.state_dict())
+        model.load_state_dict(tower.state_dict())  # a CLIPVisionModel holds the tower's modules at its top level
         return model
     raise ValueError(f"`image_encoder` must be a CLIPVisionModel (or a CLIP model with a vision_model), got {type(image_encoder).__name__}.")
 

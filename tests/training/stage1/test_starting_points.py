@@ -113,3 +113,17 @@ def test_lavis_checkpoint_start_maps_every_qformer_and_head_weight(tmp_path):
     torch.save({"model": state}, tmp_path / "blip2.pth")
     start = load_starting_point(Stage1Config(init=str(tmp_path / "blip2.pth"), embed_dim=8), image_encoder=tiny_clip_vision(), tokenizer=tokenizer)
     assert torch.equal(start.encoder.query_tokens, source.query_tokens)
+
+
+def test_image_encoder_may_be_a_clip_model_with_projection_whose_tower_replaces_the_encoders():
+    from transformers import CLIPVisionModelWithProjection
+
+    vision = tiny_clip_vision()
+    with_projection = CLIPVisionModelWithProjection(vision.config)
+    with_projection.vision_model.load_state_dict(vision.state_dict())
+    tokenizer = make_tokenizer()
+    encoder = make_encoder(tokenizer)  # its own random vision tower, replaced by the given one
+    start = load_starting_point(Stage1Config(embed_dim=8), subject_encoder=encoder, image_encoder=with_projection, tokenizer=tokenizer)
+    assert start.encoder is encoder
+    for name, value in vision.state_dict().items():
+        assert torch.equal(encoder.vision_model.state_dict()[name], value), name
