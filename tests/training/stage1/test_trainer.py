@@ -58,7 +58,7 @@ def test_training_moves_only_the_qformer_and_heads_and_the_loss_falls(tmp_path):
 
 
 @pytest.mark.slow  # two training runs and a built-in pipeline: about 15 s
-def test_result_folder_is_a_subject_encoder_stage_2_starts_from(tmp_path):
+def test_result_folder_is_a_subject_encoder_stage_2_starts_from(tmp_path, tiny_components):
     from blipdiff_plugins.adapters.blip2_qformer import Blip2SubjectEncoder
     from blipdiff_plugins.training.pretrain.base_models import load_base_pipeline
     from blipdiff_plugins.training.stage1.output import load_stage1_folder
@@ -80,6 +80,14 @@ def test_result_folder_is_a_subject_encoder_stage_2_starts_from(tmp_path):
     assert pipe.subject_tokenizer.get_vocab() == tokenizer.get_vocab()
     embeds = pipe.encode_subject(make_pairs(1)[0]["image"], subject="cat")
     assert embeds.shape[-2:] == (16, 32)
+    # A Stable Diffusion base gets it too.
+    from diffusers import StableDiffusionPipeline
+
+    parts = {name: tiny_components[name] for name in ("unet", "vae", "text_encoder", "tokenizer", "scheduler")}
+    StableDiffusionPipeline(**parts, safety_checker=None, feature_extractor=None, requires_safety_checker=False).save_pretrained(tmp_path / "sd")
+    on_sd = load_base_pipeline(str(tmp_path / "sd"), subject_encoder_from=str(tmp_path / "stage1"))
+    assert torch.equal(on_sd.subject_encoder.query_tokens, result.subject_encoder.query_tokens)
+    assert on_sd.subject_image_processor.image_size == 16
     heads = load_stage1_folder(tmp_path / "stage1")["heads"]
     assert torch.equal(heads.itm_head.weight, result.heads.itm_head.weight)
     with pytest.raises(ValueError, match="already holds a stage-1 result"):
