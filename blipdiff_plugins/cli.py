@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "blipdiff_plugins.commands.finetune",
     "blipdiff_plugins.commands.prepare_data",
     "blipdiff_plugins.commands.pretrain",
+    "blipdiff_plugins.commands.pretrain_qformer",
     "blipdiff_plugins.commands.train_umm",
     "blipdiff_plugins.commands.ui",
     "blipdiff_plugins.commands.toyworld",

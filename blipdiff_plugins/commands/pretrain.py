@@ -33,7 +33,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--data", required=True, help="records from 'blipdiff prepare-data' (folder of parquet or webdataset shards)")
     parser.add_argument("--output", required=True, help="output folder: the pipeline, checkpoints/, validation/, logs/")
     parser.add_argument("--model", default="builtin:random-tiny", help="start: a BLIP-Diffusion or Stable Diffusion pipeline folder, builtin (the trained toy model) or builtin:random-SIZE (fresh random weights)")
-    parser.add_argument("--subject-encoder-from", default=None, help="BLIP-Diffusion folder whose subject encoder goes onto a Stable Diffusion --model")
+    parser.add_argument("--subject-encoder-from", default=None, help="BLIP-Diffusion folder whose subject encoder goes onto a Stable Diffusion --model, or a 'blipdiff pretrain-qformer' output (stage 1) whose encoder goes onto any --model")
     parser.add_argument("--trainable", nargs="+", default=list(PAPER_TRAINABLE), choices=TRAINABLE_COMPONENTS, help="components that train (the paper's set by default)")
     parser.add_argument("--steps", type=int, default=500_000, help="optimizer steps (the paper: 500K)")
     parser.add_argument("--batch-size", type=int, default=16, help="records per optimizer step over all processes (the paper: 16)")

@@ -36,7 +36,7 @@ def _run_pair(text: str) -> tuple[str, str]:
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from blipdiff_plugins.training.toy_recipe.recipe_config import DEFAULT_VAE_GATE, PREDICTION_TYPES, STAGES, RecipeConfig
+    from blipdiff_plugins.training.toy_recipe.recipe_config import DEFAULT_VAE_GATE, IMAGE_ENCODER_MODES, PREDICTION_TYPES, STAGES, RecipeConfig
     from blipdiff_plugins.training.toy_recipe.sizes import TOY_SIZES
     from blipdiff_plugins.training.toy_recipe.toy_umm_config import TOY_UMM_DEFAULTS, ToyClipConfig
 
@@ -73,6 +73,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     train.add_argument("--prompted-steps", type=positive_int, default=defaults.prompted_steps, help="stage 3 steps (default: %(default)s)")
     train.add_argument("--prompted-batch-size", type=positive_int, default=defaults.prompted_batch_size, help="stage 3 batch (default: %(default)s)")
     train.add_argument("--prompted-ema-decay", type=_ema_decay, default=defaults.prompted_ema_decay, help="stage 3 saves a moving average of its weights with this decay, 0 for none (default: %(default)s)")
+    train.add_argument("--qformer-pretraining", action=argparse.BooleanOptionalAction, default=defaults.qformer_pretraining,
+                       help="recipe v2: train the image encoder (toy CLIP) and the stage-1 Q-Former before the prompted stage (default: %(default)s)")
+    train.add_argument("--prompted-image-encoder", default=defaults.prompted_image_encoder, choices=IMAGE_ENCODER_MODES,
+                       help="whether the prompted stage trains the image encoder; 'frozen' needs --qformer-pretraining (default: %(default)s)")
+    train.add_argument("--image-encoder-steps", type=positive_int, default=defaults.image_encoder_steps, help="toy CLIP steps (default: %(default)s)")
+    train.add_argument("--qformer-records", type=positive_int, default=defaults.qformer_records, help="stage-1 image-caption pairs (default: %(default)s)")
+    train.add_argument("--qformer-steps", type=positive_int, default=defaults.qformer_steps, help="stage-1 Q-Former steps (default: %(default)s)")
+    train.add_argument("--qformer-batch-size", type=positive_int, default=defaults.qformer_batch_size, help="stage-1 pairs per step (default: %(default)s)")
     train.add_argument("--checkpoint-every", type=positive_int, default=defaults.checkpoint_every, help="steps between checkpoints (default: %(default)s)")
     train.add_argument("--image-size", type=positive_int, default=defaults.image_size, help="render side (default: %(default)s)")
     train.add_argument("--vae-gate", type=fraction, default=DEFAULT_VAE_GATE, help="stop after stage 1 when the oracle reads fewer of the VAE's reconstructions of held-out renders right; 0 never stops (default: %(default)s)")
@@ -160,9 +168,14 @@ def run_train(args: argparse.Namespace) -> int:
             t2i_steps=args.t2i_steps, t2i_batch_size=args.t2i_batch_size, t2i_learning_rate=args.t2i_learning_rate,
             t2i_snr_gamma=args.t2i_snr_gamma, t2i_ema_decay=args.t2i_ema_decay, checkpoint_every=args.checkpoint_every,
             prompted_records=args.prompted_records, prompted_steps=args.prompted_steps, prompted_batch_size=args.prompted_batch_size,
-            prompted_ema_decay=args.prompted_ema_decay,
+            prompted_ema_decay=args.prompted_ema_decay, qformer_pretraining=args.qformer_pretraining,
+            prompted_image_encoder=args.prompted_image_encoder, image_encoder_steps=args.image_encoder_steps,
+            qformer_records=args.qformer_records, qformer_steps=args.qformer_steps, qformer_batch_size=args.qformer_batch_size,
         )
     except ValueError as error:
+        if "prompted_image_encoder" in str(error):
+            raise ValueError("--prompted-image-encoder frozen needs --qformer-pretraining (the image encoder is trained first); "
+                             "with --no-qformer-pretraining use --prompted-image-encoder trainable.") from error
         raise ValueError(f"--size / steps: {error}") from error
     report = train_toyworld(args.output, config=config, stages=stages, vae_gate=args.vae_gate)
     print(json.dumps(report, indent=2))

@@ -4,8 +4,12 @@ A record holds the original image (``target``), the subject pasted onto a random
 (``composite``, the subject encoder's input), the ``caption`` and the ``subject`` category word; an
 ``alpha`` column may be present and is not needed for training. Accepted sources: a `datasets.Dataset`
 or `IterableDataset`, a ``save_to_disk`` folder, a folder (or list) of parquet files, or a folder of
-webdataset ``.tar`` shards. Map-style data is read by index in a seeded shuffled order; streamed data
-in file order, each process taking every ``world``-th record; both orders resume exactly.
+webdataset ``.tar`` shards, or a folder of images with a ``metadata.jsonl``/``metadata.csv`` (``file_name`` plus
+the other columns; `datasets`' imagefolder). Map-style data is read by index in a seeded shuffled order; streamed
+data in file order, each process taking every ``world``-th record; both orders resume exactly. A stream resumes at
+its shard: `datasets`' `IterableDataset.state_dict` records the shard and the row in it, so a resumed run opens that
+shard and skips only that shard's rows already read, instead of replaying the stream from its start.
+Stage 1 (``training/stage1``) reads the same sources with the fields ``image`` and ``caption``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from ..utils.images import open_image, open_image_bytes
 from .data import DataOrder
 
 RECORD_COLUMNS = ("target", "composite", "caption", "subject")
+IMAGE_FIELDS = ("target", "composite", "image")  # record fields decoded as images; the others are text
 IMAGE_SUFFIXES = ("png", "jpg", "jpeg", "webp")
 
 
@@ -75,6 +80,8 @@ def _load_path(path: Path, streaming: bool):
 
     if (path / "dataset_info.json").is_file() or (path / "state.json").is_file():
         return datasets.load_from_disk(str(path)), "save_to_disk", []
+    if (path / "metadata.jsonl").is_file() or (path / "metadata.csv").is_file():  # images with captions
+        return datasets.load_dataset("imagefolder", data_dir=str(path), split="train", streaming=streaming), "imagefolder", []
     # Hidden names are a killed writer's temporary files, never records.
     visible = [p for p in sorted(path.rglob("*")) if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)]
     files = [str(p) for p in visible if p.suffix == ".parquet"]
@@ -133,16 +140,18 @@ class PretrainRecords:
         columns (`dict`, *optional*): record field -> column name, for data whose columns are named
             otherwise, e.g. ``{"target": "image"}``.
         streaming (`bool`, defaults to False): read parquet files as a stream instead of memory-mapping them.
+        fields (`tuple[str]`, defaults to stage 2's ``RECORD_COLUMNS``): the record fields read; stage 1 reads
+            ``("image", "caption")``.
     """
 
-    def __init__(self, data, *, columns: Mapping[str, str] | None = None, streaming: bool = False):
+    def __init__(self, data, *, columns: Mapping[str, str] | None = None, streaming: bool = False, fields: tuple[str, ...] = RECORD_COLUMNS):
         import datasets
 
         columns = dict(columns or {})
-        unknown = sorted(set(columns) - set(RECORD_COLUMNS))
+        unknown = sorted(set(columns) - set(fields))
         if unknown:
-            raise ValueError(f"`columns`: unknown record field(s) {unknown}; the fields are {list(RECORD_COLUMNS)}.")
-        self.columns = {field: columns.get(field, field) for field in RECORD_COLUMNS}
+            raise ValueError(f"`columns`: unknown record field(s) {unknown}; the fields are {list(fields)}.")
+        self.columns = {field: columns.get(field, field) for field in fields}
         if isinstance(data, (str, os.PathLike)):
             path = Path(data)
             if not path.exists():
@@ -198,11 +207,12 @@ class PretrainRecords:
         return f"record {index}"
 
     def decode(self, record: Mapping[str, Any], where: str) -> dict[str, Any]:
-        """``{"target", "composite"}`` as PIL images, ``{"caption", "subject"}`` as stripped strings."""
+        """Image fields (``target``, ``composite``, ``image``) as PIL images, text fields as stripped strings."""
         out = {}
-        for field in ("target", "composite"):
-            out[field] = as_image(_value(record, self.columns[field]), f"`data` {where}, column {self.columns[field]!r}")
-        for field in ("caption", "subject"):
+        for field in self.columns:
+            if field in IMAGE_FIELDS:
+                out[field] = as_image(_value(record, self.columns[field]), f"`data` {where}, column {self.columns[field]!r}")
+                continue
             value = _value(record, self.columns[field])
             if isinstance(value, bytes):
                 value = value.decode("utf-8")
@@ -245,35 +255,51 @@ class IndexOrder:
 
 
 class StreamOrder:
-    """Streamed records in file order, every ``world``-th one from ``rank``; the count read resumes exactly."""
+    """Streamed records in file order, every ``world``-th one from ``rank``; resumes exactly, at its shard.
+
+    The position is `datasets`' own stream state (the shard and the row in it, `IterableDataset.state_dict`), so a
+    resume opens that shard instead of replaying every record before it; ``consumed`` (records of the whole stream
+    passed, over all epochs) keeps the rank striding. The reader iterates its own copy of the dataset (the stream state
+    lives in its iterables), so other readers of the same records (a validation reader) start from the beginning.
+    """
 
     def __init__(self, records: PretrainRecords, *, rank: int, world: int):
         self.records, self.rank, self.world = records, rank, world
-        self.consumed = 0  # records of the whole stream passed, over all epochs
+        self.dataset = None
+        self.consumed = 0
+        self.epoch = 0
+        self.stream_state = None  # `IterableDataset.state_dict()` to resume from; None: the epoch's start
+        self.replay = 0  # records to skip by reading (a checkpoint written before stream states were recorded)
         self.iterator = None
 
-    def _restart(self) -> None:
-        total = self.consumed
-        self.iterator = iter(self.records.dataset)
-        skipped = 0
-        while skipped < total:  # after a resume: skip what was read; on an epoch wrap `total` is reset first
-            if next(self.iterator, None) is None:
-                self.iterator = iter(self.records.dataset)
-                total -= skipped
-                skipped = 0
+    def _start_epoch(self) -> None:
+        import copy
+
+        # A fresh copy each epoch: `datasets`' own epochs (`set_epoch`) would reshuffle the shards.
+        self.dataset = copy.deepcopy(self.records.dataset)
+        if self.stream_state is not None:
+            self.dataset.load_state_dict(self.stream_state)
+        self.iterator = iter(self.dataset)
+        read = 0
+        while self.replay:
+            if next(self.iterator, None) is None:  # the count spans epochs: wrap around
+                if read == 0:
+                    raise ValueError("`data`: the stream holds no records.")
+                self.iterator, read = iter(self.dataset), 0
                 continue
-            skipped += 1
+            self.replay, read = self.replay - 1, read + 1
 
     def next_records(self, count: int) -> list[dict[str, Any]]:
         if self.iterator is None:
-            self._restart()
+            self._start_epoch()
         taken = []
         while len(taken) < count:
             record = next(self.iterator, None)
             if record is None:  # end of an epoch: start over
                 if self.consumed == 0:
                     raise ValueError("`data`: the stream holds no records.")
-                self.iterator = iter(self.records.dataset)
+                self.epoch, self.stream_state = self.epoch + 1, None
+                self._start_epoch()
                 continue
             if self.consumed % self.world == self.rank:
                 taken.append(self.records.decode(record, f"record {self.consumed}"))
@@ -281,15 +307,20 @@ class StreamOrder:
         return taken
 
     def state_dict(self) -> dict[str, Any]:
-        return {"consumed": self.consumed}
+        stream = self.dataset.state_dict() if self.iterator is not None else self.stream_state
+        return {"consumed": self.consumed, "epoch": self.epoch, "stream": stream}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.consumed = int(state["consumed"])
         self.iterator = None
+        if "stream" in state:
+            self.epoch, self.stream_state, self.replay = int(state["epoch"]), state["stream"], 0
+        else:  # an older checkpoint: only the count is known, so the records are replayed (one epoch's worth at most)
+            self.epoch, self.stream_state, self.replay = 0, None, self.consumed
 
 
-def tokenize_as_found(tokenizer, words: list[str]):
-    """``tokenizer(words, padding=True)``, leaving a fast tokenizer's padding and truncation settings as they were.
+def tokenize_as_found(tokenizer, words: list[str], *, max_length: int | None = None):
+    """``tokenizer(words, padding=True)`` (or padded and truncated to ``max_length``), leaving a fast tokenizer's padding and truncation settings as they were.
 
     A fast tokenizer keeps the padding of its last call and saves it in ``tokenizer.json``: without the restore
     the saved tokenizer would depend on whether a (resumed) run happened to tokenize anything.
@@ -297,6 +328,8 @@ def tokenize_as_found(tokenizer, words: list[str]):
     backend = getattr(tokenizer, "backend_tokenizer", None)
     saved = (backend.padding, backend.truncation) if backend is not None else None
     try:
+        if max_length is not None:
+            return tokenizer(words, padding="max_length", truncation=True, max_length=max_length, return_tensors="pt")
         return tokenizer(words, padding=True, return_tensors="pt")
     finally:
         if saved is not None:

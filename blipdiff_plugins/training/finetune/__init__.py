@@ -8,7 +8,7 @@ from ...loaders.fingerprint import base_model_fingerprint
 from ..core import TrainingProgress
 from ..objective import diffusion_target
 from ..settings import MIXED_PRECISION
-from .config import FinetuneConfig
+from .config import TOY_FINETUNE_DEFAULTS, FinetuneConfig, toy_finetune_settings
 from .trainer import SubjectFinetuneModule, SubjectTrainer, finetune
 
 __all__ = [
@@ -16,8 +16,10 @@ __all__ = [
     "MIXED_PRECISION",
     "SubjectFinetuneModule",
     "SubjectTrainer",
+    "TOY_FINETUNE_DEFAULTS",
     "TrainingProgress",
     "base_model_fingerprint",
     "diffusion_target",
     "finetune",
+    "toy_finetune_settings",
 ]

@@ -1,6 +1,6 @@
 """Starting points of pre-training: a BLIP-Diffusion pipeline, a Stable Diffusion pipeline plus a subject
 encoder taken from a BLIP-Diffusion checkpoint (a new base model, the same encoder), the trained toy model, or
-fresh random weights."""
+fresh random weights; and on any of them the subject encoder of a stage-1 result (``blipdiff pretrain-qformer``)."""
 
 from __future__ import annotations
 
@@ -47,10 +47,35 @@ def _stable_diffusion_parts(folder: Path) -> dict:
     }
 
 
+def _check_width(encoder, text_encoder, base_model: str) -> None:
+    hidden = text_encoder.config.hidden_size
+    if encoder.hidden_size != hidden:
+        raise ValueError(
+            f"`subject_encoder_from`: its subject encoder projects to width {encoder.hidden_size}, the text "
+            f"encoder of {base_model!r} has width {hidden}; the widths must match."
+        )
+
+
+def _with_stage1_encoder(pipe, subject_encoder_from: str, base_model: str, pipeline_class):
+    """``pipe`` with the subject encoder, subject tokenizer and image processor of a stage-1 result."""
+    from ..stage1.output import load_stage1_folder
+
+    parts = load_stage1_folder(subject_encoder_from)
+    _check_width(parts["subject_encoder"], pipe.text_encoder, base_model)
+    parts.pop("heads")
+    return pipeline_class(**{**pipe.components, **parts})
+
+
 def load_base_pipeline(base_model: str, *, subject_encoder_from: str | None = None, pipeline_class=None):
     """The pipeline pre-training starts from (see `PretrainConfig.base_model`)."""
+    from ..stage1.output import is_stage1_folder
+
     if pipeline_class is None:
         from ...pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline as pipeline_class
+    if subject_encoder_from is not None and is_stage1_folder(subject_encoder_from):
+        folder = Path(base_model)
+        if not (folder.is_dir() and _layout(folder) == "stable_diffusion"):  # a Stable Diffusion base is assembled below
+            return _with_stage1_encoder(load_base_pipeline(base_model, pipeline_class=pipeline_class), subject_encoder_from, base_model, pipeline_class)
     folder = Path(base_model)
     if (base_model == "builtin" or str(base_model).startswith("builtin:")) and not folder.exists():
         if subject_encoder_from is not None:
@@ -79,16 +104,18 @@ def load_base_pipeline(base_model: str, *, subject_encoder_from: str | None = No
             "folder whose subject encoder it gets."
         )
     donor_folder = Path(subject_encoder_from)
-    if not donor_folder.is_dir() or _layout(donor_folder) != "blip_diffusion":
-        raise ValueError(f"`subject_encoder_from`: {subject_encoder_from!r} is not a BLIP-Diffusion pipeline folder.")
-    donor = pipeline_class.from_pretrained(donor_folder)
     parts = _stable_diffusion_parts(folder)
-    hidden = parts["text_encoder"].config.hidden_size
-    if donor.subject_encoder.hidden_size != hidden:
-        raise ValueError(
-            f"`subject_encoder_from`: its subject encoder projects to width {donor.subject_encoder.hidden_size}, the text "
-            f"encoder of {base_model!r} has width {hidden}; the widths must match."
-        )
+    if is_stage1_folder(donor_folder):
+        from ..stage1.output import load_stage1_folder
+
+        stage1 = load_stage1_folder(donor_folder)
+        _check_width(stage1["subject_encoder"], parts["text_encoder"], base_model)
+        stage1.pop("heads")
+        return pipeline_class(**parts, **stage1)
+    if not donor_folder.is_dir() or _layout(donor_folder) != "blip_diffusion":
+        raise ValueError(f"`subject_encoder_from`: {subject_encoder_from!r} is not a BLIP-Diffusion pipeline folder nor a stage-1 result.")
+    donor = pipeline_class.from_pretrained(donor_folder)
+    _check_width(donor.subject_encoder, parts["text_encoder"], base_model)
     return pipeline_class(
         **parts,
         subject_encoder=donor.subject_encoder,

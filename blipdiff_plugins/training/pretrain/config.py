@@ -53,7 +53,8 @@ class PretrainConfig(RecordBatchSettings, TrainingSettings):
             Stable Diffusion pipeline folder (with `subject_encoder_from`), ``"builtin"`` (the trained toy model) or
             ``"builtin:random-<size>"`` (fresh random weights of the built-in config).
         subject_encoder_from (`str`, *optional*): a BLIP-Diffusion folder whose subject encoder, subject
-            tokenizer and image processor go onto a Stable Diffusion `base_model`.
+            tokenizer and image processor go onto a Stable Diffusion `base_model`; or a stage-1 result
+            (``blipdiff pretrain-qformer``, `train_stage1`), whose parts replace those of any `base_model`.
     """
 
     kind: ClassVar[str] = "pre-training"

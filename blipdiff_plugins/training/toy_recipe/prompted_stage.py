@@ -21,9 +21,28 @@ RECORDS_FOLDER = "records"
 PIPELINE_FOLDER = "pipeline"
 # Pattern phases per background in the compositing pool (plain backgrounds repeat; patterns shift).
 BACKGROUND_PHASES = 8
-# Stage 3 trains the vision encoder too: the toy one starts random (there is no pretrained CLIP for the toy
-# world), and a frozen random ViT has no reason to keep the texture detail that tells appearances apart.
+# Runs 1-5 (`prompted_image_encoder` "trainable") train the vision encoder too: it starts random there (no image
+# encoder stage), and a frozen random ViT has no reason to keep the texture detail that tells appearances apart.
 TRAINABLE = ("qformer", "text_encoder", "unet", "vision_encoder")
+# Recipe v2 freezes it, as the paper freezes its CLIP: the "image_encoder" stage trained it on the toy world.
+PAPER_TRAINABLE = ("qformer", "text_encoder", "unet")
+
+
+def trainable_parts(config: RecipeConfig) -> tuple[str, ...]:
+    """What the prompted stage trains: `PAPER_TRAINABLE`, plus the vision encoder unless it is "frozen"."""
+    return PAPER_TRAINABLE if config.prompted_image_encoder == "frozen" else TRAINABLE
+
+
+def check_two_subject_hook(config: RecipeConfig) -> None:
+    """The hook of two-subject scenes (issue 28): `prompted_two_subject_rate` must stay 0 until the world renders them.
+
+    Next session the multi-subject world feeds it here: ``build_records`` draws that share of its records as
+    two-subject scenes (both subjects' masks, one caption naming both), and the fingerprint of the data builder
+    takes the rate. Today a positive rate is refused rather than silently trained as one-subject scenes.
+    """
+    if config.prompted_two_subject_rate:
+        raise ValueError(f"`prompted_two_subject_rate` is {config.prompted_two_subject_rate}: two-subject scenes need the toy world's "
+                         "two-subject renders, which this version does not have; use 0.")
 
 
 def background_pool(image_size: int):
@@ -59,6 +78,7 @@ def build_records(folder: Path, config: RecipeConfig, *, progress: bool) -> Path
 
     from blipdiff_plugins.toyworld.dataset import toyworld_dataset
 
+    check_two_subject_hook(config)
     output = folder / RECORDS_FOLDER
     # Another seed than stages 1-2 (whose streams use `config.seed`): fresh renders of the same subjects.
     source = toyworld_dataset(num_samples=config.prompted_records, split="train", seed=config.seed + 2, image_size=config.image_size)
@@ -76,7 +96,7 @@ def pretrain_settings(folder: Path, config: RecipeConfig, *, progress: bool) -> 
     output = folder / PIPELINE_FOLDER
     return {
         "output_dir": str(output),
-        "trainable": TRAINABLE,
+        "trainable": trainable_parts(config),
         "steps": config.prompted_steps,
         "batch_size": config.prompted_batch_size,
         "learning_rate": config.prompted_learning_rate,

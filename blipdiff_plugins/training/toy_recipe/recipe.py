@@ -2,8 +2,9 @@
 
 Stage 1 trains the VAE (`AutoencoderKL`, reconstruction + a small KL term) on training-subject renders; stage 2
 trains the U-Net and the text encoder on captions (text-to-image, epsilon-MSE, caption dropout for guidance)
-with the VAE frozen; stage 3 is prompted context generation with the project's stage-2 data builder and
-pre-trainer (`prompted_stage`). Each stage resumes from its newest checkpoint and is skipped once its
+with the VAE frozen; recipe v2 (`qformer_pretraining`) then trains the image encoder contrastively and BLIP-2's
+stage 1 over it (`paper_stages`); the last stage is prompted context generation with the project's stage-2 data
+builder and pre-trainer (`prompted_stage`). Each stage resumes from its newest checkpoint and is skipped once its
 ``done.json`` exists; the plan (sizes, steps, schedule) is
 `RecipeConfig`'s defaults, measured in docs/toyworld_plan.md.
 """
@@ -22,6 +23,7 @@ from diffusers.utils import logging
 from .components import build_toy_components, toy_size
 from .recipe_config import DEFAULT_VAE_GATE, STAGES, TOY_PROMPT_REPS, RecipeConfig
 from ...utils.atomic import atomic_directory, write_json
+from .paper_stages import load_image_encoder, load_qformer_stage, run_image_encoder_stage, run_qformer_stage
 from .prompted_stage import PIPELINE_FOLDER, run_prompted_stage
 from .stage_loop import DONE_FILE, run_stage, step_generator
 from .vae_gate import check_vae_gate, reconstruction_accuracy
@@ -167,6 +169,10 @@ def _load_stage_outputs(name: str, folder: Path, components: dict) -> None:
     elif name == "t2i":
         components["unet"] = UNet2DConditionModel.from_pretrained(folder / "unet").eval()
         components["text_encoder"] = CLIPTextModel.from_pretrained(folder / "text_encoder").eval()
+    elif name == "image_encoder":
+        load_image_encoder(folder, components)
+    elif name == "qformer":
+        load_qformer_stage(folder, components)
     elif name == "prompted":
         from blipdiff_plugins.pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline
 
@@ -186,9 +192,11 @@ def train_toyworld(
     """Run the recipe's stages in order into ``output_dir``; finished stages are skipped, a started one resumes.
 
     Args:
-        output_dir (`str` or `os.PathLike`): the run folder (``recipe.json``, ``stage1_vae/``, ``stage2_t2i/``, ``model/``).
+        output_dir (`str` or `os.PathLike`): the run folder (``recipe.json``, ``stage1_vae/``, ``stage2_t2i/``, recipe v2's
+            ``image_encoder/`` and ``qformer/``, ``stage3_prompted/``, ``model/``).
         config ([`RecipeConfig`], *optional*): the plan; a folder made with another config is refused.
-        stages (`Sequence[str]`, defaults to all): the stages to run, from `STAGES`; earlier stages must be done.
+        stages (`Sequence[str]`, defaults to all): the stages to run, from `STAGES`; earlier stages must be done. A
+            stage the config does not use (`RecipeConfig.active_stages`) is skipped.
         progress (`bool`, defaults to `True`): a progress bar per stage.
         vae_gate (`float`, defaults to 0.95): stop after stage 1 (before marking it done) when the oracle reads
             fewer of the VAE's reconstructions of held-out renders right (`vae_gate`); 0 never stops.
@@ -218,10 +226,12 @@ def train_toyworld(
     components = build_toy_components(toy_size(config.size), image_size=config.image_size, seed=config.seed,
                                       prediction_type=config.prediction_type, zero_terminal_snr=config.zero_terminal_snr,
                                       snr_shift=config.snr_shift)
-    folders = {"vae": output_dir / "stage1_vae", "t2i": output_dir / "stage2_t2i", "prompted": output_dir / "stage3_prompted"}
+    folders = {"vae": output_dir / "stage1_vae", "t2i": output_dir / "stage2_t2i", "image_encoder": output_dir / "image_encoder",
+               "qformer": output_dir / "qformer", "prompted": output_dir / "stage3_prompted"}
     trainers = {"vae": _vae_stage, "t2i": _t2i_stage}
+    later_trainers = {"image_encoder": run_image_encoder_stage, "qformer": run_qformer_stage, "prompted": run_prompted_stage}
     report: dict[str, Any] = {}
-    for name in STAGES:
+    for name in config.active_stages():
         folder = folders[name]
         if (folder / DONE_FILE).is_file():
             _load_stage_outputs(name, folder, components)
@@ -230,8 +240,8 @@ def train_toyworld(
         if name not in stages:
             break  # later stages need this one
         folder.mkdir(parents=True, exist_ok=True)
-        if name == "prompted":
-            result = run_prompted_stage(folder, components, config, progress=progress)
+        if name in later_trainers:
+            result = later_trainers[name](folder, components, config, progress=progress)
         else:
             result = trainers[name](folder, components, config, world, progress)
             if name == "vae":

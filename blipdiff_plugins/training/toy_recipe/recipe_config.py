@@ -8,12 +8,17 @@ from ...utils.dict_config import DictRoundTrip
 from ...utils.checks import check_positive_floats, check_positive_ints, check_shares
 from .sizes import toy_size
 
-STAGES = ("vae", "t2i", "prompted")
+# In run order. "image_encoder" and "qformer" are recipe v2's (the paper's stage 1 and the image encoder it stands on);
+# a config with `qformer_pretraining` off skips them (`active_stages`).
+STAGES = ("vae", "t2i", "image_encoder", "qformer", "prompted")
+PAPER_STAGES = ("image_encoder", "qformer")
+IMAGE_ENCODER_MODES = ("frozen", "trainable")
 PREDICTION_TYPES = ("epsilon", "v_prediction")
 # The toy model is trained on single captions ("a {subject} {context}"), so its pipelines repeat prompts once.
 TOY_PROMPT_REPS = 1
 # Settings added after runs were recorded, with the value those runs used (their recipe.json lacks the key).
-SETTINGS_BEFORE_THEY_EXISTED = {"snr_shift": 1.0, "prompted_ema_decay": 0.0}
+SETTINGS_BEFORE_THEY_EXISTED = {"snr_shift": 1.0, "prompted_ema_decay": 0.0, "qformer_pretraining": False,
+                                "prompted_image_encoder": "trainable"}
 # The least share of held-out renders the oracle must read right through the stage-1 VAE (`vae_gate.py`).
 DEFAULT_VAE_GATE = 0.95
 
@@ -66,6 +71,27 @@ class RecipeConfig(DictRoundTrip):
             (1 + step) / (10 + step), 0.996 at step 2400); 0 saves the last step's weights. Our choice, since run 5
             (docs/toyworld_plan.md): at the paper's constant learning rate the last step's weights are one noisy
             sample; the rerun of run 4 scored 0.661 at its last step and 0.740 at its checkpoint 200 steps earlier.
+        qformer_pretraining (`bool`, defaults to `True`): recipe v2, the paper's way (docs/toyworld_plan.md, "Recipe v2"):
+            before the prompted stage, train the toy image encoder contrastively on the toy world (stage
+            "image_encoder": the toy CLIP of `toy_clip`, whose vision tower has the subject encoder's sizes) and then
+            BLIP-2's stage 1 (stage "qformer": ITC, ITM and ITG over that frozen encoder, `training.stage1`) on toy
+            image-caption pairs; the prompted stage starts from that subject encoder. `False` is the recipe of runs
+            1-5 (the image encoder and the Q-Former start random in the prompted stage).
+        prompted_image_encoder (`str`, defaults to "frozen"): whether the prompted stage trains the image encoder:
+            "frozen" (the paper, which freezes its CLIP) or "trainable" (runs 1-5, whose encoder started random; with
+            `qformer_pretraining`, the ablation "stage 1, encoder trainable in stage 2"). "frozen" needs
+            `qformer_pretraining` (a frozen random encoder keeps no texture detail).
+        image_encoder_steps (`int`), image_encoder_batch_size (`int`, at most 56, one render per training subject),
+            image_encoder_learning_rate (`float`): the toy CLIP stage (`ToyClipConfig`; towers at the size's vision
+            width, depth and patch).
+        qformer_records (`int`), qformer_steps (`int`), qformer_batch_size (`int`), qformer_learning_rate (`float`):
+            the stage-1 Q-Former stage: image-caption pairs rendered from the training split (caption
+            ``"a {appearance} {shape} {context}"``, our choice: a toy caption names everything in the picture, as
+            BLIP-2's captions describe a photo), steps, pairs per step (ITC negatives) and peak learning rate
+            (linear warm-up over `warmup_fraction`, cosine decay).
+        prompted_two_subject_rate (`float`, defaults to 0): the hook for two-subject scenes (issue 28): the share of
+            prompted-stage records whose scene holds two subjects. Kept at 0 until the toy world renders such
+            scenes; a positive value is refused with a message until then.
         warmup_fraction (`float`, defaults to 0.05): warmup share of each stage's steps.
         checkpoint_every (`int`, defaults to 200): steps between checkpoints.
     """
@@ -93,6 +119,16 @@ class RecipeConfig(DictRoundTrip):
     prompted_learning_rate: float = 2e-4
     subject_drop_rate: float = 0.15
     prompted_ema_decay: float = 0.999
+    qformer_pretraining: bool = True
+    prompted_image_encoder: str = "frozen"
+    image_encoder_steps: int = 1500
+    image_encoder_batch_size: int = 56
+    image_encoder_learning_rate: float = 1e-3
+    qformer_records: int = 8192
+    qformer_steps: int = 1200
+    qformer_batch_size: int = 64
+    qformer_learning_rate: float = 5e-4
+    prompted_two_subject_rate: float = 0.0
     warmup_fraction: float = 0.05
     checkpoint_every: int = 200
 
@@ -100,6 +136,20 @@ class RecipeConfig(DictRoundTrip):
     def from_recorded(cls, recorded: dict) -> "RecipeConfig":
         """The settings of a run's recipe.json, a key added since it was written read as that run used it."""
         return cls.from_dict({**SETTINGS_BEFORE_THEY_EXISTED, **recorded})
+
+    def active_stages(self) -> tuple[str, ...]:
+        """The stages this config runs, in order (`qformer_pretraining` off skips the paper's two)."""
+        return tuple(stage for stage in STAGES if self.qformer_pretraining or stage not in PAPER_STAGES)
+
+    def toy_clip_config(self):
+        """The `ToyClipConfig` of the "image_encoder" stage: its vision tower has this size's subject-encoder sizes."""
+        from .toy_umm_config import ToyClipConfig
+
+        spec = toy_size(self.size)
+        return ToyClipConfig(seed=self.seed, steps=self.image_encoder_steps, batch_size=self.image_encoder_batch_size,
+                             learning_rate=self.image_encoder_learning_rate, image_size=self.image_size, patch_size=spec.patch_size,
+                             hidden_size=spec.vision_hidden, vision_layers=spec.vision_layers, warmup_fraction=self.warmup_fraction,
+                             checkpoint_every=self.checkpoint_every)
 
     def __post_init__(self):
         toy_size(self.size)
@@ -110,12 +160,25 @@ class RecipeConfig(DictRoundTrip):
                              "set zero_terminal_snr=False for an epsilon model.")
         fields = lambda *names: {name: getattr(self, name) for name in names}
         check_positive_ints(**fields("image_size", "vae_steps", "vae_batch_size", "t2i_steps", "t2i_batch_size", "checkpoint_every",
-                                     "prompted_records", "prompted_steps", "prompted_batch_size"))
-        check_shares(**fields("caption_dropout", "warmup_fraction", "t2i_appearance_rate", "subject_drop_rate"))
+                                     "prompted_records", "prompted_steps", "prompted_batch_size", "image_encoder_steps",
+                                     "image_encoder_batch_size", "qformer_records", "qformer_steps", "qformer_batch_size"))
+        check_shares(**fields("caption_dropout", "warmup_fraction", "t2i_appearance_rate", "subject_drop_rate", "prompted_two_subject_rate"))
+        if not isinstance(self.qformer_pretraining, bool):
+            raise ValueError(f"`qformer_pretraining` must be True or False, got {self.qformer_pretraining!r}.")
+        if self.prompted_image_encoder not in IMAGE_ENCODER_MODES:
+            raise ValueError(f"`prompted_image_encoder`: {self.prompted_image_encoder!r} is not one of {', '.join(IMAGE_ENCODER_MODES)}.")
+        if self.prompted_image_encoder == "frozen" and not self.qformer_pretraining:
+            raise ValueError("`prompted_image_encoder` 'frozen' needs `qformer_pretraining` (its image encoder is trained first); "
+                             "without it the encoder starts random, so use 'trainable'.")
+        if self.qformer_pretraining:
+            self.toy_clip_config()  # its checks (batch at most one render per training subject, patch divides the side)
+        if self.qformer_batch_size < 2:
+            raise ValueError(f"`qformer_batch_size` must be at least 2 (ITC and ITM need negatives), got {self.qformer_batch_size}.")
         shift = self.snr_shift
         if isinstance(shift, bool) or not isinstance(shift, (int, float)) or not 1 <= shift < float("inf"):
             raise ValueError(f"`snr_shift` must be a finite number of at least 1 (1 keeps the schedule), got {shift!r}.")
-        check_positive_floats(**fields("vae_learning_rate", "t2i_learning_rate", "prompted_learning_rate"))
+        check_positive_floats(**fields("vae_learning_rate", "t2i_learning_rate", "prompted_learning_rate", "image_encoder_learning_rate",
+                                       "qformer_learning_rate"))
         if not self.t2i_snr_gamma >= 0:
             raise ValueError(f"`t2i_snr_gamma` must be 0 (off) or positive, got {self.t2i_snr_gamma!r}.")
         for name in ("t2i_ema_decay", "prompted_ema_decay"):
