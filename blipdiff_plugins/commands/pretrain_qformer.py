@@ -77,7 +77,7 @@ def to_flags(message: str) -> str:
 
 def config_from_args(args):
     """The `Stage1Config` of this command line; errors name the flag."""
-    from ..training.stage1.config import Stage1Config
+    from ..tasks.pretrain_qformer import stage1_config
 
     columns = {}
     for item in args.column:
@@ -86,7 +86,7 @@ def config_from_args(args):
             raise ValueError(f"--column must be FIELD=NAME, e.g. caption=text, got {item!r}.")
         columns[field] = name
     try:
-        return Stage1Config(
+        return stage1_config(
             init=args.init, image_encoder=args.image_encoder, tokenizer=args.tokenizer, num_query_tokens=args.num_query_tokens,
             qformer_layers=args.qformer_layers, steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
             min_learning_rate=args.min_learning_rate, warmup_steps=args.warmup_steps, weight_decay=args.weight_decay,
@@ -102,13 +102,13 @@ def config_from_args(args):
 
 
 def run(args) -> int:
-    from ..training.stage1 import Stage1Trainer
+    from ..tasks.pretrain_qformer import stage1_trainer
 
     config = config_from_args(args)
     estimate = StepEstimate()
     try:
-        trainer = Stage1Trainer(args.data, config=config, validation_data=args.validation_data, callback=estimate)
-        trainer.setup()  # the trainer's accelerator knows the process layout (see commands/pretrain.py)
+        # set up before training: the trainer's accelerator knows the process layout (see commands/pretrain.py)
+        trainer = stage1_trainer(args.data, config=config, validation_data=args.validation_data, callback=estimate)
         main_process = trainer.accelerator.is_main_process
         estimate.done = estimate.done or not main_process
         if main_process:
