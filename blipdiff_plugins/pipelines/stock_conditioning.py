@@ -17,6 +17,8 @@ modules; ours built from a stock pipeline needs the subject parts passed to diff
 
 from __future__ import annotations
 
+import logging
+from contextlib import contextmanager
 from types import MappingProxyType
 
 import torch
@@ -140,5 +142,48 @@ def stock_pipeline(pipe, pipeline_class, **kwargs):
     ``from_pipe`` casts the shared modules to float32 unless given ``dtype``). ``kwargs`` (a ``controlnet``, an
     ``adapter``, ``pag_applied_layers``, ``dtype``, ...) go to ``from_pipe`` and take precedence.
     """
-    options = {**NO_SAFETY_CHECKER, "dtype": pipe.dtype, **kwargs}
-    return pipeline_class.from_pipe(pipe, **options)
+    options = {**NO_SAFETY_CHECKER, **kwargs}
+    if "dtype" not in options and "torch_dtype" not in options:
+        options["dtype"] = pipe.dtype
+    with quiet_cast_notices([*pipe.components.values(), *kwargs.values()], options.get("dtype")):
+        return pipeline_class.from_pipe(pipe, **options)
+
+
+class _CastNoticeFilter(logging.Filter):
+    def __init__(self, quiet_all: bool):
+        super().__init__()
+        self.quiet_all = quiet_all
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("should be kept in float32: []." in message or (self.quiet_all and "should be kept in float32:" in message))
+
+
+def casts_nothing(modules, dtype) -> bool:
+    """Whether casting ``modules`` to ``dtype`` changes no parameter (every floating parameter already is ``dtype``)."""
+    return all(
+        parameter.dtype == dtype
+        for module in modules
+        if isinstance(module, torch.nn.Module)
+        for parameter in module.parameters()
+        if parameter.is_floating_point()
+    )
+
+
+@contextmanager
+def quiet_cast_notices(modules=(), dtype: torch.dtype | None = None):
+    """Drop diffusers 0.42's "There are modules in X that should be kept in float32: [...]" where it says nothing.
+
+    ``from_pipe`` casts every model of the new pipeline (``pipe.to(dtype=...)``), and ``ModelMixin.to`` warns on any
+    cast: also when the model keeps no module in float32 (its ``_keep_in_fp32_modules or []`` defeats its own `None`
+    check; diffusers' own pipelines log it too), and also when the cast changes nothing. The first is always dropped;
+    the second (our subject encoder keeps its Q-Former in float32) when ``modules`` are all ``dtype`` already. A cast
+    that does change a kept module still warns.
+    """
+    model_logger = logging.getLogger("diffusers.models.modeling_utils")
+    quiet = _CastNoticeFilter(quiet_all=dtype is not None and casts_nothing(modules, dtype))
+    model_logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        model_logger.removeFilter(quiet)
