@@ -3,7 +3,7 @@
 
 The region is a mask image or a box (`tasks/inpaint_mask.py` says what counts as a mask). With the model's own
 4-channel U-Net the stock pipeline keeps the photo outside the mask by blending latents at every step; with a
-9-channel inpainting U-Net (``unet``) it conditions on the masked photo instead. Either way the result is decoded
+9-channel inpainting U-Net (``inpaint_unet``) it conditions on the masked photo instead. Either way the result is decoded
 whole, so the VAE round trip changes pixels outside the mask a little; the final blend (``blend``, on by default,
 our choice) pastes the photo back there, so they equal the photo's exactly.
 """
@@ -70,11 +70,43 @@ def inpaint_unet_channels(unet) -> int:
     """The U-Net's input channels: 4 (the model's own: latents blended) or 9 (an inpainting U-Net)."""
     channels = unet.config.in_channels
     if channels not in (4, 9):
-        raise InvalidArgumentError(f"`unet` takes {channels} input channels; pass a 4-channel or a 9-channel inpainting U-Net.", argument="unet")
+        raise InvalidArgumentError(
+            f"`inpaint_unet` takes {channels} input channels; pass a 9-channel inpainting U-Net (or none: the model's own).", argument="inpaint_unet"
+        )
     return channels
 
 
-def inpaint(pipe, request: InpaintRequest, *, unet=None, output: str | Path | None = None, record: Callable[[dict], dict] | None = None,
+def load_inpaint_unet(folder: str | Path, pipe):
+    """The inpainting U-Net saved in ``folder`` (its own folder, or a pipeline folder's ``unet/``), on ``pipe``'s device
+    and dtype; errors name ``inpaint_unet``."""
+    from diffusers import UNet2DConditionModel
+
+    from .errors import ModelArgumentError
+
+    path = Path(folder)
+    if (path / "unet" / "config.json").is_file():
+        path = path / "unet"
+    if not (path / "config.json").is_file():
+        raise ModelArgumentError(
+            f"`inpaint_unet`: no U-Net in {str(folder)!r} (no config.json, nor unet/config.json); pass the folder of a 9-channel "
+            "inpainting U-Net saved with save_pretrained, or a pipeline folder holding one.",
+            argument="inpaint_unet",
+        )
+    try:
+        unet = UNet2DConditionModel.from_pretrained(path, torch_dtype=pipe.unet.dtype)
+    except (OSError, ValueError) as error:
+        raise ModelArgumentError(f"`inpaint_unet`: could not load {str(folder)!r} ({str(error).splitlines()[0]}).", argument="inpaint_unet") from error
+    inpaint_unet_channels(unet)
+    if unet.config.cross_attention_dim != pipe.unet.config.cross_attention_dim:
+        raise ModelArgumentError(
+            f"`inpaint_unet` {str(folder)!r} attends to {unet.config.cross_attention_dim}-wide text, the model's text encoder gives "
+            f"{pipe.unet.config.cross_attention_dim}; pass an inpainting U-Net of the model's base.",
+            argument="inpaint_unet",
+        )
+    return unet.to(pipe.unet.device)
+
+
+def inpaint(pipe, request: InpaintRequest, *, inpaint_unet=None, output: str | Path | None = None, record: Callable[[dict], dict] | None = None,
             notify: Callable[[str], None] | None = None) -> PhotoResult:
     """Repaint the region of ``request.image`` with the subject through `StableDiffusionInpaintPipeline` on ``pipe``'s
     modules.
@@ -82,8 +114,9 @@ def inpaint(pipe, request: InpaintRequest, *, unet=None, output: str | Path | No
     Args:
         pipe: a loaded `BlipDiffusionPipeline` (`tasks.img2img.load_photo_model`).
         request (`InpaintRequest`): checked here first (nothing is written when it is refused).
-        unet (`UNet2DConditionModel`, *optional*): a 9-channel inpainting U-Net of the same base, used in place of the
-            model's (which the stock pipeline then runs on the latents it blends).
+        inpaint_unet (`UNet2DConditionModel`, *optional*): a 9-channel inpainting U-Net of the same base, used in place
+            of the model's own (without it the stock pipeline runs the model's 4-channel U-Net and blends latents);
+            `load_inpaint_unet` reads one from a folder.
         output (`str` or `Path`, *optional*): the folder to write ``NNN-<prompt>.png`` and sidecars into (checked by the
             caller: `check_output_folder`).
         record (`Callable[[dict], dict]`, *optional*): what the sidecars record besides each image's own values.
@@ -93,8 +126,8 @@ def inpaint(pipe, request: InpaintRequest, *, unet=None, output: str | Path | No
 
     name = photo_name(request.image)
     request, region = check_request(request)
-    channels = inpaint_unet_channels(unet if unet is not None else pipe.unet)
-    stock = pipe.stock_pipeline(StableDiffusionInpaintPipeline, **({"unet": unet} if unet is not None else {}))
+    channels = inpaint_unet_channels(inpaint_unet) if inpaint_unet is not None else pipe.unet.config.in_channels
+    stock = pipe.stock_pipeline(StableDiffusionInpaintPipeline, **({"unet": inpaint_unet} if inpaint_unet is not None else {}))
     height, width = working_size(request, request.image)
     images, notices = run_stock(pipe, stock, request, notify=notify, image=request.image, mask_image=mask_image(region), height=height, width=width)
     if request.blend:

@@ -159,7 +159,7 @@ def test_a_nine_channel_inpainting_unet_is_used_in_place_of_the_models(tiny_pipe
     unet9 = UNet2DConditionModel(**{**config, "in_channels": 9}).eval()
     seen, handle = _count_unet_inputs(unet9)
     try:
-        image = inpaint(tiny_pipeline, request(photo, subject_image), unet=unet9).images[0]
+        image = inpaint(tiny_pipeline, request(photo, subject_image), inpaint_unet=unet9).images[0]
     finally:
         handle.remove()
     assert seen == [9, 9]  # two steps, each one batched call under guidance
