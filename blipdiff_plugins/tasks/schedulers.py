@@ -36,7 +36,21 @@ def scheduler_named(name: str | None, base):
     if scheduler_class is None:
         known = ", ".join(sorted(SCHEDULERS) + scheduler_choices(base)[1:])
         raise InvalidArgumentError(f"`scheduler`: {name!r} is not a scheduler; choose one of {known}.", argument="scheduler")
-    return scheduler_class.from_config(base.config)
+    return scheduler_class.from_config(base.config, **sd_defaults(scheduler_class, base.config))
+
+
+# Stable Diffusion's values of settings whose class defaults differ: a config without them (PNDM's has no
+# `clip_sample`, DDIM's no `skip_prk_steps`) would give DDIM/DDPM clipping of latents as if they were pixels and PNDM
+# its Runge-Kutta warm-up; stock diffusers pipelines warn about both and rewrite them.
+SD_SAMPLING_DEFAULTS = {"clip_sample": False, "skip_prk_steps": True}
+
+
+def sd_defaults(scheduler_class, config) -> dict:
+    """The `SD_SAMPLING_DEFAULTS` that ``scheduler_class`` takes and ``config`` does not set."""
+    import inspect
+
+    accepted = inspect.signature(scheduler_class.__init__).parameters
+    return {key: value for key, value in SD_SAMPLING_DEFAULTS.items() if key in accepted and key not in config}
 
 
 def replace_scheduler(pipe, name: str | None) -> None:

@@ -302,3 +302,46 @@ def test_umm_subject_prompt_embeds_errors_name_the_argument(umm_pipe, subject_im
         umm_pipe.subject_prompt_embeds("a dog", subject_images=subject_image, target_subject="dog", prompt_reps=3)
     with pytest.raises(ValueError, match="subject_images.*subject_embeds"):
         umm_pipe.subject_prompt_embeds("a dog", target_subject="dog")
+
+
+# ------------------------------------------------------------------------------------------------ our configs
+STOCK_CLASSES = (StableDiffusionPipeline, StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline, StableDiffusionPAGPipeline)
+
+
+def assert_stock_pipelines_take_it_as_it_is(pipe):
+    """Each stock class builds on ``pipe`` without a warning and leaves the scheduler's and U-Net's configs as they were
+    (diffusers rewrites a ``steps_offset`` other than 1, DDIM's ``clip_sample`` True, PNDM's ``skip_prk_steps`` False)."""
+    scheduler_config, unet_config = dict(pipe.scheduler.config), dict(pipe.unet.config)
+    with no_diffusers_warnings():
+        for stock_class in STOCK_CLASSES:
+            pipe.stock_pipeline(stock_class)
+    assert dict(pipe.scheduler.config) == scheduler_config and dict(pipe.unet.config) == unet_config
+
+
+@pytest.mark.parametrize("name", ["builtin:random-tiny", "builtin:toy"])
+@pytest.mark.parametrize("method", ["blip_diffusion", "umm_diffusion"])
+def test_stock_pipelines_take_our_built_in_models_as_they_are(name, method):
+    from blipdiff_plugins import BlipDiffusionPipeline, UMMDiffusionPipeline
+
+    pipeline_class = BlipDiffusionPipeline if method == "blip_diffusion" else UMMDiffusionPipeline
+    assert_stock_pipelines_take_it_as_it_is(pipeline_class.from_pretrained(name))
+
+
+def test_stock_pipelines_take_every_scheduler_we_build(pipe):
+    """The LAVIS conversion's and the random built-ins' scheduler (the toy recipe's PNDM is the same), the toy recipe's
+    zero-terminal-SNR DDIM, and every scheduler the CLI and web app offer (`tasks/schedulers.py`) built from each."""
+    from blipdiff_plugins.conversion.lavis import release_scheduler
+    from blipdiff_plugins.tasks.schedulers import SCHEDULERS, scheduler_named
+    from blipdiff_plugins.training.toy_recipe.components import build_scheduler
+
+    settings = lambda scheduler: {key: value for key, value in scheduler.config.items() if not key.startswith("_")}  # noqa: E731
+    assert settings(build_scheduler()) == settings(release_scheduler())
+    bases = [release_scheduler(), build_scheduler(prediction_type="v_prediction", zero_terminal_snr=True)]
+    original = pipe.scheduler
+    try:
+        for base in bases:
+            for name in ["default", *SCHEDULERS]:
+                pipe.scheduler = scheduler_named(name, base)
+                assert_stock_pipelines_take_it_as_it_is(pipe)
+    finally:
+        pipe.scheduler = original
