@@ -86,6 +86,13 @@ class SubjectPipelineLoaderMixin:
             raise ValueError("Pass `dtype` or `torch_dtype` (its old name), not both.")
         kwargs["dtype"] = kwargs.pop("dtype", kwargs.pop("torch_dtype", None)) or pipeline.dtype
         expected, _ = cls._get_signature_keys(cls)
+        # diffusers keeps a source's model only if its exact class is in the target's type hint; a Protocol hint
+        # (``subject_encoder: SubjectEncoder``) matches no class, so pass what meets the Protocol explicitly.
+        for name, hinted in cls._get_signature_types().items():
+            component = pipeline.components.get(name)
+            if name in expected and name not in kwargs and component is not None:
+                if any(getattr(kind, "_is_protocol", False) and isinstance(component, kind) for kind in hinted):
+                    kwargs[name] = component
         missing = [name for name in expected if name not in pipeline.components and name not in kwargs and name not in cls._optional_components]
         if missing:
             raise ValueError(

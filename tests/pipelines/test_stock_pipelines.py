@@ -98,12 +98,17 @@ def test_subject_from_subject_embeds_and_from_load_subject_match_subject_images(
     from_images, _ = pipe.subject_prompt_embeds(PROMPTS, subject_images=subject_image, source_subject="dog")
     from_embeds, _ = pipe.subject_prompt_embeds(PROMPTS, subject_embeds=embeds, target_subject="dog")
     torch.testing.assert_close(from_embeds, from_images, rtol=0, atol=0)
-    pipe.set_subject(embeds, "dog")  # what `load_subject` ends in
+    from blipdiff_plugins.adapters.finetune_strategies import resolve_strategy
+    from blipdiff_plugins.loaders.subject_model_format import SubjectModel
+
+    pipe.load_subject(SubjectModel(subject="dog", subject_embedding=embeds, strategy=resolve_strategy("embedding_only")))
     try:
         loaded, _ = pipe.subject_prompt_embeds(PROMPTS)
+        overridden, _ = pipe.subject_prompt_embeds(PROMPTS, subject_images=image(9), source_subject="dog")
     finally:
         pipe.unload_subject()
     torch.testing.assert_close(loaded, from_images, rtol=0, atol=0)
+    assert (overridden - loaded).abs().max() > 1e-3  # a call's own subject wins over the loaded one
 
 
 def test_subject_prompt_embeds_bad_input_names_the_argument(pipe, subject_image):
@@ -256,6 +261,15 @@ def test_ours_from_a_stock_pipeline_plus_the_subject_parts(pipe, subject_image):
         BlipDiffusionPipeline.from_pipe(stock)
     with pytest.raises(ValueError, match=r"has no \['controlnet'\]"):
         BlipDiffusionControlNetPipeline.from_pipe(pipe)
+
+
+def test_from_pipe_between_our_pipelines_warns_nothing(pipe):
+    from blipdiff_plugins import BlipDiffusionEditPipeline
+
+    with no_diffusers_warnings():
+        edit = BlipDiffusionEditPipeline.from_pipe(pipe)
+    # the subject encoder's `SubjectEncoder` Protocol hint made diffusers drop it (and then fail) before our from_pipe
+    assert edit.subject_encoder is pipe.subject_encoder and edit.config.subject_position == pipe.config.subject_position
 
 
 def test_round_trip_through_a_stock_pipeline_keeps_our_settings(pipe):
