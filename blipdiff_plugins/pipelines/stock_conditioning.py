@@ -12,7 +12,8 @@ pipeline given it computes UMM-Diffusion with ``fusion_weight=1`` (our choice: t
 text's, which would carry no subject). The damping that the text branch adds at ``fusion_weight < 1`` is lost.
 
 Stock pipelines built from ours (`stock_pipeline`, or ``Cls.from_pipe(pipe, **NO_SAFETY_CHECKER)``) share the
-modules; ours built from a stock pipeline needs the subject parts passed to diffusers' ``from_pipe``.
+modules; ours built from a stock pipeline (``BlipDiffusionPipeline.from_pipe(sd, subject_encoder=..., ...)``,
+`loading.SubjectPipelineLoaderMixin.from_pipe`) needs the subject parts passed.
 """
 
 from __future__ import annotations
@@ -142,9 +143,11 @@ def stock_pipeline(pipe, pipeline_class, **kwargs):
     ``from_pipe`` casts the shared modules to float32 unless given ``dtype``). ``kwargs`` (a ``controlnet``, an
     ``adapter``, ``pag_applied_layers``, ``dtype``, ...) go to ``from_pipe`` and take precedence.
     """
+    if "dtype" in kwargs and "torch_dtype" in kwargs:
+        raise ValueError("Pass `dtype` or `torch_dtype` (its old name), not both.")
     options = {**NO_SAFETY_CHECKER, **kwargs}
-    if "dtype" not in options and "torch_dtype" not in options:
-        options["dtype"] = pipe.dtype
+    # diffusers 0.42 names it `dtype` and warns on `torch_dtype`: both are accepted, one is passed on
+    options["dtype"] = options.pop("dtype", options.pop("torch_dtype", None)) or pipe.dtype
     with quiet_cast_notices([*pipe.components.values(), *kwargs.values()], options.get("dtype")):
         return pipeline_class.from_pipe(pipe, **options)
 

@@ -19,8 +19,8 @@ its own guidance function (`denoising.GuidanceFn`) where it fuses conditions dif
 
 The mixin owns: subject encoding and averaging, `check_inputs`, prompt and negative conditioning (each prompt
 tokenised once per call), the default size, the guidance decision (`do_classifier_free_guidance`, read at
-every step), diffusers' callback properties, decoding, `from_pretrained` (published layout) and
-`load_subject`.
+every step), diffusers' callback properties, decoding, `from_pretrained` (published layout), `from_pipe`,
+`load_subject`, and the route into diffusers' stock pipelines (`subject_prompt_embeds`, `stock_pipeline`).
 """
 
 from __future__ import annotations

@@ -241,6 +241,7 @@ def test_stock_pipeline_keeps_dtype_and_sharing(tiny_components):
     pipe = BlipDiffusionPipeline(**copy.deepcopy(dict(tiny_components))).to(torch.bfloat16)
     with no_diffusers_warnings():
         stock = pipe.stock_pipeline(StableDiffusionInpaintPipeline)
+        pipe.stock_pipeline(StableDiffusionPipeline, torch_dtype=torch.bfloat16)  # the old name, without diffusers' FutureWarning
     # diffusers' own from_pipe would have cast the shared modules (ours too) to float32
     assert stock.unet.dtype == pipe.unet.dtype == torch.bfloat16 and stock.vae is pipe.vae
 
