@@ -26,6 +26,11 @@ import torch
 
 from .subject_conditioning import as_list
 
+# Stable Diffusion's sampling settings that stock SD pipelines demand: they warn about any other value and rewrite
+# the scheduler's config in place. Class defaults differ (DDIM/DDPM clip latents as if pixels, PNDM runs Runge-Kutta
+# warm-up steps, `steps_offset` 0), so a config that does not set them gets these (`tasks/schedulers.py`).
+SD_SAMPLING_SETTINGS = MappingProxyType({"steps_offset": 1, "clip_sample": False, "skip_prk_steps": True})
+
 # What a stock SD pipeline built from ours needs beyond our components: ours has no safety checker, and saying
 # so (`requires_safety_checker=False`) keeps diffusers from warning that it was disabled.
 NO_SAFETY_CHECKER = MappingProxyType({"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False})
@@ -148,8 +153,23 @@ def stock_pipeline(pipe, pipeline_class, **kwargs):
     options = {**NO_SAFETY_CHECKER, **kwargs}
     # diffusers 0.42 names it `dtype` and warns on `torch_dtype`: both are accepted, one is passed on
     options["dtype"] = options.pop("dtype", options.pop("torch_dtype", None)) or pipe.dtype
+    options.setdefault("scheduler", stock_scheduler(pipe.scheduler))
     with quiet_cast_notices([*pipe.components.values(), *kwargs.values()], options.get("dtype")):
         return pipeline_class.from_pipe(pipe, **options)
+
+
+def stock_scheduler(scheduler):
+    """``scheduler`` itself, or, where its config departs from `SD_SAMPLING_SETTINGS`, a copy with them.
+
+    A stock pipeline would warn and rewrite the shared scheduler in place, changing what ``pipe`` samples with too;
+    the copy leaves ``pipe``'s as it was (a published-layout folder is loaded as written, ``steps_offset`` 0 included)
+    and gives the stock pipeline what it would have rewritten itself. Our built-in and converted models need no copy.
+    """
+    changes = {key: value for key, value in SD_SAMPLING_SETTINGS.items() if key in scheduler.config and scheduler.config[key] != value}
+    if not changes:
+        return scheduler
+    settings = {key: value for key, value in scheduler.config.items() if not key.startswith("_")}
+    return type(scheduler).from_config({**settings, **changes})
 
 
 class _CastNoticeFilter(logging.Filter):

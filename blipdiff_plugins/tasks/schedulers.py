@@ -39,18 +39,15 @@ def scheduler_named(name: str | None, base):
     return scheduler_class.from_config(base.config, **sd_defaults(scheduler_class, base.config))
 
 
-# Stable Diffusion's values of settings whose class defaults differ: a config without them (PNDM's has no
-# `clip_sample`, DDIM's no `skip_prk_steps`) would give DDIM/DDPM clipping of latents as if they were pixels and PNDM
-# its Runge-Kutta warm-up; stock diffusers pipelines warn about both and rewrite them.
-SD_SAMPLING_DEFAULTS = {"clip_sample": False, "skip_prk_steps": True}
-
-
 def sd_defaults(scheduler_class, config) -> dict:
-    """The `SD_SAMPLING_DEFAULTS` that ``scheduler_class`` takes and ``config`` does not set."""
+    """Stable Diffusion's sampling settings (`SD_SAMPLING_SETTINGS`) that ``scheduler_class`` takes and ``config`` does
+    not set: PNDM's config has no ``clip_sample``, DDIM's no ``skip_prk_steps``, and their class defaults differ."""
     import inspect
 
+    from ..pipelines.stock_conditioning import SD_SAMPLING_SETTINGS
+
     accepted = inspect.signature(scheduler_class.__init__).parameters
-    return {key: value for key, value in SD_SAMPLING_DEFAULTS.items() if key in accepted and key not in config}
+    return {key: value for key, value in SD_SAMPLING_SETTINGS.items() if key in accepted and key not in config}
 
 
 def replace_scheduler(pipe, name: str | None) -> None:

@@ -360,3 +360,19 @@ def test_stock_pipelines_take_every_scheduler_we_build(pipe):
                 assert_stock_pipelines_take_it_as_it_is(pipe)
     finally:
         pipe.scheduler = original
+
+
+def test_a_published_layout_scheduler_is_left_as_written_and_the_stock_pipeline_gets_sds_values():
+    """The parity fixture (the original's published layout, PNDM with ``steps_offset`` 0): diffusers would warn and
+    rewrite the shared scheduler in place, changing our pipeline's own sampling; the stock pipeline gets a copy."""
+    from tests.pipelines.test_parity import load_parity_pipeline
+
+    pipe = load_parity_pipeline("tiny16")
+    assert pipe.scheduler.config.steps_offset == 0
+    with no_diffusers_warnings():
+        stock = pipe.stock_pipeline(StableDiffusionInpaintPipeline)
+    assert pipe.scheduler.config.steps_offset == 0 and stock.scheduler.config.steps_offset == 1
+    assert stock.scheduler is not pipe.scheduler and stock.unet is pipe.unet
+    assert {key: value for key, value in stock.scheduler.config.items() if key != "steps_offset" and not key.startswith("_")} == {
+        key: value for key, value in pipe.scheduler.config.items() if key != "steps_offset" and not key.startswith("_")
+    }
