@@ -73,15 +73,18 @@ def run(stock, pe, ne, **kwargs):
 
 
 # ------------------------------------------------------------------------------------------------ the embeddings
-def test_subject_prompt_embeds_are_what_our_call_conditions_with(pipe, subject_image):
+@pytest.mark.parametrize("per_prompt", [False, True], ids=["one subject", "a subject per prompt"])
+def test_subject_prompt_embeds_are_what_our_call_conditions_with(pipe, subject_image, per_prompt):
     """Rows per prompt, no per-image repeat, negatives as plain text: the halves of `prepare_conditioning`."""
-    pe, ne = pipe.subject_prompt_embeds(PROMPTS, subject_images=subject_image, source_subject="dog", negative_prompt=NEGATIVES)
+    subject = {"subject_images": [subject_image, image(9)], "source_subject": ["dog", "cat"]} if per_prompt else {
+        "subject_images": subject_image, "source_subject": "dog"}
+    pe, ne = pipe.subject_prompt_embeds(PROMPTS, **subject, negative_prompt=NEGATIVES)
     hidden = pipe.text_encoder.config.hidden_size
     assert pe.shape == ne.shape == (2, pipe.text_encoder.config.max_position_embeddings, hidden)
     assert pe.dtype == ne.dtype == pipe.text_encoder.dtype
     pipe._guidance_scale = 7.5
     both, batch = pipe.prepare_conditioning(
-        prompt=PROMPTS, subject_images=subject_image, source_subject="dog", target_subject=None, subject_embeds=None,
+        prompt=PROMPTS, **subject, target_subject=None, subject_embeds=None,
         negative_prompt=NEGATIVES, prompt_embeds=None, negative_prompt_embeds=None, num_images_per_prompt=1,
         prompt_strength=1.0, prompt_reps=None, device=pipe.device,
     )
@@ -303,11 +306,17 @@ def test_umm_in_a_stock_pipeline_is_its_fusion_weight_one(umm_pipe, subject_imag
         num_images_per_prompt=2, num_inference_steps=STEPS, generator=generator(0), output_type="np",
     ).images
     np.testing.assert_allclose(images, ours, rtol=0, atol=1e-5)
-    text_only = umm_pipe(
-        prompts, subject_images=subject_image, subject_word="dog", fusion_weight=0.0, negative_prompt=NEGATIVES,
-        num_images_per_prompt=2, num_inference_steps=STEPS, generator=generator(0), output_type="np",
-    ).images
-    assert np.abs(images - text_only).max() > 1e-3  # the pseudo-word, not the plain text, is what carries over
+    # what carries over is the pseudo-word branch h_u, not the plain text h_y (the branch of fusion_weight 0)
+    assert (pe - umm_pipe.encode_prompt(prompts)).abs().max() > 1e-3
+    # and back: UMM-Diffusion on a stock pipeline's modules plus its encoder and image processor
+    from blipdiff_plugins import UMMDiffusionPipeline
+
+    stock = StableDiffusionPipeline(**{name: getattr(umm_pipe, name) for name in ("vae", "text_encoder", "tokenizer", "unet", "scheduler")},
+                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    with no_diffusers_warnings():
+        back = UMMDiffusionPipeline.from_pipe(stock, subject_encoder=umm_pipe.subject_encoder, subject_image_processor=umm_pipe.subject_image_processor)
+    again, _ = back.subject_prompt_embeds(prompts, subject_images=subject_image, target_subject="dog", negative_prompt=NEGATIVES)
+    torch.testing.assert_close(again, pe, rtol=0, atol=0)
 
 
 def test_umm_subject_prompt_embeds_errors_name_the_argument(umm_pipe, subject_image):
