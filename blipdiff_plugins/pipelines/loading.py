@@ -124,7 +124,9 @@ class SubjectPipelineLoaderMixin:
         if "controlnet" in parameters and components.get("controlnet") is None:
             from .control_conditioning import controlnet_from_unet
             from .denoising import vae_scale_factor
+            from .stock_conditioning import quiet_cast_notices
 
             unet = components["unet"]
-            components["controlnet"] = controlnet_from_unet(unet, vae_scale_factor(components["vae"]), seed=0).to(dtype=unet.dtype)
+            with quiet_cast_notices():  # ControlNetModel keeps no module in float32; diffusers 0.42 says so on every cast
+                components["controlnet"] = controlnet_from_unet(unet, vae_scale_factor(components["vae"]), seed=0).to(dtype=unet.dtype)
         return cls(**components)

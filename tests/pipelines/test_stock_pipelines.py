@@ -343,12 +343,13 @@ def assert_stock_pipelines_take_it_as_it_is(pipe):
 
 
 @pytest.mark.parametrize("name", ["builtin:random-tiny", "builtin:toy"])
-@pytest.mark.parametrize("method", ["blip_diffusion", "umm_diffusion"])
-def test_stock_pipelines_take_our_built_in_models_as_they_are(name, method):
-    from blipdiff_plugins import BlipDiffusionPipeline, UMMDiffusionPipeline
+@pytest.mark.parametrize("pipeline_name", ["BlipDiffusionPipeline", "BlipDiffusionControlNetPipeline", "UMMDiffusionPipeline"])
+def test_stock_pipelines_take_our_built_in_models_as_they_are(name, pipeline_name):
+    import blipdiff_plugins
 
-    pipeline_class = BlipDiffusionPipeline if method == "blip_diffusion" else UMMDiffusionPipeline
-    assert_stock_pipelines_take_it_as_it_is(pipeline_class.from_pretrained(name))
+    with no_diffusers_warnings():  # loading included: the built-in ControlNet is made and cast in code
+        pipe = getattr(blipdiff_plugins, pipeline_name).from_pretrained(name)
+    assert_stock_pipelines_take_it_as_it_is(pipe)
 
 
 def test_stock_pipelines_take_every_scheduler_we_build(pipe):
