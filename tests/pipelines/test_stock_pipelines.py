@@ -375,9 +375,10 @@ def test_stock_pipelines_take_every_scheduler_we_build(pipe):
 def test_a_published_layout_scheduler_is_left_as_written_and_the_stock_pipeline_gets_sds_values():
     """The parity fixture (the original's published layout, PNDM with ``steps_offset`` 0): diffusers would warn and
     rewrite the shared scheduler in place, changing our pipeline's own sampling; the stock pipeline gets a copy."""
-    from tests.pipelines.test_parity import load_parity_pipeline
+    from blipdiff_plugins import BlipDiffusionPipeline
+    from tests.helpers import PARITY_DIR
 
-    pipe = load_parity_pipeline("tiny16")
+    pipe = BlipDiffusionPipeline.from_pretrained(PARITY_DIR / "tiny16", subject_tokenizer_name_or_path=str(PARITY_DIR / "bert_tokenizer"))
     assert pipe.scheduler.config.steps_offset == 0
     with no_diffusers_warnings():
         stock = pipe.stock_pipeline(StableDiffusionInpaintPipeline)
