@@ -98,6 +98,12 @@ def check_photo_request(request, *, subject_required: bool = False):
             f"`strength` must lie in (0, 1] (how much of the photo is redrawn: 0.3 keeps most of it, 1.0 redraws all), got {strength!r}.",
             argument="strength",
         )
+    if isinstance(request.steps, int) and int(request.steps * strength) < 1:  # diffusers runs int(steps x strength) steps
+        raise InvalidArgumentError(
+            f"`strength` {strength!r} of `steps` {request.steps} runs no denoising step (diffusers runs int(steps x strength)); "
+            f"raise `steps` to at least {math.ceil(1 / strength)} or `strength`.",
+            argument="strength",
+        )
     changes: dict[str, Any] = {"image": read_photo(request.image)}
     if request.subject_image:
         changes["subject_image"] = subject_image_files("subject_image", request.subject_image)

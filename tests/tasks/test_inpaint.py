@@ -195,6 +195,13 @@ def test_a_strength_outside_zero_to_one_is_refused_before_anything_runs(tiny_pip
     assert not (tmp_path / "out").exists()
 
 
+def test_a_strength_that_leaves_no_step_is_refused_naming_both(tiny_pipeline, photo):
+    with pytest.raises(InvalidArgumentError) as caught:
+        img2img(tiny_pipeline, Img2ImgRequest(image=photo, prompt=["x"], strength=0.3, steps=3))
+    assert str(caught.value) == ("`strength` 0.3 of `steps` 3 runs no denoising step (diffusers runs int(steps x strength)); raise `steps` "
+                                 "to at least 4 or `strength`.")
+
+
 def test_a_bad_mask_file_is_refused_and_nothing_is_written(tiny_pipeline, photo, subject_image, tmp_path):
     noise = tmp_path / "noise.png"
     PIL.Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 40, 3), dtype=np.uint8)).save(noise)
