@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .errors import InvalidArgumentError
-from .generate import check_output_folder, output_stems, subject_image_files  # noqa: F401 - check_output_folder: the front doors' import
+from .generate import output_stems, subject_image_files
 from .models import ModelSettings, load_model
 from .results import ResultWriter, versions
 from .subject_words import unknown_word_notice
