@@ -28,6 +28,9 @@ COMMAND_MODULES = (
     "blipdiff_plugins.commands.train_umm",
     "blipdiff_plugins.commands.ui",
     "blipdiff_plugins.commands.toyworld",
+    "blipdiff_plugins.commands.inpaint",
+    "blipdiff_plugins.commands.img2img",
+    "blipdiff_plugins.commands.inpaint_bench",
 )
 
 

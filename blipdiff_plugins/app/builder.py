@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..tasks.models import model_notice
-from . import tab_attention, tab_edit, tab_finetune, tab_generate, tab_style
+from . import tab_attention, tab_edit, tab_finetune, tab_generate, tab_inpaint, tab_style
 from .service import ModelService
 from .suggestions import write_examples
 
@@ -34,6 +34,8 @@ def build_app(service: ModelService, *, concurrency: int = 1, max_queue: int = 6
                 finetune = tab_finetune.build(service, suggestions)
             with gr.Tab("Edit", id="edit"):
                 tab_edit.build(service, suggestions)
+            with gr.Tab("Inpaint", id="inpaint"):
+                tab_inpaint.build(service, suggestions)
             with gr.Tab("Style / structure", id="style"):
                 tab_style.build(service, suggestions)
             with gr.Tab("Attention", id="attention"):

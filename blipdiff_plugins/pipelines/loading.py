@@ -71,6 +71,39 @@ class SubjectPipelineLoaderMixin:
             raise name_failing_component(pretrained_model_name_or_path, error) from error
 
     @classmethod
+    def from_pipe(cls, pipeline, **kwargs):
+        """diffusers' `from_pipe` (this pipeline on ``pipeline``'s modules, shared), for a stock pipeline as the source too.
+
+        A stock Stable Diffusion pipeline has no subject parts: pass them, e.g.
+        ``BlipDiffusionPipeline.from_pipe(sd, subject_encoder=..., subject_tokenizer=..., subject_image_processor=...)``
+        (a `ValueError` names the missing ones). Unlike diffusers' (which casts to float32 unless given ``dtype``),
+        the new pipeline keeps ``pipeline``'s dtype; ``dtype`` (or ``torch_dtype``) sets another. Settings of ours that
+        a stock pipeline carried through its own `from_pipe` (``default_prompt_reps``, ...) come back.
+        """
+        from .stock_conditioning import quiet_cast_notices
+
+        if "dtype" in kwargs and "torch_dtype" in kwargs:
+            raise ValueError("Pass `dtype` or `torch_dtype` (its old name), not both.")
+        kwargs["dtype"] = kwargs.pop("dtype", kwargs.pop("torch_dtype", None)) or pipeline.dtype
+        expected, _ = cls._get_signature_keys(cls)
+        # diffusers keeps a source's model only if its exact class is in the target's type hint; a Protocol hint
+        # (``subject_encoder: SubjectEncoder``) matches no class, so pass what meets the Protocol explicitly.
+        for name, hinted in cls._get_signature_types().items():
+            component = pipeline.components.get(name)
+            if name in expected and name not in kwargs and component is not None:
+                if any(getattr(kind, "_is_protocol", False) and isinstance(component, kind) for kind in hinted):
+                    kwargs[name] = component
+        missing = [name for name in expected if name not in pipeline.components and name not in kwargs and name not in cls._optional_components]
+        if missing:
+            raise ValueError(
+                f"{cls.__name__}.from_pipe: {type(pipeline).__name__} has no {missing}; pass them, e.g. "
+                f"{', '.join(f'{name}=other_pipe.{name}' for name in missing)} from a {cls.__name__} of the same base model."
+            )
+        modules = [*pipeline.components.values(), *kwargs.values()]
+        with quiet_cast_notices(modules, kwargs["dtype"]):
+            return super().from_pipe(pipeline, **kwargs)
+
+    @classmethod
     def init_parameters(cls) -> frozenset[str]:
         """The names ``__init__`` takes: its components and settings."""
         return frozenset(inspect.signature(cls.__init__).parameters) - {"self"}
@@ -91,7 +124,9 @@ class SubjectPipelineLoaderMixin:
         if "controlnet" in parameters and components.get("controlnet") is None:
             from .control_conditioning import controlnet_from_unet
             from .denoising import vae_scale_factor
+            from .stock_conditioning import quiet_cast_notices
 
             unet = components["unet"]
-            components["controlnet"] = controlnet_from_unet(unet, vae_scale_factor(components["vae"]), seed=0).to(dtype=unet.dtype)
+            with quiet_cast_notices():  # ControlNetModel keeps no module in float32; diffusers 0.42 says so on every cast
+                components["controlnet"] = controlnet_from_unet(unet, vae_scale_factor(components["vae"]), seed=0).to(dtype=unet.dtype)
         return cls(**components)

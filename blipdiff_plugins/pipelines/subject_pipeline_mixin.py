@@ -19,8 +19,8 @@ its own guidance function (`denoising.GuidanceFn`) where it fuses conditions dif
 
 The mixin owns: subject encoding and averaging, `check_inputs`, prompt and negative conditioning (each prompt
 tokenised once per call), the default size, the guidance decision (`do_classifier_free_guidance`, read at
-every step), diffusers' callback properties, decoding, `from_pretrained` (published layout) and
-`load_subject`.
+every step), diffusers' callback properties, decoding, `from_pretrained` (published layout), `from_pipe`,
+`load_subject`, and the route into diffusers' stock pipelines (`subject_prompt_embeds`, `stock_pipeline`).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from ..utils.checks import check_positive_ints
 from ..utils.images import ImageLike
 from ..loaders.subject_loader import SubjectModelLoaderMixin
 from .denoising import check_image_size, postprocess, vae_scale_factor
+from . import stock_conditioning
 from .loading import SubjectPipelineLoaderMixin
 from .subject_conditioning import as_list, check_subject_word, group_subject_images
 
@@ -270,6 +271,12 @@ class SubjectPipelineMixin(SubjectPipelineLoaderMixin, SubjectModelLoaderMixin):
         if not all(isinstance(text, str) for text in negatives):
             raise ValueError(f"`negative_prompt` must be a string or a list of strings, got {negative_prompt!r}.")
         return encode_plain_prompts(self.text_encoder, self.tokenizer, negatives, device or self._execution_device)
+
+    # ------------------------------------------------------------------------ stock diffusers pipelines
+    # Functions of `stock_conditioning` (documented there) bound as methods: ``pipe.subject_prompt_embeds(prompt,
+    # subject_images=..., source_subject=...)`` and ``pipe.stock_pipeline(StableDiffusionInpaintPipeline)``.
+    subject_prompt_embeds = stock_conditioning.subject_prompt_embeds
+    stock_pipeline = stock_conditioning.stock_pipeline
 
     # ------------------------------------------------------------------------ checks
     def check_inputs(

@@ -36,7 +36,18 @@ def scheduler_named(name: str | None, base):
     if scheduler_class is None:
         known = ", ".join(sorted(SCHEDULERS) + scheduler_choices(base)[1:])
         raise InvalidArgumentError(f"`scheduler`: {name!r} is not a scheduler; choose one of {known}.", argument="scheduler")
-    return scheduler_class.from_config(base.config)
+    return scheduler_class.from_config(base.config, **sd_defaults(scheduler_class, base.config))
+
+
+def sd_defaults(scheduler_class, config) -> dict:
+    """Stable Diffusion's sampling settings (`SD_SAMPLING_SETTINGS`) that ``scheduler_class`` takes and ``config`` does
+    not set: PNDM's config has no ``clip_sample``, DDIM's no ``skip_prk_steps``, and their class defaults differ."""
+    import inspect
+
+    from ..pipelines.stock_conditioning import SD_SAMPLING_SETTINGS
+
+    accepted = inspect.signature(scheduler_class.__init__).parameters
+    return {key: value for key, value in SD_SAMPLING_SETTINGS.items() if key in accepted and key not in config}
 
 
 def replace_scheduler(pipe, name: str | None) -> None:

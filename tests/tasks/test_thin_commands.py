@@ -7,7 +7,8 @@ from tests.helpers import REPO_ROOT
 
 COMMANDS = REPO_ROOT / "blipdiff_plugins" / "commands"
 # The commands over the task layer (bench, toyworld, prepare-data, pretrain and ui have their own owners and layers).
-THIN = ("generate", "edit", "style", "attention", "interpolate", "finetune", "train_umm", "convert", "common")
+THIN = ("generate", "edit", "style", "attention", "interpolate", "finetune", "train_umm", "convert", "common", "inpaint", "img2img",
+        "inpaint_bench")
 HEAVY_CALLS = {"from_pretrained", "from_config", "save_pretrained", "write_json", "write_png", "write_text", "write_bytes",
                "write_atomically", "save_gif", "ResultWriter", "pipe", "style_transfer", "subject_attention_maps", "render_interpolation"}
 HEAVY_MODULES = ("blipdiff_plugins.utils.atomic", "blipdiff_plugins.pipelines", "blipdiff_plugins.recipes", "blipdiff_plugins.training",

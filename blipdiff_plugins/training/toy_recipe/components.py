@@ -115,7 +115,8 @@ def build_scheduler(*, prediction_type: str = "epsilon", zero_terminal_snr: bool
     """
     from diffusers import DDIMScheduler, PNDMScheduler
 
-    betas = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "set_alpha_to_one": False}
+    # steps_offset 1, as SD-1.5's: stock diffusers pipelines warn about and rewrite any other (trailing DDIM ignores it)
+    betas = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "set_alpha_to_one": False, "steps_offset": 1}
     if zero_terminal_snr:
         scheduler = DDIMScheduler(**betas, rescale_betas_zero_snr=True, timestep_spacing="trailing", clip_sample=False,
                                   prediction_type=prediction_type)

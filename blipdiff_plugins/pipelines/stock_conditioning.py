@@ -1,0 +1,212 @@
+"""The subject in diffusers' stock Stable Diffusion 1.x pipelines: conditioning they take, and `from_pipe` to them.
+
+Every SD-1.x pipeline of diffusers (text-to-image, img2img, inpainting, ControlNet, T2I-Adapter, PAG, ...) takes
+``prompt_embeds`` and ``negative_prompt_embeds`` of shape ``(prompts, seq_len, hidden)``, repeats them per image
+itself (``num_images_per_prompt``) and concatenates ``[negative; positive]`` for classifier-free guidance.
+BLIP-Diffusion's subject lives entirely in that conditioning (the subject embeddings are spliced into the prompt's
+CLIP token embeddings), so `subject_prompt_embeds` hands any of those pipelines the subject, with no copied loop.
+
+UMM-Diffusion fuses two conditional predictions per step (`umm_guidance`); a stock pipeline runs one. What carries
+over is its multi-modal branch ``h_u`` (the prompt with the subject's pseudo-word at the subject word): a stock
+pipeline given it computes UMM-Diffusion with ``fusion_weight=1`` (our choice: the subject's branch, not the
+text's, which would carry no subject). The damping that the text branch adds at ``fusion_weight < 1`` is lost.
+
+Stock pipelines built from ours (`stock_pipeline`, or ``Cls.from_pipe(pipe, **NO_SAFETY_CHECKER)``) share the
+modules; ours built from a stock pipeline (``BlipDiffusionPipeline.from_pipe(sd, subject_encoder=..., ...)``,
+`loading.SubjectPipelineLoaderMixin.from_pipe`) needs the subject parts passed.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from types import MappingProxyType
+
+import torch
+
+from .subject_conditioning import as_list
+
+# Stable Diffusion's sampling settings that stock SD pipelines demand: they warn about any other value and rewrite
+# the scheduler's config in place. Class defaults differ (DDIM/DDPM clip latents as if pixels, PNDM runs Runge-Kutta
+# warm-up steps, `steps_offset` 0), so a config that does not set them gets these (`tasks/schedulers.py`).
+SD_SAMPLING_SETTINGS = MappingProxyType({"steps_offset": 1, "clip_sample": False, "skip_prk_steps": True})
+
+# What a stock SD pipeline built from ours needs beyond our components: ours has no safety checker, and saying
+# so (`requires_safety_checker=False`) keeps diffusers from warning that it was disabled.
+NO_SAFETY_CHECKER = MappingProxyType({"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False})
+
+
+@torch.no_grad()
+def subject_prompt_embeds(
+    pipe,
+    prompt: str | list[str],
+    *,
+    subject_images=None,
+    source_subject: str | list[str] | None = None,
+    target_subject: str | list[str] | None = None,
+    subject_embeds: torch.Tensor | None = None,
+    negative_prompt: str | list[str] | None = None,
+    prompt_strength: float = 1.0,
+    prompt_reps: int | None = None,
+    device: torch.device | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(prompt_embeds, negative_prompt_embeds)`` of the subject pipeline ``pipe`` for a stock SD-1.x pipeline.
+
+    Bound as ``pipe.subject_prompt_embeds(prompt, ...)`` on every subject pipeline. Each tensor is
+    ``(prompts, seq_len, hidden)`` in the text encoder's dtype: what ``pipe(...)`` conditions the U-Net with, before
+    the per-image repeat and the guidance concatenation, which the stock pipeline does itself::
+
+        prompt_embeds, negative_prompt_embeds = pipe.subject_prompt_embeds("on a beach", subject_images=..., source_subject="dog")
+        inpaint = pipe.stock_pipeline(StableDiffusionInpaintPipeline)
+        images = inpaint(prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_prompt_embeds, image=photo,
+                         mask_image=mask, num_images_per_prompt=4).images
+
+    Args:
+        prompt (`str` or `list[str]`): as in ``pipe(...)``; one row per prompt.
+        subject_images, source_subject, target_subject, subject_embeds: the subject, resolved as ``pipe(...)`` resolves
+            it: `subject_images` with `source_subject`, or `subject_embeds` (`encode_subject`) with `target_subject`,
+            or else the subject set by `load_subject`; none of them: the prompt as plain text. UMM-Diffusion: the
+            prompt's word that the pseudo-word replaces is `target_subject`, else `source_subject` (its
+            ``subject_word``), and a subject is required.
+        negative_prompt (`str` or `list[str]`, *optional*): plain text of the unconditional branch, one or one per
+            prompt; `None` is the empty prompt, as in ``pipe(...)``.
+        prompt_strength (`float`, defaults to 1.0), prompt_reps (`int`, *optional*): BLIP-Diffusion's prompt
+            repetition, as in ``pipe(...)`` (the model's ``default_prompt_reps`` when `None`); UMM-Diffusion has none.
+        device (`torch.device`, *optional*): where to compute; the pipeline's execution device by default.
+
+    Returns:
+        ``(prompt_embeds, negative_prompt_embeds)``, equal in shape.
+    """
+    device = device or pipe._execution_device
+    pipe.check_inputs(
+        prompt=prompt, prompt_embeds=None, subject_images=subject_images, subject_embeds=subject_embeds, guidance_scale=1.0,
+        num_inference_steps=1, output_type="pil", callback_on_step_end_tensor_inputs=[],
+    )
+    prompts = as_list(prompt, "prompt")
+    if hasattr(pipe, "encode_conditions"):
+        positive = _multimodal_prompt_embeds(
+            pipe, prompts, subject_images, source_subject, target_subject, subject_embeds, prompt_strength, prompt_reps, device
+        )
+    else:
+        positive = _template_prompt_embeds(
+            pipe, prompts, subject_images, source_subject, target_subject, subject_embeds, prompt_strength, prompt_reps, device
+        )
+    negative = pipe.encode_negative_prompt("" if negative_prompt is None else negative_prompt, len(prompts), device)
+    dtype = pipe.text_encoder.dtype
+    return positive.to(dtype=dtype), negative.to(dtype=dtype)
+
+
+def _template_prompt_embeds(pipe, prompts, subject_images, source_subject, target_subject, subject_embeds, prompt_strength, prompt_reps, device):
+    """The positive rows of the mixin's `prepare_conditioning` (guidance off for the call, so no negative is made)."""
+    saved_scale = pipe._guidance_scale
+    pipe._guidance_scale = 1.0
+    try:
+        embeds, _ = pipe.prepare_conditioning(
+            prompt=prompts,
+            subject_images=subject_images,
+            source_subject=source_subject,
+            target_subject=target_subject,
+            subject_embeds=subject_embeds,
+            negative_prompt=None,
+            prompt_embeds=None,
+            negative_prompt_embeds=None,
+            num_images_per_prompt=1,
+            prompt_strength=prompt_strength,
+            prompt_reps=prompt_reps,
+            device=device,
+        )
+    finally:
+        pipe._guidance_scale = saved_scale
+    return embeds
+
+
+def _multimodal_prompt_embeds(pipe, prompts, subject_images, source_subject, target_subject, subject_embeds, prompt_strength, prompt_reps, device):
+    """UMM-Diffusion's multi-modal condition ``h_u`` (its ``fusion_weight=1``); the subject word is the prompt's word
+    that the pseudo-word replaces: `target_subject`, else `source_subject`."""
+    if prompt_reps is not None or prompt_strength != 1.0:
+        raise ValueError(
+            f"{type(pipe).__name__}.subject_prompt_embeds takes no `prompt_reps` / `prompt_strength` (BLIP-Diffusion's "
+            "prompt repetition); leave them out."
+        )
+    word = target_subject if target_subject is not None else source_subject
+    if word is None:
+        raise ValueError(
+            f"{type(pipe).__name__}.subject_prompt_embeds needs the word of the prompt that the subject replaces: pass "
+            "`target_subject` (or `source_subject`), e.g. 'dog' for 'a dog on the beach'."
+        )
+    subject_embeds, _ = pipe.subject_embeds_from(subject_images, subject_embeds, word, len(prompts), device)
+    if subject_embeds is None:
+        raise ValueError("Pass the subject: `subject_images` (reference images) or `subject_embeds` (from `encode_subject`).")
+    _, multimodal = pipe.encode_conditions(prompts, word, subject_embeds, device=device)
+    return multimodal
+
+
+def stock_pipeline(pipe, pipeline_class, **kwargs):
+    """``pipeline_class.from_pipe(pipe, ...)``: a stock diffusers pipeline on ``pipe``'s modules (shared, not copied).
+
+    Fills in what a stock SD pipeline takes and ours lacks (`NO_SAFETY_CHECKER`) and keeps ``pipe``'s dtype (diffusers'
+    ``from_pipe`` casts the shared modules to float32 unless given ``dtype``). ``kwargs`` (a ``controlnet``, an
+    ``adapter``, ``pag_applied_layers``, ``dtype``, ...) go to ``from_pipe`` and take precedence.
+    """
+    if "dtype" in kwargs and "torch_dtype" in kwargs:
+        raise ValueError("Pass `dtype` or `torch_dtype` (its old name), not both.")
+    options = {**NO_SAFETY_CHECKER, **kwargs}
+    # diffusers 0.42 names it `dtype` and warns on `torch_dtype`: both are accepted, one is passed on
+    options["dtype"] = options.pop("dtype", options.pop("torch_dtype", None)) or pipe.dtype
+    options.setdefault("scheduler", stock_scheduler(pipe.scheduler))
+    with quiet_cast_notices([*pipe.components.values(), *kwargs.values()], options.get("dtype")):
+        return pipeline_class.from_pipe(pipe, **options)
+
+
+def stock_scheduler(scheduler):
+    """``scheduler`` itself, or, where its config departs from `SD_SAMPLING_SETTINGS`, a copy with them.
+
+    A stock pipeline would warn and rewrite the shared scheduler in place, changing what ``pipe`` samples with too;
+    the copy leaves ``pipe``'s as it was (a published-layout folder is loaded as written, ``steps_offset`` 0 included)
+    and gives the stock pipeline what it would have rewritten itself. Our built-in and converted models need no copy.
+    """
+    changes = {key: value for key, value in SD_SAMPLING_SETTINGS.items() if key in scheduler.config and scheduler.config[key] != value}
+    if not changes:
+        return scheduler
+    settings = {key: value for key, value in scheduler.config.items() if not key.startswith("_")}
+    return type(scheduler).from_config({**settings, **changes})
+
+
+class _CastNoticeFilter(logging.Filter):
+    def __init__(self, quiet_all: bool):
+        super().__init__()
+        self.quiet_all = quiet_all
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("should be kept in float32: []." in message or (self.quiet_all and "should be kept in float32:" in message))
+
+
+def casts_nothing(modules, dtype) -> bool:
+    """Whether casting ``modules`` to ``dtype`` changes no parameter (every floating parameter already is ``dtype``)."""
+    return all(
+        parameter.dtype == dtype
+        for module in modules
+        if isinstance(module, torch.nn.Module)
+        for parameter in module.parameters()
+        if parameter.is_floating_point()
+    )
+
+
+@contextmanager
+def quiet_cast_notices(modules=(), dtype: torch.dtype | None = None):
+    """Drop diffusers 0.42's "There are modules in X that should be kept in float32: [...]" where it says nothing.
+
+    ``from_pipe`` casts every model of the new pipeline (``pipe.to(dtype=...)``), and ``ModelMixin.to`` warns on any
+    cast: also when the model keeps no module in float32 (its ``_keep_in_fp32_modules or []`` defeats its own `None`
+    check; diffusers' own pipelines log it too), and also when the cast changes nothing. The first is always dropped;
+    the second (our subject encoder keeps its Q-Former in float32) when ``modules`` are all ``dtype`` already. A cast
+    that does change a kept module still warns.
+    """
+    model_logger = logging.getLogger("diffusers.models.modeling_utils")
+    quiet = _CastNoticeFilter(quiet_all=dtype is not None and casts_nothing(modules, dtype))
+    model_logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        model_logger.removeFilter(quiet)
