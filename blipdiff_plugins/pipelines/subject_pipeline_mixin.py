@@ -59,6 +59,8 @@ class SubjectPipelineMixin(SubjectPipelineLoaderMixin, SubjectModelLoaderMixin):
     _num_timesteps = 0
     _interrupt = False
     _said_text_only = False
+    takes_several_subjects = False  # whether `__call__` takes `subjects=` (several subjects in one image)
+    _subject_slots = None  # where a several-subject call placed its subjects (`prepare_conditioning`)
 
     def register_subject_modules(
         self,
@@ -328,9 +330,23 @@ class SubjectPipelineMixin(SubjectPipelineLoaderMixin, SubjectModelLoaderMixin):
         prompt_strength: float,
         prompt_reps: int | None,
         device: torch.device,
+        subjects=None,
     ) -> tuple[torch.Tensor, int]:
-        """Text conditioning for the U-Net, ``[negative; positive]`` under guidance, and the prompt count."""
-        if prompt_embeds is None:
+        """Text conditioning for the U-Net, ``[negative; positive]`` under guidance, and the prompt count.
+
+        With ``subjects`` (checked `Subject`s, `multi_subject_conditioning`) every subject sits at its word in the prompt;
+        where they sit is left in ``self._subject_slots`` for their regions.
+        """
+        self._subject_slots = None
+        if subjects is not None:
+            from .multi_subject_conditioning import encode_subjects_prompt
+
+            prompts = as_list(prompt, "prompt")
+            batch_size = len(prompts)
+            prompt_embeds, self._subject_slots = encode_subjects_prompt(
+                self, prompts, subjects, prompt_strength=prompt_strength, prompt_reps=prompt_reps, device=device
+            )
+        elif prompt_embeds is None:
             prompts = as_list(prompt, "prompt")
             batch_size = len(prompts)
             if subject_images is None and subject_embeds is None and source_subject is not None:
