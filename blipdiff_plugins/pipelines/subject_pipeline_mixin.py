@@ -219,6 +219,16 @@ class SubjectPipelineMixin(SubjectPipelineLoaderMixin, SubjectModelLoaderMixin):
             raise ValueError(f"`subject_embeds` has batch {subject_embeds.shape[0]} for {batch_size} prompts; pass 1 or {batch_size}.")
         return subject_embeds.to(device=device, dtype=self.text_encoder.dtype), used_words
 
+    def load_subjects(self, subject_models, *, adapter_names=None, revision: str | None = None, token: str | None = None, cache_dir=None) -> list:
+        """Several fine-tuned subjects for one call: ``dog, cat = pipe.load_subjects([dog_dir, cat_dir])`` then
+        ``pipe("a dog and a cat on a sofa", subjects=[dog.with_region(box), cat])``. Their U-Net weights load side by
+        side (`apply_subject_models`: LoRAs as adapters, at most one whole U-Net); returns one `Subject` each (its
+        saved word and embedding); `unload_subject` removes them."""
+        from .subjects import Subject
+
+        models = self.apply_subject_models(subject_models, adapter_names=adapter_names, revision=revision, token=token, cache_dir=cache_dir)
+        return [Subject(model.subject, embeds=model.subject_embedding.to(self.text_encoder.dtype)) for model in models]
+
     # ------------------------------------------------------------------------ prompts
     def resolve_prompt_reps(self, prompt_reps: int | None) -> int:
         """``prompt_reps``, or the model's ``default_prompt_reps`` (config) when `None`: 20, the release's, if it has none."""
