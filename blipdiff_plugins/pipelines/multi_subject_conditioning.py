@@ -1,6 +1,6 @@
 """The steps of a several-subject call (``pipe(prompt, subjects=[...])``): checks, conditioning and regions.
 
-Each subject is encoded (all subjects' images in one subject-encoder batch), its embeddings spliced in front of its
+Each subject is encoded (one subject-encoder call each), its embeddings spliced in front of its
 word in the prompt (`InfixPromptInjector.encode_subject_words`), and, where it has a region, its tokens' cross-attention
 restricted to the region for the call (`adapters.region_attention`, the processor named by ``region_processor`` in
 `ATTENTION_PROCESSORS`). One subject whose prompt starts with ``"a {word} "`` is exactly the one-subject call.
@@ -37,15 +37,13 @@ def check_subjects_call(
 
 @torch.no_grad()
 def encode_subjects(pipe, subjects: Sequence[Subject], device: torch.device) -> list[torch.Tensor]:
-    """Each subject's embeddings ``(1, n, hidden)``: its ``embeds``, or its images' mean embedding (every subject
-    with images in one subject-encoder batch)."""
-    with_images = [index for index, subject in enumerate(subjects) if subject.embeds is None]
-    encoded = {}
-    if with_images:
-        groups = [group_subject_images(subjects[i].images, subjects[i].word.strip(), 1)[0][0] for i in with_images]
-        embeds = pipe.encode_subject_groups(groups, [subjects[i].word.strip() for i in with_images], device=device)
-        encoded = {index: embeds[row : row + 1] for row, index in enumerate(with_images)}
-    return [encoded[index] if index in encoded else subject.embeds for index, subject in enumerate(subjects)]
+    """Each subject's embeddings ``(1, n, hidden)``: its ``embeds``, or its images' mean embedding. One subject-encoder
+    call per subject (not one batch of all): a second subject then adds no memory at the encoder's peak."""
+    return [
+        subject.embeds if subject.embeds is not None
+        else pipe.encode_subject_groups([group_subject_images(subject.images, subject.word.strip(), 1)[0][0]], [subject.word.strip()], device=device)
+        for subject in subjects
+    ]
 
 
 def encode_subjects_prompt(pipe, prompts: Sequence[str], subjects: Sequence[Subject], *, prompt_strength: float, prompt_reps: int | None, device: torch.device):

@@ -143,3 +143,19 @@ def test_umm_refuses_subjects_by_name():
     assert inspect.signature(UMMDiffusionPipeline.__call__).parameters["subjects"].default is None
     with pytest.raises(ValueError, match="`subjects`: UMM-Diffusion takes one subject per call"):
         UMMDiffusionPipeline.__call__(object.__new__(UMMDiffusionPipeline), "a dog", subjects=[Subject("dog", images="x")])
+
+
+def test_the_controlnet_pipeline_takes_subjects_the_same_way(tiny_components, subject_image, other_image):
+    from blipdiff_plugins import BlipDiffusionControlNetPipeline
+    from blipdiff_plugins.pipelines.control_conditioning import controlnet_from_unet
+
+    pipe = BlipDiffusionControlNetPipeline(**tiny_components, controlnet=controlnet_from_unet(tiny_components["unet"], 2, seed=1))
+    pipe.set_progress_bar_config(disable=True)
+    control = subject_image.resize((32, 32))
+    one = sample(pipe, "on a beach", subject_images=subject_image, source_subject="dog", control_image=control)
+    assert np.array_equal(one, sample(pipe, "a dog on a beach", subjects=[Subject("dog", images=subject_image)], control_image=control))
+    originals = dict(pipe.unet.attn_processors)
+    boxed = [Subject("dog", images=subject_image, region=(0, 0, 16, 32)), Subject("cat", images=other_image, region=(16, 0, 32, 32))]
+    with_regions = sample(pipe, TWO, subjects=boxed, control_image=control)
+    without = sample(pipe, TWO, subjects=[Subject(s.word, images=s.images) for s in boxed], control_image=control)
+    assert np.abs(with_regions - without).max() > 1e-4 and pipe.unet.attn_processors == originals
