@@ -46,6 +46,9 @@ _EXPORTS = {
     "mix_subjects": "blipdiff_plugins.recipes.interpolation",
     "render_interpolation": "blipdiff_plugins.recipes.interpolation",
     "subject_attention_maps": "blipdiff_plugins.recipes.attention_maps",
+    "Subject": "blipdiff_plugins.pipelines.subjects",
+    "ATTENTION_PROCESSORS": "blipdiff_plugins.registry",
+    "RegionAttentionProcessor": "blipdiff_plugins.adapters.region_attention",
 }
 
 __all__ = sorted(_EXPORTS)

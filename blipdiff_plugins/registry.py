@@ -210,3 +210,12 @@ SEGMENTERS.register(
     "blipdiff_plugins.adapters.segmenters:MaskSegmenter",
     description="The record's own segmentation mask (OpenImages-style records).",
 )
+
+# Read by the pipelines' ``region_processor=`` (several subjects with regions): a class built as
+# ``cls(inner_processor, layer, region_bias)`` around each cross-attention layer's processor for one call.
+ATTENTION_PROCESSORS = Registry("attention processor")
+ATTENTION_PROCESSORS.register(
+    "region",
+    "blipdiff_plugins.adapters.region_attention:RegionAttentionProcessor",
+    description="Each subject's tokens attend only inside its region: a -strength bias outside it (our choice).",
+)

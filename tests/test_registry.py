@@ -138,11 +138,16 @@ def test_injectors_meet_exactly_the_protocol_their_pipeline_calls_without_stubs(
         assert type(umm_injector).from_pipeline_config({"subject_position": 2}).__class__ is type(umm_injector)
 
 
-def test_every_registry_is_read_the_unread_attention_processor_registry_is_gone():
-    import blipdiff_plugins
-    import blipdiff_plugins.registry as registry
+def test_the_attention_processor_registry_is_read_by_the_pipelines_region_processor():
+    import inspect
 
-    assert not hasattr(registry, "ATTENTION_PROCESSORS") and "ATTENTION_PROCESSORS" not in blipdiff_plugins.__all__
+    from blipdiff_plugins import BlipDiffusionControlNetPipeline, BlipDiffusionPipeline
+    from blipdiff_plugins.adapters.region_attention import RegionAttentionProcessor
+    from blipdiff_plugins.registry import ATTENTION_PROCESSORS
+
+    assert ATTENTION_PROCESSORS.names() == ["region"] and ATTENTION_PROCESSORS.get("region") is RegionAttentionProcessor
+    for pipeline in (BlipDiffusionPipeline, BlipDiffusionControlNetPipeline):
+        assert inspect.signature(pipeline.__call__).parameters["region_processor"].default == "region"
 
 
 def test_encode_subject_has_one_signature_on_every_pipeline():

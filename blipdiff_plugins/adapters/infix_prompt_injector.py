@@ -20,6 +20,17 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from .text_encoding import tokenize_prompts, warn_if_truncated  # noqa: F401 - warn_if_truncated re-exported
 
 
+def repeat_count(prompt_strength: float, prompt_reps: int) -> int:
+    """How often the released code repeats a prompt: ``int(prompt_strength * prompt_reps)``, at least 1."""
+    repeats = int(prompt_strength * prompt_reps)
+    if repeats < 1:
+        raise ValueError(
+            f"`prompt_strength` * `prompt_reps` must be at least 1 (the prompt is repeated that many times), "
+            f"got {prompt_strength} * {prompt_reps}."
+        )
+    return repeats
+
+
 def build_subject_prompts(
     prompts: Sequence[str],
     target_subjects: Sequence[str],
@@ -28,12 +39,7 @@ def build_subject_prompts(
     prompt_reps: int = 20,
 ) -> list[str]:
     """The released prompt builder: ``"a {subject} {prompt}"`` repeated ``int(strength * reps)`` times."""
-    repeats = int(prompt_strength * prompt_reps)
-    if repeats < 1:
-        raise ValueError(
-            f"`prompt_strength` * `prompt_reps` must be at least 1 (the prompt is repeated that many times), "
-            f"got {prompt_strength} * {prompt_reps}."
-        )
+    repeats = repeat_count(prompt_strength, prompt_reps)
     built = []
     for prompt, subject in zip(prompts, target_subjects):
         text = f"a {subject} {prompt.strip()}"
@@ -182,3 +188,43 @@ class InfixPromptInjector:
         built = self.build_prompts(prompts, subjects, prompt_strength=prompt_strength, prompt_reps=prompt_reps)
         first_copy = [len(text) for text in self.build_prompts(prompts, subjects, prompt_strength=1.0, prompt_reps=1)]
         return self.encode(text_encoder, tokenizer, built, subject_embeds, prefix_chars=first_copy)
+
+    def encode_subject_words(
+        self,
+        text_encoder: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        prompts: Sequence[str],
+        words: Sequence[str],
+        subject_embeds: Sequence[torch.Tensor],
+        *,
+        prompt_strength: float = 1.0,
+        prompt_reps: int = 20,
+        argument: str = "subjects",
+    ):
+        """Several subjects: the prompts (which name every word) repeated as the release repeats its template, each
+        subject's embeddings ``(batch, n_i, hidden)`` spliced in front of its word (`subject_slots`).
+
+        Returns ``(hidden states (batch, max_length, hidden), SubjectSlots)``. One subject whose prompt starts with
+        ``"a {word} "`` gives exactly `encode_prompts` (``prompt`` without that start, ``subjects=[word]``).
+        """
+        from .subject_slots import fill_subject_slots, open_subject_slots
+
+        first_copy = [len(prompt.strip()) for prompt in prompts]
+        repeats = repeat_count(prompt_strength, prompt_reps)
+        built = [", ".join([prompt.strip()] * repeats) for prompt in prompts]
+        max_length = text_encoder.config.max_position_embeddings
+        slots = open_subject_slots(
+            tokenizer, built, words, [embeds.shape[1] for embeds in subject_embeds], max_length=max_length,
+            placeholder_token_id=self.placeholder_token_id, prefix_chars=first_copy, argument=argument,
+        )
+        warn_if_truncated([text[:n] for text, n in zip(built, first_copy)], slots.truncated, slots.input_ids.shape[1] - sum(slots.num_tokens))
+
+        def replace_slots(module, args, output):
+            return fill_subject_slots(output, slots, subject_embeds)
+
+        handle = text_encoder.get_input_embeddings().register_forward_hook(replace_slots)
+        try:
+            hidden = text_encoder(input_ids=slots.input_ids.to(text_encoder.device)).last_hidden_state
+        finally:
+            handle.remove()
+        return hidden, slots

@@ -75,3 +75,16 @@ def option_value(name: str, kind: type, value) -> int | float:
             raise ValueError(f"{name} must be a whole number, got {value!r}.")
         return int(number)
     return number
+
+
+def parse_box(text, name: str) -> tuple[float, float, float, float] | None:
+    """The box typed into the field ``name`` (``LEFT,TOP,RIGHT,BOTTOM`` in output pixels), or None when empty."""
+    if text is None or not str(text).strip():
+        return None
+    try:
+        box = tuple(float(part) for part in str(text).split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 4:
+        raise ValueError(f"{name} must be four numbers LEFT,TOP,RIGHT,BOTTOM in output pixels, e.g. 0,0,256,512; got {text!r}.")
+    return box

@@ -30,6 +30,8 @@ LABELS = {
     "num_images": "Images per prompt",
     "scheduler": "Scheduler",
     "method": "Method",
+    "subjects": "Two subjects",
+    "regions": "Boxes",
     # restart-time settings: the `blipdiff ui` flags
     "model": "blipdiff ui --model",
     "device": "blipdiff ui --device",

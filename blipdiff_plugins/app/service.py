@@ -22,9 +22,10 @@ from diffusers.utils import logging
 
 from ..methods import Method
 from ..tasks.generate import GenerateRequest, check_request, generate
+from ..tasks.generate_subjects import SubjectEntry
 from ..tasks.models import ModelSettings, check_model_settings, is_builtin
 from ..tasks.schedulers import scheduler_choices, scheduler_named
-from .checks import NAME_PATTERN, Limits, check_float, check_int, check_size, check_word, option_value, prompt_lines
+from .checks import NAME_PATTERN, Limits, check_float, check_int, check_size, check_word, option_value, parse_box, prompt_lines
 from .messages import in_page_terms, option_label
 from .method_models import BASE_METHOD, MethodModels
 from .suggestions import suggestions_for
@@ -160,11 +161,19 @@ class ModelService:
         method: str = BASE_METHOD,
         subject_model: str | None = None,
         options: Mapping[str, object] | None = None,
+        second_subject_images: Sequence | None = None,
+        second_subject: str | None = None,
+        subject_box: str | None = None,
+        second_subject_box: str | None = None,
     ) -> GenerateResult:
         """Images of the subject for each prompt line with any offered method, each saved as PNG with a JSON sidecar.
 
         ``method`` is a title (as the page lists it), a name or an alias; ``options`` holds the values of the method
         options' fields (name -> value; empty fields and other methods' options are left out).
+
+        Two subjects in one image: ``second_subject_images`` and ``second_subject`` (its word) beside the first subject's
+        fields, each prompt naming both words; ``subject_box`` / ``second_subject_box`` optionally keep each inside a
+        box, ``"LEFT,TOP,RIGHT,BOTTOM"`` in output pixels.
         """
         chosen = self.models.method(method)
         prompt_list = prompt_lines(prompts, self.suggestions.scene if not chosen.prompt_names_subject else self.suggestions.prompt_naming_subject())
@@ -178,14 +187,24 @@ class ModelService:
         guidance = check_float("Guidance", guidance, 0.0, 30.0)
         seed = check_int("Seed", seed, 0, 2**63 - 1)
         use_model = subject_model not in (None, "", NO_SUBJECT_MODEL)
+        two = bool(second_subject_images) or bool((second_subject or "").strip())
+        if two and use_model:
+            raise ValueError(f"Subject model: leave it at {NO_SUBJECT_MODEL} with two subjects (each brings its own images).")
         word = None if use_model else check_word(subject, "Subject word", self.suggestions.subject)
         images = None if use_model else load_images(subject_images, "Subject images")
+        several = None
+        if two:
+            second = check_word(second_subject, "Second subject word", self.suggestions.subject)
+            several = two_subjects(word, images, second, load_images(second_subject_images, "Second subject images"),
+                                   parse_box(subject_box, "Box of the first subject"), parse_box(second_subject_box, "Box of the second subject"))
+            word = images = None
         given = {name: value for name, value in (options or {}).items() if value is not None and value != ""}
         chosen_options = {option.name: option_value(option_label(option.name), option.kind, given[option.name]) for option in chosen.options if option.name in given}
         request = GenerateRequest(
             prompt=prompt_list, subject_image=images, subject=word, subject_model=str(subject_model) if use_model else None,
             target_subject=(target_subject or "").strip() or None, method=chosen.name, options=chosen_options,
             negative_prompt=negative_prompt or "", num_images=num_images, seed=seed, steps=steps, guidance=guidance,
+            **(several or {}),
         )
         check_request(request, chosen)  # the task's own checks (method rules, option bounds) before any model loads
         if use_model:
@@ -207,6 +226,14 @@ class ModelService:
                 })
             finally:
                 pipe.scheduler = base_scheduler
-        encoding = f"subject model {subject_model}" if use_model else "subject images"
+        encoding = f"subject model {subject_model}" if use_model else "images of two subjects" if two else "subject images"
         prompts_of_images = [prompt for prompt in prompt_list for _ in range(num_images)]
         return GenerateResult(result.images, result.files, encoding, [in_page_terms(n) for n in result.notices], prompts_of_images)
+
+
+def two_subjects(word, images, second_word, second_images, box, second_box) -> dict:
+    """The request fields of two subjects (``subjects``, ``regions``) from the page's fields."""
+    if (box is not None or second_box is not None) and word == second_word:
+        raise ValueError(f"Boxes: the two subjects share the word {word!r}; give them different words to place them.")
+    regions = {w: b for w, b in ((word, box), (second_word, second_box)) if b is not None}
+    return {"subjects": [SubjectEntry(word, images), SubjectEntry(second_word, second_images)], "regions": regions or None}

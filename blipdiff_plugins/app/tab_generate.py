@@ -47,6 +47,12 @@ def build(service: ModelService, suggestions: Suggestions, examples: dict) -> di
                     label="Or a fine-tuned subject model (no images needed)", elem_id="gen-subject-model",
                 )
                 refresh = gr.Button("Refresh", scale=1, elem_id="gen-refresh")
+            with gr.Accordion("Two subjects in one image (optional)", open=False):
+                second_images = gr.File(label="Second subject images", file_count="multiple", file_types=["image"], elem_id="gen-second-images")
+                second_subject = gr.Textbox(label="Second subject word", placeholder="e.g. cat (each prompt names both words)", elem_id="gen-second-subject")
+                with gr.Row():
+                    box = gr.Textbox(label="Box of the first subject", placeholder="LEFT,TOP,RIGHT,BOTTOM in pixels (optional)", elem_id="gen-box")
+                    second_box = gr.Textbox(label="Box of the second subject", placeholder="LEFT,TOP,RIGHT,BOTTOM in pixels (optional)", elem_id="gen-second-box")
             prompts = gr.Textbox(label="Prompts (one per line = a batch)", lines=3, placeholder=suggestions.scene, elem_id="gen-prompts")
             negative = gr.Textbox(label="Negative prompt", placeholder=suggestions.negative, elem_id="gen-negative")
             with gr.Accordion("Settings", open=False):
@@ -93,11 +99,14 @@ def build(service: ModelService, suggestions: Suggestions, examples: dict) -> di
 
     @readable_errors
     def generate(images, subject, target, subject_model, prompts, negative, steps, guidance, seed, height, width, count, scheduler, method,
-                 *option_values):
+                 *rest):
+        # the method settings, then the two-subject fields (last, so API callers of one subject keep their positions)
+        option_values, (second_images, second_subject, box, second_box) = rest[: len(options)], rest[len(options) :]
         result = service.generate(
             subject_images=images, subject=subject, target_subject=target, prompts=prompts, negative_prompt=negative,
             steps=steps, guidance=guidance, seed=seed, height=height, width=width, num_images=count, scheduler=scheduler,
             method=method, subject_model=subject_model, options=dict(zip(options, option_values)),
+            second_subject_images=second_images, second_subject=second_subject, subject_box=box, second_subject_box=second_box,
         )
         for notice in result.notices:
             gr.Warning(notice)
@@ -110,7 +119,8 @@ def build(service: ModelService, suggestions: Suggestions, examples: dict) -> di
     method.change(show_method, [method], [prompts, *option_fields], queue=False)
     run.click(
         generate,
-        [images, subject, target, subject_model, prompts, negative, steps, guidance, seed, height, width, count, scheduler, method, *option_fields],
+        [images, subject, target, subject_model, prompts, negative, steps, guidance, seed, height, width, count, scheduler, method, *option_fields,
+         second_images, second_subject, box, second_box],
         [gallery, status, files],
         api_name="generate",
         concurrency_id="model",

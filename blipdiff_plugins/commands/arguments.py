@@ -191,6 +191,27 @@ def image_side(text: str) -> int:
     )
 
 
+def subject_with_images(text: str) -> tuple[str, list[str]]:
+    """argparse type: ``WORD=IMAGE[,IMAGE...]`` (files, folders, or one fine-tuned subject-model folder)."""
+    word, sign, images = text.partition("=")
+    paths = [path for path in images.split(",") if path.strip()]
+    if not sign or not word.strip() or not paths:
+        raise argparse.ArgumentTypeError(f"write WORD=IMAGE[,IMAGE...] (e.g. dog=dog.jpg or cat=photos/cat/), got {text!r}.")
+    return word.strip(), paths
+
+
+def word_box(text: str) -> tuple[str, tuple[float, ...]]:
+    """argparse type: ``WORD=LEFT,TOP,RIGHT,BOTTOM``, a box in output pixels."""
+    word, sign, numbers = text.partition("=")
+    try:
+        box = tuple(finite_float(number) for number in numbers.split(","))
+    except argparse.ArgumentTypeError:
+        box = ()
+    if not sign or not word.strip() or len(box) != 4:
+        raise argparse.ArgumentTypeError(f"write WORD=LEFT,TOP,RIGHT,BOTTOM in output pixels (e.g. dog=0,0,256,512), got {text!r}.")
+    return word.strip(), box
+
+
 def prompt_text(text: str) -> str:
     """argparse type: a prompt with some text in it."""
     if not text.strip():

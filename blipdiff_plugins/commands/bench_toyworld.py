@@ -14,8 +14,16 @@ TOYWORLD = "toyworld"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options that only ``--dataset toyworld`` reads."""
     from blipdiff_plugins.toyworld.contexts import BACKGROUND_NAMES  # numpy only, no torch
+
+    from .arguments import positive_int
     group = parser.add_argument_group("toy world (--dataset toyworld)")
-    group.add_argument("--toyworld-split", default="heldout", choices=("heldout", "train"), help="subjects to run: held-out (compositional zero-shot) or training (default: %(default)s)")
+    group.add_argument("--task", default="subjects", choices=("subjects", "binding"),
+                       help="subjects: one subject per image; binding: two subjects per image, each judged in its half (default: %(default)s)")
+    group.add_argument("--toyworld-split", default="heldout", choices=("heldout", "train", "heldout_pairs"),
+                       help="subjects to run: held-out (compositional zero-shot) or training; --task binding also takes "
+                            "heldout_pairs (training subjects never paired in training) (default: %(default)s)")
+    group.add_argument("--num-pairs", type=positive_int, default=None, help="--task binding: the first N pairs of the split, in a fixed seeded order (default: all)")
+    group.add_argument("--no-regions", action="store_true", help="--task binding: place the subjects by the prompt alone, without regions")
     group.add_argument("--oracle", default=None, help="oracle folder (default: the oracle shipped with the package)")
     group.add_argument("--num-prompts", type=int, default=12, help="toy-world prompt contexts per subject, 1-25 (default: %(default)s)")
     group.add_argument("--protocol", default="v2", choices=("v2", "v1"),
@@ -44,6 +52,14 @@ def run_toyworld(args: argparse.Namespace, *, options: dict, load_pipeline) -> i
 
     from .common import model_prompt_reps
 
+    if args.task == "binding":
+        from .bench_binding import run_binding
+
+        return run_binding(args, options=options, load_pipeline=load_pipeline)
+    for flag, given in (("--num-pairs", args.num_pairs is not None), ("--no-regions", args.no_regions),
+                        ("--toyworld-split heldout_pairs", args.toyworld_split == "heldout_pairs")):
+        if given:
+            raise ValueError(f"{flag} is an option of --task binding; add --task binding or drop it.")
     if not 1 <= args.num_prompts <= 25:
         raise ValueError(f"--num-prompts: {args.num_prompts} is not from 1 to 25.")
     outside = sorted(i for i in (args.prompts or []) if not 0 <= i < args.num_prompts)

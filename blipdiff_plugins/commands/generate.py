@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .arguments import TOY_PROMPT, check_subject_model, prompt_text
+from .arguments import TOY_PROMPT, check_subject_model, prompt_text, subject_with_images, word_box
 from .common import (
     HelpFormatter,
     add_generation_arguments,
@@ -32,6 +32,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--subject", default=None, help="category word of the subject, e.g. dog (required with --subject-image)")
     parser.add_argument("--subject-model", default=None, metavar="DIR", help="a fine-tuned subject model (blipdiff finetune) instead of --subject-image")
     parser.add_argument("--target-subject", default=None, help="category word to render (default: --subject)")
+    parser.add_argument("--subjects", nargs="+", default=None, type=subject_with_images, metavar="WORD=IMAGE[,IMAGE...]",
+                        help="several subjects in one image, instead of --subject-image/--subject: each prompt names every WORD "
+                        "(e.g. --subjects dog=dog.jpg cat=cats/ --prompt 'a dog at the left and a cat at the right'); "
+                        "an IMAGE may be a fine-tuned subject-model folder")
+    parser.add_argument("--regions", nargs="+", default=None, type=word_box, metavar="WORD=LEFT,TOP,RIGHT,BOTTOM",
+                        help="with --subjects: keep a subject inside its box (output pixels), e.g. dog=0,0,256,512")
     parser.add_argument("--prompt", nargs="+", required=True, type=prompt_text,
                         help=f"one or more prompts, e.g. '{TOY_PROMPT}' (the toy model, builtin) or 'swimming underwater' (a real model)")
     parser.add_argument("--method", default="blip", choices=method_choices("generate"), help="the method: "
@@ -48,6 +54,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def request_from_args(args):
     """The `GenerateRequest` of this command line (the method's options from their flags)."""
     from ..tasks.generate import GenerateRequest
+    from ..tasks.generate_subjects import SubjectEntry
 
     # Every method flag the user typed: the task refuses one that the chosen method does not have.
     given = {name: getattr(args, name) for name in method_option_names("generate") if getattr(args, name, None) is not None}
@@ -57,7 +64,21 @@ def request_from_args(args):
         options=given,
         negative_prompt=args.negative_prompt, num_images=args.num_images, seed=args.seed, steps=args.steps,
         guidance=args.guidance, height=args.height, width=args.width,
+        subjects=None if args.subjects is None else [SubjectEntry(word, images) for word, images in args.subjects],
+        regions=None if args.regions is None else regions_by_word(args.regions),
     )
+
+
+def regions_by_word(pairs) -> dict:
+    """``--regions`` as word -> box; a word given twice is an error naming the flag."""
+    from ..tasks.errors import InvalidArgumentError
+
+    regions = {}
+    for word, box in pairs:
+        if word in regions:
+            raise InvalidArgumentError(f"`regions` {word}: two boxes; give each word one.", argument="regions")
+        regions[word] = box
+    return regions
 
 
 def run(args) -> int:

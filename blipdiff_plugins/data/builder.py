@@ -205,7 +205,9 @@ def build_training_data(
     segmenter_object, segmenter_name, segmenter_model = _resolve_segmenter(segmenter, segmenter_model, device)
     _check_columns(records, config, getattr(segmenter_object, "needs_mask", False))
     settings = {
-        "config": {key: value for key, value in config.to_dict().items() if key not in RESUMABLE_CHANGES},
+        # two_subject_fraction only when used: a one-subject build's settings (and resuming earlier builds) stay as they were.
+        "config": {key: value for key, value in config.to_dict().items()
+                   if key not in RESUMABLE_CHANGES and not (key == "two_subject_fraction" and value == 0)},
         "segmenter": segmenter_name,
         "segmenter_model": segmenter_model,
         "captioner": captioner if isinstance(captioner, str) or captioner is None else type(captioner).__name__,

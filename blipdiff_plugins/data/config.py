@@ -43,6 +43,8 @@ class DataBuilderConfig:
         on_bad_record (`str`, defaults to `"skip"`): `"skip"` counts a bad record and goes on, `"error"` stops with
             the reason.
         preview_records (`int`, defaults to 8): rows of the preview grid (the first records kept); 0 for none.
+        two_subject_fraction (`float`, defaults to 0.0): the share of kept records that get a second subject (our
+            choice, see `data/two_subjects.py`); 0 keeps every record, and the columns, exactly one-subject.
     """
 
     foreground_threshold: float = 0.5
@@ -60,12 +62,13 @@ class DataBuilderConfig:
     caption_mode: str = "record"
     on_bad_record: str = "skip"
     preview_records: int = 8
+    two_subject_fraction: float = 0.0
 
     def __post_init__(self):
         def fail(name, what):
             raise ValueError(f"`{name}` must be {what}, got {getattr(self, name)!r}.")
 
-        for name in ("foreground_threshold", "background_threshold", "min_area", "max_area"):
+        for name in ("foreground_threshold", "background_threshold", "min_area", "max_area", "two_subject_fraction"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 fail(name, "a number in [0, 1]")

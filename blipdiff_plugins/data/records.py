@@ -26,6 +26,7 @@ from .schema import (
     encode_alpha,
 )
 from .sources import SourceRecord, read_image, read_mask
+from .two_subjects import compose_two_subjects
 
 
 def record_generator(seed: int, source_index: int) -> np.random.Generator:
@@ -109,6 +110,7 @@ def process_records(
         for item, caption in zip(need_caption, captioner([item.image for item in need_caption]), strict=True):
             item.caption = caption or None
 
+    mattes = []  # of the kept rows, for their second subjects
     confidences = segmenter([item.image for item in pending], [item.record.subject for item in pending], [item.mask for item in pending]) if pending else []
     for item, confidence in zip(pending, confidences, strict=True):
         record = item.record
@@ -127,6 +129,7 @@ def process_records(
             continue
         composite = paste_subject(matte.foreground, matte.alpha, background)
         result.backgrounds_upscaled += int(upscaled)
+        mattes.append(matte)
         result.rows.append(
             {
                 TARGET_COLUMN: item.image,
@@ -143,4 +146,6 @@ def process_records(
             result.preview.append(
                 {"original": item.image, "confidence": confidence, "trimap": matte.trimap, "alpha": matte.alpha, "composite": composite}
             )
+    if config.two_subject_fraction > 0:
+        compose_two_subjects(result.rows, mattes, seed=config.seed, fraction=config.two_subject_fraction)
     return result

@@ -27,13 +27,22 @@ RECORD_COLUMNS = (
     BACKGROUND_COLUMN,
 )
 
+# Two-subject records only (`two_subject_fraction` > 0; our choice): the second subject's word, composite and alpha in
+# the target's frame. One-subject rows of such a build hold "" and empty images; a build without them has no such columns.
+SECOND_SUBJECT_COLUMN = "second_subject"
+SECOND_COMPOSITE_COLUMN = "second_composite"
+SECOND_ALPHA_COLUMN = "second_alpha"
+TWO_SUBJECT_COLUMNS = (SECOND_SUBJECT_COLUMN, SECOND_COMPOSITE_COLUMN, SECOND_ALPHA_COLUMN)
+
 ALPHA_LEVELS = 65535  # 16-bit alpha: steps of 1.5e-5, finer than any 8-bit composite needs
 
 
-def record_features():
-    """The `datasets.Features` of a training record (images are PNG-encoded in the parquet shards)."""
+def record_features(two_subjects: bool = False):
+    """The `datasets.Features` of a training record (images are PNG-encoded in the parquet shards); with
+    ``two_subjects``, also the `TWO_SUBJECT_COLUMNS`."""
     from datasets import Features, Image, Value
 
+    second = {SECOND_SUBJECT_COLUMN: Value("string"), SECOND_COMPOSITE_COLUMN: Image(), SECOND_ALPHA_COLUMN: Image()}
     return Features(
         {
             TARGET_COLUMN: Image(),
@@ -44,6 +53,7 @@ def record_features():
             ID_COLUMN: Value("string"),
             SOURCE_INDEX_COLUMN: Value("int64"),
             BACKGROUND_COLUMN: Value("string"),
+            **(second if two_subjects else {}),
         }
     )
 

@@ -15,14 +15,19 @@ from .schema import (
     COMPOSITE_COLUMN,
     RECORD_COLUMNS,
     SOURCE_INDEX_COLUMN,
+    SECOND_ALPHA_COLUMN,
+    SECOND_COMPOSITE_COLUMN,
+    SECOND_SUBJECT_COLUMN,
     SUBJECT_COLUMN,
     TARGET_COLUMN,
+    TWO_SUBJECT_COLUMNS,
     record_features,
 )
 
 PARQUET_FOLDER, PARQUET_PATTERN = "data", "train-{shard:05d}.parquet"
 WEBDATASET_FOLDER, WEBDATASET_PATTERN = "shards", "train-{shard:05d}.tar"
 IMAGE_COLUMNS = (TARGET_COLUMN, COMPOSITE_COLUMN, ALPHA_COLUMN)
+TWO_SUBJECT_IMAGES = (SECOND_COMPOSITE_COLUMN, SECOND_ALPHA_COLUMN)
 
 
 def shard_path(output_dir: Path, shard: int, output_format: str) -> Path:
@@ -47,10 +52,14 @@ def write_parquet_shard(rows: Sequence[dict], path: Path) -> None:
     from datasets import Dataset
 
     def value(column, item):
-        return {"bytes": _png_bytes(item), "path": None} if column in IMAGE_COLUMNS else item
+        if item is None or column not in IMAGE_COLUMNS + TWO_SUBJECT_IMAGES:
+            return item
+        return {"bytes": _png_bytes(item), "path": None}
 
-    columns = {column: [value(column, row[column]) for row in rows] for column in RECORD_COLUMNS}
-    dataset = Dataset.from_dict(columns, features=record_features())
+    two_subjects = SECOND_SUBJECT_COLUMN in rows[0]  # every row of a two-subject build has the columns
+    names = RECORD_COLUMNS + (TWO_SUBJECT_COLUMNS if two_subjects else ())
+    columns = {column: [value(column, row[column]) for row in rows] for column in names}
+    dataset = Dataset.from_dict(columns, features=record_features(two_subjects))
     write_atomically(path, lambda temporary: dataset.to_parquet(temporary))
 
 
@@ -72,6 +81,9 @@ def write_webdataset_shard(rows: Sequence[dict], path: Path) -> None:
                 members = {f"{column}.png": _png_bytes(row[column]) for column in IMAGE_COLUMNS}
                 members[f"{CAPTION_COLUMN}.txt"] = row[CAPTION_COLUMN].encode("utf-8")
                 members[f"{SUBJECT_COLUMN}.txt"] = row[SUBJECT_COLUMN].encode("utf-8")
+                if row.get(SECOND_SUBJECT_COLUMN):  # a two-subject record: its second subject's members
+                    members[f"{SECOND_SUBJECT_COLUMN}.txt"] = row[SECOND_SUBJECT_COLUMN].encode("utf-8")
+                    members.update({f"{column}.png": _png_bytes(row[column]) for column in TWO_SUBJECT_IMAGES})
                 bookkeeping = {column: row[column] for column in RECORD_COLUMNS if column not in IMAGE_COLUMNS}
                 members["json"] = json.dumps(bookkeeping, sort_keys=True).encode("utf-8")
                 for extension, data in members.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +29,8 @@ class SubjectModelLoaderMixin:
     """
 
     loaded_subject: LoadedSubject | None = None
+    # LoRA adapters of the subjects loaded side by side by `apply_subject_models` (removed by `unload_subject`)
+    loaded_subject_adapters: tuple[str, ...] = ()
 
     def load_subject(
         self,
@@ -60,6 +63,60 @@ class SubjectModelLoaderMixin:
         subject_model.apply_to(self, adapter_name=adapter_name)
         return subject_model
 
+    def apply_subject_models(
+        self,
+        subject_models,
+        *,
+        adapter_names=None,
+        revision: str | None = None,
+        token: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+    ) -> list:
+        """Several fine-tuned subjects at once (`load_subjects` on the pipelines): each one's U-Net weights into this
+        pipeline, LoRA adapters side by side and all active; each is checked against this base model (its fingerprint,
+        a warning, as `load_subject`). Returns the `SubjectModel`s; no subject becomes the calls' default.
+
+        Args:
+            subject_models (`list`): folders, Hub repo ids or `SubjectModel`s.
+            adapter_names (`list[str]`, *optional*): one PEFT adapter name each; ``subject_0``, ``subject_1``, ... by default.
+        """
+        from .subject_model_format import SubjectModel
+
+        if isinstance(subject_models, (str, os.PathLike, SubjectModel)) or not isinstance(subject_models, (list, tuple)) or not subject_models:
+            raise ValueError(f"`subject_models` must be a non-empty list of subject-model folders (or `SubjectModel`s), got {subject_models!r:.80}.")
+        names = list(adapter_names) if adapter_names is not None else [f"subject_{index}" for index in range(len(subject_models))]
+        if len(names) != len(subject_models) or len(set(names)) != len(names) or not all(isinstance(n, str) and n for n in names):
+            raise ValueError(f"`adapter_names` must be {len(subject_models)} different names, one per subject model, got {names!r}.")
+        models = []
+        for index, model in enumerate(subject_models):
+            try:
+                models.append(model if isinstance(model, SubjectModel) else SubjectModel.from_pretrained(model, revision=revision, token=token, cache_dir=cache_dir))
+            except (FileNotFoundError, ValueError) as error:
+                raise type(error)(str(error).replace("`subject_model`", f"`subject_models[{index}]`", 1)) from None
+        whole = [index for index, model in enumerate(models) if model.strategy.replaces_unet]
+        if len(whole) > 1:
+            raise ValueError(
+                f"`subject_models[{whole[1]}]` holds a whole fine-tuned U-Net, as `subject_models[{whole[0]}]` does; a pipeline has one "
+                "U-Net, so at most one such subject loads with others: fine-tune the others with `strategy='lora'` or 'embedding_only'."
+            )
+        self.unload_subject()
+        adapters = []
+        for index, (model, name) in enumerate(zip(models, names)):
+            try:
+                with warnings.catch_warnings():
+                    # PEFT's notice that the U-Net gets a second adapter: here that is the point
+                    warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
+                    model.apply_to(self, adapter_name=name)
+            except ValueError as error:
+                raise ValueError(str(error).replace("`subject_model`", f"`subject_models[{index}]`", 1)) from None
+            if self.loaded_subject.adapter_name:
+                adapters.append(self.loaded_subject.adapter_name)
+            self.loaded_subject = None  # several subjects: each call names them (`subjects=`)
+        if adapters:
+            self.set_adapters(adapters, adapter_weights=[1.0] * len(adapters))
+        self.loaded_subject_adapters = tuple(adapters)
+        return models
+
     def set_subject(self, subject_embeds: torch.Tensor, subject: str, *, adapter_name: str | None = None) -> None:
         """Use ``subject_embeds`` ``(1, num_query_tokens, hidden)`` and the word ``subject`` when a call has no subject."""
         word = check_subject_word(subject, "subject")
@@ -71,10 +128,13 @@ class SubjectModelLoaderMixin:
     def unload_subject(self) -> None:
         """Forget the loaded subject and remove its LoRA adapter (a loaded full U-Net stays: reload the base pipeline)."""
         loaded = self.loaded_subject
-        if loaded is not None and loaded.adapter_name and loaded.adapter_name in (getattr(self.unet, "peft_config", None) or {}):
-            self.delete_adapters(loaded.adapter_name)
+        adapters = [*self.loaded_subject_adapters, *([loaded.adapter_name] if loaded is not None and loaded.adapter_name else [])]
+        present = [name for name in adapters if name in (getattr(self.unet, "peft_config", None) or {})]
+        if present:
+            self.delete_adapters(present)
             if not getattr(self.unet, "peft_config", None):
                 # Deleting the last adapter leaves PEFT's wrappers (`to_q.base_layer.weight`); removing them gives
                 # the U-Net back its base module tree and state-dict keys, so base weights load into it again.
                 self.unet.unload_lora()
         self.loaded_subject = None
+        self.loaded_subject_adapters = ()

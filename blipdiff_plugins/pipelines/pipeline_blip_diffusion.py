@@ -15,9 +15,12 @@ from diffusers.utils import BaseOutput, replace_example_docstring
 from transformers import CLIPTextModel, CLIPTokenizer, PreTrainedTokenizerBase
 
 from ..adapters.interfaces import SubjectEncoder
+from ..adapters.region_attention import DEFAULT_REGION_STRENGTH
 from ..adapters.subject_image_processor import SubjectImageProcessor
 from ..utils.images import ImageLike
 from .denoising import callback_tensor_names, denoise, extra_step_kwargs, prepare_latents
+from .multi_subject_conditioning import check_subjects_call, subject_regions
+from .subjects import Subject
 from .subject_pipeline_mixin import OUTPUT_TYPES, SubjectPipelineMixin  # noqa: F401 - OUTPUT_TYPES re-exported
 
 EXAMPLE_DOC_STRING = """
@@ -77,6 +80,7 @@ class BlipDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffu
     """
 
     model_cpu_offload_seq = "subject_encoder->text_encoder->unet->vae"
+    takes_several_subjects = True  # `subjects=`: several subjects in one image
     _optional_components = []
 
     def __init__(
@@ -138,6 +142,9 @@ class BlipDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffu
         cross_attention_kwargs: dict[str, Any] | None = None,
         callback_on_step_end: Callable[[DiffusionPipeline, int, int, dict], dict] | None = None,
         callback_on_step_end_tensor_inputs: list[str] = ("latents",),
+        subjects: Sequence[Subject] | None = None,
+        region_strength: float = DEFAULT_REGION_STRENGTH,
+        region_processor: str = "region",
     ) -> BlipDiffusionPipelineOutput | tuple:
         """Generate images of the subject in the prompts' scenes.
 
@@ -176,6 +183,14 @@ class BlipDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffu
                 ``fn(pipe, step, timestep, tensors) -> dict`` after each step; may return replacement ``latents`` or
                 ``prompt_embeds`` and read or set the properties `guidance_scale`, `num_timesteps`, `_interrupt`.
             callback_on_step_end_tensor_inputs (`list[str]`, defaults to ``["latents"]``): tensors it receives.
+            subjects (`list[Subject]`, *optional*): several subjects in one image, instead of `subject_images` /
+                `subject_embeds` / `source_subject` / `target_subject`. The prompt names each subject's word
+                (``"a dog and a cat on a sofa"``) and is used as written (no ``"a {subject}"`` template, repeated as
+                `prompt_reps` says); each subject's query tokens go in front of its word. ``[Subject("dog", images)]``
+                with the prompt ``"a dog on a sofa"`` is exactly ``pipe("on a sofa", images, "dog")``.
+            region_strength (`float`, defaults to 1e4): with subjects' regions, the attention bias ``-region_strength``
+                on a subject's tokens outside its region (1e4: a hard restriction; 1-5: a nudge).
+            region_processor (`str`, defaults to ``"region"``): the `ATTENTION_PROCESSORS` entry that applies regions.
 
         Examples:
 
@@ -189,6 +204,10 @@ class BlipDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffu
             callback_on_step_end_tensor_inputs, num_images_per_prompt,
         )
         height, width = self.default_size(height, width)
+        several = check_subjects_call(
+            self, subjects, height=height, width=width, region_strength=region_strength, prompt_embeds=prompt_embeds,
+            subject_images=subject_images, subject_embeds=subject_embeds, source_subject=source_subject, target_subject=target_subject,
+        )
         self._guidance_scale = guidance_scale
         self._cross_attention_kwargs = cross_attention_kwargs
         device = self._execution_device
@@ -207,6 +226,7 @@ class BlipDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffu
             prompt_strength=prompt_strength,
             prompt_reps=prompt_reps,
             device=device,
+            subjects=None if several is None else several[0],
         )
 
         # 3. Prepare timesteps
@@ -216,16 +236,20 @@ class BlipDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffu
         shape = (batch_size * num_images_per_prompt, self.unet.config.in_channels, height // self.vae_scale_factor, width // self.vae_scale_factor)
         latents = prepare_latents(self.scheduler, shape, generator=generator, device=device, dtype=prompt_embeds.dtype, latents=latents)
 
-        # 5. Denoising loop
-        latents = denoise(
-            self,
-            latents,
-            self.scheduler.timesteps,
-            prompt_embeds,
-            step_kwargs=extra_step_kwargs(self.scheduler, generator, eta),
-            callback_on_step_end=callback_on_step_end,
-            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
-        )
+        # 5. Denoising loop (subjects' regions restrict their tokens' cross-attention for the loop)
+        with subject_regions(
+            self, several, self._subject_slots, height=height, width=width, num_images_per_prompt=num_images_per_prompt,
+            strength=region_strength, processor=region_processor,
+        ):
+            latents = denoise(
+                self,
+                latents,
+                self.scheduler.timesteps,
+                prompt_embeds,
+                step_kwargs=extra_step_kwargs(self.scheduler, generator, eta),
+                callback_on_step_end=callback_on_step_end,
+                callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+            )
 
         # 6. Decode
         images = self.postprocess(latents, output_type)

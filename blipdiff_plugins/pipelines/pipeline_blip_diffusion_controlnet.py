@@ -16,11 +16,14 @@ from diffusers.utils import BaseOutput, deprecate, replace_example_docstring
 from transformers import CLIPTextModel, CLIPTokenizer, PreTrainedTokenizerBase
 
 from ..adapters.interfaces import SubjectEncoder
+from ..adapters.region_attention import DEFAULT_REGION_STRENGTH
 from ..adapters.subject_image_processor import SubjectImageProcessor
 from ..utils.images import ImageLike
 from . import control_conditioning as control
 from .denoising import callback_tensor_names, denoise, extra_step_kwargs, prepare_latents
+from .multi_subject_conditioning import check_subjects_call, subject_regions
 from .subject_pipeline_mixin import SubjectPipelineMixin
+from .subjects import Subject
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -79,6 +82,7 @@ class BlipDiffusionControlNetPipeline(SubjectPipelineMixin, DiffusionPipeline, S
     """
 
     model_cpu_offload_seq = "subject_encoder->text_encoder->controlnet->unet->vae"
+    takes_several_subjects = True  # `subjects=`: several subjects in one image
     _optional_components = []
 
     def __init__(
@@ -227,6 +231,9 @@ class BlipDiffusionControlNetPipeline(SubjectPipelineMixin, DiffusionPipeline, S
         callback_on_step_end: Callable[[DiffusionPipeline, int, int, dict], dict] | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
         condtioning_image: ImageLike | None = None,
+        subjects: Sequence[Subject] | None = None,
+        region_strength: float = DEFAULT_REGION_STRENGTH,
+        region_processor: str = "region",
     ) -> BlipDiffusionControlNetPipelineOutput | tuple:
         """Generate images of the subject in the prompts' scenes, with the structure of the control image(s).
 
@@ -234,7 +241,8 @@ class BlipDiffusionControlNetPipeline(SubjectPipelineMixin, DiffusionPipeline, S
             prompt, subject_images, source_subject, target_subject, subject_embeds, negative_prompt, guidance_scale,
             num_inference_steps, num_images_per_prompt, generator, latents, prompt_embeds, negative_prompt_embeds,
             prompt_strength, prompt_reps, eta, output_type, return_dict, cross_attention_kwargs, callback_on_step_end,
-            callback_on_step_end_tensor_inputs: as in `BlipDiffusionPipeline.__call__`.
+            callback_on_step_end_tensor_inputs, subjects, region_strength, region_processor: as in
+            `BlipDiffusionPipeline.__call__` (regions restrict the U-Net's cross-attention, not the ControlNet's).
             control_image (image, list, or tensor, *optional*): the structure map (edges, depth, pose, ...): a path,
                 PIL image, uint8 array, or a ``(3, h, w)``/``(batch, 3, h, w)`` tensor in [0, 1]; a list gives one image
                 per prompt. With several ControlNets, a list with one such entry per ControlNet. Images of another
@@ -289,6 +297,10 @@ class BlipDiffusionControlNetPipeline(SubjectPipelineMixin, DiffusionPipeline, S
         guess_mode = bool(guess_mode) or any(getattr(net.config, "global_pool_conditions", False) for net in nets)
 
         height, width = self.default_size(height, width)
+        several = check_subjects_call(
+            self, subjects, height=height, width=width, region_strength=region_strength, prompt_embeds=prompt_embeds,
+            subject_images=subject_images, subject_embeds=subject_embeds, source_subject=source_subject, target_subject=target_subject,
+        )
         self._guidance_scale = guidance_scale
         self._cross_attention_kwargs = None if cross_attention_kwargs is None else dict(cross_attention_kwargs)
         device = self._execution_device
@@ -316,6 +328,7 @@ class BlipDiffusionControlNetPipeline(SubjectPipelineMixin, DiffusionPipeline, S
             prompt_strength=prompt_strength,
             prompt_reps=prompt_reps,
             device=device,
+            subjects=None if several is None else several[0],
         )
         control_inputs = [
             control.expand_control_batch(
@@ -339,16 +352,20 @@ class BlipDiffusionControlNetPipeline(SubjectPipelineMixin, DiffusionPipeline, S
         residuals = control.ControlNetResiduals(
             self.controlnet, control_inputs, scales=scales, keep=control.control_keep(len(timesteps), starts, ends), guess_mode=guess_mode, multi=multi
         )
-        latents = denoise(
-            self,
-            latents,
-            timesteps,
-            prompt_embeds,
-            step_kwargs=extra_step_kwargs(self.scheduler, generator, eta),
-            unet_kwargs_fn=residuals,
-            callback_on_step_end=callback_on_step_end,
-            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
-        )
+        with subject_regions(
+            self, several, self._subject_slots, height=height, width=width, num_images_per_prompt=num_images_per_prompt,
+            strength=region_strength, processor=region_processor,
+        ):
+            latents = denoise(
+                self,
+                latents,
+                timesteps,
+                prompt_embeds,
+                step_kwargs=extra_step_kwargs(self.scheduler, generator, eta),
+                unet_kwargs_fn=residuals,
+                callback_on_step_end=callback_on_step_end,
+                callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+            )
 
         # 7. Decode
         images = self.postprocess(latents, output_type)

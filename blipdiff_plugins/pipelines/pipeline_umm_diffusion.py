@@ -230,6 +230,7 @@ class UMMDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffus
         cross_attention_kwargs: dict[str, Any] | None = None,
         callback_on_step_end: Callable[[DiffusionPipeline, int, int, dict], dict] | None = None,
         callback_on_step_end_tensor_inputs: list[str] = ("latents",),
+        subjects=None,
     ) -> UMMDiffusionPipelineOutput | tuple:
         """Generate images of the subject in the prompts' scenes.
 
@@ -265,6 +266,8 @@ class UMMDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffus
             callback_on_step_end (`Callable`, `PipelineCallback` or `MultiPipelineCallbacks`, *optional*):
                 ``fn(pipe, step, timestep, tensors) -> dict`` after each step; may return replacement ``latents``.
             callback_on_step_end_tensor_inputs (`list[str]`, defaults to ``["latents"]``): tensors it receives.
+            subjects: not taken: UMM-Diffusion renders one subject per call (a `ValueError` says so); several subjects
+                in one image are `BlipDiffusionPipeline`'s.
 
         Examples:
 
@@ -272,6 +275,11 @@ class UMMDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffus
             `UMMDiffusionPipelineOutput` or ``(images,)``.
         """
         # 1. Check inputs
+        if subjects is not None:
+            raise ValueError(
+                "`subjects`: UMM-Diffusion takes one subject per call (`subject_images` with `subject_word`); several subjects "
+                "in one image are BLIP-Diffusion's (`BlipDiffusionPipeline(..., subjects=[...])`)."
+            )
         callback_on_step_end_tensor_inputs = callback_tensor_names(callback_on_step_end, callback_on_step_end_tensor_inputs)
         self.check_inputs(
             prompt, prompt_embeds, subject_images, subject_embeds, guidance_scale, num_inference_steps, output_type,

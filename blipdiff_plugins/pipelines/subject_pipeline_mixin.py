@@ -60,6 +60,8 @@ class SubjectPipelineMixin(SubjectPipelineLoaderMixin, SubjectModelLoaderMixin):
     _num_timesteps = 0
     _interrupt = False
     _said_text_only = False
+    takes_several_subjects = False  # whether `__call__` takes `subjects=` (several subjects in one image)
+    _subject_slots = None  # where a several-subject call placed its subjects (`prepare_conditioning`)
 
     def register_subject_modules(
         self,
@@ -218,6 +220,16 @@ class SubjectPipelineMixin(SubjectPipelineLoaderMixin, SubjectModelLoaderMixin):
             raise ValueError(f"`subject_embeds` has batch {subject_embeds.shape[0]} for {batch_size} prompts; pass 1 or {batch_size}.")
         return subject_embeds.to(device=device, dtype=self.text_encoder.dtype), used_words
 
+    def load_subjects(self, subject_models, *, adapter_names=None, revision: str | None = None, token: str | None = None, cache_dir=None) -> list:
+        """Several fine-tuned subjects for one call: ``dog, cat = pipe.load_subjects([dog_dir, cat_dir])`` then
+        ``pipe("a dog and a cat on a sofa", subjects=[dog.with_region(box), cat])``. Their U-Net weights load side by
+        side (`apply_subject_models`: LoRAs as adapters, at most one whole U-Net); returns one `Subject` each (its
+        saved word and embedding); `unload_subject` removes them."""
+        from .subjects import Subject
+
+        models = self.apply_subject_models(subject_models, adapter_names=adapter_names, revision=revision, token=token, cache_dir=cache_dir)
+        return [Subject(model.subject, embeds=model.subject_embedding.to(self.text_encoder.dtype)) for model in models]
+
     # ------------------------------------------------------------------------ prompts
     def resolve_prompt_reps(self, prompt_reps: int | None) -> int:
         """``prompt_reps``, or the model's ``default_prompt_reps`` (config) when `None`: 20, the release's, if it has none."""
@@ -335,9 +347,23 @@ class SubjectPipelineMixin(SubjectPipelineLoaderMixin, SubjectModelLoaderMixin):
         prompt_strength: float,
         prompt_reps: int | None,
         device: torch.device,
+        subjects=None,
     ) -> tuple[torch.Tensor, int]:
-        """Text conditioning for the U-Net, ``[negative; positive]`` under guidance, and the prompt count."""
-        if prompt_embeds is None:
+        """Text conditioning for the U-Net, ``[negative; positive]`` under guidance, and the prompt count.
+
+        With ``subjects`` (checked `Subject`s, `multi_subject_conditioning`) every subject sits at its word in the prompt;
+        where they sit is left in ``self._subject_slots`` for their regions.
+        """
+        self._subject_slots = None
+        if subjects is not None:
+            from .multi_subject_conditioning import encode_subjects_prompt
+
+            prompts = as_list(prompt, "prompt")
+            batch_size = len(prompts)
+            prompt_embeds, self._subject_slots = encode_subjects_prompt(
+                self, prompts, subjects, prompt_strength=prompt_strength, prompt_reps=prompt_reps, device=device
+            )
+        elif prompt_embeds is None:
             prompts = as_list(prompt, "prompt")
             batch_size = len(prompts)
             if subject_images is None and subject_embeds is None and source_subject is not None:

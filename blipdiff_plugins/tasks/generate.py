@@ -12,9 +12,10 @@ import dataclasses
 import json
 import re
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from .errors import InvalidArgumentError, OutputArgumentError
+from .generate_subjects import SubjectEntry, check_subject_entries, pipeline_subjects, recorded_subjects, subject_model_folders
 from .models import DEFAULT_MODEL, ModelSettings, check_model_settings, load_model
 from .results import ResultWriter, versions
 from .sampling import ImageSamplingRequest
@@ -38,6 +39,10 @@ class GenerateRequest(ImageSamplingRequest):
         options (`dict`): the method's own settings (`MethodOption` names -> values; missing: their defaults).
         negative_prompt, num_images, seed, steps, guidance, height, width: sampling settings (`ImageSamplingRequest`);
             image ``i`` uses seed ``seed + i``.
+        subjects (`list[SubjectEntry]`, *optional*): several subjects in one image instead of ``subject_image`` /
+            ``subject`` / ``subject_model``: each a word named in every prompt and its images (or one subject-model folder).
+        regions (`dict`, *optional*): with ``subjects``, a subject's word -> its box ``(left, top, right, bottom)`` in
+            output pixels.
     """
 
     prompt: Sequence[str]
@@ -47,6 +52,8 @@ class GenerateRequest(ImageSamplingRequest):
     target_subject: str | None = None
     method: str = "blip_diffusion"
     options: dict = dataclasses.field(default_factory=dict)
+    subjects: Sequence[SubjectEntry] | None = None
+    regions: Mapping[str, Sequence[float]] | None = None
 
 
 @dataclasses.dataclass
@@ -119,7 +126,11 @@ def check_request(request: GenerateRequest, method) -> GenerateRequest:
     changes: dict[str, Any] = {}
     if not request.prompt or any(not isinstance(p, str) or not p.strip() for p in request.prompt):
         raise InvalidArgumentError(f"`prompt` {list(request.prompt)!r} holds an empty prompt; pass text such as 'on a beach'.", argument="prompt")
-    if request.subject_model:
+    if request.regions and request.subjects is None:
+        raise InvalidArgumentError("`regions` places the subjects of `subjects`; pass `subjects` too.", argument="regions")
+    if request.subjects is not None:
+        changes.update(check_subject_entries(request, method, subject_image_files))
+    elif request.subject_model:
         if request.subject_image:
             raise InvalidArgumentError("`subject_model` and `subject_image` exclude each other; pass one of them.", argument="subject_model")
         if "finetune" not in method.tasks:
@@ -216,7 +227,7 @@ def check_output_folder(output: str | Path, names: Sequence[str], *, overwrite: 
 def load_generate_model(request: GenerateRequest, settings: ModelSettings, *, notify: Callable[[str], None]):
     """The method's pipeline for ``request`` (``settings.model`` None: the subject model's base or the built-in one)."""
     method = get_method(request.method)
-    model = resolve_model(settings.model, request.subject_model, notify)
+    model = resolve_model(settings.model, request.subject_model or next(iter(subject_model_folders(request.subjects)), None), notify)
     settings = dataclasses.replace(settings, model=model)
     check_model_settings(settings)
     return load_model(settings, method.pipeline_class(), title=method.title, notify=notify), settings
@@ -257,7 +268,15 @@ def generate(
     method = get_method(request.method)
     request = check_request(request, method)
     kwargs: dict[str, Any] = {}
-    if request.subject_model:
+    if request.subjects is not None:
+        subject = None
+        for entry in request.subjects:
+            notice = unknown_word_notice(pipe, entry.word, argument="subjects")
+            if notice:
+                say(notice)
+        height, width = pipe.default_size(request.height, request.width)
+        kwargs["subjects"] = pipeline_subjects(pipe, request, height, width)
+    elif request.subject_model:
         loaded = pipe.load_subject(request.subject_model)  # the loaded subject stands in for subject images
         subject = request.subject or loaded.subject
     else:
@@ -294,8 +313,10 @@ def generate(
         generator=generators,
         **kwargs,
     ).images
-    settings = {field.name: getattr(request, field.name) for field in dataclasses.fields(request) if field.name not in ("options", "subject_image")}
+    settings = {field.name: getattr(request, field.name) for field in dataclasses.fields(request) if field.name not in ("options", "subject_image", "subjects", "regions")}
     settings.update(subject=subject, subject_image=[item if isinstance(item, str) else "<image>" for item in request.subject_image or []] or None)
+    if request.subjects is not None:
+        settings.update(recorded_subjects(request))
     settings.update(options)
     files: list[Path] = []
     if output is not None:

@@ -9,6 +9,8 @@ Modules are imported on first attribute access (the oracle imports torch and dif
 - ``dataset``: `toyworld_dataset` (a `datasets.Dataset` with the columns the stage-2 data builder reads)
 - ``oracle`` / ``oracle_training`` / ``measures``: the subject classifier and the pixel measures of the prompt
 - ``references``: reference renders of one subject (``blipdiff toyworld references``), the toy model's subject images
+- ``pairs`` / ``pair_judge``: two-subject scenes (held-out pairs, a training sample) and the judge that reads each
+  subject in its half (the binding benchmark's)
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ _EXPORTS = {
     "measure_context": "measures",
     "render_references": "references",
     "write_references": "references",
+    "render_pair": "pairs",
+    "sample_pair_scene": "pairs",
+    "pair_training_sample": "pairs",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -219,6 +219,12 @@ class PretrainRecords:
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(f"`data` {where}: column {self.columns[field]!r} must be a non-empty string, got {value!r}.")
             out[field] = value.strip()
+        # Two-subject records (data/two_subjects.py, our choice): the second subject's word and composite, when present.
+        second = record.get("second_subject", record.get("second_subject.txt"))
+        second = second.decode("utf-8") if isinstance(second, bytes) else second
+        if isinstance(second, str) and second.strip():
+            out["second_subject"] = second.strip()
+            out["second_composite"] = as_image(_value(record, "second_composite"), f"`data` {where}, column 'second_composite'")
         return out
 
     def order(self, *, seed: int, rank: int, world: int, shuffle: bool = True):

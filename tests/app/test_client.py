@@ -22,8 +22,9 @@ def generate_args(subject_png, subject="dog", prompts="on a beach"):
     from gradio_client import handle_file
 
     # images, subject, target, subject model, prompts, negative, steps, guidance, seed, height, width, count, scheduler, method,
-    # then each registered method's own settings: prompt reps (empty: the model's), prompt strength, fusion weight (UMM-Diffusion)
-    return [[handle_file(subject_png)], subject, "", "(none)", prompts, "", 2, 7.5, 3, 32, 32, 1, "default", "BLIP-Diffusion", "", 1.0, 0.5]
+    # then each registered method's own settings: prompt reps (empty: the model's), prompt strength, fusion weight (UMM-Diffusion),
+    # then the two-subject fields: second subject images, word, the two boxes (empty: one subject)
+    return [[handle_file(subject_png)], subject, "", "(none)", prompts, "", 2, 7.5, 3, 32, 32, 1, "default", "BLIP-Diffusion", "", 1.0, 0.5, None, "", "", ""]
 
 
 def test_generate_returns_images_and_sidecars(client, subject_png):

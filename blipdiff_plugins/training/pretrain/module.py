@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from .two_subjects import splice_two_subjects
+
 
 class SubjectPretrainModule(torch.nn.Module):
     """Composite + subject word -> subject embeddings -> text encoder -> U-Net, one module for DDP."""
@@ -15,11 +17,16 @@ class SubjectPretrainModule(torch.nn.Module):
         self.subject_encoder = subject_encoder
         self.position = position
 
-    def forward(self, noisy_latents, timesteps, input_ids, subject_pixels, subject_ids, subject_mask, keep) -> torch.Tensor:
+    def forward(self, noisy_latents, timesteps, input_ids, subject_pixels, subject_ids, subject_mask, keep, second=None) -> torch.Tensor:
+        """``second``: a batch with two-subject records (`two_subjects.two_subject_inputs`); `None` for one subject each."""
         embeds = self.subject_encoder(subject_pixels, subject_ids, subject_mask)  # (batch, num_query_tokens, hidden)
         start, stop = self.position, self.position + embeds.shape[1]
+        if second is not None:
+            second_embeds = self.subject_encoder(second["pixels"], second["ids"], second["mask"])  # (rows with two, n, hidden)
 
         def splice(module, args, output):
+            if second is not None:
+                return splice_two_subjects(output, embeds, second_embeds, second, keep)
             # output: (batch, seq_len, hidden) token embeddings; kept rows get the subject in their slots.
             # torch.where keeps dropped rows connected to the encoder (zero gradient), so DDP sees every parameter used.
             slots = torch.where(keep[:, None, None], embeds.to(output.dtype), output[:, start:stop])

@@ -24,6 +24,7 @@ from ..settings import resolve_config
 from .base_models import load_base_pipeline
 from .config import PretrainConfig
 from .module import SubjectPretrainModule, component_modules
+from .two_subjects import has_two_subjects, two_subject_inputs
 
 
 class SubjectPretrainer(TrainerCore):
@@ -182,6 +183,15 @@ class SubjectPretrainer(TrainerCore):
         vae_config = pipe.vae.config
         shift = getattr(vae_config, "shift_factor", None) or 0.0
         latents = (posterior.mean.float() + posterior.std.float() * sample - shift) * vae_config.scaling_factor
+        if has_two_subjects(records):  # our choice: records with two subjects (two_subjects.py); one-subject batches as before
+            inputs = two_subject_inputs(pipe, records, drop)
+            second = {key: value.to(self.device) if torch.is_tensor(value) else value for key, value in inputs["second"].items()}
+            return {
+                "latents": latents, "noise": noise, "timesteps": timesteps, "keep": (~drop).to(self.device),
+                "input_ids": inputs["input_ids"].to(self.device), "subject_pixels": batch["subject_pixels"].to(self.device),
+                "subject_ids": batch["subject_ids"].to(self.device), "subject_mask": batch["subject_mask"].to(self.device),
+                "second": second,
+            }
         return {
             "latents": latents, "noise": noise, "timesteps": timesteps, "keep": (~drop).to(self.device),
             "input_ids": self.tokenize(batch["captions"], batch["subjects"], drop).to(self.device),
@@ -193,7 +203,7 @@ class SubjectPretrainer(TrainerCore):
         latents, noise, timesteps = batch["latents"], batch["noise"], batch["timesteps"]
         noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
         prediction = self.module(noisy, timesteps, batch["input_ids"], batch["subject_pixels"], batch["subject_ids"],
-                                 batch["subject_mask"], batch["keep"])
+                                 batch["subject_mask"], batch["keep"], **({"second": batch["second"]} if "second" in batch else {}))
         return diffusion_loss(self.noise_scheduler, prediction, latents, noise, timesteps)
 
     # --------------------------------------------------------------------------------- validation and result

@@ -1,0 +1,82 @@
+"""The steps of a several-subject call (``pipe(prompt, subjects=[...])``): checks, conditioning and regions.
+
+Each subject is encoded (one subject-encoder call each), its embeddings spliced in front of its
+word in the prompt (`InfixPromptInjector.encode_subject_words`), and, where it has a region, its tokens' cross-attention
+restricted to the region for the call (`adapters.region_attention`, the processor named by ``region_processor`` in
+`ATTENTION_PROCESSORS`). One subject whose prompt starts with ``"a {word} "`` is exactly the one-subject call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Sequence
+
+import torch
+
+from ..adapters.region_attention import RegionBias, check_region_strength
+from .subject_conditioning import group_subject_images
+from .subjects import Subject, check_subjects, subject_masks
+
+
+def check_subjects_call(
+    pipe, subjects, *, height: int, width: int, region_strength: float, prompt_embeds=None, **single_subject_arguments
+) -> tuple[list[Subject], list] | None:
+    """``subjects`` checked (None when not given) and each one's region mask of the ``height x width`` output;
+    ``single_subject_arguments`` (``subject_images=``, ...) must then all be None."""
+    if subjects is None:
+        return None
+    check_region_strength(region_strength)
+    given = [name for name, value in single_subject_arguments.items() if value is not None]
+    if given:
+        raise ValueError(f"Pass either `subjects` or `{given[0]}`, not both: each `Subject` carries its own word and images or embeds.")
+    if prompt_embeds is not None:
+        raise ValueError("`subjects` needs `prompt` (each subject is placed at its word in it), not `prompt_embeds`.")
+    checked = check_subjects(subjects, num_subject_tokens=pipe.subject_encoder.num_subject_tokens, hidden_size=pipe.text_encoder.config.hidden_size)
+    return checked, subject_masks(checked, height, width)
+
+
+@torch.no_grad()
+def encode_subjects(pipe, subjects: Sequence[Subject], device: torch.device) -> list[torch.Tensor]:
+    """Each subject's embeddings ``(1, n, hidden)``: its ``embeds``, or its images' mean embedding. One subject-encoder
+    call per subject (not one batch of all): a second subject then adds no memory at the encoder's peak."""
+    return [
+        subject.embeds if subject.embeds is not None
+        else pipe.encode_subject_groups([group_subject_images(subject.images, subject.word.strip(), 1)[0][0]], [subject.word.strip()], device=device)
+        for subject in subjects
+    ]
+
+
+def encode_subjects_prompt(pipe, prompts: Sequence[str], subjects: Sequence[Subject], *, prompt_strength: float, prompt_reps: int | None, device: torch.device):
+    """Conditional embeddings ``(batch, seq_len, hidden)`` of ``prompts`` carrying every subject, and their `SubjectSlots`."""
+    injector = pipe.prompt_injector
+    if not hasattr(injector, "encode_subject_words"):
+        raise ValueError(f"`subjects`: the prompt injector {pipe.config.prompt_injector_name!r} places one subject; pass `subject_images` instead.")
+    dtype = pipe.text_encoder.dtype
+    embeds = [e.to(device=device, dtype=dtype).expand(len(prompts), -1, -1) for e in encode_subjects(pipe, subjects, device)]
+    return injector.encode_subject_words(
+        pipe.text_encoder, pipe.tokenizer, prompts, [s.word.strip() for s in subjects], embeds,
+        prompt_strength=prompt_strength, prompt_reps=pipe.resolve_prompt_reps(prompt_reps),
+    )
+
+
+@contextlib.contextmanager
+def subject_regions(pipe, several, slots, *, height: int, width: int, num_images_per_prompt: int, strength: float, processor: str) -> Iterator[None]:
+    """For the block, each subject with a region attends only there (nothing happens when no subject has one).
+
+    ``several`` is `check_subjects_call`'s result, ``slots`` the conditioning's `SubjectSlots`.
+    """
+    from ..adapters.region_attention import region_attention
+    from ..registry import ATTENTION_PROCESSORS
+
+    if several is None or all(mask is None for mask in several[1]):
+        yield
+        return
+    try:
+        processor_class = ATTENTION_PROCESSORS.get(processor)
+    except KeyError as error:
+        raise ValueError(f"`region_processor`: {error.args[0]}") from None
+    subjects, masks = several
+    columns = [[slots.columns(row, index) for index in range(len(subjects))] for row in range(len(slots.slots)) for _ in range(num_images_per_prompt)]
+    latent_size = (height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
+    with region_attention(pipe.unet, RegionBias(masks, columns, latent_size, strength), processor_class):
+        yield

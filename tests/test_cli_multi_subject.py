@@ -1,0 +1,61 @@
+"""`blipdiff generate --subjects WORD=IMAGE ... --regions WORD=L,T,R,B`: several subjects in one image."""
+
+import json
+
+import numpy as np
+import PIL.Image
+import pytest
+
+from blipdiff_plugins.cli import main
+
+
+@pytest.fixture()
+def two_images(tmp_path, subject_image):
+    dog, cat = tmp_path / "dog.png", tmp_path / "cat.png"
+    subject_image.save(dog)
+    subject_image.transpose(PIL.Image.ROTATE_90).save(cat)
+    return str(dog), str(cat)
+
+
+BASE = ["generate", "--model", "builtin:random-tiny", "--steps", "2", "--prompt", "a dog at the left and a cat at the right"]
+
+
+def test_generate_two_subjects_with_regions_writes_images_and_records_them(tmp_path, two_images):
+    dog, cat = two_images
+    out = tmp_path / "out"
+    assert main(BASE + ["--subjects", f"dog={dog}", f"cat={cat},{dog}", "--regions", "dog=0,0,16,32", "cat=16,0,32,32", "--output", str(out)]) == 0
+    sidecar = json.loads((out / "000-a-dog-at-the-left-and-a-cat-at-the-right.json").read_text())
+    # the CLI records its flags as parsed
+    assert sidecar["settings"]["subjects"] == [["dog", [dog]], ["cat", [cat, dog]]]
+    assert sidecar["settings"]["regions"] == [["dog", [0.0, 0.0, 16.0, 32.0]], ["cat", [16.0, 0.0, 32.0, 32.0]]]
+    assert main(BASE + ["--subjects", f"dog={dog}", f"cat={cat},{dog}", "--output", str(tmp_path / "plain")]) == 0
+    with_regions = np.asarray(PIL.Image.open(next(out.glob("*.png"))))
+    without = np.asarray(PIL.Image.open(next((tmp_path / "plain").glob("*.png"))))
+    assert np.abs(with_regions.astype(int) - without).max() > 0
+
+
+@pytest.mark.parametrize(
+    "extra, flag, words",
+    [
+        (["--subjects", "dog=DOG", "cow=DOG"], "--prompt", "does not name `--subjects` cow"),
+        (["--subjects", "dog=DOG", "--regions", "cat=0,0,8,8"], "--regions", "not a word of `--subjects`"),
+        (["--subjects", "dog=DOG", "--regions", "dog=0,0,64,8"], "--regions", "reaches outside the 32x32 output"),
+        (["--subjects", "dog=DOG", "--subject", "dog"], "--subjects", "exclude each other"),
+        (["--subjects", "dog=nope.png"], "--subjects", "no file or folder at 'nope.png'"),
+        (["--subjects", "dog=DOG", "--method", "umm"], "--subjects", "one subject per image"),
+        (["--regions", "dog=0,0,8,8", "--subject-image", "DOG", "--subject", "dog"], "--regions", "pass `--subjects` too"),
+    ],
+)
+def test_bad_subjects_name_the_flag(tmp_path, two_images, capsys, extra, flag, words):
+    extra = [item.replace("DOG", two_images[0]) for item in extra]
+    code = main(BASE + extra + ["--output", str(tmp_path / "o")])
+    error = capsys.readouterr().err
+    assert code == 2 and f"`{flag}`" in error and words in error, error
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").glob("*.png"))
+
+
+@pytest.mark.parametrize("extra, flag", [(["--subjects", "dog"], "--subjects"), (["--subjects", "dog=x", "--regions", "dog=1,2,3"], "--regions")])
+def test_malformed_entries_are_argparse_errors(extra, flag, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(BASE + extra + ["--output", "unused"])
+    assert exit_info.value.code == 2 and f"argument {flag}" in capsys.readouterr().err
