@@ -98,9 +98,11 @@ def toy_recipe_run(tmp_path_factory):
     def train(folder):
         from blipdiff_plugins.training.toy_recipe.recipe import train_toyworld
 
+        from tests.helpers import one_torch_thread
         from tests.toyworld.helpers import TINY_RECIPE
 
-        return folder, train_toyworld(folder, config=TINY_RECIPE, progress=False, vae_gate=0)
+        with one_torch_thread():  # test_recipe.py resumes a copy of it and compares weights
+            return folder, train_toyworld(folder, config=TINY_RECIPE, progress=False, vae_gate=0)
 
     return once_per_run(tmp_path_factory, "toy_recipe", train)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 
@@ -10,6 +11,19 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PARITY_DIR = REPO_ROOT / "tests" / "fixtures" / "parity"
 SAVED_V0_1_DIR = REPO_ROOT / "tests" / "fixtures" / "saved_v0_1"
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """Torch on one thread inside the block (restored after). A run and its resumed copy must sum in the same order to
+    agree to float32 rounding, and a worker's thread count can change under it (numba's threading layer, imported
+    with pymatting, sets torch to every core)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def generator(seed: int = 0) -> torch.Generator:

@@ -13,6 +13,7 @@ from blipdiff_plugins.training.toy_recipe.recipe import train_toyworld
 from blipdiff_plugins.training.toy_recipe.recipe_config import RecipeConfig
 from blipdiff_plugins.training.checkpoints import list_checkpoints
 
+from tests.helpers import one_torch_thread
 from tests.toyworld.helpers import TINY_RECIPE as TINY
 
 
@@ -115,7 +116,8 @@ def test_interrupted_stage_resumes_to_the_same_weights(finished, tmp_path):
     for checkpoint in list_checkpoints(stage / "checkpoints"):
         if checkpoint.name != "checkpoint-2":
             shutil.rmtree(checkpoint)
-    report = train_toyworld(tmp_path / "run", config=TINY, stages=("vae",), progress=False, vae_gate=0)
+    with one_torch_thread():  # as the run it resumes (tests/conftest.py)
+        report = train_toyworld(tmp_path / "run", config=TINY, stages=("vae",), progress=False, vae_gate=0)
     assert report["vae"]["resumed_from"] == 2 and report["vae"]["trained_now"] == 2
     resumed = load_file(stage / "vae" / "diffusion_pytorch_model.safetensors")
     original = load_file(folder / "stage1_vae" / "vae" / "diffusion_pytorch_model.safetensors")
