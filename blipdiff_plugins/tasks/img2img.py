@@ -17,13 +17,14 @@ from .errors import InvalidArgumentError
 from .generate import output_stems, subject_image_files
 from .models import ModelSettings, load_model
 from .results import ResultWriter, versions
+from .sampling import ImageSamplingRequest
 from .subject_words import unknown_word_notice
 
 NOTE = "run again with the same photo and settings (all prompts, seed, num_images) to reproduce this image exactly"
 
 
 @dataclasses.dataclass
-class Img2ImgRequest:
+class Img2ImgRequest(ImageSamplingRequest):
     """Redraw a photo with a subject; field names are the task's argument names (the CLI's flags with dashes).
 
     Args:
@@ -47,13 +48,6 @@ class Img2ImgRequest:
     target_subject: str | None = None
     strength: float = 0.6
     prompt_reps: int | None = None
-    negative_prompt: str = ""
-    num_images: int = 1
-    seed: int = 0
-    steps: int = 25
-    guidance: float = 7.5
-    height: int | None = None
-    width: int | None = None
 
 
 @dataclasses.dataclass

@@ -17,10 +17,11 @@ from typing import Any, Callable, Sequence
 from .errors import InvalidArgumentError
 from .img2img import PhotoResult, check_photo_request, photo_name, run_stock, working_size, write_photo_results
 from .inpaint_mask import blend_outside, mask_image, region_of
+from .sampling import ImageSamplingRequest
 
 
 @dataclasses.dataclass
-class InpaintRequest:
+class InpaintRequest(ImageSamplingRequest):
     """Repaint a region of a photo with a subject; field names are the task's argument names.
 
     Args:
@@ -47,13 +48,6 @@ class InpaintRequest:
     strength: float = 1.0
     blend: bool = True
     prompt_reps: int | None = None
-    negative_prompt: str = ""
-    num_images: int = 1
-    seed: int = 0
-    steps: int = 25
-    guidance: float = 7.5
-    height: int | None = None
-    width: int | None = None
 
 
 def check_request(request: InpaintRequest) -> tuple[InpaintRequest, Any]:

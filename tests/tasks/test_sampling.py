@@ -8,6 +8,8 @@ import pytest
 from blipdiff_plugins.tasks.attention import AttentionRequest
 from blipdiff_plugins.tasks.edit import EditRequest
 from blipdiff_plugins.tasks.generate import GenerateRequest
+from blipdiff_plugins.tasks.img2img import Img2ImgRequest
+from blipdiff_plugins.tasks.inpaint import InpaintRequest
 from blipdiff_plugins.tasks.interpolate import InterpolateRequest
 from blipdiff_plugins.tasks.sampling import ImageSamplingRequest, SamplingRequest
 from blipdiff_plugins.tasks.style import StyleRequest
@@ -22,6 +24,8 @@ IMAGE_SAMPLING = {**SAMPLING, "negative_prompt": "", "num_images": 1, "height": 
         (GenerateRequest, IMAGE_SAMPLING, {}),
         (EditRequest, IMAGE_SAMPLING, {"steps": 50}),
         (StyleRequest, IMAGE_SAMPLING, {}),
+        (InpaintRequest, IMAGE_SAMPLING, {}),
+        (Img2ImgRequest, IMAGE_SAMPLING, {}),
         (AttentionRequest, SAMPLING, {}),
         (InterpolateRequest, SAMPLING, {}),
     ],

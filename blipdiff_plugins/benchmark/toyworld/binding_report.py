@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Mapping
 
 from ...utils.atomic import write_json, write_text
-from ..results import RUN_FILE, read_all_rows
+from .report import interval_cell, read_run
 from .binding_metrics import BINDING_METRICS, HEADLINE, aggregate_binding
 
 SUMMARY_FILE = "binding_summary.json"
@@ -19,22 +18,9 @@ COMPARISON_JSON = "binding_comparison.json"
 TARGETS = {"both_right_regions": 0.60, "both_right_no_regions": 0.40, "swap_max": 0.05, "missing_max": 0.10}
 
 
-def _cell(entry: Mapping) -> str:
-    if entry.get("mean") is None:
-        return "-"
-    return f"{entry['mean']:.3f} [{entry['low']:.3f}, {entry['high']:.3f}]"
-
-
 def summarize_binding(output_dir: str | os.PathLike) -> dict:
     """Aggregate one binding run folder (``run.json`` + ``results.jsonl``) into the metrics with intervals."""
-    output_dir = Path(output_dir)
-    run_file = output_dir / RUN_FILE
-    if not run_file.is_file():
-        raise FileNotFoundError(f"`output_dir`: {str(output_dir)!r} has no {RUN_FILE}; run the binding benchmark there first.")
-    run = json.loads(run_file.read_text(encoding="utf-8"))
-    rows = read_all_rows(output_dir)
-    if not rows:
-        raise ValueError(f"`output_dir`: {str(output_dir)!r} has no result rows; nothing to report.")
+    run, rows = read_run(output_dir, "the binding benchmark")
     identity = run.get("identity", {})
     return {
         "method": identity.get("method"),
@@ -55,7 +41,7 @@ def write_binding_reports(output_dir: str | os.PathLike) -> dict:
     write_json(output_dir / SUMMARY_FILE, summary)
     overall = summary["scores"]["overall"]
     lines = ["| metric | mean [95% CI] | n |", "|---|---|---|"]
-    lines += [f"| {metric} | {_cell(overall[metric])} | {overall[metric]['n']} |" for metric in BINDING_METRICS]
+    lines += [f"| {metric} | {interval_cell(overall[metric])} | {overall[metric]['n']} |" for metric in BINDING_METRICS]
     lines += ["", "| pair | " + " | ".join(HEADLINE.values()) + " | images |", "|---|" + "---|" * (len(HEADLINE) + 1)]
     for name, scores in summary["scores"]["per_pair"].items():
         lines.append(f"| {name} | " + " | ".join(f"{scores[m]:.3f}" for m in HEADLINE) + f" | {scores['images']} |")
@@ -83,7 +69,7 @@ def compare_binding(runs: Mapping[str, str | os.PathLike], output_dir: str | os.
         table[label] = {**scores["overall"], "images": scores["images"]}
     lines = ["| row | " + " | ".join(HEADLINE.values()) + " | images |", "|---|" + "---|" * (len(HEADLINE) + 1)]
     for label, scores in table.items():
-        lines.append(f"| {label} | " + " | ".join(_cell(scores[m]) for m in HEADLINE) + f" | {scores['images']} |")
+        lines.append(f"| {label} | " + " | ".join(interval_cell(scores[m]) for m in HEADLINE) + f" | {scores['images']} |")
     lines += ["", "Means with 95% percentile-bootstrap intervals over images (protocol `toyworld/binding`). Targets: both right "
               ">= 0.60 with regions, >= 0.40 without; swaps <= 0.05; missing <= 0.10."]
     write_text(output_dir / COMPARISON_TABLE, "\n".join(lines) + "\n")

@@ -18,22 +18,29 @@ COMPARISON_JSON = "toyworld_comparison.json"
 COMPARISON_PLOT = "toyworld_comparison.png"
 
 
-def _cell(entry: Mapping) -> str:
+def interval_cell(entry: Mapping) -> str:
+    """A table cell: the mean and its bootstrap interval, or ``-`` where nothing was measured."""
     if entry.get("mean") is None:
         return "-"
     return f"{entry['mean']:.3f} [{entry['low']:.3f}, {entry['high']:.3f}]"
 
 
-def summarize_run(output_dir: str | os.PathLike) -> dict:
-    """Aggregate one run folder (``run.json`` + ``results.jsonl``) into the oracle metrics with intervals."""
+def read_run(output_dir: str | os.PathLike, what: str = "the benchmark") -> tuple[dict, list[dict]]:
+    """A finished run folder's ``run.json`` and result rows; errors name ``output_dir`` and say to run ``what`` there."""
     output_dir = Path(output_dir)
     run_file = output_dir / RUN_FILE
     if not run_file.is_file():
-        raise FileNotFoundError(f"`output_dir`: {str(output_dir)!r} has no {RUN_FILE}; run the benchmark there first.")
+        raise FileNotFoundError(f"`output_dir`: {str(output_dir)!r} has no {RUN_FILE}; run {what} there first.")
     run = json.loads(run_file.read_text(encoding="utf-8"))
     rows = read_all_rows(output_dir)
     if not rows:
         raise ValueError(f"`output_dir`: {str(output_dir)!r} has no result rows; nothing to report.")
+    return run, rows
+
+
+def summarize_run(output_dir: str | os.PathLike) -> dict:
+    """Aggregate one run folder (``run.json`` + ``results.jsonl``) into the oracle metrics with intervals."""
+    run, rows = read_run(output_dir)
     identity = run.get("identity", {})
     return {
         "method": identity.get("method"),
@@ -52,7 +59,7 @@ def write_toyworld_reports(output_dir: str | os.PathLike) -> dict:
     write_json(output_dir / SUMMARY_FILE, summary)
     overall = summary["scores"]["overall"]
     lines = ["| metric | mean [95% CI] | n |", "|---|---|---|"]
-    lines += [f"| {metric} | {_cell(overall[metric])} | {overall[metric]['n']} |" for metric in TOYWORLD_METRICS]
+    lines += [f"| {metric} | {interval_cell(overall[metric])} | {overall[metric]['n']} |" for metric in TOYWORLD_METRICS]
     lines += ["", "| subject | " + " | ".join(HEADLINE.values()) + " | images |", "|---|" + "---|" * (len(HEADLINE) + 1)]
     for name, scores in summary["scores"]["per_subject"].items():
         values = [scores[m] for m in HEADLINE]
@@ -81,7 +88,7 @@ def compare_runs(runs: Mapping[str, str | os.PathLike], output_dir: str | os.Pat
     header = "| method | " + " | ".join(HEADLINE.values()) + " | images |"
     lines = [header, "|---|" + "---|" * (len(HEADLINE) + 1)]
     for label, scores in table.items():
-        lines.append(f"| {label} | " + " | ".join(_cell(scores[m]) for m in HEADLINE) + f" | {scores['images']} |")
+        lines.append(f"| {label} | " + " | ".join(interval_cell(scores[m]) for m in HEADLINE) + f" | {scores['images']} |")
     lines += ["", "Means with 95% percentile-bootstrap intervals over images (oracle protocol `toyworld/oracle`); background leak "
               "(lower is better) counts the images whose prompted background differs from some reference's."]
     write_text(output_dir / COMPARISON_TABLE, "\n".join(lines) + "\n")

@@ -14,7 +14,7 @@ from typing import Mapping, Sequence
 
 from ...utils.atomic import write_atomically, write_json, write_text
 from ..results import RUN_FILE
-from .report import _cell, summarize_run
+from .report import interval_cell, summarize_run
 
 SWEEP_TABLE = "toyworld_sweep.md"
 SWEEP_JSON = "toyworld_sweep.json"
@@ -67,9 +67,9 @@ def sweep_report(
     header = "| method | a | " + " | ".join(SWEEP_METRICS.values()) + " | images |"
     lines = [header, "|---|---|" + "---|" * (len(SWEEP_METRICS) + 1)]
     for row in umm:
-        lines.append(f"| UMM-Diffusion | {row['fusion_weight']:g} | " + " | ".join(_cell(row[m]) for m in SWEEP_METRICS) + f" | {row['images']} |")
+        lines.append(f"| UMM-Diffusion | {row['fusion_weight']:g} | " + " | ".join(interval_cell(row[m]) for m in SWEEP_METRICS) + f" | {row['images']} |")
     for label, row in reference.items():
-        lines.append(f"| {label} | - | " + " | ".join(_cell(row[m]) for m in SWEEP_METRICS) + f" | {row['images']} |")
+        lines.append(f"| {label} | - | " + " | ".join(interval_cell(row[m]) for m in SWEEP_METRICS) + f" | {row['images']} |")
     lines += ["", "Means with 95% percentile-bootstrap intervals over images (oracle protocol `toyworld/oracle`). a = 0 is the "
               "text-only condition, a = 1 the multi-modal condition only. Background leak (lower is better): the output's "
               "background is a reference's and not the prompted one."]
