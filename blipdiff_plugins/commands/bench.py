@@ -14,7 +14,7 @@ from .common import (
     check_model,
     finite_float,
     fraction,
-    model_prompt_reps,
+    generation_config,
     positive_float,
     positive_int,
 )
@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from accelerate import PartialState
 
-    from blipdiff_plugins.benchmark.config import AUTHORS_NEGATIVE_PROMPT, GenerationConfig, native_image_size
+    from blipdiff_plugins.benchmark.config import AUTHORS_NEGATIVE_PROMPT, native_image_size
     from blipdiff_plugins.benchmark.dreambench.dataset import load_dreambench
     from blipdiff_plugins.benchmark.dreambench.report import markdown_table, write_reports
     from blipdiff_plugins.benchmark.dreambench.scorer import DreamBenchScorer
@@ -179,16 +179,7 @@ def run(args: argparse.Namespace) -> int:
         pipeline.set_progress_bar_config(disable=True)  # one bar: images done, with ETA
     method = method_class(pipeline, **options)
     size = native_image_size(pipeline, args.size)
-    config = GenerationConfig(
-        num_inference_steps=args.steps,
-        guidance_scale=args.guidance,
-        height=size,
-        width=size,
-        negative_prompt=None if args.no_negative_prompt else AUTHORS_NEGATIVE_PROMPT,
-        prompt_reps=model_prompt_reps(pipeline, args.prompt_reps),
-        num_images_per_prompt=args.num_images,
-        seed=args.seed,
-    )
+    config = generation_config(args, pipeline, size, None if args.no_negative_prompt else AUTHORS_NEGATIVE_PROMPT)
     result = run_benchmark(
         dataset=dataset,
         method=method,

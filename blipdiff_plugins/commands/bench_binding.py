@@ -30,7 +30,7 @@ def run_binding(args: argparse.Namespace, *, options: dict, load_pipeline) -> in
     import torch
     from accelerate import PartialState
 
-    from blipdiff_plugins.benchmark.config import GenerationConfig, native_image_size
+    from blipdiff_plugins.benchmark.config import native_image_size
     from blipdiff_plugins.benchmark.runner import run_benchmark
     from blipdiff_plugins.benchmark.toyworld.binding import load_binding_bench
     from blipdiff_plugins.benchmark.toyworld.binding_methods import BINDING_METHODS
@@ -38,7 +38,7 @@ def run_binding(args: argparse.Namespace, *, options: dict, load_pipeline) -> in
     from blipdiff_plugins.benchmark.toyworld.binding_report import TABLE_FILE, write_binding_reports
     from blipdiff_plugins.toyworld.oracle import load_oracle
 
-    from .common import model_prompt_reps
+    from .common import generation_config
 
     check_binding_arguments(args)
     state = PartialState(cpu=args.device == "cpu" or not torch.cuda.is_available())
@@ -60,16 +60,7 @@ def run_binding(args: argparse.Namespace, *, options: dict, load_pipeline) -> in
     else:
         method = method_class(pipeline)
     size = native_image_size(pipeline, args.size)
-    config = GenerationConfig(
-        num_inference_steps=args.steps,
-        guidance_scale=args.guidance,
-        height=size,
-        width=size,
-        negative_prompt=None,  # the toy vocabulary has none of the authors' negative words
-        prompt_reps=model_prompt_reps(pipeline, args.prompt_reps),
-        num_images_per_prompt=args.num_images,
-        seed=args.seed,
-    )
+    config = generation_config(args, pipeline, size, None)  # the toy vocabulary has no negative words
     result = run_benchmark(
         dataset=dataset,
         method=method,

@@ -40,7 +40,6 @@ def run_toyworld(args: argparse.Namespace, *, options: dict, load_pipeline) -> i
     import torch
     from accelerate import PartialState
 
-    from blipdiff_plugins.benchmark.config import GenerationConfig
     from blipdiff_plugins.benchmark.methods import BENCHMARK_METHODS
     from blipdiff_plugins.benchmark.runner import run_benchmark
     from blipdiff_plugins.benchmark.toyworld.dataset import load_toyworld_bench
@@ -50,7 +49,7 @@ def run_toyworld(args: argparse.Namespace, *, options: dict, load_pipeline) -> i
 
     from blipdiff_plugins.benchmark.config import native_image_size
 
-    from .common import model_prompt_reps
+    from .common import generation_config
 
     if args.task == "binding":
         from .bench_binding import run_binding
@@ -87,16 +86,7 @@ def run_toyworld(args: argparse.Namespace, *, options: dict, load_pipeline) -> i
         size = native_image_size(pipeline)
     options.pop("name", None)  # the toy benchmark labels a diffusers_pipeline by its class
     method = method_class(pipeline, **options)
-    config = GenerationConfig(
-        num_inference_steps=args.steps,
-        guidance_scale=args.guidance,
-        height=size,
-        width=size,
-        negative_prompt=None,  # the toy vocabulary has none of the authors' negative words
-        prompt_reps=model_prompt_reps(pipeline, args.prompt_reps),
-        num_images_per_prompt=args.num_images,
-        seed=args.seed,
-    )
+    config = generation_config(args, pipeline, size, None)  # the toy vocabulary has no negative words
     result = run_benchmark(
         dataset=dataset,
         method=method,

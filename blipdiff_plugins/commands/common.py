@@ -54,6 +54,23 @@ def model_prompt_reps(pipeline, prompt_reps: int | None) -> int:
     return 20 if prompt_reps is None else prompt_reps
 
 
+def generation_config(args, pipeline, size: int, negative_prompt: str | None):
+    """The benchmark's `GenerationConfig` from the bench commands' shared flags (--steps, --guidance, --prompt-reps,
+    --num-images, --seed) at a square ``size``."""
+    from ..benchmark.config import GenerationConfig
+
+    return GenerationConfig(
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance,
+        height=size,
+        width=size,
+        negative_prompt=negative_prompt,
+        prompt_reps=model_prompt_reps(pipeline, args.prompt_reps),
+        num_images_per_prompt=args.num_images,
+        seed=args.seed,
+    )
+
+
 PROMPT_REPS_HELP = "prompt repetition (default: the model's: 20 for the released BLIP-Diffusion, 1 for the toy model)"
 
 
