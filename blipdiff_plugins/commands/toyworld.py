@@ -81,6 +81,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     train.add_argument("--qformer-records", type=positive_int, default=defaults.qformer_records, help="stage-1 image-caption pairs (default: %(default)s)")
     train.add_argument("--qformer-steps", type=positive_int, default=defaults.qformer_steps, help="stage-1 Q-Former steps (default: %(default)s)")
     train.add_argument("--qformer-batch-size", type=positive_int, default=defaults.qformer_batch_size, help="stage-1 pairs per step (default: %(default)s)")
+    train.add_argument("--prompted-two-subject-rate", type=fraction, default=defaults.prompted_two_subject_rate,
+                       help="share of stage-3 records that are two-subject scenes, in [0, 1); 0 for the one-subject recipe (default: %(default)s)")
     train.add_argument("--checkpoint-every", type=positive_int, default=defaults.checkpoint_every, help="steps between checkpoints (default: %(default)s)")
     train.add_argument("--image-size", type=positive_int, default=defaults.image_size, help="render side (default: %(default)s)")
     train.add_argument("--vae-gate", type=fraction, default=DEFAULT_VAE_GATE, help="stop after stage 1 when the oracle reads fewer of the VAE's reconstructions of held-out renders right; 0 never stops (default: %(default)s)")
@@ -171,11 +173,15 @@ def run_train(args: argparse.Namespace) -> int:
             prompted_ema_decay=args.prompted_ema_decay, qformer_pretraining=args.qformer_pretraining,
             prompted_image_encoder=args.prompted_image_encoder, image_encoder_steps=args.image_encoder_steps,
             qformer_records=args.qformer_records, qformer_steps=args.qformer_steps, qformer_batch_size=args.qformer_batch_size,
+            prompted_two_subject_rate=args.prompted_two_subject_rate,
         )
     except ValueError as error:
         if "prompted_image_encoder" in str(error):
             raise ValueError("--prompted-image-encoder frozen needs --qformer-pretraining (the image encoder is trained first); "
                              "with --no-qformer-pretraining use --prompted-image-encoder trainable.") from error
+        if "prompted_two_subject_rate" in str(error):
+            raise ValueError(f"--prompted-two-subject-rate: {args.prompted_two_subject_rate} is not below 1; use a share in [0, 1) "
+                             "(some stage-3 records keep one subject), 0 for the one-subject recipe.") from error
         raise ValueError(f"--size / steps: {error}") from error
     report = train_toyworld(args.output, config=config, stages=stages, vae_gate=args.vae_gate)
     print(json.dumps(report, indent=2))

@@ -3,6 +3,7 @@ wired to its trainer, the two-subject hook (the tiny run through every stage: te
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -118,14 +119,37 @@ def test_stage1_pairs_and_settings(tmp_path, monkeypatch):
     assert stage1_settings(tmp_path, config, progress=False)["resume"] == "latest"
 
 
-def test_a_positive_two_subject_rate_is_refused_until_the_world_renders_two_subjects(tmp_path):
+def test_two_subject_scenes_join_the_builders_records_as_a_share_of_them(tmp_path):
+    from blipdiff_plugins.toyworld.pairs import parse_pair_caption
+    from blipdiff_plugins.training.records import PretrainRecords
+    from blipdiff_plugins.training.toy_recipe.pair_records import pair_count
     from blipdiff_plugins.training.toy_recipe.prompted_stage import build_records
 
-    assert RecipeConfig().prompted_two_subject_rate == 0.0
-    config = RecipeConfig(**{**TINY_RECIPE.to_dict(), "prompted_two_subject_rate": 0.3})
-    with pytest.raises(ValueError, match="`prompted_two_subject_rate` is 0.3: two-subject scenes need"):
-        build_records(tmp_path, config, progress=False)
-    assert not (tmp_path / "records").exists()
+    assert RecipeConfig().prompted_two_subject_rate == 0.25
+    assert (pair_count(6, 0.25), pair_count(8192, 0.25), pair_count(6, 0.0)) == (2, 2731, 0)
+    config = RecipeConfig(**{**TINY_RECIPE.to_dict(), "prompted_two_subject_rate": 0.25})
+    output = build_records(tmp_path, config, progress=False)
+    single = PretrainRecords(str(tmp_path / "records_one_subject"))
+    records = PretrainRecords(str(output))
+    assert records.num_records == single.num_records + pair_count(single.num_records, 0.25)
+    rows = [records.decode(records.dataset[index], records.where(index)) for index in range(records.num_records)]
+    ones = [row for row in rows if "second_subject" not in row]
+    twos = [row for row in rows if "second_subject" in row]
+    assert len(ones) == single.num_records and len(twos) == pair_count(single.num_records, 0.25) == 2
+    for index, row in enumerate(ones):  # the builder's records unchanged, row for row
+        before = single.decode(single.dataset[index], single.where(index))
+        assert row["caption"] == before["caption"] and row["subject"] == before["subject"]
+        assert (np.asarray(row["target"]) == np.asarray(before["target"])).all()
+    for row in twos:
+        words, positions, _ = parse_pair_caption(row["caption"])
+        assert words == (row["subject"], row["second_subject"]) and words[0] != words[1]
+        assert row["target"].size == row["composite"].size == row["second_composite"].size == (32, 32)
+    assert not (tmp_path / "records.partial").exists()
+    # A finished build is reused as it is (the stage resumes without re-rendering).
+    stamp = (output / "data").stat().st_mtime_ns
+    assert build_records(tmp_path, config, progress=False) == output and (output / "data").stat().st_mtime_ns == stamp
+    with pytest.raises(ValueError, match=r"`prompted_two_subject_rate` must be in \[0, 1\), got 1.0"):
+        RecipeConfig(prompted_two_subject_rate=1.0)
     with pytest.raises(ValueError, match="prompted_two_subject_rate"):
         RecipeConfig(prompted_two_subject_rate=1.5)
 
@@ -145,3 +169,8 @@ def test_cli_names_the_ablation_flags(capsys, tmp_path, monkeypatch):
     config = seen["config"]
     assert (config.qformer_pretraining, config.prompted_image_encoder, config.qformer_steps, config.image_encoder_steps) == (
         True, "trainable", 7, 5)
+    assert config.prompted_two_subject_rate == 0.25
+    assert main(["toyworld", "train", "--output", str(tmp_path / "run"), "--prompted-two-subject-rate", "0"]) == 0
+    assert seen["config"].prompted_two_subject_rate == 0.0
+    assert main(["toyworld", "train", "--output", str(tmp_path / "run"), "--prompted-two-subject-rate", "1"]) == 2
+    assert "--prompted-two-subject-rate: 1.0 is not below 1" in capsys.readouterr().err

@@ -10,10 +10,13 @@ import torch
 
 from blipdiff_plugins.toyworld.appearances import APPEARANCE_NAMES
 from blipdiff_plugins.toyworld.contexts import BACKGROUND_NAMES, CAPTION_WORDS, POSITION_NAMES, SIZE_NAMES
+from blipdiff_plugins.toyworld.pairs import PAIR_CAPTION_WORDS
 from blipdiff_plugins.toyworld.shapes import SHAPE_NAMES
 from .sizes import TOY_SIZES, ToyModelSize, toy_size  # noqa: F401 - re-exported
 
-TOY_WORDS = tuple(dict.fromkeys((*CAPTION_WORDS, *SHAPE_NAMES, *APPEARANCE_NAMES, *BACKGROUND_NAMES, *POSITION_NAMES, *SIZE_NAMES)))
+# "and" (`PAIR_CAPTION_WORDS`) joins the two subjects of a two-subject caption (recipe v2 onwards).
+TOY_WORDS = tuple(dict.fromkeys((*CAPTION_WORDS, *SHAPE_NAMES, *APPEARANCE_NAMES, *BACKGROUND_NAMES, *POSITION_NAMES, *SIZE_NAMES,
+                                 *PAIR_CAPTION_WORDS)))
 MAX_TEXT_TOKENS = 77
 
 

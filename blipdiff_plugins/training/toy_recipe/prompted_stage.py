@@ -18,6 +18,7 @@ from blipdiff_plugins.toyworld.contexts import BACKGROUND_NAMES, paint_backgroun
 from .recipe_config import TOY_PROMPT_REPS, RecipeConfig
 
 RECORDS_FOLDER = "records"
+ONE_SUBJECT_FOLDER = "records_one_subject"  # the builder's records, before the two-subject scenes join them
 PIPELINE_FOLDER = "pipeline"
 # Pattern phases per background in the compositing pool (plain backgrounds repeat; patterns shift).
 BACKGROUND_PHASES = 8
@@ -31,18 +32,6 @@ PAPER_TRAINABLE = ("qformer", "text_encoder", "unet")
 def trainable_parts(config: RecipeConfig) -> tuple[str, ...]:
     """What the prompted stage trains: `PAPER_TRAINABLE`, plus the vision encoder unless it is "frozen"."""
     return PAPER_TRAINABLE if config.prompted_image_encoder == "frozen" else TRAINABLE
-
-
-def check_two_subject_hook(config: RecipeConfig) -> None:
-    """The hook of two-subject scenes (issue 28): `prompted_two_subject_rate` must stay 0 until the world renders them.
-
-    Next session the multi-subject world feeds it here: ``build_records`` draws that share of its records as
-    two-subject scenes (both subjects' masks, one caption naming both), and the fingerprint of the data builder
-    takes the rate. Today a positive rate is refused rather than silently trained as one-subject scenes.
-    """
-    if config.prompted_two_subject_rate:
-        raise ValueError(f"`prompted_two_subject_rate` is {config.prompted_two_subject_rate}: two-subject scenes need the toy world's "
-                         "two-subject renders, which this version does not have; use 0.")
 
 
 def background_pool(image_size: int):
@@ -73,19 +62,26 @@ def builder_settings(config: RecipeConfig) -> dict:
 
 
 def build_records(folder: Path, config: RecipeConfig, *, progress: bool) -> Path:
-    """Render ``config.prompted_records`` training-split records and build them into ``folder/records``."""
+    """Render ``config.prompted_records`` training-split records and build them into ``folder/records``; with
+    `prompted_two_subject_rate`, the builder writes ``folder/records_one_subject`` and `pair_records` adds the
+    two-subject scenes in ``folder/records``."""
     from blipdiff_plugins.data.builder import build_training_data
 
     from blipdiff_plugins.toyworld.dataset import toyworld_dataset
+    from .pair_records import add_pair_records
 
-    check_two_subject_hook(config)
     output = folder / RECORDS_FOLDER
-    # Another seed than stages 1-2 (whose streams use `config.seed`): fresh renders of the same subjects.
-    source = toyworld_dataset(num_samples=config.prompted_records, split="train", seed=config.seed + 2, image_size=config.image_size)
-    build_training_data(
-        source, output_dir=output, backgrounds=background_pool(config.image_size), config=builder_settings(config),
-        segmenter="mask", columns={"caption": "context"}, process_index=0, num_processes=1, progress_bar=progress,
-    )
+    rate = config.prompted_two_subject_rate
+    single = folder / ONE_SUBJECT_FOLDER if rate else output
+    if not (rate and output.exists()):
+        # Another seed than stages 1-2 (whose streams use `config.seed`): fresh renders of the same subjects.
+        source = toyworld_dataset(num_samples=config.prompted_records, split="train", seed=config.seed + 2, image_size=config.image_size)
+        build_training_data(
+            source, output_dir=single, backgrounds=background_pool(config.image_size), config=builder_settings(config),
+            segmenter="mask", columns={"caption": "context"}, process_index=0, num_processes=1, progress_bar=progress,
+        )
+    if rate:
+        add_pair_records(single, output, rate=rate, image_size=config.image_size, seed=config.seed)
     return output
 
 

@@ -18,7 +18,7 @@ PREDICTION_TYPES = ("epsilon", "v_prediction")
 TOY_PROMPT_REPS = 1
 # Settings added after runs were recorded, with the value those runs used (their recipe.json lacks the key).
 SETTINGS_BEFORE_THEY_EXISTED = {"snr_shift": 1.0, "prompted_ema_decay": 0.0, "qformer_pretraining": False,
-                                "prompted_image_encoder": "trainable"}
+                                "prompted_image_encoder": "trainable", "prompted_two_subject_rate": 0.0}
 # The least share of held-out renders the oracle must read right through the stage-1 VAE (`vae_gate.py`).
 DEFAULT_VAE_GATE = 0.95
 
@@ -89,9 +89,10 @@ class RecipeConfig(DictRoundTrip):
             ``"a {appearance} {shape} {context}"``, our choice: a toy caption names everything in the picture, as
             BLIP-2's captions describe a photo), steps, pairs per step (ITC negatives) and peak learning rate
             (linear warm-up over `warmup_fraction`, cosine decay).
-        prompted_two_subject_rate (`float`, defaults to 0): the hook for two-subject scenes (issue 28): the share of
-            prompted-stage records whose scene holds two subjects. Kept at 0 until the toy world renders such
-            scenes; a positive value is refused with a message until then.
+        prompted_two_subject_rate (`float`, defaults to 0.25): the share of prompted-stage records that are toy-world
+            two-subject scenes (issue 28, our choice; `pair_records.py`): training pairs at two opposite positions,
+            captioned ``"a star at the left and a heart at the right on grass"``, each subject encoded from its own
+            render elsewhere. 0 is the one-subject recipe of runs 1-5; below 1.
         warmup_fraction (`float`, defaults to 0.05): warmup share of each stage's steps.
         checkpoint_every (`int`, defaults to 200): steps between checkpoints.
     """
@@ -128,7 +129,7 @@ class RecipeConfig(DictRoundTrip):
     qformer_steps: int = 1200
     qformer_batch_size: int = 64
     qformer_learning_rate: float = 5e-4
-    prompted_two_subject_rate: float = 0.0
+    prompted_two_subject_rate: float = 0.25
     warmup_fraction: float = 0.05
     checkpoint_every: int = 200
 
