@@ -264,17 +264,8 @@ def test_facade_exports_no_front_door():
 
 
 # The front doors reach pipelines, trainers and built-in models only through the task layer (issue 24): they load no
-# model and run no trainer themselves. The training commands below still build their trainers directly; each moves
-# behind a task in tasks/ (then leaves this table, which must list exactly the arrows there are).
+# model and run no trainer themselves.
 BEHIND_THE_TASK_LAYER = ("training/", "pipelines/", "builtin/")
-NOT_YET_THROUGH_TASKS = {
-    "blipdiff_plugins.commands.pretrain": {"blipdiff_plugins.training", "blipdiff_plugins.training.pretrain", "blipdiff_plugins.training.pretrain.config"},
-    "blipdiff_plugins.commands.toyworld": {
-        "blipdiff_plugins.training", "blipdiff_plugins.training.toy_recipe", "blipdiff_plugins.training.toy_recipe.recipe",
-        "blipdiff_plugins.training.toy_recipe.recipe_config", "blipdiff_plugins.training.toy_recipe.sizes",
-        "blipdiff_plugins.training.toy_recipe.toy_umm", "blipdiff_plugins.training.toy_recipe.toy_umm_config",
-    },
-}
 
 
 def front_door_arrows_past_the_task_layer(graph: dict[str, set[str]]) -> dict[str, set[str]]:
@@ -290,10 +281,7 @@ def front_door_arrows_past_the_task_layer(graph: dict[str, set[str]]) -> dict[st
 
 def test_front_doors_reach_pipelines_trainers_and_builtin_models_only_through_the_task_layer():
     arrows = front_door_arrows_past_the_task_layer(import_graph())
-    assert arrows == NOT_YET_THROUGH_TASKS, (
-        "cli.py, commands/ and app/ import these modules of training/, pipelines/ or builtin/ (go through tasks/; or, when "
-        f"one was moved behind a task, drop it from NOT_YET_THROUGH_TASKS): {arrows}"
-    )
+    assert arrows == {}, f"cli.py, commands/ and app/ import these modules of training/, pipelines/ or builtin/ (go through tasks/): {arrows}"
 
 
 def test_the_front_door_rule_sees_imports_inside_functions():

@@ -6,7 +6,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from ..training.pretrain.config import PAPER_TRAINABLE, TRAINABLE_COMPONENTS
+from ..tasks.pretrain import PAPER_TRAINABLE, TRAINABLE_COMPONENTS
 
 # flag -> PretrainConfig field, for the messages that name a flag instead of an argument
 FLAGS = {
@@ -65,7 +65,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def config_from_args(args):
     """The `PretrainConfig` of this command line; errors name the flag."""
-    from ..training.pretrain.config import PretrainConfig
+    from ..tasks.pretrain import pretrain_config
 
     columns = {}
     for item in args.column:
@@ -74,7 +74,7 @@ def config_from_args(args):
             raise ValueError(f"--column must be FIELD=NAME, e.g. target=image, got {item!r}.")
         columns[field] = name
     try:
-        return PretrainConfig(
+        return pretrain_config(
             base_model=args.model, subject_encoder_from=args.subject_encoder_from, trainable=tuple(args.trainable), steps=args.steps,
             batch_size=args.batch_size, learning_rate=args.learning_rate, weight_decay=args.weight_decay,
             subject_drop_rate=args.subject_drop_rate, resolution=args.resolution, columns=columns, streaming=args.streaming,
@@ -138,15 +138,12 @@ class StepEstimate:
 
 
 def run(args) -> int:
-    from ..training.pretrain import SubjectPretrainer
+    from ..tasks.pretrain import pretrain_trainer
 
     config = config_from_args(args)
     estimate = StepEstimate()
     try:
-        trainer = SubjectPretrainer(args.data, config=config, callback=estimate)
-        # Only the trainer's accelerator knows the process layout: a `PartialState()` made here, before it, would
-        # fix accelerate's shared state as one process on a CPU-only torchrun (it sets up gloo only when told cpu=True).
-        trainer.setup()
+        trainer = pretrain_trainer(args.data, config=config, callback=estimate)
         main_process = trainer.accelerator.is_main_process
         estimate.done = estimate.done or not main_process  # one estimate, from the main process
         if main_process:

@@ -36,9 +36,9 @@ def _run_pair(text: str) -> tuple[str, str]:
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from blipdiff_plugins.training.toy_recipe.recipe_config import DEFAULT_VAE_GATE, IMAGE_ENCODER_MODES, PREDICTION_TYPES, STAGES, RecipeConfig
-    from blipdiff_plugins.training.toy_recipe.sizes import TOY_SIZES
-    from blipdiff_plugins.training.toy_recipe.toy_umm_config import TOY_UMM_DEFAULTS, ToyClipConfig
+    from blipdiff_plugins.tasks.toy_training import (
+        DEFAULT_VAE_GATE, IMAGE_ENCODER_MODES, PREDICTION_TYPES, STAGES, TOY_SIZES, TOY_UMM_DEFAULTS, RecipeConfig, ToyClipConfig,
+    )
 
     defaults = RecipeConfig()
     clip_defaults = ToyClipConfig()
@@ -153,8 +153,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from blipdiff_plugins.training.toy_recipe.recipe import train_toyworld
-    from blipdiff_plugins.training.toy_recipe.recipe_config import STAGES, RecipeConfig
+    from blipdiff_plugins.tasks.toy_training import STAGES, RecipeConfig, train_recipe
 
     stages = [stage.strip() for stage in args.stages.split(",") if stage.strip()]
     unknown = [stage for stage in stages if stage not in STAGES]
@@ -183,7 +182,7 @@ def run_train(args: argparse.Namespace) -> int:
             raise ValueError(f"--prompted-two-subject-rate: {args.prompted_two_subject_rate} is not below 1; use a share in [0, 1) "
                              "(some stage-3 records keep one subject), 0 for the one-subject recipe.") from error
         raise ValueError(f"--size / steps: {error}") from error
-    report = train_toyworld(args.output, config=config, stages=stages, vae_gate=args.vae_gate)
+    report = train_recipe(args.output, config=config, stages=stages, vae_gate=args.vae_gate)
     print(json.dumps(report, indent=2))
     return 0
 
@@ -235,8 +234,7 @@ def run_grid(args: argparse.Namespace) -> int:
 
 
 def run_train_umm(args: argparse.Namespace) -> int:
-    from blipdiff_plugins.training.toy_recipe.toy_umm import train_toy_umm
-    from blipdiff_plugins.training.toy_recipe.toy_umm_config import ToyClipConfig
+    from blipdiff_plugins.tasks.toy_training import ToyClipConfig, train_umm_on_toy_model
 
     if args.seed < 0:
         raise ValueError(f"--seed: {args.seed} is negative; pass 0 or more.")
@@ -248,7 +246,7 @@ def run_train_umm(args: argparse.Namespace) -> int:
     flags = {"`steps`": "--steps", "`batch_size`": "--batch-size", "`learning_rate`": "--learning-rate", "`toy_model`": "--toy-model",
              "`records`": "--records", "`output_dir`": "--output"}
     try:
-        report = train_toy_umm(args.toy_model, args.records, args.output, seed=args.seed, clip_config=clip_config, umm_settings=settings)
+        report = train_umm_on_toy_model(args.toy_model, args.records, args.output, seed=args.seed, clip_config=clip_config, umm_settings=settings)
     except ValueError as error:
         message = str(error)
         for name, flag in flags.items():
