@@ -24,6 +24,17 @@ import PIL.Image  # noqa: E402
 import pytest  # noqa: E402
 
 
+def pytest_runtest_setup(item):
+    """Under pytest-xdist every test starts on the worker's one torch thread (before its fixtures). numba, which
+    pymatting loads (a test module's import, a matting call), sets the OpenMP thread count torch shares to every
+    core, for the rest of the worker's life: two workers of two threads each on two cores took turns, and the tests
+    that ran after it took up to 10x longer."""
+    torch = sys.modules.get("torch")
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    if torch is not None and os.environ.get("PYTEST_XDIST_WORKER") and threads.isdigit() and int(threads) > 0 and torch.get_num_threads() != int(threads):
+        torch.set_num_threads(int(threads))
+
+
 @pytest.fixture(scope="session")
 def tiny_components():
     """Components of the built-in 'tiny' model; tests must not modify them (copy with `fresh_tiny_pipeline`)."""

@@ -19,7 +19,9 @@ SUBSTITUTIONS = (
     ("torch.float16", "torch.float32"),
     ('.to("cuda")', '.to("cpu")'),
     ("num_inference_steps=25", "num_inference_steps=2"),
+    ('strategy="lora", steps=40)', 'strategy="lora", steps=1, validation_steps=1)'),  # one step, and its sample in one
     ("steps=40", "steps=1"),
+    ("steps=50", "steps=2"),  # img2img at strength 0.6: one denoising step
 )
 
 

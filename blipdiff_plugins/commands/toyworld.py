@@ -104,9 +104,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     umm.add_argument("--seed", type=int, default=0, help="seed of the tower, the MLP and the data order (default: %(default)s)")
     umm.add_argument("--clip-steps", type=positive_int, default=clip_defaults.steps, help="toy CLIP steps (default: %(default)s)")
     umm.add_argument("--clip-batch-size", type=positive_int, default=clip_defaults.batch_size, help="toy CLIP batch, at most 56 (default: %(default)s)")
+    umm.add_argument("--clip-eval-renders", type=positive_int, default=clip_defaults.eval_renders_per_subject,
+                     help="fresh renders per subject of the tower's retrieval check (default: %(default)s)")
     umm.add_argument("--steps", type=positive_int, default=TOY_UMM_DEFAULTS["steps"], help="MLP steps (default: %(default)s)")
     umm.add_argument("--batch-size", type=positive_int, default=TOY_UMM_DEFAULTS["batch_size"], help="MLP batch (default: %(default)s)")
     umm.add_argument("--learning-rate", type=float, default=TOY_UMM_DEFAULTS["learning_rate"], help="MLP learning rate (default: %(default)s)")
+    umm.add_argument("--validation-steps", type=positive_int, default=TOY_UMM_DEFAULTS["validation_steps"],
+                     help="denoising steps of the validation grid at the end (default: %(default)s)")
     umm.add_argument("--prompt-injector", default="hidden_state", choices=("hidden_state", "pseudo_word"), help="UMM injector (default: %(default)s)")
     umm.set_defaults(func=run_train_umm)
 
@@ -239,10 +243,11 @@ def run_train_umm(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise ValueError(f"--seed: {args.seed} is negative; pass 0 or more.")
     try:
-        clip_config = ToyClipConfig(steps=args.clip_steps, batch_size=args.clip_batch_size)
+        clip_config = ToyClipConfig(steps=args.clip_steps, batch_size=args.clip_batch_size, eval_renders_per_subject=args.clip_eval_renders)
     except ValueError as error:
         raise ValueError(f"--clip-steps / --clip-batch-size: {error}") from error
-    settings = {"steps": args.steps, "batch_size": args.batch_size, "learning_rate": args.learning_rate, "prompt_injector": args.prompt_injector}
+    settings = {"steps": args.steps, "batch_size": args.batch_size, "learning_rate": args.learning_rate, "prompt_injector": args.prompt_injector,
+                "validation_steps": args.validation_steps}
     flags = {"`steps`": "--steps", "`batch_size`": "--batch-size", "`learning_rate`": "--learning-rate", "`toy_model`": "--toy-model",
              "`records`": "--records", "`output_dir`": "--output"}
     try:

@@ -28,6 +28,14 @@ def inputs(tmp_path_factory):
     return write_folder_source(root / "source", count=5), write_backgrounds(root / "backgrounds", count=3)
 
 
+@pytest.fixture(scope="module")
+def straight(inputs, tmp_path_factory):
+    """One build with the default settings, shared by the tests that read it or compare against it (never written to):
+    ``(result, output folder)``."""
+    output = tmp_path_factory.mktemp("straight") / "out"
+    return build(inputs, output), output
+
+
 def build(inputs, output_dir, **overrides):
     source, backgrounds = inputs
     arguments = dict(output_dir=output_dir, backgrounds=backgrounds, segmenter="mask", config=SETTINGS, process_index=0, num_processes=1)
@@ -43,10 +51,11 @@ def shard_bytes(output_dir):
     return {path.name: path.read_bytes() for path in sorted((output_dir / "data").glob("*.parquet"))}
 
 
-def test_records_hold_target_alpha_and_a_composite_on_a_pool_background(inputs, tmp_path):
-    result = build(inputs, tmp_path / "out")
+def test_records_hold_target_alpha_and_a_composite_on_a_pool_background(inputs, straight):
+    result, output = straight
     assert result.complete and result.kept == 5 and result.num_shards == 3 and sum(result.skipped.values()) == 0
-    rows = load_rows(tmp_path / "out")
+    assert result.shards_built == [0, 1, 2]
+    rows = load_rows(output)
     assert rows.column_names == list(RECORD_COLUMNS)
     pool = BackgroundPool(inputs[1])
     for row in rows:
@@ -64,20 +73,20 @@ def test_records_hold_target_alpha_and_a_composite_on_a_pool_background(inputs, 
         np.testing.assert_array_equal(composite[inside], target[inside])
         np.testing.assert_array_equal(composite[outside], np.asarray(background)[outside])
         assert row["caption"] == f"an orange ball number {index}" and row["subject"] == "ball"
-    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    summary = json.loads((output / "summary.json").read_text())
     assert summary["kept"] == 5 and summary["records"] == 5
-    preview = PIL.Image.open(tmp_path / "out" / "preview.png")
+    preview = PIL.Image.open(output / "preview.png")
     assert preview.size == (5 * 160, 2 * 160)
-    streamed = list(load_rows(tmp_path / "out", streaming=True))
+    streamed = list(load_rows(output, streaming=True))
     assert sorted(row["source_index"] for row in streamed) == list(range(5))
 
 
-def test_builds_in_folders_of_the_same_name_load_their_own_rows(inputs, tmp_path):
-    build(inputs, tmp_path / "first" / "out")
+def test_builds_in_folders_of_the_same_name_load_their_own_rows(inputs, straight, tmp_path):
     build(inputs, tmp_path / "second" / "out", config={**SETTINGS, "seed": 6})
+    folders = [straight[1], tmp_path / "second" / "out"]  # both named "out"
     cache = str(tmp_path / "cache")
-    loaded = [datasets.load_dataset(str(tmp_path / name / "out"), split="train", cache_dir=cache)["background"] for name in ("first", "second")]
-    expected = [datasets.load_dataset("parquet", data_files=str(tmp_path / name / "out" / "data" / "*.parquet"), split="train", cache_dir=cache)["background"] for name in ("first", "second")]
+    loaded = [datasets.load_dataset(str(folder), split="train", cache_dir=cache)["background"] for folder in folders]
+    expected = [datasets.load_dataset("parquet", data_files=str(folder / "data" / "*.parquet"), split="train", cache_dir=cache)["background"] for folder in folders]
     assert loaded == expected and loaded[0] != loaded[1]
 
 
@@ -92,20 +101,18 @@ def test_jpeg_targets_keep_their_exact_pixels(tmp_path):
     np.testing.assert_array_equal(np.asarray(row["composite"])[inside], np.asarray(row["target"])[inside])
 
 
-def test_same_seed_same_bytes_other_seed_other_backgrounds(inputs, tmp_path):
-    build(inputs, tmp_path / "a")
+def test_same_seed_same_bytes_other_seed_other_backgrounds(inputs, straight, tmp_path):
     build(inputs, tmp_path / "b")
-    assert shard_bytes(tmp_path / "a") == shard_bytes(tmp_path / "b")
+    assert shard_bytes(straight[1]) == shard_bytes(tmp_path / "b")
     build(inputs, tmp_path / "c", config={**SETTINGS, "seed": 6})
-    first = load_rows(tmp_path / "a")
+    first = load_rows(tmp_path / "b")
     other = load_rows(tmp_path / "c")
     assert first["target"][0].tobytes() == other["target"][0].tobytes()
     assert [np.asarray(x).tobytes() for x in first["composite"]] != [np.asarray(x).tobytes() for x in other["composite"]]
 
 
 @pytest.mark.parametrize("kill_after_data_file", [False, True])
-def test_resume_after_kill_equals_a_straight_run(inputs, tmp_path, monkeypatch, kill_after_data_file):
-    build(inputs, tmp_path / "straight")
+def test_resume_after_kill_equals_a_straight_run(inputs, straight, tmp_path, monkeypatch, kill_after_data_file):
     real_write_shard = builder_module.write_shard
 
     def dying_write_shard(rows, path, output_format):
@@ -125,25 +132,24 @@ def test_resume_after_kill_equals_a_straight_run(inputs, tmp_path, monkeypatch, 
     monkeypatch.setattr(builder_module, "write_shard", real_write_shard)
     result = build(inputs, tmp_path / "resumed")
     assert result.shards_built == [1, 2] and result.complete
-    assert shard_bytes(tmp_path / "resumed") == shard_bytes(tmp_path / "straight")
+    assert shard_bytes(tmp_path / "resumed") == shard_bytes(straight[1])
     assert not list((tmp_path / "resumed" / "data").glob(".*"))
     rows = load_rows(tmp_path / "resumed")
     assert sorted(rows["source_index"]) == list(range(5))
     summary = lambda folder: json.loads((folder / "summary.json").read_text())  # noqa: E731
-    assert summary(tmp_path / "resumed") == summary(tmp_path / "straight")
+    assert summary(tmp_path / "resumed") == summary(straight[1])
     # a finished build resumed again builds nothing
     assert build(inputs, tmp_path / "resumed").shards_built == []
 
 
-def test_two_processes_cover_every_record_once_and_match_one_process(inputs, tmp_path):
-    build(inputs, tmp_path / "one")
+def test_two_processes_cover_every_record_once_and_match_one_process(inputs, straight, tmp_path):
     first = build(inputs, tmp_path / "two", process_index=0, num_processes=2)
     assert first.shards_built == [0, 2] and not first.complete
     second = build(inputs, tmp_path / "two", process_index=1, num_processes=2)
     assert second.shards_built == [1] and second.complete and second.kept == 5
     rows = load_rows(tmp_path / "two")
     assert sorted(rows["source_index"]) == list(range(5))
-    assert shard_bytes(tmp_path / "two") == shard_bytes(tmp_path / "one")
+    assert shard_bytes(tmp_path / "two") == shard_bytes(straight[1])
 
 
 def test_webdataset_shards(inputs, tmp_path):

@@ -8,8 +8,10 @@ from blipdiff_plugins.toyworld.oracle import SHIPPED_ORACLE
 from blipdiff_plugins.training.toy_recipe.recipe_config import RecipeConfig
 
 # The recipe on a tiny budget (size "micro", 32 px): every stage trains a few steps, in a minute or two.
-# `blipdiff toyworld train-umm` on the micro run: one tower step, two MLP steps.
-MICRO_UMM_FLAGS = ["--clip-steps", "1", "--clip-batch-size", "4", "--steps", "2", "--batch-size", "2"]
+# `blipdiff toyworld train-umm` on the micro run: one tower step checked on 2 renders a subject, two MLP steps, a validation
+# grid of one denoising step.
+MICRO_UMM_FLAGS = ["--clip-steps", "1", "--clip-batch-size", "4", "--clip-eval-renders", "2", "--steps", "2", "--batch-size", "2",
+                   "--validation-steps", "1"]
 
 # Runs 1-5's recipe (no image-encoder or Q-Former stage): the session's smoke run, the stand-in for the shipped model.
 TINY_RECIPE = RecipeConfig(size="micro", image_size=32, vae_steps=4, vae_batch_size=2, t2i_steps=2, t2i_batch_size=2, checkpoint_every=2,

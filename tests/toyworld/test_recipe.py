@@ -248,7 +248,7 @@ def test_prediction_type_and_noise_schedule_reach_the_saved_model(tmp_path):
     assert isinstance(released, PNDMScheduler) and released.config.prediction_type == "epsilon"
     assert abs(float(released.alphas_cumprod[-1]) - 0.0047) < 1e-4  # the leak zero_terminal_snr removes
     # The recipe saves the scheduler with the model, so samplers and fine-tuners use what stage 2 trained with.
-    config = RecipeConfig(**{**TINY.to_dict(), "prediction_type": "v_prediction", "zero_terminal_snr": True})
+    config = RecipeConfig(**{**TINY.to_dict(), "prediction_type": "v_prediction", "zero_terminal_snr": True, "vae_steps": 1, "t2i_steps": 1})
     report = train_toyworld(tmp_path / "run", config=config, stages=("vae", "t2i"), progress=False, vae_gate=0)
     assert report["t2i"]["status"] == "trained"
     scheduler = BlipDiffusionPipeline.from_pretrained(tmp_path / "run" / "model").scheduler
@@ -309,13 +309,14 @@ def test_snr_shift_below_one_is_refused(capsys, tmp_path):
 
 
 def test_a_run_recorded_before_snr_shift_existed_resumes_with_the_plain_schedule(tmp_path):
-    plain = RecipeConfig(**{**TINY.to_dict(), "snr_shift": 1.0})
+    short = {**TINY.to_dict(), "vae_steps": 1}  # the stage's record is what matters, not its training
+    plain = RecipeConfig(**{**short, "snr_shift": 1.0})
     train_toyworld(tmp_path / "run", config=plain, stages=("vae",), progress=False, vae_gate=0)
     recipe_file = tmp_path / "run" / "recipe.json"
     recorded = json.loads(recipe_file.read_text(encoding="utf-8"))
     del recorded["snr_shift"]  # as a run of an earlier version wrote it
     recipe_file.write_text(json.dumps(recorded), encoding="utf-8")
     with pytest.raises(ValueError, match=r"other settings \(snr_shift\)"):
-        train_toyworld(tmp_path / "run", config=TINY, stages=("vae",), progress=False, vae_gate=0)  # default shift 4
+        train_toyworld(tmp_path / "run", config=RecipeConfig(**short), stages=("vae",), progress=False, vae_gate=0)  # default shift 4
     report = train_toyworld(tmp_path / "run", config=plain, stages=("vae",), progress=False, vae_gate=0)
     assert report["vae"]["status"] == "done"

@@ -52,6 +52,7 @@ def test_model_card_and_report_record_settings_seed_and_timings(micro_toy_umm):
     assert report["settings"]["umm"]["caption_template"] == "a {subject} {caption}"
     assert report["umm"]["seconds_this_call"] > 0 and report["toy_clip"]["training"]["seconds"] > 0
     assert set(report["toy_clip"]["retrieval"]) >= {"heldout", "train"}
+    assert report["toy_clip"]["retrieval"]["renders_per_subject"] == 2 and report["settings"]["umm"]["validation_steps"] == 1  # the flags
     card = (output / "README.md").read_text()
     assert "## Toy world" in card and '"seconds_this_call"' in card and "umm-diffusion" in card
     assert (output / "validation" / "step-000002.png").is_file()  # one grid at the end

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import PIL.Image
 import pytest
@@ -14,7 +16,9 @@ from tests.data.helpers import write_backgrounds, write_folder_source
 from tests.helpers import generator
 
 pytest.importorskip("datasets")
-pytest.importorskip("pymatting")
+# Not imported here: importing pymatting loads numba, which sets torch's threads to every core for the rest of the
+# worker (tests/conftest.py resets them per test; the data builder keeps them itself).
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("pymatting") is None, reason="prepare-data's matting needs pymatting")
 
 
 def test_prepare_data_then_pretrain_then_generate(tmp_path, capsys):
