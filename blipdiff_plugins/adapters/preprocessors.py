@@ -229,7 +229,8 @@ class MidasPreprocessor(ControlPreprocessor):
         return self._load_with_message(lambda: MidasDetector.from_pretrained(weights))
 
     @classmethod
-    def random_detector(cls):
+    def random_detector(cls, backbone: str = "vitb_rn50_384"):
+        """Random DPT-Hybrid; a smaller ``backbone`` (e.g. ``"vitb16_384"``, without the ResNet stem) for quick tests."""
         from controlnet_aux.midas import MidasDetector
         from controlnet_aux.midas.api import MiDaSInference
         from controlnet_aux.midas.midas.dpt_depth import DPTDepthModel
@@ -237,7 +238,7 @@ class MidasPreprocessor(ControlPreprocessor):
         # MiDaSInference.__init__ reads a checkpoint; build the same module around a fresh network.
         inference = MiDaSInference.__new__(MiDaSInference)
         torch.nn.Module.__init__(inference)
-        inference.model = DPTDepthModel(path=None, backbone="vitb_rn50_384", non_negative=True).eval()
+        inference.model = DPTDepthModel(path=None, backbone=backbone, non_negative=True).eval()
         return MidasDetector(inference)
 
 
@@ -386,12 +387,13 @@ class LeresPreprocessor(ControlPreprocessor):
             sys.argv = saved
 
     @classmethod
-    def random_detector(cls):
+    def random_detector(cls, backbone: str = "resnext101"):
+        """Random LeReS; ``backbone="resnet50"`` (half the build time) for quick tests."""
         from controlnet_aux.leres import LeresDetector
         from controlnet_aux.leres.leres.multi_depth_model_woauxi import RelDepthModel
 
         # The pix2pix merge net is only used with boost=True.
-        return LeresDetector(RelDepthModel(backbone="resnext101").eval(), None)
+        return LeresDetector(RelDepthModel(backbone=backbone).eval(), None)
 
     def detect(self, image):
         if self.params["boost"] and self.detector.pix2pixmodel is None:

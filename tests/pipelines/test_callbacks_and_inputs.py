@@ -13,6 +13,8 @@ from blipdiff_plugins.pipelines.control_conditioning import controlnet_from_unet
 from tests.helpers import generator
 
 STEPS = 4
+# What the callbacks change (guidance, batch rows) does not depend on the size: 16 px runs cost a third of 32 px.
+SMALL = dict(height=16, width=16)
 
 
 def unet_batches(pipe):
@@ -37,7 +39,7 @@ def test_sd_cfg_cutoff_callback_turns_guidance_off(tiny_pipeline, subject_image)
     record = RecordGuidance()
     try:
         callbacks = MultiPipelineCallbacks([SDCFGCutoffCallback(cutoff_step_ratio=0.5), record])
-        out = tiny_pipeline("on a beach", subject_image, "dog", num_inference_steps=STEPS, generator=generator(0), output_type="latent", callback_on_step_end=callbacks)
+        out = tiny_pipeline("on a beach", subject_image, "dog", num_inference_steps=STEPS, generator=generator(0), output_type="latent", callback_on_step_end=callbacks, **SMALL)
     finally:
         handle.remove()
     # PNDM runs STEPS + 1 timesteps; the cutoff at step int(n * 0.5): steps up to it guided (2 rows), then 1 row.
@@ -46,7 +48,7 @@ def test_sd_cfg_cutoff_callback_turns_guidance_off(tiny_pipeline, subject_image)
     assert tiny_pipeline.num_timesteps == count == STEPS + 1 and tiny_pipeline.guidance_scale == 0.0
     assert sizes == [2] * (cutoff + 1) + [1] * (count - cutoff - 1)
     assert record.seen[0] == (count, True, 7.5) and record.seen[-1] == (count, False, 0.0)
-    full = tiny_pipeline("on a beach", subject_image, "dog", num_inference_steps=STEPS, generator=generator(0), output_type="latent").images
+    full = tiny_pipeline("on a beach", subject_image, "dog", num_inference_steps=STEPS, generator=generator(0), output_type="latent", **SMALL).images
     assert not torch.allclose(out.images, full)
 
 
@@ -58,7 +60,7 @@ def test_changing_the_guidance_scale_in_a_callback_takes_effect(tiny_pipeline, s
         pipe._guidance_scale = 2.0
         return {}
 
-    run = dict(num_inference_steps=3, output_type="latent")
+    run = dict(num_inference_steps=3, output_type="latent", **SMALL)
     plain = tiny_pipeline("x", subject_image, "dog", generator=generator(0), **run).images
     lowered = tiny_pipeline("x", subject_image, "dog", generator=generator(0), callback_on_step_end=lower, **run).images
     assert seen == [7.5] + [2.0] * (len(tiny_pipeline.scheduler.timesteps) - 1)  # read at every step: the new scale acts from the next step on
@@ -85,7 +87,7 @@ def test_controlnet_follows_the_cutoff(tiny_components, subject_image):
     sizes, handle = unet_batches(pipe)
     try:
         pipe(
-            "x", subject_image, "dog", control_image=torch.rand(3, 32, 32, generator=generator(1)), num_inference_steps=STEPS,
+            "x", subject_image, "dog", control_image=torch.rand(3, 16, 16, generator=generator(1)), num_inference_steps=STEPS, **SMALL,
             output_type="latent", callback_on_step_end=SDCFGCutoffCallback(cutoff_step_ratio=None, cutoff_step_index=1),
         )
     finally:
@@ -104,7 +106,7 @@ def test_edit_pipeline_follows_a_guidance_change(tiny_components, subject_image)
         return {}
 
     try:
-        out = pipe("on the beach", "dog", "cat", subject_embeds=embeds, num_inference_steps=3, generator=generator(0), output_type="latent", callback_on_step_end=off)
+        out = pipe("on the beach", "dog", "cat", subject_embeds=embeds, num_inference_steps=3, generator=generator(0), output_type="latent", callback_on_step_end=off, **SMALL)
     finally:
         handle.remove()
     assert sizes == [4] + [2] * (len(pipe.scheduler.timesteps) - 1) and torch.isfinite(out.edited_images).all()

@@ -13,6 +13,10 @@ from blipdiff_plugins.pipelines.multi_subject_conditioning import encode_subject
 from tests.helpers import generator
 
 STEPS = 2
+# Samples are 16 px (8x8 latents, regions in 16 px coordinates): what is checked does not depend on the size, and 16 px
+# costs a third of the tiny model's 32 px (its 16x16 latent self-attention dominates).
+SIZE = 16
+HALF = SIZE // 2
 TWO = "a dog at the left and a cat at the right"
 
 
@@ -22,7 +26,7 @@ def other_image(subject_image):
 
 
 def sample(pipe, prompt, **kwargs):
-    return pipe(prompt, num_inference_steps=STEPS, generator=generator(0), output_type="np", **kwargs).images
+    return pipe(prompt, num_inference_steps=STEPS, height=SIZE, width=SIZE, generator=generator(0), output_type="np", **kwargs).images
 
 
 def test_one_subject_is_exactly_the_one_subject_call(tiny_pipeline, subject_image):
@@ -68,7 +72,7 @@ def test_each_subject_sits_in_front_of_its_word(tiny_pipeline, subject_image, ot
 def test_two_subjects_from_images_and_a_batch_of_prompts(tiny_pipeline, subject_image, other_image):
     subjects = [Subject("dog", images=subject_image), Subject("cat", images=[other_image, subject_image])]
     images = sample(tiny_pipeline, [TWO, "a cat on a dog"], subjects=subjects, num_images_per_prompt=2)
-    assert images.shape == (4, 32, 32, 3) and np.isfinite(images).all()
+    assert images.shape == (4, SIZE, SIZE, 3) and np.isfinite(images).all()
     slots = tiny_pipeline._subject_slots
     assert slots.slots[1][1] == 2 and slots.slots[1][0] > slots.slots[1][1]  # "a cat on a dog": cat first
 
@@ -102,7 +106,7 @@ def test_bad_subjects_are_named(tiny_pipeline, subject_image, kwargs, message):
 def test_regions_keep_each_subjects_attention_inside_and_compose_with_the_attention_store(tiny_pipeline, subject_image, other_image):
     pipe = tiny_pipeline
     originals = dict(pipe.unet.attn_processors)
-    subjects = [Subject("dog", images=subject_image, region=(0, 0, 16, 32)), Subject("cat", images=other_image, region=(16, 0, 32, 32))]
+    subjects = [Subject("dog", images=subject_image, region=(0, 0, HALF, SIZE)), Subject("cat", images=other_image, region=(HALF, 0, SIZE, SIZE))]
     store = AttentionStore()
     store.guided = True  # the batch is [unconditional; conditional]: keep the conditional rows
     with attention_control(pipe.unet, store):
@@ -151,11 +155,11 @@ def test_the_controlnet_pipeline_takes_subjects_the_same_way(tiny_components, su
 
     pipe = BlipDiffusionControlNetPipeline(**tiny_components, controlnet=controlnet_from_unet(tiny_components["unet"], 2, seed=1))
     pipe.set_progress_bar_config(disable=True)
-    control = subject_image.resize((32, 32))
+    control = subject_image.resize((SIZE, SIZE))
     one = sample(pipe, "on a beach", subject_images=subject_image, source_subject="dog", control_image=control)
     assert np.array_equal(one, sample(pipe, "a dog on a beach", subjects=[Subject("dog", images=subject_image)], control_image=control))
     originals = dict(pipe.unet.attn_processors)
-    boxed = [Subject("dog", images=subject_image, region=(0, 0, 16, 32)), Subject("cat", images=other_image, region=(16, 0, 32, 32))]
+    boxed = [Subject("dog", images=subject_image, region=(0, 0, HALF, SIZE)), Subject("cat", images=other_image, region=(HALF, 0, SIZE, SIZE))]
     with_regions = sample(pipe, TWO, subjects=boxed, control_image=control)
     without = sample(pipe, TWO, subjects=[Subject(s.word, images=s.images) for s in boxed], control_image=control)
     assert np.abs(with_regions - without).max() > 1e-4 and pipe.unet.attn_processors == originals

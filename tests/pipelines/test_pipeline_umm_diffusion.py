@@ -16,6 +16,9 @@ from tests.umm_helpers import tiny_pseudo_word_encoder, tiny_umm_components
 # (negative, text, multi-modal) instead of 2, which may change float32 reduction order in convolution and
 # attention kernels; over a few steps that stays within ~1e-6 of outputs of order 1, so 1e-5 is a margin.
 PARITY_ATOL = 1e-5
+# Runs make 16 px images (8x8 latents): what is compared does not depend on the size, and 16 px costs a third of the
+# tiny model's 32 px (its 16x16 latent self-attention dominates).
+SIZE = 16
 
 
 @pytest.fixture(autouse=True)
@@ -41,6 +44,8 @@ def pipe(components):
 
 def run(pipe, prompt="a dog on a beach", **kwargs):
     kwargs.setdefault("num_inference_steps", 2)
+    kwargs.setdefault("height", SIZE)
+    kwargs.setdefault("width", SIZE)
     kwargs.setdefault("generator", generator(0))
     kwargs.setdefault("output_type", "np")
     if "subject_embeds" not in kwargs:
@@ -107,7 +112,7 @@ def test_fusion_weight_zero_reproduces_stable_diffusion(components, guidance_sca
     sd, pipe = stable_diffusion_pair(components)
     ours = run(pipe, fusion_weight=0.0, guidance_scale=guidance_scale, negative_prompt=negative, output_type="latent")
     theirs = sd("a dog on a beach", num_inference_steps=2, guidance_scale=guidance_scale, negative_prompt=negative,
-                generator=generator(0), output_type="latent").images
+                height=SIZE, width=SIZE, generator=generator(0), output_type="latent").images
     torch.testing.assert_close(ours, theirs, rtol=0, atol=PARITY_ATOL)
 
 
@@ -115,7 +120,7 @@ def test_fusion_weight_zero_reproduces_stable_diffusion_with_euler(components):
     sd, pipe = stable_diffusion_pair(components, EulerDiscreteScheduler)
     assert isinstance(pipe.scheduler, EulerDiscreteScheduler)
     ours = run(pipe, fusion_weight=0.0, output_type="latent")
-    theirs = sd("a dog on a beach", num_inference_steps=2, generator=generator(0), output_type="latent").images
+    theirs = sd("a dog on a beach", num_inference_steps=2, height=SIZE, width=SIZE, generator=generator(0), output_type="latent").images
     torch.testing.assert_close(ours, theirs, rtol=0, atol=PARITY_ATOL)
 
 
@@ -153,7 +158,7 @@ def test_batching_per_prompt_subjects_and_images_per_prompt(pipe):
     prompts = ["a dog on a beach", "a corgi in snow"]
     latents = run(pipe, prompts, subject_images=[[subject(0)], [subject(1), subject(2)]], subject_word=["dog", "corgi"],
                   num_images_per_prompt=2, generator=[generator(i) for i in range(4)], output_type="latent")
-    assert latents.shape == (4, 4, 16, 16)
+    assert latents.shape == (4, 4, SIZE // 2, SIZE // 2)  # the tiny VAE's factor is 2
     second = run(pipe, prompts[1], subject_images=[subject(1), subject(2)], subject_word="corgi", num_images_per_prompt=2,
                  generator=[generator(2), generator(3)], output_type="latent")
     torch.testing.assert_close(latents[2:], second, rtol=0, atol=PARITY_ATOL)  # batch of 12 vs 6: kernel order only
@@ -161,8 +166,8 @@ def test_batching_per_prompt_subjects_and_images_per_prompt(pipe):
 
 def test_output_types_and_callback(pipe):
     assert len(run(pipe, output_type="pil")) == 1
-    assert run(pipe, output_type="np").shape == (1, 32, 32, 3)
-    assert run(pipe, output_type="pt").shape == (1, 3, 32, 32)
+    assert run(pipe, output_type="np").shape == (1, SIZE, SIZE, 3)
+    assert run(pipe, output_type="pt").shape == (1, 3, SIZE, SIZE)
     seen = []
 
     def callback(p, step, timestep, tensors):
@@ -170,7 +175,7 @@ def test_output_types_and_callback(pipe):
         return {"latents": tensors["latents"] * 0} if step == len(p.scheduler.timesteps) - 1 else {}
 
     out = run(pipe, output_type="latent", callback_on_step_end=callback, callback_on_step_end_tensor_inputs=["latents", "prompt_embeds"])
-    assert seen == [(step, (1, 4, 16, 16), 3) for step in range(len(pipe.scheduler.timesteps))]
+    assert seen == [(step, (1, 4, SIZE // 2, SIZE // 2), 3) for step in range(len(pipe.scheduler.timesteps))]
     assert torch.count_nonzero(out) == 0
 
 

@@ -3,7 +3,9 @@
 
 Equality tolerance 1e-5 (float32): where a stock pipeline computes what ours computes, both run the same modules on
 the same inputs in the same order, so only float32 rounding may differ (kernels chosen by batch shape); a wrong
-conditioning, repeat order or guidance moves the 32 px images by far more (checked by the subject-dependence tests).
+conditioning, repeat order or guidance moves the images by far more (checked by the subject-dependence tests).
+Images are SIZE px and runs take STEPS steps: what is compared (conditioning, repeat order, guidance, sharing) does
+not depend on either, and 16 px costs a third of the tiny model's 32 px (its 16x16 latent self-attention dominates).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from tests.helpers import generator
 
 PROMPTS = ["on a beach", "in the snow"]
 NEGATIVES = ["blurry", "dark"]
-STEPS = 3
+STEPS = 2
+SIZE = 16  # pixels; the tiny model makes 32 px by default
 
 
 @contextmanager
@@ -55,7 +58,8 @@ def no_diffusers_warnings(allowed: tuple[str, ...] = ()):
     assert [message for message in messages if not any(text in message for text in allowed)] == []
 
 
-def image(seed: int, size: int = 32) -> PIL.Image.Image:
+def image(seed: int, size: int = SIZE) -> PIL.Image.Image:
+    """A random photo; subject images stay 32 px (the subject encoder warns below that)."""
     return PIL.Image.fromarray(np.random.RandomState(seed).randint(0, 256, (size, size, 3), dtype=np.uint8))
 
 
@@ -68,7 +72,7 @@ def run(stock, pe, ne, **kwargs):
     stock.set_progress_bar_config(disable=True)
     return stock(
         prompt_embeds=pe, negative_prompt_embeds=ne, num_images_per_prompt=2, num_inference_steps=STEPS,
-        generator=generator(0), output_type="np", **kwargs,
+        height=SIZE, width=SIZE, generator=generator(0), output_type="np", **kwargs,
     ).images
 
 
@@ -76,7 +80,7 @@ def run(stock, pe, ne, **kwargs):
 @pytest.mark.parametrize("per_prompt", [False, True], ids=["one subject", "a subject per prompt"])
 def test_subject_prompt_embeds_are_what_our_call_conditions_with(pipe, subject_image, per_prompt):
     """Rows per prompt, no per-image repeat, negatives as plain text: the halves of `prepare_conditioning`."""
-    subject = {"subject_images": [subject_image, image(9)], "source_subject": ["dog", "cat"]} if per_prompt else {
+    subject = {"subject_images": [subject_image, image(9, 32)], "source_subject": ["dog", "cat"]} if per_prompt else {
         "subject_images": subject_image, "source_subject": "dog"}
     pe, ne = pipe.subject_prompt_embeds(PROMPTS, **subject, negative_prompt=NEGATIVES)
     hidden = pipe.text_encoder.config.hidden_size
@@ -107,7 +111,7 @@ def test_subject_from_subject_embeds_and_from_load_subject_match_subject_images(
     pipe.load_subject(SubjectModel(subject="dog", subject_embedding=embeds, strategy=resolve_strategy("embedding_only")))
     try:
         loaded, _ = pipe.subject_prompt_embeds(PROMPTS)
-        overridden, _ = pipe.subject_prompt_embeds(PROMPTS, subject_images=image(9), source_subject="dog")
+        overridden, _ = pipe.subject_prompt_embeds(PROMPTS, subject_images=image(9, 32), source_subject="dog")
     finally:
         pipe.unload_subject()
     torch.testing.assert_close(loaded, from_images, rtol=0, atol=0)
@@ -131,9 +135,9 @@ def test_stock_text_to_image_equals_ours(pipe, subject_image):
         images = run(stock, pe, ne)
     ours = pipe(
         PROMPTS, subject_images=subject_image, source_subject="dog", negative_prompt=NEGATIVES, num_images_per_prompt=2,
-        num_inference_steps=STEPS, generator=generator(0), output_type="np",
+        num_inference_steps=STEPS, height=SIZE, width=SIZE, generator=generator(0), output_type="np",
     ).images
-    assert images.shape == (4, 32, 32, 3)
+    assert images.shape == (4, SIZE, SIZE, 3)
     np.testing.assert_allclose(images, ours, rtol=0, atol=1e-5)
     assert stock.unet is pipe.unet and stock.text_encoder is pipe.text_encoder  # shared, not copied
 
@@ -151,7 +155,7 @@ def test_stock_controlnet_equals_our_controlnet_pipeline(tiny_components, subjec
         images = run(stock, pe, ne, image=control)
     ours = pipe(
         PROMPTS, control_image=control, subject_embeds=embeds, target_subject="dog", num_images_per_prompt=2,
-        num_inference_steps=STEPS, generator=generator(0), output_type="np",
+        num_inference_steps=STEPS, height=SIZE, width=SIZE, generator=generator(0), output_type="np",
     ).images
     np.testing.assert_allclose(images, ours, rtol=0, atol=1e-5)
 
@@ -162,7 +166,7 @@ def test_stock_pag_with_pag_off_equals_ours(pipe, subject_image):
         images = run(pipe.stock_pipeline(StableDiffusionPAGPipeline), pe, ne, pag_scale=0.0)
     ours = pipe(
         PROMPTS, subject_images=subject_image, source_subject="dog", num_images_per_prompt=2, num_inference_steps=STEPS,
-        generator=generator(0), output_type="np",
+        height=SIZE, width=SIZE, generator=generator(0), output_type="np",
     ).images
     np.testing.assert_allclose(images, ours, rtol=0, atol=1e-5)
 
@@ -193,8 +197,8 @@ STOCK_CASES = {
 
 
 def square_mask() -> PIL.Image.Image:
-    mask = np.zeros((32, 32), dtype=np.uint8)
-    mask[8:24, 8:24] = 255
+    mask = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    mask[SIZE // 4 : 3 * SIZE // 4, SIZE // 4 : 3 * SIZE // 4] = 255
     return PIL.Image.fromarray(mask)
 
 
@@ -204,14 +208,14 @@ def test_stock_pipeline_runs_with_the_subject(pipe, subject_image, case):
     pipeline_class, component_makers, call_arguments, allowed = STOCK_CASES[case]
     components = {name: make(pipe) for name, make in component_makers.items()}
     first = pipe.encode_subject(subject_image, "dog")
-    second = pipe.encode_subject(image(9), "dog")
+    second = pipe.encode_subject(image(9, 32), "dog")
     with no_diffusers_warnings(allowed):
         stock = pipe.stock_pipeline(pipeline_class, **components)
         pe, ne = pipe.subject_prompt_embeds(PROMPTS, subject_embeds=first, target_subject="dog", negative_prompt="blurry")
         images = run(stock, pe, ne, **call_arguments(pipe))
     other, _ = pipe.subject_prompt_embeds(PROMPTS, subject_embeds=second, target_subject="dog", negative_prompt="blurry")
     other_images = run(stock, other, ne, **call_arguments(pipe))
-    assert images.shape == (4, 32, 32, 3) and np.isfinite(images).all()
+    assert images.shape == (4, SIZE, SIZE, 3) and np.isfinite(images).all()
     assert np.abs(images - other_images).max() > 1e-3
     assert np.abs(images[0] - images[2]).max() > 1e-3  # prompts differ
 
@@ -258,7 +262,7 @@ def test_ours_from_a_stock_pipeline_plus_the_subject_parts(pipe, subject_image):
     with no_diffusers_warnings():
         ours = BlipDiffusionPipeline.from_pipe(stock, **parts, default_prompt_reps=pipe.config.default_prompt_reps)
     ours.set_progress_bar_config(disable=True)
-    arguments = dict(subject_images=subject_image, source_subject="dog", num_inference_steps=STEPS, output_type="np")
+    arguments = dict(subject_images=subject_image, source_subject="dog", num_inference_steps=STEPS, height=SIZE, width=SIZE, output_type="np")
     np.testing.assert_allclose(ours("on a beach", generator=generator(0), **arguments).images,
                                pipe("on a beach", generator=generator(0), **arguments).images, rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match=r"has no \['subject_encoder', 'subject_image_processor', 'subject_tokenizer'\].*subject_encoder=other_pipe.subject_encoder"):
@@ -303,7 +307,7 @@ def test_umm_in_a_stock_pipeline_is_its_fusion_weight_one(umm_pipe, subject_imag
         images = run(umm_pipe.stock_pipeline(StableDiffusionPipeline), pe, ne)
     ours = umm_pipe(
         prompts, subject_images=subject_image, subject_word="dog", fusion_weight=1.0, negative_prompt=NEGATIVES,
-        num_images_per_prompt=2, num_inference_steps=STEPS, generator=generator(0), output_type="np",
+        num_images_per_prompt=2, num_inference_steps=STEPS, height=SIZE, width=SIZE, generator=generator(0), output_type="np",
     ).images
     np.testing.assert_allclose(images, ours, rtol=0, atol=1e-5)
     # what carries over is the pseudo-word branch h_u, not the plain text h_y (the branch of fusion_weight 0)

@@ -29,10 +29,11 @@ def test_cli_edit_interpolate_attention(tmp_path, subject_image):
     image = tmp_path / "subject.png"
     subject_image.save(image)
     base = ["--model", "builtin:random-tiny", "--device", "cpu", "--steps", "2"]
-    assert main(["edit", "--subject-image", str(image), "--target-subject", "cat", "--source-subject", "dog", "--prompt", "on the beach", "--output", str(tmp_path / "e"), *base]) == 0
+    small = ["--height", "16", "--width", "16"]  # 16 px costs a third of 32 px (`interpolate` and `attention` have no size flags)
+    assert main(["edit", "--subject-image", str(image), "--target-subject", "cat", "--source-subject", "dog", "--prompt", "on the beach", "--output", str(tmp_path / "e"), *base, *small]) == 0
     sidecar = json.loads((tmp_path / "e" / "000-on-the-beach.json").read_text())
     assert sidecar["mode"] == "generate then edit" and (tmp_path / "e" / sidecar["images"]["pair"]).exists()
-    assert main(["edit", "--subject-image", str(image), "--target-subject", "cat", "--source-subject", "dog", "--prompt", "on the beach", "--image", str(image), "--output", str(tmp_path / "r"), *base]) == 0
+    assert main(["edit", "--subject-image", str(image), "--target-subject", "cat", "--source-subject", "dog", "--prompt", "on the beach", "--image", str(image), "--output", str(tmp_path / "r"), *base, *small]) == 0
     assert (tmp_path / "r" / "000-on-the-beach-reconstruction.png").exists()
     assert main(["interpolate", "--subject", "dog", str(image), "--subject", "cat", str(image), "--target-subject", "dog", "--prompt", "on grass", "--frames", "3", "--output", str(tmp_path / "i"), *base]) == 0
     assert {p.name for p in (tmp_path / "i").iterdir()} >= {"grid.png", "interpolation.gif", "interpolation.json", "frame-000.png"}
