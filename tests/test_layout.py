@@ -312,13 +312,40 @@ def test_architecture_doc_draws_the_same_layers():
     assert drawn == dict(enumerate(LAYERS))
 
 
+# Run first in the same fresh interpreter, before the rest of the package is imported: what an import must not pull in.
+# Building the built-in components imports no pipeline module (`XPipeline.from_pretrained("builtin...")` assembles them,
+# issue 24 item 1); the package, the ControlNet pipeline, the preprocessor names and the style recipe import neither
+# controlnet_aux nor timm (optional extras, imported by the preprocessor that needs them).
+IMPORTS_PULL_IN_NOTHING_EXTRA = """
+import json, sys
+from blipdiff_plugins.builtin.loader import builtin_components
+from blipdiff_plugins.methods import get_method
+blip = builtin_components('builtin:random-tiny', method=get_method('blip'))
+umm = builtin_components('builtin:random-tiny', method=get_method('umm'))
+pipelines = sorted(m for m in sys.modules if m.startswith('blipdiff_plugins.pipelines'))
+import blipdiff_plugins
+blipdiff_plugins.BlipDiffusionControlNetPipeline; blipdiff_plugins.PREPROCESSORS.names()
+import blipdiff_plugins.recipes.style_transfer
+extras = sorted({'controlnet_aux', 'timm'} & set(sys.modules))
+print('imports:', json.dumps({'blip': sorted(blip), 'umm': sorted(umm), 'pipelines': pipelines, 'extras': extras}))
+"""
+
+
 @pytest.mark.slow  # a fresh interpreter importing every module
 def test_every_module_imports_in_a_fresh_interpreter():
-    """All modules, one after another, in a new interpreter (so nothing the test session imported helps).
+    """All modules, one after another, in a new interpreter (so nothing the test session imported helps), after the
+    checks of `IMPORTS_PULL_IN_NOTHING_EXTRA`.
 
-    One interpreter, not one per module: importing torch and diffusers 200 times would take minutes on the 2-core
-    test machines; cycles, which would make an import order-dependent, are caught above.
+    One interpreter, not one per module (nor one per check): importing torch and diffusers 200 times would take minutes
+    on the 2-core test machines; cycles, which would make an import order-dependent, are caught above.
     """
-    script = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"
+    import json
+
+    script = IMPORTS_PULL_IN_NOTHING_EXTRA + "import importlib\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"
     result = subprocess.run([sys.executable, "-c", script, *sorted(MODULES)], capture_output=True, text=True, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("imports: "))[len("imports: "):])
+    assert found["blip"] == ["scheduler", "subject_encoder", "subject_image_processor", "subject_tokenizer", "text_encoder", "tokenizer", "unet", "vae"]
+    assert found["umm"] == ["prompt_injector_name", "scheduler", "subject_encoder", "subject_image_processor", "text_encoder", "tokenizer", "unet", "vae"]
+    assert found["pipelines"] == []  # `builtin/` builds components and never imports a pipeline
+    assert found["extras"] == []  # importing the package, its ControlNet pipeline or the style recipe needs no extra

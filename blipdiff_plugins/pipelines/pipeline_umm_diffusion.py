@@ -26,10 +26,10 @@ from transformers import CLIPTextModel, CLIPTokenizer
 from ..adapters.clip_pseudo_word import ClipPseudoWordEncoder
 from ..adapters.subject_image_processor import SubjectImageProcessor
 from ..utils.images import ImageLike
-from .denoising import callback_tensor_names, denoise, extra_step_kwargs, prepare_latents
+from .denoising import callback_tensor_names, classifier_free_guidance, denoise, extra_step_kwargs, prepare_latents
 from .subject_conditioning import as_list
 from .subject_pipeline_mixin import SubjectPipelineMixin
-from .umm_guidance import FusedGuidance, check_fusion_weight
+from .umm_guidance import FusedGuidance, check_fusion_weight, runs_multimodal_branch
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -67,7 +67,8 @@ class UMMDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffus
     The prompt names the subject word (``"a dog on the beach"``, ``subject_word="dog"``); the subject images
     become a pseudo-word at that word's place (``h_u``), and each step fuses the predictions under ``h_u`` and
     under the plain prompt ``h_y`` with the weight ``fusion_weight`` (`umm_guidance.fused_guidance`), the
-    negative, text and multi-modal branches in one batched U-Net call.
+    negative, text and multi-modal branches in one batched U-Net call (no multi-modal branch at ``fusion_weight=0``,
+    where it weighs nothing).
 
     Args:
         tokenizer (`CLIPTokenizer`): the text encoder's (fast) tokenizer.
@@ -292,7 +293,7 @@ class UMMDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffus
 
         # 2. Prepare timesteps and the fusion weight of each step
         self.scheduler.set_timesteps(num_inference_steps, device=device)
-        guidance = FusedGuidance(check_fusion_weight(fusion_weight, len(self.scheduler.timesteps)))
+        weights = check_fusion_weight(fusion_weight, len(self.scheduler.timesteps))
 
         # 3. Encode the subject and the prompts: [negative;] text h_y; multi-modal h_u
         prompt_embeds, batch_size = self.prepare_umm_conditioning(
@@ -312,7 +313,10 @@ class UMMDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffus
         shape = (batch_size * num_images_per_prompt, self.unet.config.in_channels, height // self.vae_scale_factor, width // self.vae_scale_factor)
         latents = prepare_latents(self.scheduler, shape, generator=generator, device=device, dtype=prompt_embeds.dtype, latents=latents)
 
-        # 5. Denoising loop: the shared one, two conditional branches fused by `guidance`
+        # 5. Denoising loop: the shared one, two conditional branches fused by `guidance` (the text branch alone at a = 0)
+        guidance, conditions = FusedGuidance(weights), 2
+        if not runs_multimodal_branch(weights):
+            prompt_embeds, guidance, conditions = prompt_embeds[: -latents.shape[0]], classifier_free_guidance, 1
         latents = denoise(
             self,
             latents,
@@ -320,7 +324,7 @@ class UMMDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffus
             prompt_embeds,
             step_kwargs=extra_step_kwargs(self.scheduler, generator, eta),
             guidance=guidance,
-            conditions=2,
+            conditions=conditions,
             callback_on_step_end=callback_on_step_end,
             callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
         )

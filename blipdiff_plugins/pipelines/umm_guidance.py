@@ -41,6 +41,15 @@ def fused_guidance(
     return noise_uncond + guidance_scale * delta
 
 
+def runs_multimodal_branch(weights: Sequence[float]) -> bool:
+    """Whether the U-Net must run the multi-modal branch: not at a = 0 on every step, where it weighs nothing.
+
+    `fused_guidance` at a = 0 is, operation for operation, classifier-free guidance on the text branch (and the
+    text branch itself unguided), so dropping the branch gives the same images for a third less U-Net work.
+    """
+    return any(weights)
+
+
 class FusedGuidance:
     """`fused_guidance` as the shared loop's guidance function (`denoising.GuidanceFn`, ``conditions=2``).
 

@@ -21,27 +21,8 @@ def test_unknown_size():
     assert set(BUILTIN_SIZES) == {"tiny", "small", "mid"}
 
 
-@pytest.mark.slow  # a fresh interpreter building every method's built-in components: ~25 s
-def test_builtin_builds_components_and_never_imports_a_pipeline():
-    """`builtin/` builds components; `XPipeline.from_pretrained("builtin...")` assembles them (issue 24 item 1)."""
-    import subprocess
-    import sys
-
-    code = (
-        "import sys\n"
-        "from blipdiff_plugins.builtin.loader import builtin_components\n"
-        "from blipdiff_plugins.methods import get_method\n"
-        "blip = builtin_components('builtin:random-tiny', method=get_method('blip'))\n"
-        "umm = builtin_components('builtin:random-tiny', method=get_method('umm'))\n"
-        "print(sorted(blip)); print(sorted(umm))\n"
-        "print(sorted(m for m in sys.modules if m.startswith('blipdiff_plugins.pipelines')))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-2000:]
-    blip, umm, pipelines = result.stdout.strip().splitlines()[-3:]
-    assert blip == str(["scheduler", "subject_encoder", "subject_image_processor", "subject_tokenizer", "text_encoder", "tokenizer", "unet", "vae"])
-    assert umm == str(["prompt_injector_name", "scheduler", "subject_encoder", "subject_image_processor", "text_encoder", "tokenizer", "unet", "vae"])
-    assert pipelines == "[]"
+# That building every method's built-in components imports no pipeline module (issue 24 item 1) is checked in
+# tests/test_layout.py's fresh interpreter, before anything else is imported there.
 
 
 def test_pipeline_classes_name_no_builders_of_their_own():

@@ -12,10 +12,12 @@ from blipdiff_plugins.pipelines.umm_guidance import check_fusion_weight, fused_g
 from tests.helpers import REPO_ROOT, generator
 from tests.umm_helpers import tiny_pseudo_word_encoder, tiny_umm_components
 
-# a = 0 against StableDiffusionPipeline: identical arithmetic except that the U-Net runs a batch of 3
-# (negative, text, multi-modal) instead of 2, which may change float32 reduction order in convolution and
-# attention kernels; over a few steps that stays within ~1e-6 of outputs of order 1, so 1e-5 is a margin.
-PARITY_ATOL = 1e-5
+# a = 0 against StableDiffusionPipeline: the same U-Net batch (the multi-modal branch, weighing nothing, is not run)
+# and the same arithmetic, so the same latents bit for bit.
+PARITY_ATOL = 0.0
+# Another batch size may change float32 reduction order in convolution and attention kernels; over a few steps
+# that stays within ~1e-6 of outputs of order 1, so 1e-5 is a margin.
+BATCH_ATOL = 1e-5
 # Runs make 16 px images (8x8 latents): what is compared does not depend on the size, and 16 px costs a third of the
 # tiny model's 32 px (its 16x16 latent self-attention dominates).
 SIZE = 16
@@ -136,6 +138,21 @@ def test_three_branches_in_one_unet_call_per_step(pipe):
     assert batches == [12] * steps + [2] * steps  # per step: 3 branches x 4 images, then 2 branches x 1
 
 
+def test_text_only_runs_no_multimodal_branch(pipe):
+    """At a = 0 on every step the multi-modal branch weighs nothing: the U-Net runs [negative; text] (text alone
+    unguided), the batch `StableDiffusionPipeline` runs, which is why the parity tests above hold bit for bit."""
+    batches = []
+    handle = pipe.unet.register_forward_pre_hook(lambda module, args: batches.append(args[0].shape[0]))
+    try:
+        steps = len(pipe.scheduler.timesteps)
+        for weight in (0.0, [0.0] * steps, [0.0] * (steps - 1) + [0.5]):
+            run(pipe, ["a dog on a beach", "a dog in snow"], fusion_weight=weight, output_type="latent")
+        run(pipe, fusion_weight=0.0, guidance_scale=1.0, output_type="latent")
+    finally:
+        handle.remove()
+    assert batches == [4] * steps + [4] * steps + [6] * steps + [1] * steps  # a schedule that weighs it once runs it
+
+
 def test_schedule_and_constant_agree_and_fusion_moves_between_the_ends(pipe):
     pipe.scheduler.set_timesteps(2)
     steps = len(pipe.scheduler.timesteps)  # PNDM runs one more U-Net step than inference steps
@@ -161,7 +178,7 @@ def test_batching_per_prompt_subjects_and_images_per_prompt(pipe):
     assert latents.shape == (4, 4, SIZE // 2, SIZE // 2)  # the tiny VAE's factor is 2
     second = run(pipe, prompts[1], subject_images=[subject(1), subject(2)], subject_word="corgi", num_images_per_prompt=2,
                  generator=[generator(2), generator(3)], output_type="latent")
-    torch.testing.assert_close(latents[2:], second, rtol=0, atol=PARITY_ATOL)  # batch of 12 vs 6: kernel order only
+    torch.testing.assert_close(latents[2:], second, rtol=0, atol=BATCH_ATOL)  # batch of 12 vs 6: kernel order only
 
 
 def test_output_types_and_callback(pipe):
