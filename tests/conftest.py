@@ -24,6 +24,17 @@ import PIL.Image  # noqa: E402
 import pytest  # noqa: E402
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    """Under ``-n``: pymatting's numba functions compile once, in the background (tests/pymatting_compile.py)."""
+    from tests import pymatting_compile
+
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        pymatting_compile.wait_before_import()
+    elif getattr(config.option, "numprocesses", None):
+        pymatting_compile.start_compile()
+
+
 def pytest_runtest_setup(item):
     """Under pytest-xdist every test starts on the worker's one torch thread (before its fixtures). numba, which
     pymatting loads (a test module's import, a matting call), sets the OpenMP thread count torch shares to every
