@@ -245,7 +245,7 @@ def run_train_umm(args: argparse.Namespace) -> int:
     try:
         clip_config = ToyClipConfig(steps=args.clip_steps, batch_size=args.clip_batch_size, eval_renders_per_subject=args.clip_eval_renders)
     except ValueError as error:
-        raise ValueError(f"--clip-steps / --clip-batch-size: {error}") from error
+        raise ValueError(f"--clip-steps / --clip-batch-size / --clip-eval-renders: {error}") from error
     settings = {"steps": args.steps, "batch_size": args.batch_size, "learning_rate": args.learning_rate, "prompt_injector": args.prompt_injector,
                 "validation_steps": args.validation_steps}
     flags = {"`steps`": "--steps", "`batch_size`": "--batch-size", "`learning_rate`": "--learning-rate", "`toy_model`": "--toy-model",
