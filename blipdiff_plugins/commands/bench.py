@@ -145,6 +145,10 @@ def check_output(args: argparse.Namespace, benchmark: str) -> None:
 def run(args: argparse.Namespace) -> int:
     # Everything the user typed is checked before the model and the backbones load.
     toyworld = args.dataset == TOYWORLD
+    if not toyworld and args.task != "subjects":
+        raise ValueError(f"--task {args.task} is a toy-world benchmark, not one of --dataset {args.dataset!r}; add --dataset toyworld.")
+    if not toyworld and args.strength is not None:
+        raise ValueError("--strength is an option of --dataset toyworld --task inpaint --method img2img; drop it.")
     check_output(args, "toy-world benchmark" if toyworld else "DreamBench")
     if args.method not in ("diffusers_pipeline", "copy_reference"):
         check_model(args.model)
