@@ -153,3 +153,41 @@ def test_bench_inpaint_refuses_an_unknown_row_in_one_line(tmp_path, capsys):
     assert "invalid choice: 'nope'" in capsys.readouterr().err
     assert main(["bench-inpaint", "--rows", "copy_reference", "--dtype", "float16", "--output", str(tmp_path / "out")]) == 2
     assert "--dtype is not read by 'blipdiff bench --task inpaint'" in capsys.readouterr().err
+
+
+class _Process:
+    """Process ``index`` of ``count`` of a sharded run, run one after the other in this process (the runner reads
+    only these attributes)."""
+
+    def __init__(self, index, count):
+        self.process_index, self.num_processes, self.is_main_process = index, count, index == 0
+
+    def wait_for_everyone(self):
+        pass
+
+
+@needs_shipped_oracle
+def test_two_shards_merge_into_the_rows_of_one_process(tmp_path):
+    from blipdiff_plugins.benchmark.runner import run_benchmark
+    from blipdiff_plugins.benchmark.toyworld.inpaint_dataset import load_inpaint_bench
+    from blipdiff_plugins.benchmark.toyworld.inpaint_judge import InpaintScorer
+    from blipdiff_plugins.tasks.inpaint_bench import INPAINT_METHODS
+    from blipdiff_plugins.toyworld.oracle import load_oracle
+
+    dataset, scenes = load_inpaint_bench(tmp_path / "refs", subjects=["mint_circle", "tiger_star"], scenes_per_subject=2, seed=SEED)
+    scorer = InpaintScorer(load_oracle(), scenes)
+    config = GenerationConfig(num_inference_steps=1, height=64, width=64, num_images_per_prompt=2, seed=SEED)
+
+    def run(output, state, resume=False):
+        method = INPAINT_METHODS.get("copy_reference")(None, scenes)
+        return run_benchmark(dataset=dataset, method=method, output_dir=output, config=config, scorer=scorer, progress=False,
+                             state=state, resume=resume)
+
+    one = run(tmp_path / "one", _Process(0, 1)).rows
+    assert run(tmp_path / "two", _Process(1, 2)).generated == 4
+    two = run(tmp_path / "two", _Process(0, 2), resume=True)  # together, both check the folder before either writes
+    assert two.generated == 4 and not list((tmp_path / "two").glob("results.shard-*.jsonl"))
+    assert len(one) == 8 and [{k: v for k, v in row.items() if k != "fingerprint"} for row in two.rows] == \
+        [{k: v for k, v in row.items() if k != "fingerprint"} for row in one]
+    assert {row["scene"] for row in one} == {"mint_circle/0", "mint_circle/1", "tiger_star/0", "tiger_star/1"}
+    assert [row["image"] for row in one][:2] == ["images/mint_circle/00_00.png", "images/mint_circle/00_01.png"]
