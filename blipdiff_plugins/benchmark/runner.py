@@ -242,8 +242,10 @@ def run_benchmark(
                 if len(images) != len(batch):
                     raise RuntimeError(f"method {method.describe()['name']!r} returned {len(images)} images for {len(batch)} seeds.")
                 kept = [(item, image) for item, image in zip(batch, images) if not is_done(item)]
+                # A scorer that judges against more than the text (the inpainting scenes) is told which prompt it is.
+                where = {"prompt_index": prompt.index} if getattr(scorer, "reads_prompt_index", False) else {}
                 scores = (
-                    scorer.score([image for _, image in kept], reference_paths=subject["reference_images"], texts=[eval_text] * len(kept))
+                    scorer.score([image for _, image in kept], reference_paths=subject["reference_images"], texts=[eval_text] * len(kept), **where)
                     if scorer is not None
                     else [{} for _ in kept]
                 )

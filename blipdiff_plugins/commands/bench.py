@@ -58,7 +58,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     parser.add_argument("--model", required=True, help="pipeline folder or Hub id, 'builtin' (the trained toy model; for --dataset toyworld) or 'builtin:random-tiny|random-small|random-mid' (random weights)")
-    parser.add_argument("--method", default="blip_diffusion", help="blip_diffusion, blip_diffusion_finetuned, umm, text_to_image or diffusers_pipeline (default: %(default)s)")
+    parser.add_argument("--method", default="blip_diffusion", help="blip_diffusion, blip_diffusion_finetuned, umm, text_to_image or diffusers_pipeline; --task inpaint: subject_inpaint, "
+                        "text_inpaint, copy_reference or img2img (with --strength) (default: %(default)s)")
     parser.add_argument("--reference", default="mean", choices=("mean", "first"), help="blip_diffusion / umm subject embedding: mean of all images or the first (default: %(default)s)")
     parser.add_argument("--fusion-weight", type=fraction, default=None, help="umm: fusion weight a in [0, 1], the share of the subject-image condition (default: 0.5)")
     parser.add_argument("--finetune-strategy", default=None, help="blip_diffusion_finetuned: fine-tune strategy")
@@ -145,6 +146,10 @@ def check_output(args: argparse.Namespace, benchmark: str) -> None:
 def run(args: argparse.Namespace) -> int:
     # Everything the user typed is checked before the model and the backbones load.
     toyworld = args.dataset == TOYWORLD
+    if not toyworld and args.task != "subjects":
+        raise ValueError(f"--task {args.task} is a toy-world benchmark, not one of --dataset {args.dataset!r}; add --dataset toyworld.")
+    if not toyworld and args.strength is not None:
+        raise ValueError("--strength is an option of --dataset toyworld --task inpaint --method img2img; drop it.")
     check_output(args, "toy-world benchmark" if toyworld else "DreamBench")
     if args.method not in ("diffusers_pipeline", "copy_reference"):
         check_model(args.model)

@@ -17,15 +17,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     from .arguments import positive_int
     group = parser.add_argument_group("toy world (--dataset toyworld)")
-    group.add_argument("--task", default="subjects", choices=("subjects", "binding"),
-                       help="subjects: one subject per image; binding: two subjects per image, each judged in its half (default: %(default)s)")
+    group.add_argument("--task", default="subjects", choices=("subjects", "binding", "inpaint"),
+                       help="subjects: one subject per image; binding: two subjects per image, each judged in its half; "
+                            "inpaint: a held-out subject put into a region of a toy photo, judged in the region, one row per "
+                            "--method (subject_inpaint, text_inpaint, copy_reference, img2img) (default: %(default)s)")
     group.add_argument("--toyworld-split", default="heldout", choices=("heldout", "train", "heldout_pairs"),
                        help="subjects to run: held-out (compositional zero-shot) or training; --task binding also takes "
                             "heldout_pairs (training subjects never paired in training) (default: %(default)s)")
     group.add_argument("--num-pairs", type=positive_int, default=None, help="--task binding: the first N pairs of the split, in a fixed seeded order (default: all)")
     group.add_argument("--no-regions", action="store_true", help="--task binding: place the subjects by the prompt alone, without regions")
     group.add_argument("--oracle", default=None, help="oracle folder (default: the oracle shipped with the package)")
-    group.add_argument("--num-prompts", type=int, default=12, help="toy-world prompt contexts per subject, 1-25 (default: %(default)s)")
+    group.add_argument("--num-prompts", type=int, default=None,
+                       help="toy-world prompt contexts per subject, 1-25; --task inpaint: scenes per subject (default: 12; --task inpaint: 2)")
+    group.add_argument("--strength", type=float, default=None, help="--task inpaint --method img2img: how much of the photo is redrawn, in (0, 1] (default: 0.5)")
     group.add_argument("--protocol", default="v2", choices=("v2", "v1"),
                        help="v2: each subject's prompt and reference contexts drawn from all 60; v1: the first protocol, "
                             "12 fixed prompt contexts and centred references, for comparison (default: %(default)s)")
@@ -51,6 +55,16 @@ def run_toyworld(args: argparse.Namespace, *, options: dict, load_pipeline) -> i
 
     from .common import generation_config
 
+    if args.num_prompts is None:
+        from .bench_inpaint import DEFAULT_SCENES
+
+        args.num_prompts = DEFAULT_SCENES if args.task == "inpaint" else 12
+    if args.task == "inpaint":
+        from .bench_inpaint import run_inpaint
+
+        return run_inpaint(args, options=options, load_pipeline=load_pipeline)
+    if args.strength is not None:
+        raise ValueError("--strength is an option of --task inpaint --method img2img; add them or drop it.")
     if args.task == "binding":
         from .bench_binding import run_binding
 

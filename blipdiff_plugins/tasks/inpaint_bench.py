@@ -1,124 +1,131 @@
-"""The toy-world inpainting benchmark's run: each row (method) makes results for every scene through the task layer
-(`inpaint`, `img2img`: what users run), and the judge (`benchmark/toyworld/inpaint_judge.py`) scores them.
+"""The toy-world inpainting benchmark's methods (its rows) for the shared runner (`blipdiff bench --dataset toyworld
+--task inpaint`): each makes a scene's results through the task layer (`inpaint`, `img2img`: what users run); the
+judge (`benchmark/toyworld/inpaint_judge.py`, `InpaintScorer`) scores them.
 
 Rows: ``subject_inpaint`` (the subject's reference renders and word), ``text_inpaint`` (the floor: the word and the
 prompt, no subject images), ``copy_reference`` (a reference render resized into the region: no model), and
-``img2img_<strength>`` (the whole photo redrawn with the subject; no mask, so nothing keeps the outside). Every row
-is given the region's context as its prompt (``"on grass at the left, small"``) and the same seeds.
+``img2img`` at a ``strength`` (the whole photo redrawn with the subject; no mask, so nothing keeps the outside).
+Every row is given the region's context as its prompt (``"on grass at the left, small"``); the runner's per-image
+seeds (consecutive within a batch) become the task's ``seed`` (image ``i`` of a call uses ``seed + i``).
+They live in `tasks/` (not `benchmark/`) because they call the tasks, which sit above the benchmark layer.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import time
-from pathlib import Path
-from typing import Callable, Sequence
+from typing import Mapping, Sequence
 
-import numpy as np
 import PIL.Image
 
+from ..registry import Registry
 from .img2img import Img2ImgRequest, img2img
 from .inpaint import InpaintRequest, inpaint
 
-ROWS = ("subject_inpaint", "text_inpaint", "copy_reference", "img2img_0.5", "img2img_0.8")
+INPAINT_METHODS = Registry("inpainting benchmark method")
+IMAGES_PER_PROMPT_SEED = 100  # `GenerationConfig.image_seed` ends in ``+ image_index`` with at most 100 images a prompt
 
 
-@dataclasses.dataclass(frozen=True)
-class InpaintBenchSettings:
-    """One run's settings (recorded in the summary).
+class InpaintBenchMethod:
+    """One row of the inpainting benchmark.
 
     Args:
-        rows (`tuple[str, ...]`): which of `ROWS` to run.
-        scenes_per_subject (`int`, defaults to 2), split (`str`, defaults to ``"heldout"``), subjects: the scenes.
-        num_images (`int`, defaults to 4): results per scene and row.
-        num_references (`int`, defaults to 4): reference renders of the subject.
-        steps, guidance, seed: sampling settings (image ``i`` of a scene uses ``seed + i``).
+        pipeline (`BlipDiffusionPipeline`, *optional*): the model (`None` for ``copy_reference``).
+        scenes (`Mapping[tuple[str, int], InpaintScene]`): ``(subject, scene index) -> scene`` (`load_inpaint_bench`).
     """
 
-    rows: tuple[str, ...] = ROWS
-    scenes_per_subject: int = 2
-    split: str = "heldout"
-    subjects: tuple[str, ...] | None = None
-    num_images: int = 4
-    num_references: int = 4
-    steps: int = 25
-    guidance: float = 7.5
-    seed: int = 0
+    name = "inpaint_bench_method"
+
+    def __init__(self, pipeline, scenes: Mapping[tuple, object]):
+        self.pipeline = pipeline
+        self.scenes = dict(scenes)
+        self._references: list[PIL.Image.Image] = []
+
+    def describe(self) -> dict:
+        return {"name": self.name}
+
+    def prepare_subject(self, subject: dict, reference_images: Sequence[PIL.Image.Image]) -> None:
+        self._references = [image.convert("RGB") for image in reference_images]
+        if not self._references:
+            raise ValueError(f"{self.name}: subject {subject.get('subject')!r} has no reference images.")
+
+    def generate(self, *, subject, prompt, generators, config) -> list[PIL.Image.Image]:
+        if not self._references:
+            raise RuntimeError("prepare_subject must run before generate.")
+        seeds = [generator.initial_seed() for generator in generators]
+        if seeds != list(range(seeds[0], seeds[0] + len(seeds))):
+            raise ValueError(f"{self.name}: the task seeds image i of a call with seed + i; got seeds {seeds}.")
+        scene = self.scenes[(subject["subject"], prompt.index)]
+        common = dict(image=PIL.Image.fromarray(scene.image), prompt=[scene.prompt], subject=subject["class_noun"],
+                      num_images=len(seeds), seed=seeds[0], steps=config.num_inference_steps, guidance=config.guidance_scale,
+                      negative_prompt=config.negative_prompt or "", prompt_reps=config.prompt_reps)
+        return self.results(scene, seeds, common)
+
+    def results(self, scene, seeds: list[int], common: dict) -> list[PIL.Image.Image]:
+        raise NotImplementedError
 
 
-def row_results(pipe, row: str, scene, references: Sequence[PIL.Image.Image], settings: InpaintBenchSettings) -> list[PIL.Image.Image]:
-    """The results of ``row`` for ``scene`` (``settings.num_images`` images at the photo's size)."""
-    word = scene.subject.split("_", 1)[1]  # a subject name is "{appearance}_{shape}"; the shape is its word
-    photo = PIL.Image.fromarray(scene.image)
-    common = dict(image=photo, prompt=[scene.prompt], subject=word, num_images=settings.num_images, seed=settings.seed,
-                  steps=settings.steps, guidance=settings.guidance)
-    if row == "copy_reference":
+class SubjectInpaint(InpaintBenchMethod):
+    """Subject inpainting of the region: the subject's reference renders and word (`tasks.inpaint`)."""
+
+    name = "subject_inpaint"
+
+    def results(self, scene, seeds, common):
+        return inpaint(self.pipeline, InpaintRequest(box=scene.box, subject_image=list(self._references), **common)).images
+
+
+class TextInpaint(InpaintBenchMethod):
+    """Text-only inpainting of the region: the word and the prompt, no subject images (the floor)."""
+
+    name = "text_inpaint"
+
+    def results(self, scene, seeds, common):
+        return inpaint(self.pipeline, InpaintRequest(box=scene.box, subject_image=None, **common)).images
+
+
+class CopyReferenceIntoRegion(InpaintBenchMethod):
+    """A reference render resized into the region, no model: image ``i`` gets reference ``i mod references``."""
+
+    name = "copy_reference"
+
+    def results(self, scene, seeds, common):
         left, top, right, bottom = scene.box
-        results = []
-        for index in range(settings.num_images):
+        photo = common["image"]
+        images = []
+        for seed in seeds:
             pasted = photo.copy()
-            pasted.paste(references[index % len(references)].resize((right - left, bottom - top), PIL.Image.BICUBIC), (left, top))
-            results.append(pasted)
-        return results
-    if row in ("subject_inpaint", "text_inpaint"):
-        subject_image = list(references) if row == "subject_inpaint" else None
-        return inpaint(pipe, InpaintRequest(box=scene.box, subject_image=subject_image, **common)).images
-    if row.startswith("img2img_"):
-        strength = float(row.split("_", 1)[1])
-        return img2img(pipe, Img2ImgRequest(subject_image=list(references), strength=strength, **common)).images
-    raise ValueError(f"`rows`: {row!r} is not one of {', '.join(ROWS)}.")
+            reference = self._references[seed % IMAGES_PER_PROMPT_SEED % len(self._references)]  # by image index
+            pasted.paste(reference.resize((right - left, bottom - top), PIL.Image.BICUBIC), (left, top))
+            images.append(pasted)
+        return images
 
 
-def run_inpaint_bench(pipe, oracle, settings: InpaintBenchSettings, *, progress: Callable[[str], None] | None = None) -> dict:
-    """Run every row of ``settings`` over the scenes and judge them; returns the summary (per row: rates with
-    intervals, the outside difference, seconds) and the per-image rows."""
-    from ..benchmark.toyworld.inpaint_judge import aggregate_inpaint, judge
-    from ..benchmark.toyworld.inpaint_scenes import make_scenes
-    from ..toyworld.references import render_references
+class SubjectImg2Img(InpaintBenchMethod):
+    """Subject img2img of the whole photo at ``strength`` in (0, 1] (`tasks.img2img`; no mask)."""
 
-    unknown = [row for row in settings.rows if row not in ROWS]
-    if unknown:
-        raise ValueError(f"`rows`: {unknown[0]!r} is not one of {', '.join(ROWS)}.")
-    image_size = oracle.config.image_size
-    scenes = make_scenes(subjects=list(settings.subjects) if settings.subjects else None, split=settings.split,
-                         scenes_per_subject=settings.scenes_per_subject, seed=settings.seed, image_size=image_size)
-    references = {name: [PIL.Image.fromarray(render.image) for render in render_references(name, count=settings.num_references, image_size=image_size)]
-                  for name in dict.fromkeys(scene.subject for scene in scenes)}
-    summary: dict = {"settings": dataclasses.asdict(settings), "rows": {}, "images": {}}
-    for row in settings.rows:
-        start = time.perf_counter()
-        results = []
-        for index, scene in enumerate(scenes):
-            results.append(row_results(pipe, row, scene, references[scene.subject], settings))
-            if progress is not None:
-                progress(f"{row}: scene {index + 1}/{len(scenes)}")
-        rows = judge(oracle, scenes, results)
-        summary["rows"][row] = {**aggregate_inpaint(rows), "seconds": round(time.perf_counter() - start, 1)}
-        summary["images"][row] = rows
-        summary.setdefault("examples", {})[row] = [np.asarray(results[i][0]) for i in range(min(4, len(results)))]
-    summary["scenes"] = [{"subject": s.subject, "prompt": s.prompt, "box": list(s.box), "other": s.other} for s in scenes]
-    summary["example_photos"] = [scene.image for scene in scenes[:4]]
-    return summary
+    name = "img2img"
+
+    def __init__(self, pipeline, scenes, *, strength: float = 0.5):
+        super().__init__(pipeline, scenes)
+        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 < strength <= 1:
+            raise ValueError(f"`strength` must be in (0, 1], got {strength!r}.")
+        self.strength = float(strength)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "strength": self.strength}
+
+    def results(self, scene, seeds, common):
+        return img2img(self.pipeline, Img2ImgRequest(subject_image=list(self._references), strength=self.strength, **common)).images
 
 
-def write_inpaint_bench(summary: dict, output: str | Path) -> list[Path]:
-    """Write ``summary.json`` (rates per row), ``images.jsonl`` (per-image rows) and ``examples.png`` (the first scenes:
-    the photo, then each row's first result) into ``output``."""
-    from ..utils.atomic import write_json, write_json_lines, write_png
-    from ..utils.grids import labelled_grid
+def row_label(method: InpaintBenchMethod) -> str:
+    """The row's name in tables: the method's, with img2img's strength (``img2img_0.5``)."""
+    strength = getattr(method, "strength", None)
+    return method.name if strength is None else f"{method.name}_{strength:g}"
 
-    output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
-    rows = summary["rows"]
-    files = [write_json(output / "summary.json", {"settings": summary["settings"], "rows": rows, "scenes": summary["scenes"]})]
-    files.append(write_json_lines(output / "images.jsonl", [{"row": name, **image} for name, images in summary["images"].items() for image in images]))
-    tiles, labels = [], []
-    for index, photo in enumerate(summary["example_photos"]):
-        tiles.append(PIL.Image.fromarray(photo))
-        labels.append("photo")
-        for name in rows:
-            tiles.append(PIL.Image.fromarray(summary["examples"][name][index]))
-            labels.append(name)
-    if tiles:
-        files.append(write_png(output / "examples.png", labelled_grid(tiles, labels, columns=1 + len(rows))))
-    return files
+
+for _name, _class, _text in (
+    ("subject_inpaint", "SubjectInpaint", "subject inpainting of the region (reference renders and word)"),
+    ("text_inpaint", "TextInpaint", "text-only inpainting of the region (the floor)"),
+    ("copy_reference", "CopyReferenceIntoRegion", "a reference render resized into the region, no model"),
+    ("img2img", "SubjectImg2Img", "subject img2img of the whole photo at --strength (no mask)"),
+):
+    INPAINT_METHODS.register(_name, f"blipdiff_plugins.tasks.inpaint_bench:{_class}", description=_text)

@@ -103,3 +103,47 @@ def aggregate_inpaint(rows: Iterable[Mapping], *, resamples: int = 2000, seed: i
     summary["outside_max_difference"] = {"max": max(differences) if differences else None,
                                          "mean": float(np.mean(differences)) if differences else None}
     return summary
+
+
+PROTOCOL_NAME = "toyworld/inpaint"
+
+
+class InpaintScorer:
+    """`judge` for the shared runner: the subject comes from the reference folder (``<root>/<subject>/NN.png``), the
+    scene from the prompt's index (`reads_prompt_index`), and each image gets `judge`'s row.
+
+    Args:
+        oracle ([`ToyWorldOracle`]): the subject classifier (see `load_oracle`).
+        scenes (`Mapping[tuple[str, int], InpaintScene]`): ``(subject, scene index) -> scene`` (`load_inpaint_bench`).
+    """
+
+    reads_prompt_index = True
+
+    def __init__(self, oracle, scenes: Mapping[tuple[str, int], InpaintScene]):
+        self.oracle = oracle.eval()
+        self.scenes = dict(scenes)
+        first = next(iter(self.scenes.values()), None)
+        self.world = ToyWorld(image_size=first.image.shape[0] if first is not None else 64)
+
+    @property
+    def protocol(self) -> dict:
+        config = self.oracle.config
+        return {
+            "name": PROTOCOL_NAME,
+            "oracle": {"channels": list(config.channels), "feature_dim": config.feature_dim, "image_size": config.image_size,
+                       "train_seed": config.train_seed, "train_steps": config.train_steps},
+            "probe": "the scene's clean background with the result's pixels inside one box only",
+            "outside_tolerance": OUTSIDE_TOLERANCE,
+            "interval": "95% percentile bootstrap over images (2000 resamples, seed 0)",
+        }
+
+    def score(self, images: Sequence, *, reference_paths: Sequence[str], texts: Sequence[str] | None = None, prompt_index: int) -> list[dict]:
+        """Judge one scene's results (``texts`` are the scene's prompt, recorded by the runner, not read)."""
+        from pathlib import Path
+
+        names = list(dict.fromkeys(Path(path).parent.name for path in reference_paths))
+        key = (names[0] if len(names) == 1 else None, prompt_index)
+        if key not in self.scenes:
+            raise KeyError(f"`prompt_index`: no scene {prompt_index} of the subject of {list(reference_paths)[:1]}.")
+        rows = judge(self.oracle, [self.scenes[key]], [list(images)], world=self.world)
+        return [{**row, "scene": f"{key[0]}/{prompt_index}"} for row in rows]  # unique across subjects (aggregate counts scenes)
