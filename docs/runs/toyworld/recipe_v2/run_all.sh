@@ -37,7 +37,8 @@ ablation "$RUN-nostage1" stage1_vae stage2_t2i -- --no-qformer-pretraining --pro
 
 bench() {  # bench NAME ARGS...: a toy-world benchmark row, resumed until its summary exists
     local name=$1; shift
-    if [ ! -f "$BENCH/$name/toyworld_summary.json" ] && [ ! -f "$BENCH/$name/binding_summary.json" ]; then
+    if [ ! -f "$BENCH/$name/toyworld_summary.json" ] && [ ! -f "$BENCH/$name/binding_summary.json" ] \
+        && [ ! -f "$BENCH/$name/inpaint_summary.json" ]; then
         local resume=(); [ -d "$BENCH/$name" ] && resume=(--resume)
         "$BLIPDIFF" bench --dataset toyworld --seed 0 --steps 25 --protocol v2 --no-plots --output "$BENCH/$name" "${resume[@]}" "$@"
     fi
@@ -58,11 +59,10 @@ BIND="--task binding --num-pairs 16 --num-prompts 2 --num-images 4"
 bench binding-regions $BIND --model "$RUN/model" --method blip_diffusion
 bench binding-no-regions $BIND --model "$RUN/model" --method blip_diffusion --no-regions
 bench binding-text $BIND --model "$RUN/model" --method text_only
-# 7. Inpainting (issue 27) at its protocol.
-for ROW in subject_inpaint text_inpaint copy_reference img2img_0.8 img2img_0.5; do
-    [ -f "$BENCH/inpaint-$ROW/summary.json" ] || "$BLIPDIFF" bench-inpaint --model "$RUN/model" --device cpu --rows "$ROW" \
-        --scenes-per-subject 2 --num-images 4 --steps 25 --seed 0 --output "$BENCH/inpaint-$ROW"
-done
+# 7. Inpainting (issue 27) at its protocol: 8 held-out subjects x 2 scenes x 4 images per row.
+INPAINT="--task inpaint --model $RUN/model --num-prompts 2 --num-images 4"
+for ROW in subject_inpaint text_inpaint copy_reference; do bench "inpaint-$ROW" $INPAINT --method "$ROW"; done
+for S in 0.5 0.8; do bench "inpaint-img2img_$S" $INPAINT --method img2img --strength "$S"; done
 # 8. Tables.
 "$BLIPDIFF" toyworld compare --run zero-shot="$BENCH/zs" --run text-only="$BENCH/text" --run copy="$BENCH/copy" \
     --run one-background="$BENCH/zs-bricks" --run fine-tuned="$BENCH/ft" --run stage1-encoder-trainable="$BENCH/zs-trainable" \
@@ -70,6 +70,9 @@ done
 .venv/bin/python -c "from blipdiff_plugins.benchmark.toyworld.binding_report import compare_binding; import sys; \
 compare_binding({'regions': sys.argv[1] + '/binding-regions', 'no regions': sys.argv[1] + '/binding-no-regions', \
 'text only': sys.argv[1] + '/binding-text'}, sys.argv[1] + '/binding-compare')" "$BENCH"
+.venv/bin/python -c "from blipdiff_plugins.benchmark.toyworld.inpaint_report import compare_inpaint; import sys; \
+compare_inpaint({row: sys.argv[1] + '/inpaint-' + row for row in ('subject_inpaint', 'text_inpaint', 'copy_reference', \
+'img2img_0.5', 'img2img_0.8')}, sys.argv[1] + '/inpaint-compare')" "$BENCH"
 # 9. The toy UMM-Diffusion on the new model (its text encoder changed), on the one-subject records (UMM takes one
 #    subject), then its benchmark row at the fusion weight the README reports.
 [ -f "$RUN/umm/model_index.json" ] || "$BLIPDIFF" toyworld train-umm --toy-model "$RUN/model" \
