@@ -17,6 +17,7 @@ from .common import (
     generation_config,
     positive_float,
     positive_int,
+    run_bench,
 )
 
 DEFAULT_DATASET = "google/dreambooth"  # the published DreamBench on the Hub (benchmark/dreambench/dataset.py)
@@ -165,7 +166,6 @@ def run(args: argparse.Namespace) -> int:
     from blipdiff_plugins.benchmark.dreambench.report import markdown_table, write_reports
     from blipdiff_plugins.benchmark.dreambench.scorer import DreamBenchScorer
     from blipdiff_plugins.benchmark.methods import BENCHMARK_METHODS
-    from blipdiff_plugins.benchmark.runner import run_benchmark
 
     # CPU processes shard only when PartialState is asked for the CPU.
     state = PartialState(cpu=args.device == "cpu" or not torch.cuda.is_available())
@@ -185,21 +185,8 @@ def run(args: argparse.Namespace) -> int:
     method = method_class(pipeline, **options)
     size = native_image_size(pipeline, args.size)
     config = generation_config(args, pipeline, size, None if args.no_negative_prompt else AUTHORS_NEGATIVE_PROMPT)
-    result = run_benchmark(
-        dataset=dataset,
-        method=method,
-        output_dir=args.output,
-        config=config,
-        scorer=scorer,
-        model=args.model,
-        prompt_indices=args.prompts,
-        limit=args.limit,
-        batch_size=args.batch_size,
-        resume=args.resume,
-        state=state,
-    )
+    run_bench(args, dataset=dataset, method=method, config=config, scorer=scorer, model=args.model, state=state)
     if state.is_main_process:
-        print(f"{result.generated} images generated, {result.skipped_done} already done, {result.seconds:.1f} s.")
         # With metrics off the summary still says what ran (images, settings, counts), without scores.
         summary = write_reports(args.output, plots=not args.no_plots)
         if scorer is not None:

@@ -31,14 +31,13 @@ def run_binding(args: argparse.Namespace, *, options: dict, load_pipeline) -> in
     from accelerate import PartialState
 
     from blipdiff_plugins.benchmark.config import native_image_size
-    from blipdiff_plugins.benchmark.runner import run_benchmark
     from blipdiff_plugins.benchmark.toyworld.binding import load_binding_bench
     from blipdiff_plugins.benchmark.toyworld.binding_methods import BINDING_METHODS
     from blipdiff_plugins.benchmark.toyworld.binding_metrics import BindingScorer
     from blipdiff_plugins.benchmark.toyworld.binding_report import TABLE_FILE, write_binding_reports
     from blipdiff_plugins.toyworld.oracle import load_oracle
 
-    from .common import generation_config
+    from .common import generation_config, print_toy_table, run_bench
 
     check_binding_arguments(args)
     state = PartialState(cpu=args.device == "cpu" or not torch.cuda.is_available())
@@ -61,22 +60,6 @@ def run_binding(args: argparse.Namespace, *, options: dict, load_pipeline) -> in
         method = method_class(pipeline)
     size = native_image_size(pipeline, args.size)
     config = generation_config(args, pipeline, size, None)  # the toy vocabulary has no negative words
-    result = run_benchmark(
-        dataset=dataset,
-        method=method,
-        output_dir=args.output,
-        config=config,
-        scorer=BindingScorer(oracle.to(device)),
-        model=args.model,
-        prompt_indices=args.prompts,
-        limit=args.limit,
-        batch_size=args.batch_size,
-        resume=args.resume,
-        state=state,
-    )
-    if state.is_main_process:
-        print(f"{result.generated} images generated, {result.skipped_done} already done, {result.seconds:.1f} s.")
-        write_binding_reports(args.output)
-        print((Path(args.output) / TABLE_FILE).read_text(encoding="utf-8"))
-        print(f"Results in {args.output}")
+    run_bench(args, dataset=dataset, method=method, config=config, scorer=BindingScorer(oracle.to(device)), model=args.model, state=state)
+    print_toy_table(args, state, write_binding_reports, TABLE_FILE)
     return 0

@@ -39,14 +39,13 @@ def run_inpaint(args: argparse.Namespace, *, options: dict, load_pipeline) -> in
     import torch
     from accelerate import PartialState
 
-    from blipdiff_plugins.benchmark.runner import run_benchmark
     from blipdiff_plugins.benchmark.toyworld.inpaint_dataset import load_inpaint_bench
     from blipdiff_plugins.benchmark.toyworld.inpaint_judge import InpaintScorer
     from blipdiff_plugins.benchmark.toyworld.inpaint_report import TABLE_FILE, write_inpaint_reports
     from blipdiff_plugins.tasks.inpaint_bench import INPAINT_METHODS
     from blipdiff_plugins.toyworld.oracle import load_oracle
 
-    from .common import generation_config
+    from .common import generation_config, print_toy_table, run_bench
 
     check_inpaint_arguments(args)
     oracle = load_oracle(args.oracle)
@@ -66,22 +65,6 @@ def run_inpaint(args: argparse.Namespace, *, options: dict, load_pipeline) -> in
     extra = {} if args.strength is None else {"strength": args.strength}
     method = INPAINT_METHODS.get(args.method)(pipeline, scenes, **extra)
     config = generation_config(args, pipeline, size, None)  # the toy vocabulary has no negative words
-    result = run_benchmark(
-        dataset=dataset,
-        method=method,
-        output_dir=args.output,
-        config=config,
-        scorer=InpaintScorer(oracle.to(device), scenes),
-        model=None if args.method == "copy_reference" else args.model,
-        prompt_indices=args.prompts,
-        limit=args.limit,
-        batch_size=args.batch_size,
-        resume=args.resume,
-        state=state,
-    )
-    if state.is_main_process:
-        print(f"{result.generated} images generated, {result.skipped_done} already done, {result.seconds:.1f} s.")
-        write_inpaint_reports(args.output)
-        print((Path(args.output) / TABLE_FILE).read_text(encoding="utf-8"))
-        print(f"Results in {args.output}")
+    run_bench(args, dataset=dataset, method=method, config=config, scorer=InpaintScorer(oracle.to(device), scenes), model=None if args.method == "copy_reference" else args.model, state=state)
+    print_toy_table(args, state, write_inpaint_reports, TABLE_FILE)
     return 0

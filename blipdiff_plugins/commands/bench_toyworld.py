@@ -45,7 +45,6 @@ def run_toyworld(args: argparse.Namespace, *, options: dict, load_pipeline) -> i
     from accelerate import PartialState
 
     from blipdiff_plugins.benchmark.methods import BENCHMARK_METHODS
-    from blipdiff_plugins.benchmark.runner import run_benchmark
     from blipdiff_plugins.benchmark.toyworld.dataset import load_toyworld_bench
     from blipdiff_plugins.benchmark.toyworld.metrics import ToyWorldScorer
     from blipdiff_plugins.benchmark.toyworld.report import TABLE_FILE, write_toyworld_reports
@@ -53,7 +52,7 @@ def run_toyworld(args: argparse.Namespace, *, options: dict, load_pipeline) -> i
 
     from blipdiff_plugins.benchmark.config import native_image_size
 
-    from .common import generation_config
+    from .common import generation_config, print_toy_table, run_bench
 
     if args.num_prompts is None:
         from .bench_inpaint import DEFAULT_SCENES
@@ -101,22 +100,6 @@ def run_toyworld(args: argparse.Namespace, *, options: dict, load_pipeline) -> i
     options.pop("name", None)  # the toy benchmark labels a diffusers_pipeline by its class
     method = method_class(pipeline, **options)
     config = generation_config(args, pipeline, size, None)  # the toy vocabulary has no negative words
-    result = run_benchmark(
-        dataset=dataset,
-        method=method,
-        output_dir=args.output,
-        config=config,
-        scorer=ToyWorldScorer(oracle.to(device), contexts=args.protocol),
-        model=None if args.method == "copy_reference" else args.model,
-        prompt_indices=args.prompts,
-        limit=args.limit,
-        batch_size=args.batch_size,
-        resume=args.resume,
-        state=state,
-    )
-    if state.is_main_process:
-        print(f"{result.generated} images generated, {result.skipped_done} already done, {result.seconds:.1f} s.")
-        write_toyworld_reports(args.output)
-        print((Path(args.output) / TABLE_FILE).read_text(encoding="utf-8"))
-        print(f"Results in {args.output}")
+    run_bench(args, dataset=dataset, method=method, config=config, scorer=ToyWorldScorer(oracle.to(device), contexts=args.protocol), model=None if args.method == "copy_reference" else args.model, state=state)
+    print_toy_table(args, state, write_toyworld_reports, TABLE_FILE)
     return 0

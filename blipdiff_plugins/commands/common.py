@@ -74,6 +74,26 @@ def generation_config(args, pipeline, size: int, negative_prompt: str | None):
 PROMPT_REPS_HELP = "prompt repetition (default: the model's: 20 for the released BLIP-Diffusion, 1 for the toy model)"
 
 
+def run_bench(args, *, dataset, method, config, scorer, model, state):
+    """`run_benchmark` with the flags every ``bench`` task shares (``--output``, ``--prompts``, ``--limit``,
+    ``--batch-size``, ``--resume``); the main process prints what was generated. Returns the runner's result."""
+    from ..benchmark.runner import run_benchmark
+
+    result = run_benchmark(dataset=dataset, method=method, output_dir=args.output, config=config, scorer=scorer, model=model,
+                           prompt_indices=args.prompts, limit=args.limit, batch_size=args.batch_size, resume=args.resume, state=state)
+    if state.is_main_process:
+        print(f"{result.generated} images generated, {result.skipped_done} already done, {result.seconds:.1f} s.")
+    return result
+
+
+def print_toy_table(args, state, write_reports, table_file: str) -> None:
+    """A toy-world task's reports written and its table printed, by the main process."""
+    if state.is_main_process:
+        write_reports(args.output)
+        print((Path(args.output) / table_file).read_text(encoding="utf-8"))
+        print(f"Results in {args.output}")
+
+
 def add_model_arguments(parser, *, model_help_default: str | None = None) -> None:
     """``--model``, ``--device``, ``--dtype``, ``--scheduler``, ``--subject-tokenizer``; with ``model_help_default``
     (what an omitted ``--model`` means) ``--model`` defaults to `None` and the task chooses."""
