@@ -12,10 +12,11 @@ They live in `tasks/` (not `benchmark/`) because they call the tasks, which sit 
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import PIL.Image
 
+from ..benchmark.toyworld.methods import HoldsReferences
 from ..registry import Registry
 from .img2img import Img2ImgRequest, img2img
 from .inpaint import InpaintRequest, inpaint
@@ -24,7 +25,7 @@ INPAINT_METHODS = Registry("inpainting benchmark method")
 IMAGES_PER_PROMPT_SEED = 100  # `GenerationConfig.image_seed` ends in ``+ image_index`` with at most 100 images a prompt
 
 
-class InpaintBenchMethod:
+class InpaintBenchMethod(HoldsReferences):
     """One row of the inpainting benchmark.
 
     Args:
@@ -37,19 +38,9 @@ class InpaintBenchMethod:
     def __init__(self, pipeline, scenes: Mapping[tuple, object]):
         self.pipeline = pipeline
         self.scenes = dict(scenes)
-        self._references: list[PIL.Image.Image] = []
-
-    def describe(self) -> dict:
-        return {"name": self.name}
-
-    def prepare_subject(self, subject: dict, reference_images: Sequence[PIL.Image.Image]) -> None:
-        self._references = [image.convert("RGB") for image in reference_images]
-        if not self._references:
-            raise ValueError(f"{self.name}: subject {subject.get('subject')!r} has no reference images.")
 
     def generate(self, *, subject, prompt, generators, config) -> list[PIL.Image.Image]:
-        if not self._references:
-            raise RuntimeError("prepare_subject must run before generate.")
+        self.references()  # prepare_subject ran
         seeds = [generator.initial_seed() for generator in generators]
         if seeds != list(range(seeds[0], seeds[0] + len(seeds))):
             raise ValueError(f"{self.name}: the task seeds image i of a call with seed + i; got seeds {seeds}.")
@@ -69,7 +60,7 @@ class SubjectInpaint(InpaintBenchMethod):
     name = "subject_inpaint"
 
     def results(self, scene, seeds, common):
-        return inpaint(self.pipeline, InpaintRequest(box=scene.box, subject_image=list(self._references), **common)).images
+        return inpaint(self.pipeline, InpaintRequest(box=scene.box, subject_image=self.references(), **common)).images
 
 
 class TextInpaint(InpaintBenchMethod):
@@ -92,7 +83,8 @@ class CopyReferenceIntoRegion(InpaintBenchMethod):
         images = []
         for seed in seeds:
             pasted = photo.copy()
-            reference = self._references[seed % IMAGES_PER_PROMPT_SEED % len(self._references)]  # by image index
+            references = self.references()
+            reference = references[seed % IMAGES_PER_PROMPT_SEED % len(references)]  # by image index
             pasted.paste(reference.resize((right - left, bottom - top), PIL.Image.BICUBIC), (left, top))
             images.append(pasted)
         return images
@@ -113,7 +105,7 @@ class SubjectImg2Img(InpaintBenchMethod):
         return {"name": self.name, "strength": self.strength}
 
     def results(self, scene, seeds, common):
-        return img2img(self.pipeline, Img2ImgRequest(subject_image=list(self._references), strength=self.strength, **common)).images
+        return img2img(self.pipeline, Img2ImgRequest(subject_image=self.references(), strength=self.strength, **common)).images
 
 
 def row_label(method: InpaintBenchMethod) -> str:

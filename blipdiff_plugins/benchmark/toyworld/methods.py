@@ -19,7 +19,28 @@ class TextOnly(TextToImage):
     name = "text_only"
 
 
-class CopyReference:
+class HoldsReferences:
+    """A method that keeps the subject's reference images between `prepare_subject` and `generate` (RGB), and refuses
+    a subject without any; `references()` gives them, or says `prepare_subject` did not run."""
+
+    name = "holds_references"
+    _references: Sequence[PIL.Image.Image] = ()
+
+    def describe(self) -> dict:
+        return {"name": self.name}
+
+    def prepare_subject(self, subject: dict, reference_images: Sequence[PIL.Image.Image]) -> None:
+        self._references = [image.convert("RGB") for image in reference_images]
+        if not self._references:
+            raise ValueError(f"{self.name}: subject {subject.get('subject')!r} has no reference images.")
+
+    def references(self) -> list[PIL.Image.Image]:
+        if not self._references:
+            raise RuntimeError("prepare_subject must run before generate.")
+        return list(self._references)
+
+
+class CopyReference(HoldsReferences):
     """Returns one of the subject's reference images (resized to the output size) instead of generating.
 
     The ceiling for subject fidelity and the floor for prompt fidelity. The reference shown for an image is
@@ -32,19 +53,10 @@ class CopyReference:
     name = "copy_reference"
 
     def __init__(self, pipeline=None):
-        self._references: list[PIL.Image.Image] = []
-
-    def describe(self) -> dict:
-        return {"name": self.name}
-
-    def prepare_subject(self, subject: dict, reference_images: Sequence[PIL.Image.Image]) -> None:
-        self._references = [image.convert("RGB") for image in reference_images]
-        if not self._references:
-            raise ValueError(f"copy_reference: subject {subject.get('subject')!r} has no reference images.")
+        pass
 
     def generate(self, *, subject, prompt, generators, config) -> list[PIL.Image.Image]:
-        if not self._references:
-            raise RuntimeError("prepare_subject must run before generate.")
+        references = self.references()
         size = (config.width, config.height)
-        chosen = [self._references[generator.initial_seed() % len(self._references)] for generator in generators]
+        chosen = [references[generator.initial_seed() % len(references)] for generator in generators]
         return [image if image.size == size else image.resize(size, PIL.Image.BICUBIC) for image in chosen]
