@@ -248,6 +248,7 @@ class PairTrainingSample:
         regions (`tuple`): each subject's half of the canvas, ``(left, top, right, bottom)`` in pixels.
         masks (`tuple[np.ndarray, np.ndarray]`): each subject's exact pixels.
         subjects (`tuple[Subject, Subject]`): ground truth.
+        background (`str`): the scene's background name.
     """
 
     image: np.ndarray
@@ -258,6 +259,7 @@ class PairTrainingSample:
     regions: tuple[tuple[int, int, int, int], tuple[int, int, int, int]]
     masks: tuple[np.ndarray, np.ndarray]
     subjects: tuple[Subject, Subject]
+    background: str
 
 
 def pair_training_sample(world: ToyWorld, index: int, *, split: str = "train", seed: int = 0) -> PairTrainingSample:
@@ -287,4 +289,5 @@ def pair_training_sample(world: ToyWorld, index: int, *, split: str = "train", s
         regions=scene.regions,
         masks=scene.masks,
         subjects=scene.subjects,
+        background=scene.background,
     )

@@ -77,6 +77,7 @@ def test_training_sample_gives_what_a_two_subject_step_needs():
     sample = pair_training_sample(WORLD, 5, seed=2)
     scene = sample_pair_scene(WORLD, 5, split="train", seed=2)
     assert np.array_equal(sample.image, scene.image) and sample.caption == scene.caption
+    assert sample.background == scene.background and sample.caption.endswith(f" on {scene.background}")
     assert sample.words == tuple(subject.shape for subject in sample.subjects)
     assert all(subject.split == "train" for subject in sample.subjects)
     for reference, box, region, mask in zip(sample.references, sample.boxes, sample.regions, sample.masks):

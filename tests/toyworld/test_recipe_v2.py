@@ -144,6 +144,8 @@ def test_two_subject_scenes_join_the_builders_records_as_a_share_of_them(tmp_pat
         words, positions, _ = parse_pair_caption(row["caption"])
         assert words == (row["subject"], row["second_subject"]) and words[0] != words[1]
         assert row["target"].size == row["composite"].size == row["second_composite"].size == (32, 32)
+    backgrounds = [(parse_pair_caption(row["caption"])[2], row["background"]) for row in records.dataset if row["second_subject"]]
+    assert len(backgrounds) == 2 and all(named == stored for named, stored in backgrounds)
     assert not (tmp_path / "records.partial").exists()
     # A finished build is reused as it is (the stage resumes without re-rendering).
     stamp = (output / "data").stat().st_mtime_ns

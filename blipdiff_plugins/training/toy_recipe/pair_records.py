@@ -50,7 +50,7 @@ def pair_rows(count: int, *, image_size: int, seed: int) -> list[dict]:
             "alpha": encode_alpha(first.astype(np.float64)),
             "id": f"pair-{index:06d}",
             "source_index": index,
-            "background": sample.caption.rsplit(" ", 1)[-1],
+            "background": sample.background,
             "second_subject": sample.words[1],
             "second_composite": PIL.Image.fromarray(sample.references[1], mode="RGB"),
             "second_alpha": encode_alpha(second.astype(np.float64)),
