@@ -308,6 +308,14 @@ def fresh_page(page):
     wait_for(page, lambda b: b.find_elements("css selector", "#gen-run"))
 
 
+def close_toasts(page):
+    """Dismiss the messages in the corner, so that a screenshot shows the page under them."""
+    for button in page.find_elements("css selector", "[data-testid=toast-close]"):
+        if button.is_displayed():
+            button.click()
+    wait_for(page, lambda b: not any(button.is_displayed() for button in b.find_elements("css selector", "[data-testid=toast-close]")))
+
+
 def open_accordion(page, title, container):
     for element in page.find_elements("xpath", f"//*[normalize-space(text())={json.dumps(title)}]"):
         if element.is_displayed():
@@ -406,6 +414,7 @@ def test_inpaint_a_painted_region_keeps_the_photo_outside(page, running_app, sub
     assert difference[region].mean() > 10
     shown = np.asarray(shown_image(page, "#inpaint-result img"), dtype=int)
     assert shown.shape == (64 * factor, 64 * factor, 3) and np.abs(shown[::factor, ::factor] - result).max() == 0
+    close_toasts(page)
     save_screenshot(page, screenshot_dir, "inpaint")
 
 
@@ -428,3 +437,34 @@ def test_inpaint_a_typed_box_wins_and_a_box_outside_the_photo_is_named(page, pho
     find(page, "#inpaint-run").click()
     message = wait_for(page, lambda b: page_message(b, "is not inside the 64x64"))
     assert "`Box` 4 8 80 16" in message.text and "`Photo`" in message.text
+
+
+def test_two_subjects_with_their_boxes(page, running_app, subject_png, tmp_path, screenshot_dir):
+    fresh_page(page)
+    second_png = tmp_path / "second.png"
+    PIL.Image.open(subject_png).transpose(PIL.Image.Transpose.ROTATE_90).save(second_png)
+    side = running_app.service.default_size
+    upload(page, "#gen-images", subject_png)
+    type_into(page, "#gen-subject textarea", "crescent")
+    open_accordion(page, "Two subjects in one image (optional)", "#gen-second-subject")
+    upload(page, "#gen-second-images", second_png)
+    type_into(page, "#gen-second-subject textarea", "star")
+    type_into(page, "#gen-box textarea", f"0,0,{side // 2},{side}")
+    type_into(page, "#gen-second-box textarea", f"{side // 2},0,{side},{side}")
+    type_into(page, "#gen-prompts textarea", "a crescent at the left and a star at the right")
+    open_settings(page, "#gen-steps")
+    type_into(page, "#gen-steps input[type=number]", str(STEPS))
+    find(page, "#gen-run").click()
+
+    wait_for(page, lambda b: "1 image(s) from the images of two subjects." in find(b, "#gen-status").text)
+    assert len(natural_widths(page, "#gen-gallery img")) == 1 and natural_widths(page, "#gen-gallery img")[0] > 0
+    settings = json.loads(downloaded(page, "#gen-files", ".json").read_text())["settings"]
+    assert [subject["word"] for subject in settings["subjects"]] == ["crescent", "star"]
+    assert settings["regions"] == {"crescent": [0, 0, side // 2, side], "star": [side // 2, 0, side, side]}  # each box with its own subject
+    close_toasts(page)
+    save_screenshot(page, screenshot_dir, "two-subjects")
+
+    type_into(page, "#gen-second-box textarea", f"{side // 2},0,{2 * side},{side}")
+    find(page, "#gen-run").click()
+    message = wait_for(page, lambda b: page_message(b, "reaches outside"))
+    assert f"Box of the second subject {side // 2},0,{2 * side},{side} reaches outside the {side}x{side} image" in message.text
