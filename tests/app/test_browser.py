@@ -441,8 +441,10 @@ def test_inpaint_a_typed_box_wins_and_a_box_outside_the_photo_is_named(page, pho
 
 def test_two_subjects_with_their_boxes(page, running_app, subject_png, tmp_path, screenshot_dir):
     fresh_page(page)
-    second_png = tmp_path / "second.png"
-    PIL.Image.open(subject_png).transpose(PIL.Image.Transpose.ROTATE_90).save(second_png)
+    from blipdiff_plugins.toyworld.references import render_references
+
+    second_png = tmp_path / "star.png"
+    PIL.Image.fromarray(render_references("ocean_star", count=1)[0].image).save(second_png)  # the toy world's held-out ocean star
     side = running_app.service.default_size
     upload(page, "#gen-images", subject_png)
     type_into(page, "#gen-subject textarea", "crescent")
@@ -458,6 +460,7 @@ def test_two_subjects_with_their_boxes(page, running_app, subject_png, tmp_path,
 
     wait_for(page, lambda b: "1 image(s) from the images of two subjects." in find(b, "#gen-status").text)
     assert len(natural_widths(page, "#gen-gallery img")) == 1 and natural_widths(page, "#gen-gallery img")[0] > 0
+    assert overflow(page, "#gen-gallery") == {"outside": [], "scrolled": []}
     settings = json.loads(downloaded(page, "#gen-files", ".json").read_text())["settings"]
     assert [subject["word"] for subject in settings["subjects"]] == ["crescent", "star"]
     assert settings["regions"] == {"crescent": [0, 0, side // 2, side], "star": [side // 2, 0, side, side]}  # each box with its own subject
