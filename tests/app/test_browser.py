@@ -375,23 +375,33 @@ def photo_png(tmp_path_factory):
     return path
 
 
-def test_inpaint_a_painted_region_keeps_the_photo_outside(page, running_app, subject_png, photo_png, screenshot_dir):
+def fill_inpaint(page, photo_png, subject_png, prompt):
+    """A fresh Inpaint tab with the photo in the editor, the subject, the prompt and few steps."""
     fresh_page(page)
     open_tab(page, "Inpaint")
     find(page, "#inpaint-editor input[type=file]").send_keys(str(photo_png))
     wait_for(page, lambda b: "Upload an image" not in find(b, "#inpaint-editor").text)
     upload(page, "#inpaint-images", subject_png)
     type_into(page, "#inpaint-subject textarea", "crescent")
-    type_into(page, "#inpaint-prompt textarea", "on grass")
+    type_into(page, "#inpaint-prompt textarea", prompt)
     open_settings(page, "#inpaint-steps")
     type_into(page, "#inpaint-steps input[type=number]", str(STEPS))
+
+
+def paint_across_the_centre(page):
+    """A brush stroke over photo pixels (row 32, columns 32 to 44) of the 64 px photo."""
+    zoom = float(find(page, "#inpaint-editor .zoom-number").text.rstrip("%")) / 100  # screen pixels per photo pixel
+    paint_stroke(page, "#inpaint-editor", round(12 * zoom))
+
+
+def test_inpaint_a_painted_region_keeps_the_photo_outside(page, running_app, subject_png, photo_png, screenshot_dir):
+    fill_inpaint(page, photo_png, subject_png, "on grass")
 
     # nothing painted yet: a message naming the field, and the app keeps serving
     find(page, "#inpaint-run").click()
     assert wait_for(page, lambda b: page_message(b, "`Region (paint it on the photo)` marks no pixel to repaint"))
 
-    zoom = float(find(page, "#inpaint-editor .zoom-number").text.rstrip("%")) / 100  # screen pixels per photo pixel
-    paint_stroke(page, "#inpaint-editor", round(12 * zoom))  # photo pixels (32, 32) to (32, 44)
+    paint_across_the_centre(page)
     find(page, "#inpaint-run").click()
     wait_for(page, lambda b: all(natural_widths(b, f"{c} img") for c in ("#inpaint-photo", "#inpaint-result", "#inpaint-region")))
     photo = np.asarray(PIL.Image.open(photo_png).convert("RGB"), dtype=int)
@@ -418,11 +428,11 @@ def test_inpaint_a_painted_region_keeps_the_photo_outside(page, running_app, sub
     save_screenshot(page, screenshot_dir, "inpaint")
 
 
-def test_inpaint_a_typed_box_wins_and_a_box_outside_the_photo_is_named(page, photo_png):
-    # the page of the previous test: the stroke is still painted, the box replaces it
+def test_inpaint_a_typed_box_wins_and_a_box_outside_the_photo_is_named(page, subject_png, photo_png):
+    fill_inpaint(page, photo_png, subject_png, "on sand")
+    paint_across_the_centre(page)  # outside the box: the box replaces the stroke
     for name, value in zip(("left", "top", "right", "bottom"), (4, 8, 20, 16)):
         type_into(page, f"#inpaint-box-{name} input", str(value))
-    type_into(page, "#inpaint-prompt textarea", "on sand")
     find(page, "#inpaint-run").click()
     sidecar = json.loads(downloaded(page, "#inpaint-files", "on-sand.json").read_text())
     assert sidecar["settings"]["box"] == [4, 8, 20, 16]
