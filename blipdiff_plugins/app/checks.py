@@ -87,4 +87,15 @@ def parse_box(text, name: str) -> tuple[float, float, float, float] | None:
         box = ()
     if len(box) != 4:
         raise ValueError(f"{name} must be four numbers LEFT,TOP,RIGHT,BOTTOM in output pixels, e.g. 0,0,256,512; got {text!r}.")
+    left, top, right, bottom = box
+    if not (0 <= left < right and 0 <= top < bottom):
+        raise ValueError(f"{name} {text!r} needs 0 <= LEFT < RIGHT and 0 <= TOP < BOTTOM (LEFT,TOP,RIGHT,BOTTOM in output pixels).")
     return box
+
+
+def check_box_inside(name: str, box: tuple[float, float, float, float] | None, width: int, height: int) -> None:
+    """A typed box lies inside the ``width x height`` output (the task checks this too, naming the subject's word; this
+    names the field)."""
+    if box is not None and (box[2] > width or box[3] > height):
+        text = ",".join(f"{value:g}" for value in box)
+        raise ValueError(f"{name} {text} reaches outside the {width}x{height} image: keep RIGHT <= {width} (Width) and BOTTOM <= {height} (Height).")

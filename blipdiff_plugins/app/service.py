@@ -25,7 +25,7 @@ from ..tasks.generate import GenerateRequest, check_request, generate
 from ..tasks.generate_subjects import SubjectEntry
 from ..tasks.models import ModelSettings, check_model_settings, is_builtin
 from ..tasks.schedulers import scheduler_choices, scheduler_named
-from .checks import NAME_PATTERN, Limits, check_float, check_int, check_size, check_word, option_value, parse_box, prompt_lines
+from .checks import NAME_PATTERN, Limits, check_box_inside, check_float, check_int, check_size, check_word, option_value, parse_box, prompt_lines
 from .messages import in_page_terms, option_label
 from .method_models import BASE_METHOD, MethodModels
 from .suggestions import suggestions_for
@@ -192,11 +192,12 @@ class ModelService:
             raise ValueError(f"Subject model: leave it at {NO_SUBJECT_MODEL} with two subjects (each brings its own images).")
         word = None if use_model else check_word(subject, "Subject word", self.suggestions.subject)
         images = None if use_model else load_images(subject_images, "Subject images")
-        several = None
+        several, boxes = None, {}
         if two:
             second = check_word(second_subject, "Second subject word", self.suggestions.subject)
-            several = two_subjects(word, images, second, load_images(second_subject_images, "Second subject images"),
-                                   parse_box(subject_box, "Box of the first subject"), parse_box(second_subject_box, "Box of the second subject"))
+            fields = (("Box of the first subject", subject_box), ("Box of the second subject", second_subject_box))
+            boxes = {name: parse_box(text, name) for name, text in fields}
+            several = two_subjects(word, images, second, load_images(second_subject_images, "Second subject images"), *boxes.values())
             word = images = None
         given = {name: value for name, value in (options or {}).items() if value is not None and value != ""}
         chosen_options = {option.name: option_value(option_label(option.name), option.kind, given[option.name]) for option in chosen.options if option.name in given}
@@ -215,6 +216,8 @@ class ModelService:
             default_size = int(pipe.unet.config.sample_size) * factor
             request.height = check_size("Height", height or default_size, factor, self.limits.max_side)
             request.width = check_size("Width", width or default_size, factor, self.limits.max_side)
+            for name, box in boxes.items():
+                check_box_inside(name, box, request.width, request.height)
             if use_model:
                 pipe = copy.deepcopy(pipe)  # the subject model loads into a copy: the shared model stays as it is
             base_scheduler = pipe.scheduler

@@ -13,6 +13,7 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import PIL.Image
 import pytest
 
@@ -298,3 +299,185 @@ def test_edit_style_and_attention_tabs(page, subject_png, screenshot_dir):
     find(page, "#attn-run").click()
     wait_for(page, lambda b: all(natural_widths(b, f"{c} img") for c in ("#attn-image", "#attn-grid")))
     save_screenshot(page, screenshot_dir, "attention")
+
+
+# ----------------------------------------------------------------------------------- inpainting and two subjects
+def fresh_page(page):
+    """The page reloaded: empty fields and no toasts from earlier tests."""
+    page.refresh()
+    wait_for(page, lambda b: b.find_elements("css selector", "#gen-run"))
+
+
+def close_toasts(page):
+    """Dismiss the messages in the corner, so that a screenshot shows the page under them."""
+    for button in page.find_elements("css selector", "[data-testid=toast-close]"):
+        if button.is_displayed():
+            button.click()
+    wait_for(page, lambda b: not any(button.is_displayed() for button in b.find_elements("css selector", "[data-testid=toast-close]")))
+
+
+def open_accordion(page, title, container):
+    for element in page.find_elements("xpath", f"//*[normalize-space(text())={json.dumps(title)}]"):
+        if element.is_displayed():
+            element.click()
+            break
+    wait_for(page, lambda b: find(b, container).is_displayed())
+
+
+def shown_image(page, css) -> PIL.Image.Image:
+    """The image the page shows in ``css``, fetched by the page from its src (the bytes a person's download gets)."""
+    import base64
+    import io
+
+    source = find(page, css).get_attribute("src")
+    data = page.execute_async_script(
+        """const done = arguments[arguments.length - 1];
+        fetch(arguments[0]).then(r => r.arrayBuffer()).then(b => done(btoa(Array.from(new Uint8Array(b), c => String.fromCharCode(c)).join(''))));""",
+        source,
+    )
+    return PIL.Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB")
+
+
+def downloaded(page, container, suffix):
+    """Click the ``suffix`` file link in ``container`` and return the downloaded file's path."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    def click_link(b):
+        try:  # the file list may still be re-rendering with the new run's files
+            link = next((a for a in b.find_elements("css selector", f"{container} a") if (a.get_attribute("download") or "").endswith(suffix)), None)
+            if link is not None:
+                name = link.get_attribute("download")
+                link.click()
+                return name
+        except StaleElementReferenceException:
+            return None
+
+    path = page.downloads / wait_for(page, click_link)
+    wait_for(page, lambda b: path.exists() and path.stat().st_size > 0)
+    return path
+
+
+def paint_stroke(page, css, right):
+    """A brush stroke from the middle of the editor's canvas (the photo's centre) ``right`` screen pixels to the right."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    find(page, f"{css} button[aria-label=Brush]").click()
+    canvas = find(page, f"{css} .pixi-target canvas")
+    ActionChains(page).move_to_element(canvas).click_and_hold().move_by_offset(right // 2, 0).move_by_offset(right - right // 2, 0).release().perform()
+
+
+@pytest.fixture(scope="module")
+def photo_png(tmp_path_factory):
+    """A 64 px photo with a distinct colour at every pixel."""
+    rows, columns = np.mgrid[0:64, 0:64]
+    path = tmp_path_factory.mktemp("photo") / "photo.png"
+    PIL.Image.fromarray(np.stack([rows * 4, columns * 4, (rows + columns) * 2], -1).astype(np.uint8)).save(path)
+    return path
+
+
+def fill_inpaint(page, photo_png, subject_png, prompt):
+    """A fresh Inpaint tab with the photo in the editor, the subject, the prompt and few steps."""
+    fresh_page(page)
+    open_tab(page, "Inpaint")
+    find(page, "#inpaint-editor input[type=file]").send_keys(str(photo_png))
+    wait_for(page, lambda b: "Upload an image" not in find(b, "#inpaint-editor").text)
+    upload(page, "#inpaint-images", subject_png)
+    type_into(page, "#inpaint-subject textarea", "crescent")
+    type_into(page, "#inpaint-prompt textarea", prompt)
+    open_settings(page, "#inpaint-steps")
+    type_into(page, "#inpaint-steps input[type=number]", str(STEPS))
+
+
+def paint_across_the_centre(page):
+    """A brush stroke over photo pixels (row 32, columns 32 to 44) of the 64 px photo."""
+    zoom = float(find(page, "#inpaint-editor .zoom-number").text.rstrip("%")) / 100  # screen pixels per photo pixel
+    paint_stroke(page, "#inpaint-editor", round(12 * zoom))
+
+
+def test_inpaint_a_painted_region_keeps_the_photo_outside(page, running_app, subject_png, photo_png, screenshot_dir):
+    fill_inpaint(page, photo_png, subject_png, "on grass")
+
+    # nothing painted yet: a message naming the field, and the app keeps serving
+    find(page, "#inpaint-run").click()
+    assert wait_for(page, lambda b: page_message(b, "`Region (paint it on the photo)` marks no pixel to repaint"))
+
+    paint_across_the_centre(page)
+    find(page, "#inpaint-run").click()
+    wait_for(page, lambda b: all(natural_widths(b, f"{c} img") for c in ("#inpaint-photo", "#inpaint-result", "#inpaint-region")))
+    photo = np.asarray(PIL.Image.open(photo_png).convert("RGB"), dtype=int)
+    result = np.asarray(PIL.Image.open(downloaded(page, "#inpaint-files", ".png")).convert("RGB"), dtype=int)
+    sidecar = json.loads(downloaded(page, "#inpaint-files", ".json").read_text())
+    assert result.shape == photo.shape and sidecar["settings"]["box"] is None
+
+    # the region is the stroke: the handler got the brush's layer as the mask, at the photo's size
+    region = np.asarray(shown_image(page, "#inpaint-region img"))[..., 0] > 127
+    factor = region.shape[0] // 64
+    region = region[::factor, ::factor]
+    rows, columns = np.mgrid[0:64, 0:64]
+    near_stroke = (np.abs(rows - 32) <= 8) & (columns >= 32 - 8) & (columns <= 44 + 8)
+    assert region[32, 34:43].all() and not region[~near_stroke].any()
+    assert region.sum() == sidecar["settings"]["region_pixels"]
+
+    # pixels away from the stroke are the photo's (the download and the picture shown), those under it are repainted
+    difference = np.abs(result - photo).max(-1)
+    assert difference[~near_stroke].max() <= 2 and difference[~region].max() <= 2
+    assert difference[region].mean() > 10
+    shown = np.asarray(shown_image(page, "#inpaint-result img"), dtype=int)
+    assert shown.shape == (64 * factor, 64 * factor, 3) and np.abs(shown[::factor, ::factor] - result).max() == 0
+    close_toasts(page)
+    save_screenshot(page, screenshot_dir, "inpaint")
+
+
+def test_inpaint_a_typed_box_wins_and_a_box_outside_the_photo_is_named(page, subject_png, photo_png):
+    fill_inpaint(page, photo_png, subject_png, "on sand")
+    paint_across_the_centre(page)  # outside the box: the box replaces the stroke
+    for name, value in zip(("left", "top", "right", "bottom"), (4, 8, 20, 16)):
+        type_into(page, f"#inpaint-box-{name} input", str(value))
+    find(page, "#inpaint-run").click()
+    sidecar = json.loads(downloaded(page, "#inpaint-files", "on-sand.json").read_text())
+    assert sidecar["settings"]["box"] == [4, 8, 20, 16]
+    result = np.asarray(PIL.Image.open(downloaded(page, "#inpaint-files", "on-sand.png")).convert("RGB"), dtype=int)
+    photo = np.asarray(PIL.Image.open(photo_png).convert("RGB"), dtype=int)
+    inside = np.zeros((64, 64), bool)
+    inside[8:16, 4:20] = True
+    difference = np.abs(result - photo).max(-1)
+    assert difference[~inside].max() <= 2 and difference[inside].mean() > 10
+
+    type_into(page, "#inpaint-box-right input", "80")
+    find(page, "#inpaint-run").click()
+    message = wait_for(page, lambda b: page_message(b, "is not inside the 64x64"))
+    assert "`Box` 4 8 80 16" in message.text and "`Photo`" in message.text
+
+
+def test_two_subjects_with_their_boxes(page, running_app, subject_png, tmp_path, screenshot_dir):
+    fresh_page(page)
+    from blipdiff_plugins.toyworld.references import render_references
+
+    second_png = tmp_path / "star.png"
+    PIL.Image.fromarray(render_references("ocean_star", count=1)[0].image).save(second_png)  # the toy world's held-out ocean star
+    side = running_app.service.default_size
+    upload(page, "#gen-images", subject_png)
+    type_into(page, "#gen-subject textarea", "crescent")
+    open_accordion(page, "Two subjects in one image (optional)", "#gen-second-subject")
+    upload(page, "#gen-second-images", second_png)
+    type_into(page, "#gen-second-subject textarea", "star")
+    type_into(page, "#gen-box textarea", f"0,0,{side // 2},{side}")
+    type_into(page, "#gen-second-box textarea", f"{side // 2},0,{side},{side}")
+    type_into(page, "#gen-prompts textarea", "a crescent at the left and a star at the right")
+    open_settings(page, "#gen-steps")
+    type_into(page, "#gen-steps input[type=number]", str(STEPS))
+    find(page, "#gen-run").click()
+
+    wait_for(page, lambda b: "1 image(s) from the images of two subjects." in find(b, "#gen-status").text)
+    assert len(natural_widths(page, "#gen-gallery img")) == 1 and natural_widths(page, "#gen-gallery img")[0] > 0
+    assert overflow(page, "#gen-gallery") == {"outside": [], "scrolled": []}
+    settings = json.loads(downloaded(page, "#gen-files", ".json").read_text())["settings"]
+    assert [subject["word"] for subject in settings["subjects"]] == ["crescent", "star"]
+    assert settings["regions"] == {"crescent": [0, 0, side // 2, side], "star": [side // 2, 0, side, side]}  # each box with its own subject
+    close_toasts(page)
+    save_screenshot(page, screenshot_dir, "two-subjects")
+
+    type_into(page, "#gen-second-box textarea", f"{side // 2},0,{2 * side},{side}")
+    find(page, "#gen-run").click()
+    message = wait_for(page, lambda b: page_message(b, "reaches outside"))
+    assert f"Box of the second subject {side // 2},0,{2 * side},{side} reaches outside the {side}x{side} image" in message.text

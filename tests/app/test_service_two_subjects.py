@@ -44,7 +44,9 @@ def test_two_subjects_with_boxes_are_generated_and_recorded(service, subject_ima
     "overrides, message",
     [
         (dict(subject_box="0,0,16"), "Box of the first subject must be four numbers"),
-        (dict(second_subject_box="0,0,64,8"), "`Boxes` cat: the box (0.0, 0.0, 64.0, 8.0) reaches outside the 32x32 output"),
+        (dict(second_subject_box="0,0,64,8"), "Box of the second subject 0,0,64,8 reaches outside the 32x32 image: keep RIGHT <= 32 (Width)"),
+        (dict(subject_box="0,40,16,48"), "Box of the first subject 0,40,16,48 reaches outside the 32x32 image"),
+        (dict(second_subject_box="20,0,10,8"), "Box of the second subject '20,0,10,8' needs 0 <= LEFT < RIGHT"),
         (dict(second_subject=""), "Second subject word is empty"),
         (dict(second_subject_images=None), "Second subject images: upload at least one image"),
         (dict(prompts="a dog on grass"), "does not name `Two subjects` cat"),
