@@ -25,8 +25,8 @@ def build(service: ModelService, suggestions: Suggestions) -> None:
                 seed = gr.Number(0, precision=0, label="Seed")
             run = gr.Button("Show attention", variant="primary", elem_id="attn-run")
         with gr.Column():
-            image = gr.Image(label="Image", interactive=False, height=256, elem_id="attn-image")
-            grid = gr.Image(label="Subject-token attention", interactive=False, height=420, elem_id="attn-grid")
+            image = gr.Image(label="Image", interactive=False, height=256, format="png", elem_id="attn-image")
+            grid = gr.Image(label="Subject-token attention", interactive=False, height=420, format="png", elem_id="attn-grid")
 
     @readable_errors
     def run_attention(images, subject, prompt, words, steps, guidance, seed):

@@ -35,9 +35,9 @@ def build(service: ModelService, suggestions: Suggestions) -> None:
             run = gr.Button("Edit", variant="primary", elem_id="edit-run")
         with gr.Column():
             with gr.Row():
-                source_image = gr.Image(label="Source / reconstruction", interactive=False, height=220, elem_id="edit-source-image")
-                edited = gr.Image(label="Edit", interactive=False, height=220, elem_id="edit-edited")
-                mask = gr.Image(label="Blend mask", interactive=False, height=220, elem_id="edit-mask")
+                source_image = gr.Image(label="Source / reconstruction", interactive=False, height=220, format="png", elem_id="edit-source-image")
+                edited = gr.Image(label="Edit", interactive=False, height=220, format="png", elem_id="edit-edited")
+                mask = gr.Image(label="Blend mask", interactive=False, height=220, format="png", elem_id="edit-mask")
 
     @readable_errors
     def run_edit(mode, photo, images, target, source, prompt, steps, guidance, seed, threshold, inversion):

@@ -81,7 +81,7 @@ def build(service: ModelService, suggestions: Suggestions, examples: dict) -> di
             # two fixed columns, the page's height (no inner scrollbar), whole images: a toy model's 64 px result is shown
             # at a few hundred pixels, enlarged by whole factors (for_display), never cropped
             gallery = gr.Gallery(label="Results", columns=2, fit_columns=False, height="auto", object_fit="contain", elem_id="gen-gallery",
-                                 buttons=["download"])
+                                 buttons=["download"], format="png")
             status = gr.Markdown(elem_id="gen-status")
             files = gr.File(label="Download: each image at its generated size, with its JSON sidecar", file_count="multiple", interactive=False, elem_id="gen-files")
 

@@ -31,8 +31,8 @@ def build(service: ModelService, suggestions: Suggestions) -> None:
             run = gr.Button("Render", variant="primary", elem_id="style-run")
         with gr.Column():
             with gr.Row():
-                control = gr.Image(label="Control map", interactive=False, height=256, elem_id="style-control")
-                image = gr.Image(label="Result", interactive=False, height=256, elem_id="style-result")
+                control = gr.Image(label="Control map", interactive=False, height=256, format="png", elem_id="style-control")
+                image = gr.Image(label="Result", interactive=False, height=256, format="png", elem_id="style-result")
 
     @readable_errors
     def render(structure, style_images, style_subject, target, prompt, preprocessor, scale, steps, guidance, seed):

@@ -48,3 +48,12 @@ def test_inpaint_tab_shows_png_offers_the_files_and_sizes_the_brush_to_the_model
     assert block(demo, "inpaint-files").file_count == "multiple"
     editor = block(demo, "inpaint-editor")
     assert editor.brush.default_size == editor.eraser.default_size == 2  # the random-tiny model's 32 px images / 16
+
+
+def test_every_image_the_page_shows_as_a_result_is_lossless(demo):
+    import gradio as gr
+
+    shown = [b for b in demo.blocks.values() if isinstance(b, (gr.Image, gr.Gallery)) and not getattr(b, "interactive", None)]
+    outputs = {b.elem_id: b.format for b in shown if isinstance(b, gr.Gallery) or b.interactive is False}
+    assert len(outputs) >= 11  # gallery, inpaint 3, edit 3, style 2, attention 2
+    assert {elem_id: fmt for elem_id, fmt in outputs.items() if fmt != "png"} == {}
