@@ -37,7 +37,7 @@ def _run_pair(text: str) -> tuple[str, str]:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     from blipdiff_plugins.tasks.toy_training import (
-        DEFAULT_VAE_GATE, IMAGE_ENCODER_MODES, PREDICTION_TYPES, STAGES, TOY_SIZES, TOY_UMM_DEFAULTS, RecipeConfig, ToyClipConfig,
+        CAPTION_CONTEXTS, DEFAULT_VAE_GATE, IMAGE_ENCODER_MODES, PREDICTION_TYPES, STAGES, TOY_SIZES, TOY_UMM_DEFAULTS, RecipeConfig, ToyClipConfig,
     )
 
     defaults = RecipeConfig()
@@ -78,6 +78,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     train.add_argument("--prompted-image-encoder", default=defaults.prompted_image_encoder, choices=IMAGE_ENCODER_MODES,
                        help="whether the prompted stage trains the image encoder; 'frozen' needs --qformer-pretraining (default: %(default)s)")
     train.add_argument("--image-encoder-steps", type=positive_int, default=defaults.image_encoder_steps, help="toy CLIP steps (default: %(default)s)")
+    train.add_argument("--image-encoder-captions", dest="image_encoder_caption_context", default=defaults.image_encoder_caption_context,
+                       choices=CAPTION_CONTEXTS, help="what the toy CLIP's captions name beside the subject: 'full' (background, position, size) or 'background' (default: %(default)s)")
+    train.add_argument("--qformer-learning-rate", type=positive_float, default=defaults.qformer_learning_rate, help="stage-1 Q-Former peak learning rate (default: %(default)s)")
     train.add_argument("--qformer-records", type=positive_int, default=defaults.qformer_records, help="stage-1 image-caption pairs (default: %(default)s)")
     train.add_argument("--qformer-steps", type=positive_int, default=defaults.qformer_steps, help="stage-1 Q-Former steps (default: %(default)s)")
     train.add_argument("--qformer-batch-size", type=positive_int, default=defaults.qformer_batch_size, help="stage-1 pairs per step (default: %(default)s)")
@@ -175,6 +178,7 @@ def run_train(args: argparse.Namespace) -> int:
             prompted_records=args.prompted_records, prompted_steps=args.prompted_steps, prompted_batch_size=args.prompted_batch_size,
             prompted_ema_decay=args.prompted_ema_decay, qformer_pretraining=args.qformer_pretraining,
             prompted_image_encoder=args.prompted_image_encoder, image_encoder_steps=args.image_encoder_steps,
+            image_encoder_caption_context=args.image_encoder_caption_context, qformer_learning_rate=args.qformer_learning_rate,
             qformer_records=args.qformer_records, qformer_steps=args.qformer_steps, qformer_batch_size=args.qformer_batch_size,
             prompted_two_subject_rate=args.prompted_two_subject_rate,
         )

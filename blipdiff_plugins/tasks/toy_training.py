@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from ..training.toy_recipe.recipe_config import DEFAULT_VAE_GATE, IMAGE_ENCODER_MODES, PREDICTION_TYPES, STAGES, RecipeConfig
 from ..training.toy_recipe.sizes import TOY_SIZES
-from ..training.toy_recipe.toy_umm_config import TOY_UMM_DEFAULTS, ToyClipConfig
+from ..training.toy_recipe.toy_umm_config import CAPTION_CONTEXTS, TOY_UMM_DEFAULTS, ToyClipConfig
 
-__all__ = ["DEFAULT_VAE_GATE", "IMAGE_ENCODER_MODES", "PREDICTION_TYPES", "STAGES", "TOY_SIZES", "TOY_UMM_DEFAULTS", "RecipeConfig",
+__all__ = ["CAPTION_CONTEXTS", "DEFAULT_VAE_GATE", "IMAGE_ENCODER_MODES", "PREDICTION_TYPES", "STAGES", "TOY_SIZES", "TOY_UMM_DEFAULTS", "RecipeConfig",
            "ToyClipConfig", "train_recipe", "train_umm_on_toy_model"]
 
 

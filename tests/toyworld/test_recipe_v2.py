@@ -22,6 +22,31 @@ def test_the_default_recipe_is_the_papers_and_runs_1_to_5_read_as_todays():
     recorded = {key: value for key, value in default.to_dict().items() if key not in ("qformer_pretraining", "prompted_image_encoder")}
     old = RecipeConfig.from_recorded(recorded)
     assert old.qformer_pretraining is False and old.prompted_image_encoder == "trainable"
+    before_captions = {key: value for key, value in default.to_dict().items() if key != "image_encoder_caption_context"}
+    assert RecipeConfig.from_recorded(before_captions).toy_clip_config().caption_context == "background"
+    assert default.toy_clip_config().caption_context == "full"
+
+
+def test_the_toy_clip_captions_name_the_context_they_are_asked_to():
+    import re
+
+    from blipdiff_plugins.training.toy_recipe.toy_clip import training_batch
+    from blipdiff_plugins.training.toy_recipe.toy_umm_config import ToyClipConfig
+    from blipdiff_plugins.toyworld.world import ToyWorld
+
+    world = ToyWorld(image_size=32)
+    background = training_batch(world, ToyClipConfig(batch_size=40, image_size=32), 3)
+    full = training_batch(world, ToyClipConfig(batch_size=40, image_size=32, caption_context="full"), 3)
+    assert all(np.array_equal(a, b) for a, b in zip(background[0], full[0]))  # the same renders, only the captions differ
+    bare, on, whole = r"^a [a-z]+ [a-z]+", r" on [a-z]+", r" at the [a-z]+, (small|large)$"
+    for short, long in zip(background[1], full[1]):
+        if short == long:
+            assert re.fullmatch(bare, short)  # this render's caption names no context in either form
+        else:
+            assert re.fullmatch(bare + on, short) and re.fullmatch(bare + on + whole, long) and long.startswith(short)
+    assert 10 < sum(short != long for short, long in zip(background[1], full[1])) < 30  # context_rate 0.5 of 40
+    with pytest.raises(ValueError, match="`caption_context`: 'where' is not one of background, full"):
+        ToyClipConfig(caption_context="where")
 
 
 def test_the_ablation_rows_are_three_configs_and_a_frozen_random_encoder_is_refused():
@@ -172,6 +197,13 @@ def test_cli_names_the_ablation_flags(capsys, tmp_path, monkeypatch):
     assert (config.qformer_pretraining, config.prompted_image_encoder, config.qformer_steps, config.image_encoder_steps) == (
         True, "trainable", 7, 5)
     assert config.prompted_two_subject_rate == 0.25
+    assert (config.image_encoder_caption_context, config.toy_clip_config().caption_context) == ("full", "full")
+    assert main(["toyworld", "train", "--output", str(tmp_path / "run"), "--image-encoder-captions", "background",
+                 "--qformer-learning-rate", "0.001"]) == 0
+    assert (seen["config"].toy_clip_config().caption_context, seen["config"].qformer_learning_rate) == ("background", 0.001)
+    with pytest.raises(SystemExit):  # argparse's own check of a choice
+        main(["toyworld", "train", "--output", str(tmp_path / "run"), "--image-encoder-captions", "where"])
+    assert "argument --image-encoder-captions: invalid choice: 'where'" in capsys.readouterr().err
     assert main(["toyworld", "train", "--output", str(tmp_path / "run"), "--prompted-two-subject-rate", "0"]) == 0
     assert seen["config"].prompted_two_subject_rate == 0.0
     assert main(["toyworld", "train", "--output", str(tmp_path / "run"), "--prompted-two-subject-rate", "1"]) == 2

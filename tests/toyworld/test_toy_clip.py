@@ -67,6 +67,22 @@ def test_rerun_reuses_the_tower_and_other_settings_are_refused(trained):
     assert again["status"] == "done" and again["retrieval"] == report["retrieval"]
     with pytest.raises(ValueError, match="other settings"):
         train_toy_clip(folder, config=ToyClipConfig(**{**MICRO.to_dict(), "steps": 4}), progress=False)
+    with pytest.raises(ValueError, match="other settings"):
+        train_toy_clip(folder, config=ToyClipConfig(**{**MICRO.to_dict(), "caption_context": "full"}), progress=False)
+
+
+def test_a_tower_trained_before_caption_context_existed_reads_as_background_captions(trained, tmp_path):
+    import shutil
+
+    folder, _ = trained
+    old = tmp_path / "old"
+    shutil.copytree(folder, old)
+    done = json.loads((old / "done.json").read_text())
+    del done["settings"]["caption_context"]
+    (old / "done.json").write_text(json.dumps(done))
+    assert train_toy_clip(old, config=MICRO, progress=False)["status"] == "done"
+    with pytest.raises(ValueError, match="other settings"):
+        train_toy_clip(old, config=ToyClipConfig(**{**MICRO.to_dict(), "caption_context": "full"}), progress=False)
 
 
 def test_report_holds_both_splits_and_consistent_accuracies(trained):

@@ -18,7 +18,8 @@ PREDICTION_TYPES = ("epsilon", "v_prediction")
 TOY_PROMPT_REPS = 1
 # Settings added after runs were recorded, with the value those runs used (their recipe.json lacks the key).
 SETTINGS_BEFORE_THEY_EXISTED = {"snr_shift": 1.0, "prompted_ema_decay": 0.0, "qformer_pretraining": False,
-                                "prompted_image_encoder": "trainable", "prompted_two_subject_rate": 0.0}
+                                "prompted_image_encoder": "trainable", "prompted_two_subject_rate": 0.0,
+                                "image_encoder_caption_context": "background"}
 # The least share of held-out renders the oracle must read right through the stage-1 VAE (`vae_gate.py`).
 DEFAULT_VAE_GATE = 0.95
 
@@ -84,6 +85,10 @@ class RecipeConfig(DictRoundTrip):
         image_encoder_steps (`int`), image_encoder_batch_size (`int`, at most 56, one render per training subject),
             image_encoder_learning_rate (`float`): the toy CLIP stage (`ToyClipConfig`; towers at the size's vision
             width, depth and patch).
+        image_encoder_caption_context (`str`, defaults to "full"): what the toy CLIP's captions name beside the
+            subject (`ToyClipConfig.caption_context`): "full" (background, position and size; our choice, so that
+            the frozen encoder keeps where and how large the subject is, which stage 1's captions name) or
+            "background".
         qformer_records (`int`), qformer_steps (`int`), qformer_batch_size (`int`), qformer_learning_rate (`float`):
             the stage-1 Q-Former stage: image-caption pairs rendered from the training split (caption
             ``"a {appearance} {shape} {context}"``, our choice: a toy caption names everything in the picture, as
@@ -125,6 +130,7 @@ class RecipeConfig(DictRoundTrip):
     image_encoder_steps: int = 1500
     image_encoder_batch_size: int = 56
     image_encoder_learning_rate: float = 1e-3
+    image_encoder_caption_context: str = "full"
     qformer_records: int = 8192
     qformer_steps: int = 1200
     qformer_batch_size: int = 64
@@ -150,7 +156,7 @@ class RecipeConfig(DictRoundTrip):
         return ToyClipConfig(seed=self.seed, steps=self.image_encoder_steps, batch_size=self.image_encoder_batch_size,
                              learning_rate=self.image_encoder_learning_rate, image_size=self.image_size, patch_size=spec.patch_size,
                              hidden_size=spec.vision_hidden, vision_layers=spec.vision_layers, warmup_fraction=self.warmup_fraction,
-                             checkpoint_every=self.checkpoint_every)
+                             checkpoint_every=self.checkpoint_every, caption_context=self.image_encoder_caption_context)
 
     def __post_init__(self):
         toy_size(self.size)

@@ -3,7 +3,8 @@
 UMM-Diffusion needs a frozen CLIP image encoder (SYSTEM.md section 5) and no pretrained CLIP knows the toy world,
 so we train one: training-split renders in random contexts against captions that name the appearance and the shape
 (``"a tiger star"``), and for ``context_rate`` of them the background too (``"a tiger star on grass"``), so the tower
-also carries the background, as a real CLIP does for scenes its captions name. Each batch holds every subject at most
+also carries the background, as a real CLIP does for scenes its captions name (or the whole context, ``"a tiger star
+on grass at the left, small"``, with ``caption_context="full"``). Each batch holds every subject at most
 once, so no caption is its own negative. ``<folder>/vision`` is a `CLIPVisionModelWithProjection` (what
 `ClipPseudoWordEncoder.from_clip` loads, like any CLIP id); the full model (text half included) is kept in
 ``<folder>/clip`` for re-evaluation. The batch of step ``s`` is a pure function of (seed, s), so a run is deterministic by seed and
@@ -31,6 +32,8 @@ from blipdiff_plugins.toyworld.world import ToyWorld
 FULL_MODEL_FOLDER = "clip"
 VISION_FOLDER = "vision"
 REPORT_FILE = "toy_clip.json"
+# A setting added since a folder's done.json was written reads as that folder was trained.
+SETTINGS_BEFORE_THEY_EXISTED = {"caption_context": "background"}
 # Render streams: training batches and the evaluation renders never share a seed.
 EVAL_STREAM = 7_000
 
@@ -72,7 +75,10 @@ def training_batch(world: ToyWorld, config: ToyClipConfig, step: int) -> tuple[l
         render = world.render(subject, world.random_context(render_seed), seed=render_seed)
         named = rng.uniform() < config.context_rate
         images.append(render.image)
-        captions.append(subject_caption(subject.appearance, subject.shape, render.context.background if named else None))
+        if named and config.caption_context == "full":
+            captions.append(f"{subject_caption(subject.appearance, subject.shape)} {render.context.text()}")
+        else:
+            captions.append(subject_caption(subject.appearance, subject.shape, render.context.background if named else None))
     return images, captions
 
 
@@ -175,7 +181,7 @@ def train_toy_clip(output_dir: str | os.PathLike, *, config: ToyClipConfig = Toy
     done = output_dir / DONE_FILE
     if done.is_file():
         report = json.loads(done.read_text(encoding="utf-8"))
-        if report.get("settings") != config.to_dict():
+        if {**SETTINGS_BEFORE_THEY_EXISTED, **report.get("settings", {})} != config.to_dict():
             raise ValueError(
                 f"`output_dir`: {str(output_dir)!r} holds a toy CLIP trained with other settings ({report.get('settings')}); "
                 "use the same settings or a new folder."

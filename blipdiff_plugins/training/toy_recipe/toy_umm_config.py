@@ -25,6 +25,9 @@ TOY_UMM_DEFAULTS = {
 }
 
 
+CAPTION_CONTEXTS = ("background", "full")
+
+
 @dataclasses.dataclass(frozen=True)
 class ToyClipConfig(DictRoundTrip):
     """Sizes and schedule of the toy CLIP (our choices: small enough to train in minutes on a CPU).
@@ -39,7 +42,12 @@ class ToyClipConfig(DictRoundTrip):
         hidden_size (`int`, defaults to 64): width of both towers.
         vision_layers (`int`, defaults to 2), text_layers (`int`, defaults to 2): transformer depths.
         projection_dim (`int`, defaults to 64): width of the shared embedding space (``image_embeds``).
-        context_rate (`float`, defaults to 0.5): share of captions that also name the background.
+        context_rate (`float`, defaults to 0.5): share of captions that also name the context (`caption_context`).
+        caption_context (`str`, defaults to "background"): what those captions name: "background" (``"a tiger star
+            on grass"``, the toy UMM's) or "full", the background, position and size (``"a tiger star on grass at the
+            left, small"``, the stage-1 caption form; recipe v2's image encoder, our choice: a CLIP trained on
+            background words alone keeps too little of where and how large the subject is for stage 1 to retrieve
+            captions by position and size, docs/toyworld_plan.md).
         warmup_fraction (`float`, defaults to 0.05): warmup share of the steps.
         checkpoint_every (`int`, defaults to 200): steps between checkpoints.
         eval_renders_per_subject (`int`, defaults to 32): fresh renders per subject of the retrieval evaluation.
@@ -56,6 +64,7 @@ class ToyClipConfig(DictRoundTrip):
     text_layers: int = 2
     projection_dim: int = 64
     context_rate: float = 0.5
+    caption_context: str = "background"
     warmup_fraction: float = 0.05
     checkpoint_every: int = 200
     eval_renders_per_subject: int = 32
@@ -71,5 +80,7 @@ class ToyClipConfig(DictRoundTrip):
         if self.image_size % self.patch_size:
             raise ValueError(f"`image_size` {self.image_size} must be a multiple of `patch_size` {self.patch_size}.")
         check_shares(context_rate=self.context_rate, warmup_fraction=self.warmup_fraction)
+        if self.caption_context not in CAPTION_CONTEXTS:
+            raise ValueError(f"`caption_context`: {self.caption_context!r} is not one of {', '.join(CAPTION_CONTEXTS)}.")
         check_positive_floats(learning_rate=self.learning_rate)
 
