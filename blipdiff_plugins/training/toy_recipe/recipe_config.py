@@ -93,7 +93,8 @@ class RecipeConfig(DictRoundTrip):
             the stage-1 Q-Former stage: image-caption pairs rendered from the training split (caption
             ``"a {appearance} {shape} {context}"``, our choice: a toy caption names everything in the picture, as
             BLIP-2's captions describe a photo), steps, pairs per step (ITC negatives) and peak learning rate
-            (linear warm-up over `warmup_fraction`, cosine decay).
+            (linear warm-up over `warmup_fraction`, cosine decay; 2e-3, our choice for the toy widths: at 5e-4 the ITM
+            head never left its prior, docs/toyworld_plan.md "Stage-1 retrieval").
         prompted_two_subject_rate (`float`, defaults to 0.25): the share of prompted-stage records that are toy-world
             two-subject scenes (issue 28, our choice; `pair_records.py`): training pairs at two opposite positions,
             captioned ``"a star at the left and a heart at the right on grass"``, each subject encoded from its own
@@ -134,7 +135,7 @@ class RecipeConfig(DictRoundTrip):
     qformer_records: int = 8192
     qformer_steps: int = 1200
     qformer_batch_size: int = 64
-    qformer_learning_rate: float = 5e-4
+    qformer_learning_rate: float = 2e-3
     prompted_two_subject_rate: float = 0.25
     warmup_fraction: float = 0.05
     checkpoint_every: int = 200

@@ -1,9 +1,10 @@
 """Which caption parts does a toy stage-1 model confuse? (issue 26: where the held-out recall@1 is lost)
 
-    OMP_NUM_THREADS=1 .venv/bin/python docs/runs/toyworld/stage1_errors/analyse.py RUN_FOLDER [PAIRS]
+    OMP_NUM_THREADS=1 .venv/bin/python docs/runs/toyworld/stage1_errors/analyse.py RUN_FOLDER [PAIRS] [STREAM]
 
 Loads ``RUN_FOLDER/qformer/output`` (a stage-1 folder), renders the retrieval evaluation's held-out pairs (the same
-stream as the stage's validation, or PAIRS of them), and for every image whose best caption is wrong, counts which
+stream as the stage's validation, or PAIRS of them; or another render STREAM, held-out subjects still, so that settings
+chosen on the stage's 64 pairs can be checked on pairs they were not chosen on), and for every image whose best caption is wrong, counts which
 attributes of the caption differ (subject, background, position, size). Prints recall@1/5 both ways and the counts.
 """
 
@@ -22,12 +23,12 @@ from blipdiff_plugins.training.toy_recipe.recipe_config import RecipeConfig
 from blipdiff_plugins.toyworld.world import ToyWorld
 
 
-def main(run: str, pairs: str = str(RETRIEVAL_PAIRS)) -> None:
+def main(run: str, pairs: str = str(RETRIEVAL_PAIRS), stream: str = str(HELDOUT_STREAM)) -> None:
     config = RecipeConfig.from_dict(json.loads((Path(run) / "recipe.json").read_text()))
     parts = load_stage1_folder(Path(run) / "qformer" / "output")
     module = Stage1Module(parts["subject_encoder"].eval(), parts["heads"].eval())
     world = ToyWorld(image_size=config.image_size)
-    renders = [world.sample(index, split="heldout", seed=config.seed * 1_000 + HELDOUT_STREAM) for index in range(int(pairs))]
+    renders = [world.sample(index, split="heldout", seed=config.seed * 1_000 + int(stream)) for index in range(int(pairs))]
     captions = [f"a {r.subject.appearance} {r.subject.shape} {r.context.text()}" for r in renders]
     pixels = parts["subject_image_processor"].preprocess([r.image for r in renders], argument="image")
     tokens = parts["subject_tokenizer"](captions, padding="max_length", max_length=16, truncation=True, return_tensors="pt")
