@@ -75,6 +75,13 @@ class ToyWorldOracle(ModelMixin, ConfigMixin):
         self.shape_head = torch.nn.Linear(feature_dim, len(shapes))
         self.appearance_head = torch.nn.Linear(feature_dim, len(appearances))
 
+    @property
+    def identity(self) -> dict:
+        """What a benchmark protocol records of the oracle that judged it (its sizes and training run)."""
+        config = self.config
+        return {"channels": list(config.channels), "feature_dim": config.feature_dim, "image_size": config.image_size,
+                "train_seed": config.train_seed, "train_steps": config.train_steps}
+
     def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``pixel_values`` in [0, 1], ``(batch, 3, H, W)``; returns shape logits, appearance logits and features."""
         size = self.config.image_size

@@ -39,11 +39,9 @@ class BindingScorer:
 
     @property
     def protocol(self) -> dict:
-        config = self.oracle.config
         return {
             "name": PROTOCOL_NAME,
-            "oracle": {"channels": list(config.channels), "feature_dim": config.feature_dim, "image_size": config.image_size,
-                       "train_seed": config.train_seed, "train_steps": config.train_steps},
+            "oracle": self.oracle.identity,
             "regions": "each subject is read in the half of the canvas its caption names, the other half painted over "
                        "with the background read from the border",
             "both_right": "both subjects' shape and appearance read right, each in its asked half",

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Mapping
 
 from ...utils.atomic import write_json, write_text
-from .report import interval_cell, read_run
+from .report import interval_cell, rate_table, read_run, run_identity
 from .binding_metrics import BINDING_METRICS, HEADLINE, aggregate_binding
 
 SUMMARY_FILE = "binding_summary.json"
@@ -21,12 +21,8 @@ TARGETS = {"both_right_regions": 0.60, "both_right_no_regions": 0.40, "swap_max"
 def summarize_binding(output_dir: str | os.PathLike) -> dict:
     """Aggregate one binding run folder (``run.json`` + ``results.jsonl``) into the metrics with intervals."""
     run, rows = read_run(output_dir, "the binding benchmark")
-    identity = run.get("identity", {})
     return {
-        "method": identity.get("method"),
-        "model": identity.get("model"),
-        "protocol": identity.get("metrics"),
-        "generation": run.get("config"),
+        **run_identity(run),
         "dataset": run.get("dataset"),
         "scores": aggregate_binding(rows),
         "targets": TARGETS,
@@ -40,8 +36,7 @@ def write_binding_reports(output_dir: str | os.PathLike) -> dict:
     summary = summarize_binding(output_dir)
     write_json(output_dir / SUMMARY_FILE, summary)
     overall = summary["scores"]["overall"]
-    lines = ["| metric | mean [95% CI] | n |", "|---|---|---|"]
-    lines += [f"| {metric} | {interval_cell(overall[metric])} | {overall[metric]['n']} |" for metric in BINDING_METRICS]
+    lines = rate_table(overall, BINDING_METRICS)
     lines += ["", "| pair | " + " | ".join(HEADLINE.values()) + " | images |", "|---|" + "---|" * (len(HEADLINE) + 1)]
     for name, scores in summary["scores"]["per_pair"].items():
         lines.append(f"| {name} | " + " | ".join(f"{scores[m]:.3f}" for m in HEADLINE) + f" | {scores['images']} |")

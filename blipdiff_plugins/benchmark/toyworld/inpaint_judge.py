@@ -127,11 +127,9 @@ class InpaintScorer:
 
     @property
     def protocol(self) -> dict:
-        config = self.oracle.config
         return {
             "name": PROTOCOL_NAME,
-            "oracle": {"channels": list(config.channels), "feature_dim": config.feature_dim, "image_size": config.image_size,
-                       "train_seed": config.train_seed, "train_steps": config.train_steps},
+            "oracle": self.oracle.identity,
             "probe": "the scene's clean background with the result's pixels inside one box only",
             "outside_tolerance": OUTSIDE_TOLERANCE,
             "interval": "95% percentile bootstrap over images (2000 resamples, seed 0)",

@@ -9,7 +9,7 @@ from typing import Mapping
 
 from ...utils.atomic import write_json, write_text
 from .inpaint_judge import RATES, aggregate_inpaint
-from .report import interval_cell, read_run
+from .report import interval_cell, rate_table, read_run, run_identity
 
 SUMMARY_FILE = "inpaint_summary.json"
 TABLE_FILE = "inpaint_results.md"
@@ -25,12 +25,8 @@ TARGETS = {"subject_correct": 0.75, "placement_correct": 0.90, "outside_max_diff
 def summarize_inpaint(output_dir: str | os.PathLike) -> dict:
     """Aggregate one inpainting run folder (``run.json`` + ``results.jsonl``) into the rates with intervals."""
     run, rows = read_run(output_dir, "the inpainting benchmark")
-    identity = run.get("identity", {})
     return {
-        "method": identity.get("method"),
-        "model": identity.get("model"),
-        "protocol": identity.get("metrics"),
-        "generation": run.get("config"),
+        **run_identity(run),
         "dataset": run.get("dataset"),
         "scores": aggregate_inpaint(row for row in rows if row.get("subject_correct") is not None),
         "targets": TARGETS,
@@ -49,8 +45,7 @@ def write_inpaint_reports(output_dir: str | os.PathLike) -> dict:
     summary = summarize_inpaint(output_dir)
     write_json(output_dir / SUMMARY_FILE, summary)
     scores = summary["scores"]
-    lines = ["| metric | mean [95% CI] | n |", "|---|---|---|"]
-    lines += [f"| {metric} | {interval_cell(scores[metric])} | {scores[metric]['n']} |" for metric in RATES]
+    lines = rate_table(scores, RATES)
     lines += [f"| outside the mask, max difference (of 255) | {_outside_cell(scores)} | {scores['images']} |"]
     write_text(output_dir / TABLE_FILE, "\n".join(lines) + "\n")
     return summary

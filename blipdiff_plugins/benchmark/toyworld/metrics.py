@@ -61,12 +61,10 @@ class ToyWorldScorer:
 
     @property
     def protocol(self) -> dict:
-        config = self.oracle.config
         return {
             "name": PROTOCOL_NAME,
             "contexts": self.contexts,
-            "oracle": {"channels": list(config.channels), "feature_dim": config.feature_dim, "image_size": config.image_size,
-                       "train_seed": config.train_seed, "train_steps": config.train_steps},
+            "oracle": self.oracle.identity,
             "subject_accuracy": "oracle shape and appearance both equal the subject's",
             "prompt_accuracy": "every attribute the prompt names (background, position, size) read right from the pixels",
             "feature_similarity": "cosine of the oracle's penultimate features with each reference image, mean over references",

@@ -38,15 +38,24 @@ def read_run(output_dir: str | os.PathLike, what: str = "the benchmark") -> tupl
     return run, rows
 
 
+def run_identity(run: Mapping) -> dict:
+    """The head of every toy-world summary: what ran (method, model), how it was judged, how it generated."""
+    identity = run.get("identity", {})
+    return {"method": identity.get("method"), "model": identity.get("model"), "protocol": identity.get("metrics"),
+            "generation": run.get("config")}
+
+
+def rate_table(scores: Mapping, metrics) -> list[str]:
+    """Markdown rows of ``metrics``: each with its mean, bootstrap interval and count."""
+    lines = ["| metric | mean [95% CI] | n |", "|---|---|---|"]
+    return lines + [f"| {metric} | {interval_cell(scores[metric])} | {scores[metric]['n']} |" for metric in metrics]
+
+
 def summarize_run(output_dir: str | os.PathLike) -> dict:
     """Aggregate one run folder (``run.json`` + ``results.jsonl``) into the oracle metrics with intervals."""
     run, rows = read_run(output_dir)
-    identity = run.get("identity", {})
     return {
-        "method": identity.get("method"),
-        "model": identity.get("model"),
-        "protocol": identity.get("metrics"),
-        "generation": run.get("config"),
+        **run_identity(run),
         "scores": aggregate_toyworld(rows),
         "fingerprint": run.get("fingerprint"),
     }
@@ -58,8 +67,7 @@ def write_toyworld_reports(output_dir: str | os.PathLike) -> dict:
     summary = summarize_run(output_dir)
     write_json(output_dir / SUMMARY_FILE, summary)
     overall = summary["scores"]["overall"]
-    lines = ["| metric | mean [95% CI] | n |", "|---|---|---|"]
-    lines += [f"| {metric} | {interval_cell(overall[metric])} | {overall[metric]['n']} |" for metric in TOYWORLD_METRICS]
+    lines = rate_table(overall, TOYWORLD_METRICS)
     lines += ["", "| subject | " + " | ".join(HEADLINE.values()) + " | images |", "|---|" + "---|" * (len(HEADLINE) + 1)]
     for name, scores in summary["scores"]["per_subject"].items():
         values = [scores[m] for m in HEADLINE]
