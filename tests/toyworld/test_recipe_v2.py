@@ -204,6 +204,10 @@ def test_cli_names_the_ablation_flags(capsys, tmp_path, monkeypatch):
     with pytest.raises(SystemExit):  # argparse's own check of a choice
         main(["toyworld", "train", "--output", str(tmp_path / "run"), "--image-encoder-captions", "where"])
     assert "argument --image-encoder-captions: invalid choice: 'where'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["toyworld", "train", "--output", str(tmp_path / "run"), "--qformer-learning-rate", "0"])
+    assert "--qformer-learning-rate" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
     assert main(["toyworld", "train", "--output", str(tmp_path / "run"), "--prompted-two-subject-rate", "0"]) == 0
     assert seen["config"].prompted_two_subject_rate == 0.0
     assert main(["toyworld", "train", "--output", str(tmp_path / "run"), "--prompted-two-subject-rate", "1"]) == 2
