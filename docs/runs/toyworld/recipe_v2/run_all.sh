@@ -80,3 +80,5 @@ compare_inpaint({row: sys.argv[1] + '/inpaint-' + row for row in ('subject_inpai
     --records "$RUN/stage3_prompted/records_one_subject" --output "$RUN/umm" --seed 0
 bench umm-a0.75 --model "$RUN/umm" --method umm --fusion-weight 0.75 --num-images 4
 # Ship (pack) the model only where its zero-shot row beats run 5's: docs/runs/toyworld/pack_toy_model.py, pack_toy_umm.py.
+# 11. Every target of issues 26, 27 and 28 that these rows measure, met or not.
+.venv/bin/python docs/runs/toyworld/recipe_v2/targets.py "$RUN" --json "$BENCH/targets.json" | tee "$BENCH/targets.md"
