@@ -9,6 +9,8 @@
 2. ``UMMDiffusionPipeline`` time / ``StableDiffusionPipeline`` built from the same U-Net, VAE, text encoder and
    scheduler at the same steps: three branches instead of two, so about 1.5 is expected where the U-Net
    dominates.
+3. The same at ``fusion_weight=1``: the text branch weighs nothing and is not run, two branches like Stable
+   Diffusion's, so about 1.0 is expected.
 Built-in random model of the given size; runs interleaved, best of ``--repeats`` (other load only adds time).
 """
 
@@ -82,8 +84,8 @@ def floor(pipe, subject, steps, seed):
     return decoded
 
 
-def through_pipeline(pipe, subject, steps, seed):
-    output = pipe(PROMPT, subject, WORD, fusion_weight=FUSION, num_inference_steps=steps, guidance_scale=GUIDANCE,
+def through_pipeline(pipe, subject, steps, seed, fusion=FUSION):
+    output = pipe(PROMPT, subject, WORD, fusion_weight=fusion, num_inference_steps=steps, guidance_scale=GUIDANCE,
                   generator=torch.Generator("cpu").manual_seed(seed), output_type="pt")
     synchronize(pipe.device)
     return output.images
@@ -116,6 +118,7 @@ def main():
         "floor": lambda: floor(pipe, subject, args.steps, 0),
         "pipeline": lambda: through_pipeline(pipe, subject, args.steps, 0),
         "stable_diffusion": lambda: through_stable_diffusion(sd, args.steps, 0),
+        "pipeline_a1": lambda: through_pipeline(pipe, subject, args.steps, 0, fusion=1.0),
     }
     for run in runs.values():
         run()  # warm-up
@@ -133,6 +136,8 @@ def main():
         print(f"{name:17s} best {best[name]:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in values)}; median {statistics.median(values):.3f})")
     print(f"ratio pipeline/floor = {best['pipeline'] / best['floor']:.3f}  (target <= 1.05); same images as the floor: {same}")
     print(f"ratio pipeline/StableDiffusionPipeline = {best['pipeline'] / best['stable_diffusion']:.3f}  (3 branches vs 2: about 1.5 expected)")
+    print(f"ratio pipeline at a 1/StableDiffusionPipeline = {best['pipeline_a1'] / best['stable_diffusion']:.3f}  "
+          "(no text branch at a 1, 2 branches vs 2: about 1.0 expected)")
 
 
 if __name__ == "__main__":

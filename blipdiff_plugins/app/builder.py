@@ -11,7 +11,8 @@ from .suggestions import write_examples
 
 
 def build_app(service: ModelService, *, concurrency: int = 1, max_queue: int = 64) -> gr.Blocks:
-    """The Gradio app on ``service``, its queue set up.
+    """The Gradio app on ``service``, its queue set up; launch it with ``css=display.PAGE_CSS`` (Gradio 6 takes a page's
+    CSS at launch), which shows small results large with sharp pixels.
 
     Args:
         service (`ModelService`): holds the model shared by every tab and user.

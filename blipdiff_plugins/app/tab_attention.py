@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .display import for_display
+from .display import RESULT
 from .errors import readable_errors
 from .attention_task import attention
 from .service import ModelService
@@ -25,12 +25,12 @@ def build(service: ModelService, suggestions: Suggestions) -> None:
                 seed = gr.Number(0, precision=0, label="Seed")
             run = gr.Button("Show attention", variant="primary", elem_id="attn-run")
         with gr.Column():
-            image = gr.Image(label="Image", interactive=False, height=256, format="png", elem_id="attn-image")
-            grid = gr.Image(label="Subject-token attention", interactive=False, height=420, format="png", elem_id="attn-grid")
+            image = gr.Image(label="Image", interactive=False, height=256, format="png", elem_id="attn-image", elem_classes=RESULT)
+            grid = gr.Image(label="Subject-token attention", interactive=False, height=420, format="png", elem_id="attn-grid", elem_classes=RESULT)
 
     @readable_errors
     def run_attention(images, subject, prompt, words, steps, guidance, seed):
         image, grid = attention(service, subject_images=images, subject=subject, prompt=prompt, words=words, steps=steps, guidance=guidance, seed=seed)
-        return for_display(image), for_display(grid, min_side=512)
+        return image, grid
 
     run.click(run_attention, [images, subject, prompt, words, steps, guidance, seed], [image, grid], api_name="attention", concurrency_id="model")

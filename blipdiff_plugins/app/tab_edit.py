@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .display import for_display
+from .display import RESULT
 from .errors import readable_errors
 from .edit_task import INVERSIONS, edit
 from .service import ModelService
@@ -35,9 +35,9 @@ def build(service: ModelService, suggestions: Suggestions) -> None:
             run = gr.Button("Edit", variant="primary", elem_id="edit-run")
         with gr.Column():
             with gr.Row():
-                source_image = gr.Image(label="Source / reconstruction", interactive=False, height=220, format="png", elem_id="edit-source-image")
-                edited = gr.Image(label="Edit", interactive=False, height=220, format="png", elem_id="edit-edited")
-                mask = gr.Image(label="Blend mask", interactive=False, height=220, format="png", elem_id="edit-mask")
+                source_image = gr.Image(label="Source / reconstruction", interactive=False, height=220, format="png", elem_id="edit-source-image", elem_classes=RESULT)
+                edited = gr.Image(label="Edit", interactive=False, height=220, format="png", elem_id="edit-edited", elem_classes=RESULT)
+                mask = gr.Image(label="Blend mask", interactive=False, height=220, format="png", elem_id="edit-mask", elem_classes=RESULT)
 
     @readable_errors
     def run_edit(mode, photo, images, target, source, prompt, steps, guidance, seed, threshold, inversion):
@@ -46,9 +46,9 @@ def build(service: ModelService, suggestions: Suggestions) -> None:
             prompt=prompt, steps=steps, guidance=guidance, seed=seed, blend_threshold=threshold, inversion=inversion,
         )
         return (
-            gr.update(value=for_display(result.source), label=result.source_label.capitalize()),
-            for_display(result.edited),
-            for_display(result.mask),
+            gr.update(value=result.source, label=result.source_label.capitalize()),
+            result.edited,
+            result.mask,
         )
 
     run.click(

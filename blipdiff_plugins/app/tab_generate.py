@@ -9,7 +9,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..methods import MethodOption
-from .display import for_display
+from .display import RESULT
 from .errors import readable_errors
 from .messages import option_label
 from .service import NO_SUBJECT_MODEL, ModelService
@@ -79,9 +79,9 @@ def build(service: ModelService, suggestions: Suggestions, examples: dict) -> di
             run = gr.Button("Generate", variant="primary", elem_id="gen-run")
         with gr.Column():
             # two fixed columns, the page's height (no inner scrollbar), whole images: a toy model's 64 px result is shown
-            # at a few hundred pixels, enlarged by whole factors (for_display), never cropped
+            # at a few hundred pixels with sharp pixels (display.PAGE_CSS), never cropped; its download is the result itself
             gallery = gr.Gallery(label="Results", columns=2, fit_columns=False, height="auto", object_fit="contain", elem_id="gen-gallery",
-                                 buttons=["download"], format="png")
+                                 buttons=["download"], format="png", elem_classes=RESULT)
             status = gr.Markdown(elem_id="gen-status")
             files = gr.File(label="Download: each image at its generated size, with its JSON sidecar", file_count="multiple", interactive=False, elem_id="gen-files")
 
@@ -110,7 +110,7 @@ def build(service: ModelService, suggestions: Suggestions, examples: dict) -> di
         )
         for notice in result.notices:
             gr.Warning(notice)
-        shown = [(for_display(image), prompt) for image, prompt in zip(result.images, result.prompts)]
+        shown = list(zip(result.images, result.prompts))
         note = " ".join([f"{len(shown)} image(s) from the {result.encoding}.", *result.notices])
         return shown, note, [str(path) for path in result.files]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .display import for_display
+from .display import RESULT
 from .errors import readable_errors
 from .inpaint_task import FIELDS, inpaint
 from .service import ModelService
@@ -39,9 +39,9 @@ def build(service: ModelService, suggestions: Suggestions) -> None:
         with gr.Column():
             # PNG, not Gradio's default WebP (lossy): the result shown and downloaded keeps the photo's pixels outside the region
             with gr.Row():
-                photo = gr.Image(label="Photo", interactive=False, height=256, format="png", elem_id="inpaint-photo")
-                result = gr.Image(label="With your subject", interactive=False, height=256, format="png", elem_id="inpaint-result")
-            region = gr.Image(label="Region repainted", interactive=False, height=160, format="png", elem_id="inpaint-region")
+                photo = gr.Image(label="Photo", interactive=False, height=256, format="png", elem_id="inpaint-photo", elem_classes=RESULT)
+                result = gr.Image(label="With your subject", interactive=False, height=256, format="png", elem_id="inpaint-result", elem_classes=RESULT)
+            region = gr.Image(label="Region repainted", interactive=False, height=160, format="png", elem_id="inpaint-region", elem_classes=RESULT)
             files = gr.File(label="Download: the result at the photo's size, with its JSON sidecar", file_count="multiple", interactive=False,
                             elem_id="inpaint-files")
 
@@ -49,7 +49,7 @@ def build(service: ModelService, suggestions: Suggestions) -> None:
     def run_inpaint(editor, left, top, right, bottom, images, subject, prompt, strength, steps, guidance, seed):
         output = inpaint(service, editor=editor, box=(left, top, right, bottom), subject_images=images, subject=subject, prompt=prompt,
                          strength=strength, steps=steps, guidance=guidance, seed=seed)
-        return for_display(output.photo), for_display(output.result), for_display(output.region), [str(path) for path in output.files]
+        return output.photo, output.result, output.region, [str(path) for path in output.files]
 
     run.click(
         run_inpaint, [editor, left, top, right, bottom, images, subject, prompt, strength, steps, guidance, seed],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .display import for_display
+from .display import RESULT
 from .errors import readable_errors
 from .service import ModelService
 from .style_task import style
@@ -31,8 +31,8 @@ def build(service: ModelService, suggestions: Suggestions) -> None:
             run = gr.Button("Render", variant="primary", elem_id="style-run")
         with gr.Column():
             with gr.Row():
-                control = gr.Image(label="Control map", interactive=False, height=256, format="png", elem_id="style-control")
-                image = gr.Image(label="Result", interactive=False, height=256, format="png", elem_id="style-result")
+                control = gr.Image(label="Control map", interactive=False, height=256, format="png", elem_id="style-control", elem_classes=RESULT)
+                image = gr.Image(label="Result", interactive=False, height=256, format="png", elem_id="style-result", elem_classes=RESULT)
 
     @readable_errors
     def render(structure, style_images, style_subject, target, prompt, preprocessor, scale, steps, guidance, seed):
@@ -40,7 +40,7 @@ def build(service: ModelService, suggestions: Suggestions) -> None:
             service, style_images=style_images, style_subject=style_subject, structure_image=structure, target_subject=target,
             prompt=prompt, preprocessor=preprocessor, conditioning_scale=scale, steps=steps, guidance=guidance, seed=seed,
         )
-        return for_display(control_map), for_display(result)
+        return control_map, result
 
     run.click(
         render, [structure, style_images, style_subject, target, prompt, preprocessor, scale, steps, guidance, seed],

@@ -83,6 +83,7 @@ def run(args) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no usage reports leave the machine
     try:
         from ..app.builder import build_app
+        from ..app.display import PAGE_CSS
     except ImportError as error:
         raise ImportError(f"`blipdiff ui` needs Gradio ({error}); install it with: pip install 'blipdiff_plugins[ui]'") from error
     from ..app.service import ModelService
@@ -95,7 +96,7 @@ def run(args) -> int:
     print(f"Results and subject models go to {service.output_dir}")
     demo = build_app(service, concurrency=args.concurrency)
     try:
-        demo.launch(server_name=args.host, server_port=port, share=args.share == "on", show_error=False)
+        demo.launch(server_name=args.host, server_port=port, share=args.share == "on", show_error=False, css=PAGE_CSS)
     except OSError as error:  # taken while the model loaded: Gradio's message names its own parameters
         raise ValueError(port_problem(args.host, port, error)) from None
     return 0

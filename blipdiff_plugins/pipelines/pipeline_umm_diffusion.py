@@ -29,7 +29,7 @@ from ..utils.images import ImageLike
 from .denoising import callback_tensor_names, classifier_free_guidance, denoise, extra_step_kwargs, prepare_latents
 from .subject_conditioning import as_list
 from .subject_pipeline_mixin import SubjectPipelineMixin
-from .umm_guidance import FusedGuidance, check_fusion_weight, runs_multimodal_branch
+from .umm_guidance import FusedGuidance, check_fusion_weight, conditional_branches
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -67,8 +67,8 @@ class UMMDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffus
     The prompt names the subject word (``"a dog on the beach"``, ``subject_word="dog"``); the subject images
     become a pseudo-word at that word's place (``h_u``), and each step fuses the predictions under ``h_u`` and
     under the plain prompt ``h_y`` with the weight ``fusion_weight`` (`umm_guidance.fused_guidance`), the
-    negative, text and multi-modal branches in one batched U-Net call (no multi-modal branch at ``fusion_weight=0``,
-    where it weighs nothing).
+    negative, text and multi-modal branches in one batched U-Net call (no multi-modal branch at ``fusion_weight=0``
+    and no text branch at ``fusion_weight=1``, where they weigh nothing).
 
     Args:
         tokenizer (`CLIPTokenizer`): the text encoder's (fast) tokenizer.
@@ -313,10 +313,15 @@ class UMMDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffus
         shape = (batch_size * num_images_per_prompt, self.unet.config.in_channels, height // self.vae_scale_factor, width // self.vae_scale_factor)
         latents = prepare_latents(self.scheduler, shape, generator=generator, device=device, dtype=prompt_embeds.dtype, latents=latents)
 
-        # 5. Denoising loop: the shared one, two conditional branches fused by `guidance` (the text branch alone at a = 0)
+        # 5. Denoising loop: the shared one, two conditional branches fused by `guidance`, or the one that weighs anything
         guidance, conditions = FusedGuidance(weights), 2
-        if not runs_multimodal_branch(weights):
-            prompt_embeds, guidance, conditions = prompt_embeds[: -latents.shape[0]], classifier_free_guidance, 1
+        branches = conditional_branches(weights)
+        if len(branches) == 1:
+            rows = latents.shape[0]
+            # [negative;] text; multi-modal, each `rows` rows: keep the negative rows and the branch that runs
+            kept = prompt_embeds[-rows:] if branches == ("multimodal",) else prompt_embeds[-2 * rows : -rows]
+            prompt_embeds = torch.cat([prompt_embeds[: -2 * rows], kept])
+            guidance, conditions = classifier_free_guidance, 1
         latents = denoise(
             self,
             latents,

@@ -41,13 +41,21 @@ def fused_guidance(
     return noise_uncond + guidance_scale * delta
 
 
-def runs_multimodal_branch(weights: Sequence[float]) -> bool:
-    """Whether the U-Net must run the multi-modal branch: not at a = 0 on every step, where it weighs nothing.
+def conditional_branches(weights: Sequence[float]) -> tuple[str, ...]:
+    """The conditional branches the U-Net must run, in batch order: a branch that weighs 0 on every step is left out
+    (the multi-modal one at a = 0, the text one at a = 1), the other alone then running under plain classifier-free
+    guidance.
 
-    `fused_guidance` at a = 0 is, operation for operation, classifier-free guidance on the text branch (and the
-    text branch itself unguided), so dropping the branch gives the same images for a third less U-Net work.
+    `fused_guidance` at a = 0 is, operation for operation, classifier-free guidance on the text branch, and at a = 1
+    on the multi-modal branch (``1 * x`` and ``0 * y`` are exact); unguided, the remaining branch's own prediction is
+    ``a * eps(h_u) + (1 - a) * eps(h_y)`` exactly. So the images stay the same for a third less U-Net work. A schedule
+    that gives a branch weight on any step runs both on every step (the shared loop keeps one batch per run).
     """
-    return any(weights)
+    if not any(weights):
+        return ("text",)
+    if all(weight == 1.0 for weight in weights):
+        return ("multimodal",)
+    return ("text", "multimodal")
 
 
 class FusedGuidance:

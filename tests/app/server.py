@@ -21,12 +21,13 @@ class RunningApp:
 
 def start_app(output_dir, *, model: str = "builtin:random-tiny", concurrency: int = 1) -> RunningApp:
     from blipdiff_plugins.app.builder import build_app
+    from blipdiff_plugins.app.display import PAGE_CSS
     from blipdiff_plugins.app.service import ModelService
 
     service = ModelService(model=model, output_dir=output_dir)
     demo = build_app(service, concurrency=concurrency)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=PAGE_CSS)
     return RunningApp(f"http://127.0.0.1:{port}/", service, demo)
 
 

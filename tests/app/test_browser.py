@@ -17,7 +17,6 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from blipdiff_plugins.app.display import for_display
 from tests.helpers import REPO_ROOT
 
 from .browser import find_browser, start_driver
@@ -136,6 +135,13 @@ def natural_widths(page, css):
     return [page.execute_script("return arguments[0].naturalWidth", image) for image in page.find_elements("css selector", css)]
 
 
+def shown_sizes(page, css):
+    """(natural width, width on the page, image-rendering) of each image in ``css``."""
+    return [tuple(page.execute_script("const i = arguments[0]; return [i.naturalWidth, i.getBoundingClientRect().width, "
+                                      "getComputedStyle(i).imageRendering]", image))
+            for image in page.find_elements("css selector", css)]
+
+
 def overflow(page, css):
     """What of the element ``css`` does not show whole: images reaching outside it, and inner scrollbars."""
     return page.execute_script(
@@ -161,14 +167,23 @@ def test_generate_gallery_and_sidecar_download(page, running_app, subject_png, s
     type_into(page, "#gen-seed input", "5")
     find(page, "#gen-run").click()
 
-    # one small result is shown whole, enlarged by a whole factor (nearest) to a useful size, without an inner scrollbar
+    # one small result is shown whole at a useful size with sharp pixels (the page's CSS), without an inner scrollbar;
+    # the image served is the result itself, at its generated size
     wait_for(page, lambda b: len(b.find_elements("css selector", "#gen-gallery img")) == 1)
     side = running_app.service.default_size
-    shown = for_display(PIL.Image.new("RGB", (side, side))).width
-    assert shown >= 256 and shown % side == 0
-    wait_for(page, lambda b: natural_widths(b, "#gen-gallery img") == [shown])
+    wait_for(page, lambda b: natural_widths(b, "#gen-gallery img") == [side])
     wait_for(page, lambda b: find(b, "#gen-gallery img").size["width"] >= 200)
+    assert shown_sizes(page, "#gen-gallery img")[0][2] == "pixelated"
     assert overflow(page, "#gen-gallery") == {"outside": [], "scrolled": []}
+    # the gallery's own download button gives that image, as generated (the file list's PNG, pixel for pixel)
+    find(page, "#gen-gallery .thumbnail-item").click()
+    before = set(page.downloads.iterdir())
+    wait_for(page, lambda b: find(b, "#gen-gallery button[aria-label=Download]")).click()
+    fetched = wait_for(page, lambda b: [p for p in set(page.downloads.iterdir()) - before if p.suffix == ".png" and p.stat().st_size] or None)[0]
+    generated = downloaded(page, "#gen-files", ".png")
+    assert PIL.Image.open(fetched).size == (side, side)
+    assert np.array_equal(np.asarray(PIL.Image.open(fetched).convert("RGB")), np.asarray(PIL.Image.open(generated).convert("RGB")))
+    find(page, "#gen-gallery button[aria-label=Close]").click()
 
     # two prompts: two images side by side, each whole
     type_into(page, "#gen-prompts textarea", "on grass at the left, large\non sand at the right, small")
@@ -185,9 +200,9 @@ def test_generate_gallery_and_sidecar_download(page, running_app, subject_png, s
     assert "2 image(s) from the subject images." in find(page, "#gen-status").text
 
     links["001-on-sand-at-the-right-small.json"].click()  # the sidecar download, as a person would
-    downloaded = page.downloads / "001-on-sand-at-the-right-small.json"
-    wait_for(page, lambda b: downloaded.exists() and downloaded.stat().st_size > 0)
-    sidecar = json.loads(downloaded.read_text())
+    sidecar_file = page.downloads / "001-on-sand-at-the-right-small.json"
+    wait_for(page, lambda b: sidecar_file.exists() and sidecar_file.stat().st_size > 0)
+    sidecar = json.loads(sidecar_file.read_text())
     assert sidecar["prompt"] == "on sand at the right, small"
     assert sidecar["seed"] == 6  # image i uses seed + i
     assert sidecar["settings"]["steps"] == STEPS and sidecar["settings"]["subject"] == "crescent"
@@ -268,7 +283,15 @@ def test_finetune_shows_live_progress_and_the_model_reaches_generate(page, runni
     wait_for(page, lambda b: "1 image(s) from the subject model rex." in find(b, "#gen-status").text)
 
 
-def test_edit_style_and_attention_tabs(page, subject_png, screenshot_dir):
+def assert_results_shown_large(page, side, *containers):
+    """Each result is served at the model's size ``side`` and shown at least twice as wide, with sharp pixels."""
+    for container in containers:
+        (natural, width, rendering), = shown_sizes(page, f"{container} img")
+        assert (natural, rendering) == (side, "pixelated") and width >= 2 * natural, (container, natural, width, rendering)
+
+
+def test_edit_style_and_attention_tabs(page, running_app, subject_png, screenshot_dir):
+    side = running_app.service.default_size
     open_tab(page, "Edit")
     upload(page, "#edit-images", subject_png)
     type_into(page, "#edit-target textarea", "crescent")
@@ -278,6 +301,7 @@ def test_edit_style_and_attention_tabs(page, subject_png, screenshot_dir):
     type_into(page, "#edit-steps input[type=number]", str(STEPS))
     find(page, "#edit-run").click()
     wait_for(page, lambda b: all(natural_widths(b, f"{c} img") for c in ("#edit-source-image", "#edit-edited", "#edit-mask")))
+    assert_results_shown_large(page, side, "#edit-source-image", "#edit-edited", "#edit-mask")
     save_screenshot(page, screenshot_dir, "edit")
 
     open_tab(page, "Style / structure")
@@ -288,6 +312,7 @@ def test_edit_style_and_attention_tabs(page, subject_png, screenshot_dir):
     type_into(page, "#style-steps input[type=number]", str(STEPS))
     find(page, "#style-run").click()
     wait_for(page, lambda b: all(natural_widths(b, f"{c} img") for c in ("#style-control", "#style-result")))
+    assert_results_shown_large(page, side, "#style-control", "#style-result")
     save_screenshot(page, screenshot_dir, "style")
 
     open_tab(page, "Attention")
@@ -298,6 +323,7 @@ def test_edit_style_and_attention_tabs(page, subject_png, screenshot_dir):
     type_into(page, "#attn-steps input[type=number]", str(STEPS))
     find(page, "#attn-run").click()
     wait_for(page, lambda b: all(natural_widths(b, f"{c} img") for c in ("#attn-image", "#attn-grid")))
+    assert_results_shown_large(page, side, "#attn-image")
     save_screenshot(page, screenshot_dir, "attention")
 
 
@@ -411,8 +437,7 @@ def test_inpaint_a_painted_region_keeps_the_photo_outside(page, running_app, sub
 
     # the region is the stroke: the handler got the brush's layer as the mask, at the photo's size
     region = np.asarray(shown_image(page, "#inpaint-region img"))[..., 0] > 127
-    factor = region.shape[0] // 64
-    region = region[::factor, ::factor]
+    assert region.shape == (64, 64)  # served at the photo's size, shown larger by the page's CSS
     rows, columns = np.mgrid[0:64, 0:64]
     near_stroke = (np.abs(rows - 32) <= 8) & (columns >= 32 - 8) & (columns <= 44 + 8)
     assert region[32, 34:43].all() and not region[~near_stroke].any()
@@ -423,7 +448,8 @@ def test_inpaint_a_painted_region_keeps_the_photo_outside(page, running_app, sub
     assert difference[~near_stroke].max() <= 2 and difference[~region].max() <= 2
     assert difference[region].mean() > 10
     shown = np.asarray(shown_image(page, "#inpaint-result img"), dtype=int)
-    assert shown.shape == (64 * factor, 64 * factor, 3) and np.abs(shown[::factor, ::factor] - result).max() == 0
+    assert shown.shape == (64, 64, 3) and np.abs(shown - result).max() == 0
+    assert all(width >= 2 * natural and rendering == "pixelated" for natural, width, rendering in shown_sizes(page, "#inpaint-result img"))
     close_toasts(page)
     save_screenshot(page, screenshot_dir, "inpaint")
 

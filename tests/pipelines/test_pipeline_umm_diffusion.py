@@ -7,6 +7,7 @@ import pytest
 import torch
 from diffusers import DiffusionPipeline, EulerDiscreteScheduler, StableDiffusionPipeline
 
+from blipdiff_plugins.pipelines import pipeline_umm_diffusion as umm_pipeline_module
 from blipdiff_plugins.pipelines.pipeline_umm_diffusion import UMMDiffusionPipeline
 from blipdiff_plugins.pipelines.umm_guidance import check_fusion_weight, fused_guidance
 from tests.helpers import REPO_ROOT, generator
@@ -151,6 +152,38 @@ def test_text_only_runs_no_multimodal_branch(pipe):
     finally:
         handle.remove()
     assert batches == [4] * steps + [4] * steps + [6] * steps + [1] * steps  # a schedule that weighs it once runs it
+
+
+def test_subject_only_runs_no_text_branch(pipe):
+    """At a = 1 on every step the text branch weighs nothing: the U-Net runs [negative; multi-modal] (the multi-modal
+    branch alone unguided); 0.5 runs all three branches, 0 [negative; text]."""
+    batches = []
+    handle = pipe.unet.register_forward_pre_hook(lambda module, args: batches.append(args[0].shape[0]))
+    try:
+        steps = len(pipe.scheduler.timesteps)
+        for weight in (1.0, [1.0] * steps, [1.0] * (steps - 1) + [0.5], 0.5, 0.0):
+            run(pipe, ["a dog on a beach", "a dog in snow"], fusion_weight=weight, output_type="latent")
+        run(pipe, fusion_weight=1.0, guidance_scale=1.0, output_type="latent")
+    finally:
+        handle.remove()
+    assert batches == [4] * steps + [4] * steps + [6] * steps + [6] * steps + [4] * steps + [1] * steps
+
+
+@pytest.mark.parametrize("guidance_scale", [7.5, 1.0])
+def test_fusion_weight_one_equals_all_three_branches_and_stable_diffusion_on_the_subject_condition(
+        components, guidance_scale, monkeypatch):
+    sd, pipe = stable_diffusion_pair(components)
+    ours = run(pipe, fusion_weight=1.0, guidance_scale=guidance_scale, output_type="latent")
+    # a = 1 is classifier-free guidance on h_u: StableDiffusionPipeline given h_u runs the same batch and arithmetic
+    _, multimodal = pipe.encode_conditions("a dog on a beach", "dog", pipe.encode_subject([subject(0), subject(1)]))
+    theirs = sd(prompt_embeds=multimodal, num_inference_steps=2, guidance_scale=guidance_scale, height=SIZE, width=SIZE,
+                generator=generator(0), output_type="latent").images
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=PARITY_ATOL)
+    # the same run with the text branch computed and fused at weight 0: another batch size (kernel order), and
+    # unguided the fused form's y + 1 * (u - y), which rounds where u alone does not
+    monkeypatch.setattr(umm_pipeline_module, "conditional_branches", lambda weights: ("text", "multimodal"))
+    three = run(pipe, fusion_weight=1.0, guidance_scale=guidance_scale, output_type="latent")
+    torch.testing.assert_close(ours, three, rtol=0, atol=BATCH_ATOL)
 
 
 def test_schedule_and_constant_agree_and_fusion_moves_between_the_ends(pipe):

@@ -309,7 +309,8 @@ def test_umm_in_a_stock_pipeline_is_its_fusion_weight_one(umm_pipe, subject_imag
         prompts, subject_images=subject_image, subject_word="dog", fusion_weight=1.0, negative_prompt=NEGATIVES,
         num_images_per_prompt=2, num_inference_steps=STEPS, height=SIZE, width=SIZE, generator=generator(0), output_type="np",
     ).images
-    np.testing.assert_allclose(images, ours, rtol=0, atol=1e-5)
+    # at fusion_weight 1 the text branch is not run: the same U-Net batch and arithmetic as the stock pipeline's
+    np.testing.assert_array_equal(images, ours)
     # what carries over is the pseudo-word branch h_u, not the plain text h_y (the branch of fusion_weight 0)
     assert (pe - umm_pipe.encode_prompt(prompts)).abs().max() > 1e-3
     # and back: UMM-Diffusion on a stock pipeline's modules plus its encoder and image processor

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Mapping
 
 from ...utils.atomic import write_json, write_text
-from .report import interval_cell, rate_table, read_run, run_identity
+from .report import comparison_folder, interval_cell, rate_table, read_run, run_identity, write_comparison
 from .binding_metrics import BINDING_METRICS, HEADLINE, aggregate_binding
 
 SUMMARY_FILE = "binding_summary.json"
@@ -54,19 +54,14 @@ def compare_binding(runs: Mapping[str, str | os.PathLike], output_dir: str | os.
     Returns:
         `dict`: label -> that run's overall scores and image count.
     """
-    if not runs:
-        raise ValueError("`runs` is empty; pass at least one label -> run folder.")
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    output_dir = comparison_folder(runs, output_dir, "the binding benchmark")
     table = {}
     for label, folder in runs.items():
         scores = summarize_binding(folder)["scores"]
         table[label] = {**scores["overall"], "images": scores["images"]}
-    lines = ["| row | " + " | ".join(HEADLINE.values()) + " | images |", "|---|" + "---|" * (len(HEADLINE) + 1)]
-    for label, scores in table.items():
-        lines.append(f"| {label} | " + " | ".join(interval_cell(scores[m]) for m in HEADLINE) + f" | {scores['images']} |")
-    lines += ["", "Means with 95% percentile-bootstrap intervals over images (protocol `toyworld/binding`). Targets: both right "
-              ">= 0.60 with regions, >= 0.40 without; swaps <= 0.05; missing <= 0.10."]
-    write_text(output_dir / COMPARISON_TABLE, "\n".join(lines) + "\n")
-    write_json(output_dir / COMPARISON_JSON, table)
+    rows = {label: [interval_cell(scores[m]) for m in HEADLINE] + [str(scores["images"])] for label, scores in table.items()}
+    write_comparison(output_dir, COMPARISON_TABLE, COMPARISON_JSON, first_column="row",
+                     columns=[*HEADLINE.values(), "images"], rows=rows, table=table,
+                     note="Means with 95% percentile-bootstrap intervals over images (protocol `toyworld/binding`). Targets: "
+                          "both right >= 0.60 with regions, >= 0.40 without; swaps <= 0.05; missing <= 0.10.")
     return table

@@ -9,7 +9,7 @@ from typing import Mapping
 
 from ...utils.atomic import write_json, write_text
 from .inpaint_judge import RATES, aggregate_inpaint
-from .report import interval_cell, rate_table, read_run, run_identity
+from .report import comparison_folder, interval_cell, rate_table, read_run, run_identity, write_comparison
 
 SUMMARY_FILE = "inpaint_summary.json"
 TABLE_FILE = "inpaint_results.md"
@@ -61,20 +61,16 @@ def compare_inpaint(runs: Mapping[str, str | os.PathLike], output_dir: str | os.
     Returns:
         `dict`: label -> that run's scores (every rate with its interval, the outside difference, images, scenes).
     """
-    if not runs:
-        raise ValueError("`runs` is empty; pass at least one label -> run folder.")
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    output_dir = comparison_folder(runs, output_dir, "the inpainting benchmark")
     table = {label: summarize_inpaint(folder)["scores"] for label, folder in runs.items()}
-    lines = ["| row | " + " | ".join(HEADLINE.values()) + " | outside the mask, max (of 255) | images |",
-             "|---|" + "---|" * (len(HEADLINE) + 2)]
+    rows = {}
     for label, scores in table.items():
-        cells = [interval_cell(scores[metric]) + ("" if scores[metric]["n"] == scores["images"] else f" ({scores[metric]['n']})")
-                 for metric in HEADLINE]
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {_outside_cell(scores)} | {scores['images']} |")
-    lines += ["", "Means with 95% percentile-bootstrap intervals over images (protocol `toyworld/inpaint`; in brackets after a "
-              "rate: the images it counts, those of scenes with a training subject). Targets: subject accuracy >= 0.75, "
-              "position and size >= 0.90, outside the mask <= 2, training subject unchanged >= 0.95; text-only <= 0.05."]
-    write_text(output_dir / COMPARISON_TABLE, "\n".join(lines) + "\n")
-    write_json(output_dir / COMPARISON_JSON, table)
+        rows[label] = [interval_cell(scores[metric]) + ("" if scores[metric]["n"] == scores["images"] else f" ({scores[metric]['n']})")
+                       for metric in HEADLINE] + [_outside_cell(scores), str(scores["images"])]
+    write_comparison(output_dir, COMPARISON_TABLE, COMPARISON_JSON, first_column="row",
+                     columns=[*HEADLINE.values(), "outside the mask, max (of 255)", "images"], rows=rows, table=table,
+                     note="Means with 95% percentile-bootstrap intervals over images (protocol `toyworld/inpaint`; in brackets "
+                          "after a rate: the images it counts, those of scenes with a training subject). Targets: subject "
+                          "accuracy >= 0.75, position and size >= 0.90, outside the mask <= 2, training subject unchanged "
+                          ">= 0.95; text-only <= 0.05.")
     return table

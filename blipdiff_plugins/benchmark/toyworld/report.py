@@ -51,6 +51,29 @@ def rate_table(scores: Mapping, metrics) -> list[str]:
     return lines + [f"| {metric} | {interval_cell(scores[metric])} | {scores[metric]['n']} |" for metric in metrics]
 
 
+def comparison_folder(runs: Mapping[str, str | os.PathLike], output_dir: str | os.PathLike, what: str) -> Path:
+    """Every comparison's argument check: at least one run, each a run folder (errors name ``runs[label]`` and say to run
+    ``what`` there); only then ``output_dir`` is made, so a refused call leaves no empty folder behind."""
+    if not runs:
+        raise ValueError("`runs` is empty; pass at least one label -> run folder.")
+    for label, folder in runs.items():
+        if not (Path(folder) / RUN_FILE).is_file():
+            raise FileNotFoundError(f"`runs[{label!r}]`: {str(folder)!r} has no {RUN_FILE}; run {what} there first.")
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    return output_dir
+
+
+def write_comparison(output_dir: Path, markdown_file: str, json_file: str, *, first_column: str, columns, rows: Mapping,
+                     note: str, table: Mapping) -> None:
+    """Every comparison's files: a markdown table (``rows``: label -> its cells under ``columns``) ending in ``note``,
+    and ``table`` as JSON."""
+    lines = [f"| {first_column} | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows.items()]
+    write_text(output_dir / markdown_file, "\n".join(lines + ["", note]) + "\n")
+    write_json(output_dir / json_file, table)
+
+
 def summarize_run(output_dir: str | os.PathLike) -> dict:
     """Aggregate one run folder (``run.json`` + ``results.jsonl``) into the oracle metrics with intervals."""
     run, rows = read_run(output_dir)
@@ -87,20 +110,15 @@ def compare_runs(runs: Mapping[str, str | os.PathLike], output_dir: str | os.Pat
     Returns:
         `dict`: label -> that run's overall scores.
     """
-    if not runs:
-        raise ValueError("`runs` is empty; pass at least one label -> run folder.")
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    output_dir = comparison_folder(runs, output_dir, "the benchmark")
     summaries = {label: summarize_run(folder)["scores"] for label, folder in runs.items()}
     table = {label: {**scores["overall"], "images": scores["images"]} for label, scores in summaries.items()}
-    header = "| method | " + " | ".join(HEADLINE.values()) + " | images |"
-    lines = [header, "|---|" + "---|" * (len(HEADLINE) + 1)]
-    for label, scores in table.items():
-        lines.append(f"| {label} | " + " | ".join(interval_cell(scores[m]) for m in HEADLINE) + f" | {scores['images']} |")
-    lines += ["", "Means with 95% percentile-bootstrap intervals over images (oracle protocol `toyworld/oracle`); background leak "
-              "(lower is better) counts the images whose prompted background differs from some reference's."]
-    write_text(output_dir / COMPARISON_TABLE, "\n".join(lines) + "\n")
-    write_json(output_dir / COMPARISON_JSON, table)
+    rows = {label: [interval_cell(scores[m]) for m in HEADLINE] + [str(scores["images"])] for label, scores in table.items()}
+    write_comparison(output_dir, COMPARISON_TABLE, COMPARISON_JSON, first_column="method",
+                     columns=[*HEADLINE.values(), "images"], rows=rows, table=table,
+                     note="Means with 95% percentile-bootstrap intervals over images (oracle protocol `toyworld/oracle`); "
+                          "background leak (lower is better) counts the images whose prompted background differs from some "
+                          "reference's.")
     if plot:
         _plot(table, output_dir / COMPARISON_PLOT)
     return table
