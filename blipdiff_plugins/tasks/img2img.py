@@ -17,7 +17,7 @@ from .errors import InvalidArgumentError
 from .generate import output_stems, subject_image_files
 from .models import ModelSettings, load_model
 from .results import ResultWriter, versions
-from .sampling import ImageSamplingRequest
+from .sampling import ImageSamplingRequest, check_sampling
 from .subject_words import unknown_word_notice
 
 NOTE = "run again with the same photo and settings (all prompts, seed, num_images) to reproduce this image exactly"
@@ -86,13 +86,14 @@ def check_photo_request(request, *, subject_required: bool = False):
         request = dataclasses.replace(request, prompt=[request.prompt])
     if not request.prompt or any(not isinstance(p, str) or not p.strip() for p in request.prompt):
         raise InvalidArgumentError(f"`prompt` {list(request.prompt)!r} holds an empty prompt; pass text such as 'on a beach'.", argument="prompt")
+    check_sampling(request)
     strength = request.strength
     if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength) or not 0.0 < strength <= 1.0:
         raise InvalidArgumentError(
             f"`strength` must lie in (0, 1] (how much of the photo is redrawn: 0.3 keeps most of it, 1.0 redraws all), got {strength!r}.",
             argument="strength",
         )
-    if isinstance(request.steps, int) and int(request.steps * strength) < 1:  # diffusers runs int(steps x strength) steps
+    if int(request.steps * strength) < 1:  # diffusers runs int(steps x strength) steps
         raise InvalidArgumentError(
             f"`strength` {strength!r} of `steps` {request.steps} runs no denoising step (diffusers runs int(steps x strength)); "
             f"raise `steps` to at least {math.ceil(1 / strength)} or `strength`.",
