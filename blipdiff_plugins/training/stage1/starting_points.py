@@ -43,7 +43,13 @@ def _vision_model(image_encoder):
     from transformers import CLIPVisionModel
 
     if isinstance(image_encoder, (str, Path)):
-        return CLIPVisionModel.from_pretrained(image_encoder)
+        try:
+            return CLIPVisionModel.from_pretrained(image_encoder)
+        except (OSError, ValueError) as error:  # no such folder / Hub id (offline: OSError), or not a CLIP model
+            raise ValueError(
+                f"`image_encoder`: could not load a CLIP vision model from {str(image_encoder)!r} ({str(error).splitlines()[0]}); pass a "
+                "folder saved with save_pretrained (CLIPVisionModel or CLIPModel) or a Hub id such as openai/clip-vit-large-patch14."
+            ) from error
     if isinstance(image_encoder, CLIPVisionModel):
         return image_encoder
     tower = getattr(image_encoder, "vision_model", None)
@@ -180,7 +186,13 @@ def load_starting_point(config, *, subject_encoder=None, image_encoder=None, tok
     if tokenizer is None and config.tokenizer is not None:
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(config.tokenizer)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(config.tokenizer)
+        except (OSError, ValueError) as error:
+            raise ValueError(
+                f"`tokenizer`: could not load a tokenizer from {config.tokenizer!r} ({str(error).splitlines()[0]}); pass a BERT tokenizer "
+                "folder or Hub id (with the [DEC] token), or leave it out for the start's own."
+            ) from error
     if subject_encoder is not None:
         encoder, description = subject_encoder, "a subject encoder passed to train_stage1()"
     elif init == "random":

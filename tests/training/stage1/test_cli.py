@@ -50,6 +50,21 @@ def test_cli_bad_input_names_the_flag(pair_folder, tmp_path, capsys):
     assert "--validation-every needs --validation-data" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag, words", [
+    ("--image-encoder", "--image-encoder: could not load a CLIP vision model from 'no-such-clip'"),
+    ("--tokenizer", "--tokenizer: could not load a tokenizer from 'no-such-clip'"),
+])
+def test_an_image_encoder_or_tokenizer_that_does_not_load_is_one_line_naming_the_flag(pair_folder, tmp_path, capsys, flag, words):
+    # was a transformers traceback (OSError: couldn't connect to huggingface.co) for a name that is neither a folder nor cached
+    extra = []
+    if flag == "--tokenizer":
+        tiny_clip_vision().save_pretrained(tmp_path / "clip")
+        extra = ["--image-encoder", str(tmp_path / "clip")]
+    code = main(["pretrain-qformer", "--data", str(pair_folder), "--output", str(tmp_path / "o"), "--report-to", "none", *extra, flag, "no-such-clip"])
+    err = capsys.readouterr().err
+    assert code == 2 and words in err.strip().splitlines()[-1] and "Traceback" not in err, err  # (the lines before: datasets' progress)
+
+
 @pytest.mark.slow  # torchrun with two processes
 def test_two_cpu_processes_with_gloo_gather_and_save_one_result(pair_folder, tmp_path):
     import os
