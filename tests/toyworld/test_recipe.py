@@ -320,3 +320,27 @@ def test_a_run_recorded_before_snr_shift_existed_resumes_with_the_plain_schedule
         train_toyworld(tmp_path / "run", config=RecipeConfig(**short), stages=("vae",), progress=False, vae_gate=0)  # default shift 4
     report = train_toyworld(tmp_path / "run", config=plain, stages=("vae",), progress=False, vae_gate=0)
     assert report["vae"]["status"] == "done"
+
+
+def test_cli_refuses_a_stage_whose_earlier_stage_is_not_done_and_writes_nothing(capsys, tmp_path):
+    # was a silent no-op: the run stopped before the first stage not asked for, printed {} and exited 0
+    from blipdiff_plugins.cli import main
+
+    assert main(["toyworld", "train", "--output", str(tmp_path / "run"), "--stages", "qformer"]) == 2
+    error = capsys.readouterr().err
+    assert "--stages: 'qformer' needs the earlier stage 'vae', which is not done in" in error
+    assert "(--stages vae,t2i,image_encoder,qformer)" in error
+    assert not (tmp_path / "run").exists()
+    assert main(["toyworld", "train", "--output", str(tmp_path / "run"), "--no-qformer-pretraining", "--prompted-image-encoder", "trainable",
+                 "--stages", "t2i,prompted"]) == 2
+    assert "--stages: 't2i' needs the earlier stage 'vae'" in capsys.readouterr().err
+
+
+def test_cli_names_an_output_that_is_a_file(capsys, tmp_path):
+    # was "[Errno 17] File exists"
+    from blipdiff_plugins.cli import main
+
+    (tmp_path / "taken").write_text("x")
+    assert main(["toyworld", "train", "--output", str(tmp_path / "taken"), "--stages", "vae"]) == 2
+    assert f"--output: {str(tmp_path / 'taken')!r} is a file, not a folder; choose another --output." in capsys.readouterr().err
+    assert (tmp_path / "taken").read_text() == "x"
