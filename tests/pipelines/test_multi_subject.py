@@ -91,13 +91,16 @@ def test_two_subjects_from_images_and_a_batch_of_prompts(tiny_pipeline, subject_
         (dict(prompt=TWO, subjects=Subject("dog", images="x")), "`subjects` must be a non-empty list"),
         (dict(prompt=TWO, subjects=[Subject("dog", images="x")], region_strength=-1.0), "`region_strength` must be a number >= 0"),
         (dict(prompt=TWO, subjects=[Subject("", images="x")]), "`subjects[0].word` must be a word"),
+        (dict(prompt=TWO, subjects=[Subject("dog", images="x", region=PIL.Image.fromarray(
+            np.random.default_rng(0).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)))]), "`subjects[0].region`: the mask is a colour image"),
+        (dict(prompt=TWO, subjects=[Subject("dog", images="x"), Subject("cat", images="missing.png")]), "`subjects[1].images[0]`: no file at 'missing.png'"),
     ],
 )
 def test_bad_subjects_are_named(tiny_pipeline, subject_image, kwargs, message):
     if isinstance(kwargs.get("subjects"), list):
-        kwargs["subjects"] = [s if s.images in (None,) else Subject(s.word, images=subject_image, region=s.region) for s in kwargs["subjects"]]
-    with pytest.raises(ValueError) as error:
-        tiny_pipeline(num_inference_steps=1, output_type="latent", **kwargs)
+        kwargs["subjects"] = [s if s.images in (None, "missing.png") else Subject(s.word, images=subject_image, region=s.region) for s in kwargs["subjects"]]
+    with pytest.raises((ValueError, FileNotFoundError)) as error:
+        tiny_pipeline(num_inference_steps=1, output_type="latent", height=SIZE, width=SIZE, **kwargs)
     assert message in str(error.value) and "\n" not in str(error.value)
     if "is not named" in message:
         assert "'a dog on grass'" in str(error.value)
