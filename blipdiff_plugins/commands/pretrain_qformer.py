@@ -38,7 +38,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--tokenizer", default=None, help="BERT tokenizer with the [DEC] token (default: the start's, else the built-in small one)")
     parser.add_argument("--num-query-tokens", type=int, default=16, help="learnable queries of a random start (BLIP-Diffusion: 16)")
     parser.add_argument("--qformer-layers", type=int, default=None, help="Q-Former depth of a random start (default: 12)")
-    parser.add_argument("--validation-data", default=None, help="held-out pairs for the retrieval evaluation (same kinds as --data)")
+    parser.add_argument("--validation-data", default=None, help="held-out pairs for the retrieval evaluation, at the end or every --validation-every steps (same kinds as --data)")
     parser.add_argument("--validation-every", type=int, default=None, help="evaluate retrieval recall@1/5 every N steps")
     parser.add_argument("--retrieval-pairs", type=int, default=64, help="held-out pairs of the retrieval evaluation")
     parser.add_argument("--steps", type=int, default=250_000, help="optimizer steps (BLIP-2: 250K)")
