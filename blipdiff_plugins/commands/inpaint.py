@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .arguments import TOY_PROMPT, finite_float, prompt_text
+from .arguments import TOY_PROMPT, finite_float, positive_int, prompt_text
 from .common import HelpFormatter, add_generation_arguments, add_model_arguments, check_output, command_line, model_settings, notify, recorded_settings
 
 
@@ -18,7 +18,7 @@ def add_photo_arguments(parser, *, strength: float, strength_help: str) -> None:
     parser.add_argument("--prompt", nargs="+", required=True, type=prompt_text,
                         help=f"the scene after the subject word, e.g. '{TOY_PROMPT}' (the toy model) or 'on a sofa' (a real model)")
     parser.add_argument("--strength", type=finite_float, default=strength, help=strength_help)
-    parser.add_argument("--prompt-reps", type=int, default=None, help="BLIP-Diffusion's prompt repetition (default: the model's)")
+    parser.add_argument("--prompt-reps", type=positive_int, default=None, help="BLIP-Diffusion's prompt repetition (default: the model's)")
     add_generation_arguments(parser)
     add_model_arguments(parser)
 

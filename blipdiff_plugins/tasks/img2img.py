@@ -70,6 +70,8 @@ def read_photo(image: Any):
     from ..utils.images import load_image
 
     if isinstance(image, (str, Path)):
+        if Path(image).is_dir():  # one photo: a folder's first image would be taken silently
+            raise InvalidArgumentError(f"`image`: {str(image)!r} is a folder; pass one photo file (PNG/JPEG/WebP).", argument="image")
         image = subject_image_files("image", [image])[0]  # a missing or unreadable file named in one line
     try:
         return load_image(image, argument="image")
@@ -99,6 +101,9 @@ def check_photo_request(request, *, subject_required: bool = False):
             f"raise `steps` to at least {math.ceil(1 / strength)} or `strength`.",
             argument="strength",
         )
+    reps = request.prompt_reps
+    if reps is not None and (isinstance(reps, bool) or not isinstance(reps, int) or reps < 1):
+        raise InvalidArgumentError(f"`prompt_reps` must be a whole number of at least 1 (or None: the model's), got {reps!r}.", argument="prompt_reps")
     changes: dict[str, Any] = {"image": read_photo(request.image)}
     if request.subject_image:
         changes["subject_image"] = subject_image_files("subject_image", request.subject_image)

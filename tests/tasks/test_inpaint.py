@@ -223,6 +223,12 @@ def test_an_unreadable_mask_file_is_named_once_with_the_readers_cause(tmp_path):
         assert all(word in message for word in words), message
 
 
+@pytest.mark.parametrize("reps", [0, -3, 1.5])
+def test_prompt_reps_below_one_from_python_is_named(tiny_pipeline, photo, reps):
+    with pytest.raises(InvalidArgumentError, match=f"`prompt_reps` must be a whole number of at least 1 .*got {reps}"):
+        img2img(tiny_pipeline, Img2ImgRequest(image=photo, prompt=["x"], prompt_reps=reps))
+
+
 @pytest.mark.parametrize("field, value, words", [
     ("num_images", 0, "`num_images` (images per prompt) must be a whole number of at least 1, got 0"),
     ("num_images", 1.5, "got 1.5"),
