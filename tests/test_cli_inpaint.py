@@ -70,6 +70,14 @@ def test_img2img_refuses_a_strength_outside_zero_to_one_before_loading(files, tm
     assert not (tmp_path / "out").exists()
 
 
+def test_a_missing_inpaint_unet_is_refused_before_loading(files, tmp_path, capsys, no_model_load):  # noqa: F811
+    # was checked only after the model had loaded
+    assert main(argv(files, tmp_path, "--box", "8", "8", "24", "24", "--inpaint-unet", str(tmp_path / "nowhere"))) == 2
+    err = capsys.readouterr().err
+    assert f"`--inpaint-unet`: no U-Net in {str(tmp_path / 'nowhere')!r}" in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_folder_as_the_photo_is_refused_before_loading(files, tmp_path, capsys, no_model_load):  # noqa: F811
     # was accepted: the folder's first image became the photo
     folder = tmp_path / "photos"

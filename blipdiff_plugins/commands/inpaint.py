@@ -57,12 +57,14 @@ def request_from_args(args):
 
 def run(args) -> int:
     from ..tasks.img2img import load_photo_model, output_files
-    from ..tasks.inpaint import check_request, inpaint, load_inpaint_unet
+    from ..tasks.inpaint import check_request, inpaint, inpaint_unet_folder, load_inpaint_unet
 
     # Everything the user typed (photo, region, subject images) is checked before the model loads.
     request = request_from_args(args)
     out_dir = check_output(args, output_files(request))
     check_request(request)
+    if args.inpaint_unet:
+        inpaint_unet_folder(args.inpaint_unet)
     pipe = load_photo_model(model_settings(args), notify=notify)
     unet = load_inpaint_unet(args.inpaint_unet, pipe) if args.inpaint_unet else None
     result = inpaint(pipe, request, inpaint_unet=unet, output=out_dir, notify=notify,

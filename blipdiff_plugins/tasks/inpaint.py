@@ -70,11 +70,8 @@ def inpaint_unet_channels(unet) -> int:
     return channels
 
 
-def load_inpaint_unet(folder: str | Path, pipe):
-    """The inpainting U-Net saved in ``folder`` (its own folder, or a pipeline folder's ``unet/``), on ``pipe``'s device
-    and dtype; errors name ``inpaint_unet``."""
-    from diffusers import UNet2DConditionModel
-
+def inpaint_unet_folder(folder: str | Path) -> Path:
+    """The U-Net folder of ``folder`` (its own, or a pipeline folder's ``unet/``); checked before any model loads."""
     from .errors import ModelArgumentError
 
     path = Path(folder)
@@ -86,6 +83,17 @@ def load_inpaint_unet(folder: str | Path, pipe):
             "inpainting U-Net saved with save_pretrained, or a pipeline folder holding one.",
             argument="inpaint_unet",
         )
+    return path
+
+
+def load_inpaint_unet(folder: str | Path, pipe):
+    """The inpainting U-Net saved in ``folder`` (its own folder, or a pipeline folder's ``unet/``), on ``pipe``'s device
+    and dtype; errors name ``inpaint_unet``."""
+    from diffusers import UNet2DConditionModel
+
+    from .errors import ModelArgumentError
+
+    path = inpaint_unet_folder(folder)
     try:
         unet = UNet2DConditionModel.from_pretrained(path, torch_dtype=pipe.unet.dtype)
     except (OSError, ValueError) as error:
