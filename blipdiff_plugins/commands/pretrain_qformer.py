@@ -33,7 +33,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--data", required=True, help="image-caption pairs: a folder of images with metadata.jsonl/csv (file_name, caption), parquet or webdataset shards, or a save_to_disk folder")
     parser.add_argument("--output", required=True, help="output folder: subject_encoder/, stage1_heads/, checkpoints/, retrieval/, logs/")
-    parser.add_argument("--init", default="random", help="start: random, a stage-1 output, a BLIP-Diffusion folder, a Blip2ForImageTextRetrieval folder or a LAVIS .pth")
+    parser.add_argument("--init", default="random", help="start: random, a built-in model (builtin, builtin:random-tiny, ...), a stage-1 output, a BLIP-Diffusion folder, a Blip2ForImageTextRetrieval folder or a LAVIS .pth (default: random)")
     parser.add_argument("--image-encoder", default=None, help="the frozen CLIP vision model (folder or Hub id); required with --init random")
     parser.add_argument("--tokenizer", default=None, help="BERT tokenizer with the [DEC] token (default: the start's, else the built-in small one)")
     parser.add_argument("--num-query-tokens", type=int, default=16, help="learnable queries of a random start (BLIP-Diffusion: 16)")

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from ...conversion.state_dict import CheckpointError, check_against, convert_published_subject_encoder, lavis_to_published_keys
+from ...builtin.names import is_builtin_name, parse_builtin_name
 from .module import Stage1Heads
 
 INITIALIZER_RANGE = 0.02  # BERT's / LAVIS's initialisation of the query tokens
@@ -204,10 +205,21 @@ def load_starting_point(config, *, subject_encoder=None, image_encoder=None, tok
             qformer_config["num_hidden_layers"] = config.qformer_layers
         encoder, description = _fresh_encoder(vision, qformer_config, config.num_query_tokens, config.seed), "random"
         carries_vision = False
+    elif is_builtin_name(init):  # a built-in BLIP-Diffusion model (as `--model builtin` elsewhere): its subject encoder
+        from ...pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline
+
+        parse_builtin_name(init, argument="`init`")
+        pipe = BlipDiffusionPipeline.from_pretrained(init)
+        encoder, description = pipe.subject_encoder, f"the built-in model {init!r}"
+        tokenizer = tokenizer if tokenizer is not None else pipe.subject_tokenizer
+        image_processor = image_processor if image_processor is not None else pipe.subject_image_processor
     else:
         path = Path(init)
         if not path.exists():
-            raise FileNotFoundError(f"`init`: no folder or file at {init!r}; pass 'random', a stage-1 / BLIP-Diffusion / Blip2ForImageTextRetrieval folder or a LAVIS .pth.")
+            raise FileNotFoundError(
+                f"`init`: no folder or file at {init!r}; pass 'random', a built-in model ('builtin', 'builtin:random-tiny', ...), a "
+                "stage-1 / BLIP-Diffusion / Blip2ForImageTextRetrieval folder or a LAVIS .pth."
+            )
         description = str(path.resolve())
         if is_stage1_folder(path):
             parts = load_stage1_folder(path, argument="init")
