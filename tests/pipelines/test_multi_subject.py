@@ -166,3 +166,9 @@ def test_the_controlnet_pipeline_takes_subjects_the_same_way(tiny_components, su
     with_regions = sample(pipe, TWO, subjects=boxed, control_image=control)
     without = sample(pipe, TWO, subjects=[Subject(s.word, images=s.images) for s in boxed], control_image=control)
     assert np.abs(with_regions - without).max() > 1e-4 and pipe.unet.attn_processors == originals
+
+
+def test_a_subjects_repr_shows_the_embeddings_shape_not_their_values():
+    subject = Subject("dog", embeds=torch.zeros(1, 16, 32), region=np.ones((4, 4), bool))
+    assert repr(subject) == "Subject(word='dog', images=None, embeds=<tensor (1, 16, 32)>, region=<ndarray mask>)"
+    assert repr(Subject("cat", images="cat.jpg", region=(0, 0, 8, 8))) == "Subject(word='cat', images='cat.jpg', embeds=None, region=(0, 0, 8, 8))"
