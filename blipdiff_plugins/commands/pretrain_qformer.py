@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 from pathlib import Path
 
@@ -70,6 +71,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def to_flags(message: str) -> str:
     """The library's `argument` names in a message replaced by the flags that set them."""
+    message = re.sub(r"`(\w+)='([^'`]*)'`", lambda match: f"{FLAGS[match.group(1)]} {match.group(2)}" if match.group(1) in FLAGS else match.group(0), message)
     for field, flag in FLAGS.items():
         message = message.replace(f"`{field}`", flag)
     return message

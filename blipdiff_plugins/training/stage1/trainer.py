@@ -67,7 +67,11 @@ class Stage1Trainer(TrainerCore):
         self.records = PretrainRecords(data, columns=dict(config.columns), streaming=config.streaming, fields=STAGE1_FIELDS)
         self.validation_records = None
         if validation_data is not None:
-            self.validation_records = PretrainRecords(validation_data, columns=dict(config.columns), streaming=False, fields=STAGE1_FIELDS)
+            try:
+                self.validation_records = PretrainRecords(validation_data, columns=dict(config.columns), streaming=False, fields=STAGE1_FIELDS)
+            except (ValueError, FileNotFoundError) as error:  # the reader names its input `data`; this one is `validation_data`
+                error.args = (str(error).replace("`data`", "`validation_data`"), *error.args[1:])
+                raise
         start = load_starting_point(config, subject_encoder=subject_encoder, image_encoder=image_encoder, tokenizer=tokenizer,
                                     image_processor=image_processor)
         self.encoder, self.heads, self.tokenizer, self.image_processor = start.encoder, start.heads, start.tokenizer, start.image_processor

@@ -50,6 +50,15 @@ def test_cli_bad_input_names_the_flag(pair_folder, tmp_path, capsys):
     assert "--validation-every needs --validation-data" in capsys.readouterr().err
 
 
+def test_bad_validation_data_and_resume_are_named_by_their_flags(pair_folder, tmp_path, capsys):
+    # were "--data: no dataset at 'nowhere'" (the wrong flag) and "`resume='latest'`" (Python, not the flag)
+    base = ["pretrain-qformer", "--data", str(pair_folder), "--report-to", "none", "--init", "builtin:random-tiny", "--batch-size", "4", "--steps", "1"]
+    assert main([*base, "--validation-data", str(tmp_path / "nowhere"), "--output", str(tmp_path / "a")]) == 2
+    assert f"--validation-data: no dataset at {str(tmp_path / 'nowhere')!r}" in capsys.readouterr().err
+    assert main([*base, "--resume", "latest", "--output", str(tmp_path / "b")]) == 2
+    assert "error: --resume latest: no complete checkpoint in" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("flag, words", [
     ("--image-encoder", "--image-encoder: could not load a CLIP vision model from 'no-such-clip'"),
     ("--tokenizer", "--tokenizer: could not load a tokenizer from 'no-such-clip'"),
