@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 from pathlib import Path
 
@@ -156,6 +157,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        help="LABEL=RUN_FOLDER of a reference method drawn as a line, e.g. 'BLIP-Diffusion zero-shot=runs/zs'; repeatable")
     sweep.add_argument("--output", required=True, help="folder for toyworld_sweep.md/.json/.png")
     sweep.set_defaults(func=run_sweep)
+    # RecipeConfig field -> the flag that sets it (the recipe's messages name fields)
+    train.set_defaults(recipe_flags={action.dest: action.option_strings[0] for action in train._actions if action.option_strings})
     return parser
 
 
@@ -192,8 +195,10 @@ def run_train(args: argparse.Namespace) -> int:
         raise ValueError(f"--size / steps: {error}") from error
     try:
         report = train_recipe(args.output, config=config, stages=stages, vae_gate=args.vae_gate)
-    except ValueError as error:  # the recipe names its arguments; the user typed flags
-        raise ValueError(str(error).replace("`output_dir`", "--output").replace("`stages`", "--stages")) from error
+    except ValueError as error:  # the recipe names its arguments and settings; the user typed flags
+        flags = {"output_dir": "--output", **args.recipe_flags}
+        message = re.sub(r"`([a-z_0-9]+)`", lambda match: flags.get(match.group(1), match.group(0)), str(error))
+        raise ValueError(message) from error
     print(json.dumps(report, indent=2))
     return 0
 

@@ -344,3 +344,18 @@ def test_cli_names_an_output_that_is_a_file(capsys, tmp_path):
     assert main(["toyworld", "train", "--output", str(tmp_path / "taken"), "--stages", "vae"]) == 2
     assert f"--output: {str(tmp_path / 'taken')!r} is a file, not a folder; choose another --output." in capsys.readouterr().err
     assert (tmp_path / "taken").read_text() == "x"
+
+
+def test_cli_names_the_flags_and_values_a_resumed_run_differs_in(capsys, tmp_path):
+    # was "other settings (image_encoder_caption_context, qformer_learning_rate)": field names, no values
+    from blipdiff_plugins.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    recorded = {**RecipeConfig().to_dict(), "qformer_learning_rate": 0.001, "image_encoder_caption_context": "background"}
+    (run / "recipe.json").write_text(json.dumps(recorded))
+    assert main(["toyworld", "train", "--output", str(run), "--stages", "vae"]) == 2
+    error = capsys.readouterr().err
+    assert ("holds a recipe run with other settings (--image-encoder-captions 'background' there, 'full' now, "
+            "--qformer-learning-rate 0.001 there, 0.002 now); resume it with the same settings") in error, error
+    assert sorted(path.name for path in run.iterdir()) == ["recipe.json"]

@@ -235,9 +235,11 @@ def train_toyworld(
     if recipe_file.is_file():
         recorded = RecipeConfig.from_recorded(json.loads(recipe_file.read_text(encoding="utf-8"))).to_dict()
         if recorded != config.to_dict():
-            changed = sorted(k for k in set(recorded) | set(config.to_dict()) if recorded.get(k) != config.to_dict().get(k))
+            given = config.to_dict()
+            changed = sorted(k for k in set(recorded) | set(given) if recorded.get(k) != given.get(k))
+            differences = ", ".join(f"`{k}` {recorded.get(k)!r} there, {given.get(k)!r} now" for k in changed)
             raise ValueError(
-                f"`output_dir`: {str(output_dir)!r} holds a recipe run with other settings ({', '.join(changed)}); "
+                f"`output_dir`: {str(output_dir)!r} holds a recipe run with other settings ({differences}); "
                 "resume it with the same settings or choose a new folder."
             )
     else:
