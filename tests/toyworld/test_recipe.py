@@ -137,7 +137,7 @@ def test_interrupted_stage_resumes_to_the_same_weights(finished, tmp_path):
 
 def test_other_settings_are_refused(finished):
     folder, _ = finished
-    with pytest.raises(ValueError, match="other settings \\(vae_steps\\)"):
+    with pytest.raises(ValueError, match="other settings \\(`vae_steps` 4 there, 5 now\\)"):
         train_toyworld(folder, config=RecipeConfig(**{**TINY.to_dict(), "vae_steps": 5}), progress=False, vae_gate=0)
     with pytest.raises(ValueError, match="`stages`"):
         train_toyworld(folder, config=TINY, stages=("vae", "gan"), progress=False, vae_gate=0)
@@ -316,7 +316,7 @@ def test_a_run_recorded_before_snr_shift_existed_resumes_with_the_plain_schedule
     recorded = json.loads(recipe_file.read_text(encoding="utf-8"))
     del recorded["snr_shift"]  # as a run of an earlier version wrote it
     recipe_file.write_text(json.dumps(recorded), encoding="utf-8")
-    with pytest.raises(ValueError, match=r"other settings \(snr_shift\)"):
+    with pytest.raises(ValueError, match=r"other settings \(`snr_shift` 1.0 there, 4.0 now\)"):
         train_toyworld(tmp_path / "run", config=RecipeConfig(**short), stages=("vae",), progress=False, vae_gate=0)  # default shift 4
     report = train_toyworld(tmp_path / "run", config=plain, stages=("vae",), progress=False, vae_gate=0)
     assert report["vae"]["status"] == "done"
