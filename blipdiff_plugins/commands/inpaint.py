@@ -67,7 +67,7 @@ def run(args) -> int:
         inpaint_unet_folder(args.inpaint_unet)
     pipe = load_photo_model(model_settings(args), notify=notify)
     unet = load_inpaint_unet(args.inpaint_unet, pipe) if args.inpaint_unet else None
-    result = inpaint(pipe, request, inpaint_unet=unet, output=out_dir, notify=notify,
+    result = inpaint(pipe, request, inpaint_unet=unet, output=out_dir, notify=notify, overwrite=args.overwrite,
                      record=lambda settings: {"settings": recorded_settings(args, settings), "command": command_line(args)})
     for path in result.files:
         if path.suffix == ".png":

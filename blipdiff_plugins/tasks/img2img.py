@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .errors import InvalidArgumentError
-from .generate import output_stems, subject_image_files
+from .generate import check_output_folder, output_stems, subject_image_files
 from .models import ModelSettings, load_model
 from .results import ResultWriter, versions
 from .sampling import ImageSamplingRequest, check_sampling
@@ -165,6 +165,12 @@ def run_stock(pipe, stock, request, *, notify: Callable[[str], None] | None, **i
     return list(output.images), notices
 
 
+def check_photo_output(request, output, overwrite: bool) -> None:
+    """``output`` (if given) is a folder that holds none of the files ``request`` writes, unless ``overwrite``."""
+    if output is not None:
+        check_output_folder(output, output_files(request), overwrite=overwrite)
+
+
 def photo_name(image: Any) -> str:
     """How a sidecar names the photo: its path, or ``<image>`` for an image object."""
     return str(image) if isinstance(image, (str, Path)) else "<image>"
@@ -190,21 +196,23 @@ def write_photo_results(pipe, request, images, output, *, extra: dict, record: C
 
 
 def img2img(pipe, request: Img2ImgRequest, *, output: str | Path | None = None, record: Callable[[dict], dict] | None = None,
-            notify: Callable[[str], None] | None = None) -> PhotoResult:
+            notify: Callable[[str], None] | None = None, overwrite: bool = False) -> PhotoResult:
     """Redraw ``request.image`` with the subject through `StableDiffusionImg2ImgPipeline` on ``pipe``'s modules.
 
     Args:
         pipe: a loaded `BlipDiffusionPipeline` (`load_photo_model`).
         request (`Img2ImgRequest`): checked here first (nothing is written when it is refused).
-        output (`str` or `Path`, *optional*): the folder to write ``NNN-<prompt>.png`` and sidecars into (checked by the
-            caller: `check_output_folder`).
+        output (`str` or `Path`, *optional*): the folder to write ``NNN-<prompt>.png`` and sidecars into; files of an
+            earlier run there are refused before anything runs, unless ``overwrite``.
         record (`Callable[[dict], dict]`, *optional*): what the sidecars record besides each image's own values.
         notify (`Callable[[str], None]`, *optional*): receives warnings about the input (an unknown subject word).
+        overwrite (`bool`, defaults to `False`): replace the files of an earlier run in ``output``.
     """
     from diffusers import StableDiffusionImg2ImgPipeline
 
     name = photo_name(request.image)
     request = check_photo_request(request)
+    check_photo_output(request, output, overwrite)
     stock = pipe.stock_pipeline(StableDiffusionImg2ImgPipeline)
     height, width = working_size(request, request.image)
     # The img2img pipeline works at its image's size: the photo goes in at the working size (3: bicubic).

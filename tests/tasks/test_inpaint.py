@@ -212,6 +212,20 @@ def test_a_bad_mask_file_is_refused_and_nothing_is_written(tiny_pipeline, photo,
     assert not (tmp_path / "out").exists()
 
 
+def test_a_second_run_into_the_same_output_is_refused_unless_overwrite(tiny_pipeline, photo, tmp_path):
+    # was a silent overwrite from Python (only the CLI checked): running the README's snippet twice replaced the images
+    from blipdiff_plugins.tasks.errors import OutputArgumentError
+
+    inpaint(tiny_pipeline, request(photo), output=tmp_path / "out")
+    first = (tmp_path / "out" / "000-on-a-beach.png").read_bytes()
+    for task, made in ((inpaint, request(photo, seed=1)), (img2img, Img2ImgRequest(image=photo, prompt=["on a beach"], steps=2, seed=1))):
+        with pytest.raises(OutputArgumentError, match="`output`: '.*out' already holds '000-on-a-beach.png' and 1 more from an earlier run; pass `overwrite`"):
+            task(tiny_pipeline, made, output=tmp_path / "out")
+    assert (tmp_path / "out" / "000-on-a-beach.png").read_bytes() == first
+    inpaint(tiny_pipeline, request(photo, seed=1), output=tmp_path / "out", overwrite=True)
+    assert (tmp_path / "out" / "000-on-a-beach.png").read_bytes() != first
+
+
 def test_an_unreadable_mask_file_is_named_once_with_the_readers_cause(tmp_path):
     text = tmp_path / "notes.png"
     text.write_text("not an image")
