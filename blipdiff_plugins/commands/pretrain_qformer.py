@@ -7,6 +7,7 @@ import re
 import shlex
 from pathlib import Path
 
+from .common import HelpFormatter
 from .pretrain import StepEstimate
 
 # Stage1Config field -> flag, for the messages that name a flag instead of an argument
@@ -31,6 +32,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "hard negatives) and image-grounded text generation (ITG) losses. Writes a folder that 'blipdiff pretrain "
         "--subject-encoder-from' starts stage 2 from, and held-out retrieval recall at each validation. Runs under "
         "'accelerate launch' / torchrun too.",
+        formatter_class=HelpFormatter,  # the defaults are BLIP-2's full run (250K steps, batch 2320): say them
     )
     parser.add_argument("--data", required=True, help="image-caption pairs: a folder of images with metadata.jsonl/csv (file_name, caption), parquet or webdataset shards, or a save_to_disk folder")
     parser.add_argument("--output", required=True, help="output folder: subject_encoder/, stage1_heads/, checkpoints/, retrieval/, logs/")

@@ -97,3 +97,12 @@ def test_two_cpu_processes_with_gloo_gather_and_save_one_result(pair_folder, tmp
     assert '"processes": 2' in (output / "README.md").read_text()
     state = json.loads((output / "checkpoints" / "checkpoint-2" / "trainer_state.json").read_text())
     assert state["world_size"] == 2 and len(state["loss_parts"]) == 2
+
+
+def test_help_says_the_defaults_a_run_without_flags_would_use(capsys):
+    # the help named BLIP-2's values but not that they are the defaults (a bare run plans 250K steps at batch 2320)
+    with pytest.raises(SystemExit):
+        main(["pretrain-qformer", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "optimizer steps (BLIP-2: 250K) (default: 250000)" in text and "(BLIP-2, ViT-L: 2320) (default: 2320)" in text
+    assert "(default: random)" in text and "(default: None)" not in text
