@@ -162,6 +162,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+def recipe_message(error: Exception, args: argparse.Namespace) -> str:
+    """The recipe's message with each setting it names (```qformer_batch_size```) as the flag that sets it."""
+    flags = {"output_dir": "--output", **args.recipe_flags}
+    return re.sub(r"`([a-z_0-9]+)`", lambda match: flags.get(match.group(1), match.group(0)), str(error))
+
+
 def run_train(args: argparse.Namespace) -> int:
     from blipdiff_plugins.tasks.toy_training import STAGES, RecipeConfig, train_recipe
 
@@ -192,13 +198,11 @@ def run_train(args: argparse.Namespace) -> int:
         if "prompted_two_subject_rate" in str(error):
             raise ValueError(f"--prompted-two-subject-rate: {args.prompted_two_subject_rate} is not below 1; use a share in [0, 1) "
                              "(some of the prompted stage's records keep one subject), 0 for the one-subject recipe.") from error
-        raise ValueError(f"--size / steps: {error}") from error
+        raise ValueError(recipe_message(error, args)) from error
     try:
         report = train_recipe(args.output, config=config, stages=stages, vae_gate=args.vae_gate)
-    except ValueError as error:  # the recipe names its arguments and settings; the user typed flags
-        flags = {"output_dir": "--output", **args.recipe_flags}
-        message = re.sub(r"`([a-z_0-9]+)`", lambda match: flags.get(match.group(1), match.group(0)), str(error))
-        raise ValueError(message) from error
+    except ValueError as error:
+        raise ValueError(recipe_message(error, args)) from error
     print(json.dumps(report, indent=2))
     return 0
 

@@ -359,3 +359,16 @@ def test_cli_names_the_flags_and_values_a_resumed_run_differs_in(capsys, tmp_pat
     assert ("holds a recipe run with other settings (--image-encoder-captions 'background' there, 'full' now, "
             "--qformer-learning-rate 0.001 there, 0.002 now); resume it with the same settings") in error, error
     assert sorted(path.name for path in run.iterdir()) == ["recipe.json"]
+
+
+def test_cli_refuses_a_qformer_batch_larger_than_its_records_before_any_stage(capsys, tmp_path):
+    # was refused by the stage-1 trainer only when the qformer stage began, after the vae, t2i and image-encoder stages
+    from blipdiff_plugins.cli import main
+
+    with pytest.raises(ValueError, match="`qformer_batch_size` 64 is more than the 32 pairs of `qformer_records`"):
+        RecipeConfig(qformer_records=32, qformer_batch_size=64)
+    RecipeConfig(qformer_records=32, qformer_batch_size=64, qformer_pretraining=False, prompted_image_encoder="trainable")  # unused then
+    # an --output that is a file: a run the check let through stops there at once instead of training
+    (tmp_path / "taken").write_text("x")
+    assert main(["toyworld", "train", "--output", str(tmp_path / "taken"), "--qformer-records", "32", "--qformer-batch-size", "64"]) == 2
+    assert "--qformer-batch-size 64 is more than the 32 pairs of --qformer-records; pass a batch of at most 32" in capsys.readouterr().err

@@ -65,6 +65,12 @@ class Stage1Trainer(TrainerCore):
         if config.validation_every is not None and validation_data is None:
             raise ValueError("`validation_every` needs `validation_data`: held-out image-caption pairs for the retrieval evaluation.")
         self.records = PretrainRecords(data, columns=dict(config.columns), streaming=config.streaming, fields=STAGE1_FIELDS)
+        if self.records.num_records is not None and config.batch_size > self.records.num_records:
+            # every batch would hold each pair several times (BLIP-2's default batch is for its 129M pairs)
+            raise ValueError(
+                f"`batch_size` {config.batch_size} is more than the {self.records.num_records} pairs of `data`; pass a `batch_size` of at "
+                f"most {self.records.num_records} (2 or more)."
+            )
         self.validation_records = None
         if validation_data is not None:
             try:
