@@ -70,6 +70,14 @@ def test_img2img_refuses_a_strength_outside_zero_to_one_before_loading(files, tm
     assert not (tmp_path / "out").exists()
 
 
+def test_text_only_is_said_once_in_the_flags_terms(files, tmp_path, capsys):
+    # was the pipeline's "No subject given (`subject_images`, `subject_embeds` or `load_subject`)": Python names on the CLI
+    command = [item for item in argv(files, tmp_path, "--box", "8", "8", "24", "24") if item not in (files["subject"], "--subject-image")]
+    assert main(command) == 0
+    err = capsys.readouterr().err
+    assert err.count("No `--subject-image` given: the prompt alone conditions the image (text only).") == 1 and "subject_images" not in err
+
+
 def test_a_missing_inpaint_unet_is_refused_before_loading(files, tmp_path, capsys, no_model_load):  # noqa: F811
     # was checked only after the model had loaded
     assert main(argv(files, tmp_path, "--box", "8", "8", "24", "24", "--inpaint-unet", str(tmp_path / "nowhere"))) == 2

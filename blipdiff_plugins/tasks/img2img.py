@@ -20,6 +20,7 @@ from .results import ResultWriter, versions
 from .sampling import ImageSamplingRequest, check_sampling
 from .subject_words import unknown_word_notice
 
+TEXT_ONLY_NOTICE = "No `subject_image` given: the prompt alone conditions the image (text only)."
 NOTE = "run again with the same photo and settings (all prompts, seed, num_images) to reproduce this image exactly"
 
 
@@ -140,12 +141,14 @@ def run_stock(pipe, stock, request, *, notify: Callable[[str], None] | None, **i
 
     notices: list[str] = []
     word = request.target_subject or request.subject
-    for name in ("subject", "target_subject"):
-        notice = unknown_word_notice(pipe, getattr(request, name), argument=name)
-        if notice:
-            notices.append(notice)
-            if notify is not None:
-                notify(notice)
+    found = [unknown_word_notice(pipe, getattr(request, name), argument=name) for name in ("subject", "target_subject")]
+    if not request.subject_image:
+        found.append(TEXT_ONLY_NOTICE)
+        pipe._said_text_only = True  # said here in the caller's terms, not by the pipeline in Python's (`subject_images`)
+    for notice in filter(None, found):
+        notices.append(notice)
+        if notify is not None:
+            notify(notice)
     prompt_embeds, negative_prompt_embeds = pipe.subject_prompt_embeds(
         list(request.prompt),
         subject_images=list(request.subject_image) if request.subject_image else None,
