@@ -70,6 +70,42 @@ def test_img2img_refuses_a_strength_outside_zero_to_one_before_loading(files, tm
     assert not (tmp_path / "out").exists()
 
 
+def test_text_only_is_said_once_in_the_flags_terms(files, tmp_path, capsys):
+    # was the pipeline's "No subject given (`subject_images`, `subject_embeds` or `load_subject`)": Python names on the CLI
+    command = [item for item in argv(files, tmp_path, "--box", "8", "8", "24", "24") if item not in (files["subject"], "--subject-image")]
+    assert main(command) == 0
+    err = capsys.readouterr().err
+    assert err.count("No `--subject-image` given: the prompt alone conditions the image (text only).") == 1 and "subject_images" not in err
+
+
+def test_a_missing_inpaint_unet_is_refused_before_loading(files, tmp_path, capsys, no_model_load):  # noqa: F811
+    # was checked only after the model had loaded
+    assert main(argv(files, tmp_path, "--box", "8", "8", "24", "24", "--inpaint-unet", str(tmp_path / "nowhere"))) == 2
+    err = capsys.readouterr().err
+    assert f"`--inpaint-unet`: no U-Net in {str(tmp_path / 'nowhere')!r}" in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_as_the_photo_is_refused_before_loading(files, tmp_path, capsys, no_model_load):  # noqa: F811
+    # was accepted: the folder's first image became the photo
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    PIL.Image.open(files["photo"]).save(folder / "a.png")
+    for command, region in (("img2img", []), ("inpaint", ["--box", "8", "8", "24", "24"])):
+        assert main(argv(files, tmp_path, "--image", str(folder), *region, command=command)) == 2
+        err = capsys.readouterr().err
+        assert f"`--image`: {str(folder)!r} is a folder; pass one photo file" in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["inpaint", "img2img"])
+def test_prompt_reps_below_one_is_refused_by_the_cli(files, tmp_path, capsys, command):
+    # was accepted (0 and -3 ran)
+    with pytest.raises(SystemExit):
+        main(argv(files, tmp_path, "--prompt-reps", "0", *(["--box", "8", "8", "24", "24"] if command == "inpaint" else []), command=command))
+    assert "argument --prompt-reps: must be at least 1, got 0" in capsys.readouterr().err
+
+
 def test_mask_and_box_exclude_each_other_and_one_is_required(files, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(argv(files, tmp_path, "--mask", files["mask_good"], "--box", "1", "2", "3", "4"))

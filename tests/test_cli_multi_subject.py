@@ -7,6 +7,7 @@ import PIL.Image
 import pytest
 
 from blipdiff_plugins.cli import main
+from tests.test_cli_errors import no_model_load  # noqa: F401 - a fixture
 
 
 @pytest.fixture()
@@ -39,7 +40,9 @@ def test_generate_two_subjects_with_regions_writes_images_and_records_them(tmp_p
     [
         (["--subjects", "dog=DOG", "cow=DOG"], "--prompt", "does not name `--subjects` cow"),
         (["--subjects", "dog=DOG", "--regions", "cat=0,0,8,8"], "--regions", "not a word of `--subjects`"),
-        (["--subjects", "dog=DOG", "--regions", "dog=0,0,64,8"], "--regions", "reaches outside the 32x32 output"),
+        (["--subjects", "dog=DOG", "--regions", "dog=0,0,64,8"], "--regions",
+         "dog=0,0,64,8 reaches outside the 32x32 output; keep RIGHT <= 32 and BOTTOM <= 32 (output pixels; `--height` and `--width`"),
+        (["--subjects", "dog=DOG", "--regions", "dog=32,0,0,8"], "--regions", "dog=32,0,0,8 needs 0 <= LEFT < RIGHT"),
         (["--subjects", "dog=DOG", "--subject", "dog"], "--subjects", "exclude each other"),
         (["--subjects", "dog=nope.png"], "--subjects", "no file or folder at 'nope.png'"),
         (["--subjects", "dog=DOG", "--method", "umm"], "--subjects", "one subject per image"),
@@ -52,6 +55,13 @@ def test_bad_subjects_name_the_flag(tmp_path, two_images, capsys, extra, flag, w
     error = capsys.readouterr().err
     assert code == 2 and f"`{flag}`" in error and words in error, error
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").glob("*.png"))
+
+
+def test_a_box_outside_a_given_height_and_width_is_refused_before_the_model_loads(tmp_path, two_images, capsys, no_model_load):  # noqa: F811
+    # with --height and --width the output size is known: checked with the other input, not after loading the model
+    code = main(BASE + ["--subjects", f"dog={two_images[0]}", "--regions", "dog=0,0,40,8", "--height", "16", "--width", "32", "--output", str(tmp_path / "o")])
+    assert code == 2 and "`--regions` dog=0,0,40,8 reaches outside the 32x16 output" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("extra, flag", [(["--subjects", "dog"], "--subjects"), (["--subjects", "dog=x", "--regions", "dog=1,2,3"], "--regions")])

@@ -21,6 +21,8 @@ SUBSTITUTIONS = (
     ("num_inference_steps=25", "num_inference_steps=2"),
     ('strategy="lora", steps=40)', 'strategy="lora", steps=1, validation_steps=1)'),  # one step, and its sample in one
     ("steps=40", "steps=1"),
+    ('Stage1Config(steps=1000, batch_size=64, output_dir="my-qformer")',
+     'Stage1Config(steps=1, batch_size=2, output_dir="my-qformer", report_to="none", progress_bar=False)'),
     ("steps=50", "steps=2"),  # img2img at strength 0.6: one denoising step
 )
 
@@ -43,6 +45,11 @@ def test_readme_python_snippets_run(tmp_path, monkeypatch):
     for name in ("dog1.jpg", "dog2.jpg", "dog.jpg", "pose.jpg", "flower.jpg", "teapot.jpg", "photos/1.jpg", "photos/2.jpg"):
         (tmp_path / name).parent.mkdir(exist_ok=True)
         PIL.Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(tmp_path / name)
+    for folder in ("pairs", "held-out-pairs"):  # stage 1's image-caption pairs
+        (tmp_path / folder).mkdir()
+        for index in range(2):
+            PIL.Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(tmp_path / folder / f"{index}.png")
+        (tmp_path / folder / "metadata.jsonl").write_text("".join(f'{{"file_name": "{i}.png", "caption": "a dog {i}"}}\n' for i in range(2)))
     BlipDiffusionPipeline.from_pretrained("builtin:random-tiny").save_pretrained(tmp_path / "blipdiffusion-converted")
     os.symlink(REPO_ROOT / "pipelines", tmp_path / "pipelines")
     monkeypatch.chdir(tmp_path)
@@ -51,6 +58,7 @@ def test_readme_python_snippets_run(tmp_path, monkeypatch):
     assert len(namespace["images"]) == 2 and namespace["dog"].shape[0] == 1
     assert (tmp_path / "rex" / "subject_model.json").is_file() and namespace["image"].size == (32, 32)
     assert namespace["result"].images and namespace["out"].control_images
+    assert (tmp_path / "my-qformer" / "stage1.json").is_file() and (tmp_path / "my-qformer" / "retrieval" / "step-000001.json").is_file()
 
 
 def test_from_pretrained_builtin_random_is_the_random_builtin_model():

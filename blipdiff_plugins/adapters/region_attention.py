@@ -26,6 +26,9 @@ from .attention_store import attention_layers, attention_processors, map_size
 DEFAULT_REGION_STRENGTH = 1e4
 
 
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")  # PIL modes with one value per pixel (alpha ignored)
+
+
 def region_kind(region) -> str:
     """``"box"`` for four numbers, ``"mask"`` for an image, array or tensor; a `ValueError` (no name) otherwise."""
     if isinstance(region, (tuple, list)):
@@ -54,6 +57,14 @@ def region_mask(region, height: int, width: int, *, argument: str) -> torch.Tens
         mask[int(round(top)) : max(int(round(bottom)), int(round(top)) + 1), int(round(left)) : max(int(round(right)), int(round(left)) + 1)] = True
         return mask
     if isinstance(region, PIL.Image.Image):
+        if region.mode not in GREY_MODES:
+            colour = np.asarray(region.convert("RGB"))
+            if not (np.array_equal(colour[..., 0], colour[..., 1]) and np.array_equal(colour[..., 0], colour[..., 2])):
+                # a photo or noise passed by mistake would otherwise become an arbitrary region (as the inpainting mask refuses it)
+                raise ValueError(
+                    f"`{argument}`: the mask is a colour image (mode {region.mode}, red, green and blue differ); pass a greyscale ('L') image, "
+                    "white where the subject goes, or a box."
+                )
         array = np.asarray(region.convert("L")) >= 128
     else:
         array = region.detach().cpu().numpy() if isinstance(region, torch.Tensor) else np.asarray(region)

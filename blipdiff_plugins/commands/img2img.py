@@ -33,7 +33,7 @@ def run(args) -> int:
     out_dir = check_output(args, output_files(request))
     check_photo_request(request)  # before the model loads
     pipe = load_photo_model(model_settings(args), notify=notify)
-    result = img2img(pipe, request, output=out_dir, notify=notify,
+    result = img2img(pipe, request, output=out_dir, notify=notify, overwrite=args.overwrite,
                      record=lambda settings: {"settings": recorded_settings(args, settings), "command": command_line(args)})
     for path in result.files:
         if path.suffix == ".png":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .arguments import TOY_PROMPT, finite_float, prompt_text
+from .arguments import TOY_PROMPT, finite_float, positive_int, prompt_text
 from .common import HelpFormatter, add_generation_arguments, add_model_arguments, check_output, command_line, model_settings, notify, recorded_settings
 
 
@@ -18,7 +18,7 @@ def add_photo_arguments(parser, *, strength: float, strength_help: str) -> None:
     parser.add_argument("--prompt", nargs="+", required=True, type=prompt_text,
                         help=f"the scene after the subject word, e.g. '{TOY_PROMPT}' (the toy model) or 'on a sofa' (a real model)")
     parser.add_argument("--strength", type=finite_float, default=strength, help=strength_help)
-    parser.add_argument("--prompt-reps", type=int, default=None, help="BLIP-Diffusion's prompt repetition (default: the model's)")
+    parser.add_argument("--prompt-reps", type=positive_int, default=None, help="BLIP-Diffusion's prompt repetition (default: the model's)")
     add_generation_arguments(parser)
     add_model_arguments(parser)
 
@@ -57,15 +57,17 @@ def request_from_args(args):
 
 def run(args) -> int:
     from ..tasks.img2img import load_photo_model, output_files
-    from ..tasks.inpaint import check_request, inpaint, load_inpaint_unet
+    from ..tasks.inpaint import check_request, inpaint, inpaint_unet_folder, load_inpaint_unet
 
     # Everything the user typed (photo, region, subject images) is checked before the model loads.
     request = request_from_args(args)
     out_dir = check_output(args, output_files(request))
     check_request(request)
+    if args.inpaint_unet:
+        inpaint_unet_folder(args.inpaint_unet)
     pipe = load_photo_model(model_settings(args), notify=notify)
     unet = load_inpaint_unet(args.inpaint_unet, pipe) if args.inpaint_unet else None
-    result = inpaint(pipe, request, inpaint_unet=unet, output=out_dir, notify=notify,
+    result = inpaint(pipe, request, inpaint_unet=unet, output=out_dir, notify=notify, overwrite=args.overwrite,
                      record=lambda settings: {"settings": recorded_settings(args, settings), "command": command_line(args)})
     for path in result.files:
         if path.suffix == ".png":

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 from pathlib import Path
 
+from .common import HelpFormatter
 from .pretrain import StepEstimate
 
 # Stage1Config field -> flag, for the messages that name a flag instead of an argument
@@ -30,15 +32,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "hard negatives) and image-grounded text generation (ITG) losses. Writes a folder that 'blipdiff pretrain "
         "--subject-encoder-from' starts stage 2 from, and held-out retrieval recall at each validation. Runs under "
         "'accelerate launch' / torchrun too.",
+        formatter_class=HelpFormatter,  # the defaults are BLIP-2's full run (250K steps, batch 2320): say them
     )
     parser.add_argument("--data", required=True, help="image-caption pairs: a folder of images with metadata.jsonl/csv (file_name, caption), parquet or webdataset shards, or a save_to_disk folder")
     parser.add_argument("--output", required=True, help="output folder: subject_encoder/, stage1_heads/, checkpoints/, retrieval/, logs/")
-    parser.add_argument("--init", default="random", help="start: random, a stage-1 output, a BLIP-Diffusion folder, a Blip2ForImageTextRetrieval folder or a LAVIS .pth")
+    parser.add_argument("--init", default="random", help="start: random, a built-in model (builtin, builtin:random-tiny, ...), a stage-1 output, a BLIP-Diffusion folder, a Blip2ForImageTextRetrieval folder or a LAVIS .pth (default: random)")
     parser.add_argument("--image-encoder", default=None, help="the frozen CLIP vision model (folder or Hub id); required with --init random")
     parser.add_argument("--tokenizer", default=None, help="BERT tokenizer with the [DEC] token (default: the start's, else the built-in small one)")
     parser.add_argument("--num-query-tokens", type=int, default=16, help="learnable queries of a random start (BLIP-Diffusion: 16)")
     parser.add_argument("--qformer-layers", type=int, default=None, help="Q-Former depth of a random start (default: 12)")
-    parser.add_argument("--validation-data", default=None, help="held-out pairs for the retrieval evaluation (same kinds as --data)")
+    parser.add_argument("--validation-data", default=None, help="held-out pairs for the retrieval evaluation, at the end or every --validation-every steps (same kinds as --data)")
     parser.add_argument("--validation-every", type=int, default=None, help="evaluate retrieval recall@1/5 every N steps")
     parser.add_argument("--retrieval-pairs", type=int, default=64, help="held-out pairs of the retrieval evaluation")
     parser.add_argument("--steps", type=int, default=250_000, help="optimizer steps (BLIP-2: 250K)")
@@ -70,6 +73,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def to_flags(message: str) -> str:
     """The library's `argument` names in a message replaced by the flags that set them."""
+    message = re.sub(r"`(\w+)='([^'`]*)'`", lambda match: f"{FLAGS[match.group(1)]} {match.group(2)}" if match.group(1) in FLAGS else match.group(0), message)
     for field, flag in FLAGS.items():
         message = message.replace(f"`{field}`", flag)
     return message

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
     train = actions.add_parser("train", help="run the staged recipe (resumable; a progress bar per stage)")
     train.add_argument("--output", required=True, help="run folder; rerun the same command to resume")
-    train.add_argument("--stages", default=",".join(STAGES), help="comma-separated stages to run (default: %(default)s)")
+    train.add_argument("--stages", default=",".join(STAGES), help="comma-separated stages to run, in this order; a stage needs the ones before it done or listed (default: %(default)s)")
     train.add_argument("--size", default=defaults.size, choices=tuple(TOY_SIZES), help="toy model size (default: %(default)s)")
     train.add_argument("--seed", type=int, default=defaults.seed, help="seed (default: %(default)s)")
     train.add_argument("--prediction-type", default=defaults.prediction_type, choices=PREDICTION_TYPES,
@@ -62,33 +63,33 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                             "--prediction-type v_prediction (default: on; --no-zero-terminal-snr for the released schedule)")
     train.add_argument("--snr-shift", type=_snr_shift, default=defaults.snr_shift,
                        help="divide the noise schedule's signal-to-noise ratio by this number squared, 1 to keep it (default: %(default)s)")
-    train.add_argument("--vae-steps", type=positive_int, default=defaults.vae_steps, help="stage 1 steps (default: %(default)s)")
-    train.add_argument("--vae-batch-size", type=positive_int, default=defaults.vae_batch_size, help="stage 1 batch (default: %(default)s)")
-    train.add_argument("--t2i-steps", type=positive_int, default=defaults.t2i_steps, help="stage 2 steps (default: %(default)s)")
-    train.add_argument("--t2i-batch-size", type=positive_int, default=defaults.t2i_batch_size, help="stage 2 batch (default: %(default)s)")
-    train.add_argument("--t2i-learning-rate", type=positive_float, default=defaults.t2i_learning_rate, help="stage 2 peak learning rate (default: %(default)s)")
-    train.add_argument("--t2i-snr-gamma", type=non_negative_float, default=defaults.t2i_snr_gamma, help="stage 2 min-SNR-gamma loss weighting, 0 for none (default: %(default)s)")
-    train.add_argument("--t2i-ema-decay", type=_ema_decay, default=defaults.t2i_ema_decay, help="stage 2 saves a moving average of its weights with this decay, 0 for none (default: %(default)s)")
-    train.add_argument("--prompted-records", type=positive_int, default=defaults.prompted_records, help="stage 3 records (default: %(default)s)")
-    train.add_argument("--prompted-steps", type=positive_int, default=defaults.prompted_steps, help="stage 3 steps (default: %(default)s)")
-    train.add_argument("--prompted-batch-size", type=positive_int, default=defaults.prompted_batch_size, help="stage 3 batch (default: %(default)s)")
-    train.add_argument("--prompted-ema-decay", type=_ema_decay, default=defaults.prompted_ema_decay, help="stage 3 saves a moving average of its weights with this decay, 0 for none (default: %(default)s)")
+    train.add_argument("--vae-steps", type=positive_int, default=defaults.vae_steps, help="steps of the vae stage (default: %(default)s)")
+    train.add_argument("--vae-batch-size", type=positive_int, default=defaults.vae_batch_size, help="batch of the vae stage (default: %(default)s)")
+    train.add_argument("--t2i-steps", type=positive_int, default=defaults.t2i_steps, help="steps of the t2i (text-to-image) stage (default: %(default)s)")
+    train.add_argument("--t2i-batch-size", type=positive_int, default=defaults.t2i_batch_size, help="batch of the t2i stage (default: %(default)s)")
+    train.add_argument("--t2i-learning-rate", type=positive_float, default=defaults.t2i_learning_rate, help="peak learning rate of the t2i stage (default: %(default)s)")
+    train.add_argument("--t2i-snr-gamma", type=non_negative_float, default=defaults.t2i_snr_gamma, help="min-SNR-gamma loss weighting of the t2i stage, 0 for none (default: %(default)s)")
+    train.add_argument("--t2i-ema-decay", type=_ema_decay, default=defaults.t2i_ema_decay, help="the t2i stage saves a moving average of its weights with this decay, 0 for none (default: %(default)s)")
+    train.add_argument("--prompted-records", type=positive_int, default=defaults.prompted_records, help="records of the prompted (subject) stage (default: %(default)s)")
+    train.add_argument("--prompted-steps", type=positive_int, default=defaults.prompted_steps, help="steps of the prompted stage (default: %(default)s)")
+    train.add_argument("--prompted-batch-size", type=positive_int, default=defaults.prompted_batch_size, help="batch of the prompted stage (default: %(default)s)")
+    train.add_argument("--prompted-ema-decay", type=_ema_decay, default=defaults.prompted_ema_decay, help="the prompted stage saves a moving average of its weights with this decay, 0 for none (default: %(default)s)")
     train.add_argument("--qformer-pretraining", action=argparse.BooleanOptionalAction, default=defaults.qformer_pretraining,
-                       help="recipe v2: train the image encoder (toy CLIP) and the stage-1 Q-Former before the prompted stage (default: %(default)s)")
+                       help="recipe v2: train the image encoder (toy CLIP, the image_encoder stage) and the Q-Former (the qformer stage: BLIP-2's stage 1) before the prompted stage (default: %(default)s)")
     train.add_argument("--prompted-image-encoder", default=defaults.prompted_image_encoder, choices=IMAGE_ENCODER_MODES,
                        help="whether the prompted stage trains the image encoder; 'frozen' needs --qformer-pretraining (default: %(default)s)")
     train.add_argument("--image-encoder-steps", type=positive_int, default=defaults.image_encoder_steps, help="toy CLIP steps (default: %(default)s)")
     train.add_argument("--image-encoder-captions", dest="image_encoder_caption_context", default=defaults.image_encoder_caption_context,
                        choices=CAPTION_CONTEXTS, help="what the toy CLIP's captions name beside the subject: 'full' (background, position, size) or 'background' (default: %(default)s)")
-    train.add_argument("--qformer-learning-rate", type=positive_float, default=defaults.qformer_learning_rate, help="stage-1 Q-Former peak learning rate (default: %(default)s)")
-    train.add_argument("--qformer-records", type=positive_int, default=defaults.qformer_records, help="stage-1 image-caption pairs (default: %(default)s)")
-    train.add_argument("--qformer-steps", type=positive_int, default=defaults.qformer_steps, help="stage-1 Q-Former steps (default: %(default)s)")
-    train.add_argument("--qformer-batch-size", type=positive_int, default=defaults.qformer_batch_size, help="stage-1 pairs per step (default: %(default)s)")
+    train.add_argument("--qformer-learning-rate", type=positive_float, default=defaults.qformer_learning_rate, help="peak learning rate of the qformer stage (BLIP-2's stage 1) (default: %(default)s)")
+    train.add_argument("--qformer-records", type=positive_int, default=defaults.qformer_records, help="image-caption pairs of the qformer stage (default: %(default)s)")
+    train.add_argument("--qformer-steps", type=positive_int, default=defaults.qformer_steps, help="steps of the qformer stage (default: %(default)s)")
+    train.add_argument("--qformer-batch-size", type=positive_int, default=defaults.qformer_batch_size, help="pairs per step of the qformer stage (default: %(default)s)")
     train.add_argument("--prompted-two-subject-rate", type=fraction, default=defaults.prompted_two_subject_rate,
-                       help="share of stage-3 records that are two-subject scenes, in [0, 1); 0 for the one-subject recipe (default: %(default)s)")
+                       help="share of the prompted stage's records that are two-subject scenes, in [0, 1); 0 for the one-subject recipe (default: %(default)s)")
     train.add_argument("--checkpoint-every", type=positive_int, default=defaults.checkpoint_every, help="steps between checkpoints (default: %(default)s)")
     train.add_argument("--image-size", type=positive_int, default=defaults.image_size, help="render side (default: %(default)s)")
-    train.add_argument("--vae-gate", type=fraction, default=DEFAULT_VAE_GATE, help="stop after stage 1 when the oracle reads fewer of the VAE's reconstructions of held-out renders right; 0 never stops (default: %(default)s)")
+    train.add_argument("--vae-gate", type=fraction, default=DEFAULT_VAE_GATE, help="stop after the vae stage when the oracle reads fewer of the VAE's reconstructions of held-out renders right; 0 never stops (default: %(default)s)")
     train.set_defaults(func=run_train)
 
     oracle = actions.add_parser("oracle", help="train the oracle on fresh ground-truth renders and report its accuracy")
@@ -156,7 +157,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        help="LABEL=RUN_FOLDER of a reference method drawn as a line, e.g. 'BLIP-Diffusion zero-shot=runs/zs'; repeatable")
     sweep.add_argument("--output", required=True, help="folder for toyworld_sweep.md/.json/.png")
     sweep.set_defaults(func=run_sweep)
+    # RecipeConfig field -> the flag that sets it (the recipe's messages name fields)
+    train.set_defaults(recipe_flags={action.dest: action.option_strings[0] for action in train._actions if action.option_strings})
     return parser
+
+
+def recipe_message(error: Exception, args: argparse.Namespace) -> str:
+    """The recipe's message with each setting it names (```qformer_batch_size```) as the flag that sets it."""
+    flags = {"output_dir": "--output", **args.recipe_flags}
+    return re.sub(r"`([a-z_0-9]+)`", lambda match: flags.get(match.group(1), match.group(0)), str(error))
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -188,9 +197,12 @@ def run_train(args: argparse.Namespace) -> int:
                              "with --no-qformer-pretraining use --prompted-image-encoder trainable.") from error
         if "prompted_two_subject_rate" in str(error):
             raise ValueError(f"--prompted-two-subject-rate: {args.prompted_two_subject_rate} is not below 1; use a share in [0, 1) "
-                             "(some stage-3 records keep one subject), 0 for the one-subject recipe.") from error
-        raise ValueError(f"--size / steps: {error}") from error
-    report = train_recipe(args.output, config=config, stages=stages, vae_gate=args.vae_gate)
+                             "(some of the prompted stage's records keep one subject), 0 for the one-subject recipe.") from error
+        raise ValueError(recipe_message(error, args)) from error
+    try:
+        report = train_recipe(args.output, config=config, stages=stages, vae_gate=args.vae_gate)
+    except ValueError as error:
+        raise ValueError(recipe_message(error, args)) from error
     print(json.dumps(report, indent=2))
     return 0
 

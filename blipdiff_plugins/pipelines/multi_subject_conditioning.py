@@ -39,11 +39,18 @@ def check_subjects_call(
 def encode_subjects(pipe, subjects: Sequence[Subject], device: torch.device) -> list[torch.Tensor]:
     """Each subject's embeddings ``(1, n, hidden)``: its ``embeds``, or its images' mean embedding. One subject-encoder
     call per subject (not one batch of all): a second subject then adds no memory at the encoder's peak."""
-    return [
-        subject.embeds if subject.embeds is not None
-        else pipe.encode_subject_groups([group_subject_images(subject.images, subject.word.strip(), 1)[0][0]], [subject.word.strip()], device=device)
-        for subject in subjects
-    ]
+    embeds = []
+    for index, subject in enumerate(subjects):
+        if subject.embeds is not None:
+            embeds.append(subject.embeds)
+            continue
+        try:
+            embeds.append(pipe.encode_subject_groups([group_subject_images(subject.images, subject.word.strip(), 1)[0][0]], [subject.word.strip()], device=device))
+        except (ValueError, FileNotFoundError) as error:  # the image reader names the one-subject keyword; the caller passed `subjects`
+            if error.args and isinstance(error.args[0], str):
+                error.args = (error.args[0].replace("`subject_images", f"`subjects[{index}].images"), *error.args[1:])
+            raise
+    return embeds
 
 
 def encode_subjects_prompt(pipe, prompts: Sequence[str], subjects: Sequence[Subject], *, prompt_strength: float, prompt_reps: int | None, device: torch.device):

@@ -150,12 +150,36 @@ def stock_pipeline(pipe, pipeline_class, **kwargs):
     """
     if "dtype" in kwargs and "torch_dtype" in kwargs:
         raise ValueError("Pass `dtype` or `torch_dtype` (its old name), not both.")
+    check_stock_class(pipe, pipeline_class, kwargs)
     options = {**NO_SAFETY_CHECKER, **kwargs}
     # diffusers 0.42 names it `dtype` and warns on `torch_dtype`: both are accepted, one is passed on
     options["dtype"] = options.pop("dtype", options.pop("torch_dtype", None)) or pipe.dtype
     options.setdefault("scheduler", stock_scheduler(pipe.scheduler))
     with quiet_cast_notices([*pipe.components.values(), *kwargs.values()], options.get("dtype")):
         return pipeline_class.from_pipe(pipe, **options)
+
+
+def check_stock_class(pipe, pipeline_class, extra) -> None:
+    """``pipeline_class`` is a stock diffusers pipeline class whose required components ``pipe`` or ``extra`` hold; else
+    one line naming ``pipeline_class`` and what to pass (diffusers' own error lists every expected module)."""
+    from diffusers import DiffusionPipeline
+
+    if not (isinstance(pipeline_class, type) and issubclass(pipeline_class, DiffusionPipeline)):
+        raise ValueError(
+            f"`pipeline_class` must be a diffusers pipeline class such as StableDiffusionInpaintPipeline, got {pipeline_class!r} "
+            f"({type(pipeline_class).__name__})."
+        )
+    if hasattr(pipeline_class, "subject_prompt_embeds"):
+        raise ValueError(f"`pipeline_class` {pipeline_class.__name__} is a subject pipeline, not a stock one; use {pipeline_class.__name__}.from_pipe(pipe).")
+    expected, _ = pipeline_class._get_signature_keys(pipeline_class)
+    optional = set(pipeline_class._optional_components) | set(NO_SAFETY_CHECKER)
+    missing = sorted(name for name in expected if name not in optional and name not in extra and name not in pipe.components)
+    if missing:
+        raise ValueError(
+            f"`pipeline_class` {pipeline_class.__name__} needs {', '.join(missing)}, which {type(pipe).__name__} does not hold; pass "
+            f"{'them' if len(missing) > 1 else 'it'}: pipe.stock_pipeline({pipeline_class.__name__}, {', '.join(f'{name}=...' for name in missing)}) "
+            "(the subject route serves Stable Diffusion 1.x pipelines)."
+        )
 
 
 def stock_scheduler(scheduler):

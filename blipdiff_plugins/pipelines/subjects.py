@@ -31,6 +31,12 @@ class Subject:
     embeds: torch.Tensor | None = None
     region: Any = None
 
+    def __repr__(self) -> str:
+        # the dataclass repr would print every value of `embeds` (what `load_subjects` returns): their shape says enough
+        embeds = None if self.embeds is None else f"<tensor {tuple(self.embeds.shape)}>" if isinstance(self.embeds, torch.Tensor) else repr(self.embeds)
+        region = f"<{type(self.region).__name__} mask>" if self.region is not None and not isinstance(self.region, (tuple, list)) else repr(self.region)
+        return f"Subject(word={self.word!r}, images={self.images!r}, embeds={embeds}, region={region})"
+
     def with_region(self, region) -> "Subject":
         """This subject with ``region`` (e.g. one returned by `load_subjects` placed in a box)."""
         return dataclasses.replace(self, region=region)

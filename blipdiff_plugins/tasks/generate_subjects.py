@@ -48,8 +48,24 @@ def check_box(word: str, box) -> tuple[float, float, float, float]:
         raise InvalidArgumentError(f"`regions` {word}: a box is four numbers LEFT,TOP,RIGHT,BOTTOM in output pixels, e.g. 0,0,256,512; got {box!r}.", argument="regions")
     left, top, right, bottom = box
     if not (0 <= left < right and 0 <= top < bottom):
-        raise InvalidArgumentError(f"`regions` {word}: the box {tuple(box)!r} needs 0 <= LEFT < RIGHT and 0 <= TOP < BOTTOM.", argument="regions")
+        raise InvalidArgumentError(f"`regions` {word}={box_text(box)} needs 0 <= LEFT < RIGHT and 0 <= TOP < BOTTOM (LEFT,TOP,RIGHT,BOTTOM in output pixels).", argument="regions")
     return (left, top, right, bottom)
+
+
+def box_text(box) -> str:
+    """A box as the user writes it: ``0,0,256,512``."""
+    return ",".join(f"{value:g}" for value in box)
+
+
+def check_box_inside(word: str, box, height: int, width: int) -> None:
+    """``box`` lies inside the ``width x height`` output; errors name ``regions``, ``height`` and ``width``."""
+    left, top, right, bottom = box
+    if right > width or bottom > height:
+        raise InvalidArgumentError(
+            f"`regions` {word}={box_text(box)} reaches outside the {width}x{height} output; keep RIGHT <= {width} and BOTTOM <= {height} "
+            "(output pixels; `height` and `width` set the output size).",
+            argument="regions",
+        )
 
 
 def check_subject_entries(request, method, subject_image_files) -> dict:
@@ -92,6 +108,8 @@ def check_subject_entries(request, method, subject_image_files) -> dict:
         if words.count(word) > 1:
             raise InvalidArgumentError(f"`regions` {word}: {words.count(word)} subjects share this word; a box by word needs one.", argument="regions")
         regions[word] = check_box(word, box)
+        if request.height and request.width:  # the output size is known before the model loads
+            check_box_inside(word, regions[word], request.height, request.width)
     return {"subjects": entries, "regions": regions or None}
 
 
@@ -101,9 +119,8 @@ def pipeline_subjects(pipe, request, height: int, width: int) -> list:
     from ..pipelines.subjects import Subject
 
     regions: Mapping[str, tuple] = request.regions or {}
-    for word, (left, top, right, bottom) in regions.items():
-        if right > width or bottom > height:
-            raise InvalidArgumentError(f"`regions` {word}: the box {(left, top, right, bottom)!r} reaches outside the {width}x{height} output.", argument="regions")
+    for word, box in regions.items():
+        check_box_inside(word, box, height, width)
     folders = subject_model_folders(request.subjects)
     loaded = iter(pipe.load_subjects(folders) if folders else [])
     subjects = []

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .errors import InvalidArgumentError
-from .generate import output_stems, subject_image_files
+from .generate import check_output_folder, output_stems, subject_image_files
 from .models import ModelSettings, load_model
 from .results import ResultWriter, versions
-from .sampling import ImageSamplingRequest
+from .sampling import ImageSamplingRequest, check_sampling
 from .subject_words import unknown_word_notice
 
+TEXT_ONLY_NOTICE = "No `subject_image` given: the prompt alone conditions the image (text only)."
 NOTE = "run again with the same photo and settings (all prompts, seed, num_images) to reproduce this image exactly"
 
 
@@ -70,6 +71,8 @@ def read_photo(image: Any):
     from ..utils.images import load_image
 
     if isinstance(image, (str, Path)):
+        if Path(image).is_dir():  # one photo: a folder's first image would be taken silently
+            raise InvalidArgumentError(f"`image`: {str(image)!r} is a folder; pass one photo file (PNG/JPEG/WebP).", argument="image")
         image = subject_image_files("image", [image])[0]  # a missing or unreadable file named in one line
     try:
         return load_image(image, argument="image")
@@ -86,18 +89,22 @@ def check_photo_request(request, *, subject_required: bool = False):
         request = dataclasses.replace(request, prompt=[request.prompt])
     if not request.prompt or any(not isinstance(p, str) or not p.strip() for p in request.prompt):
         raise InvalidArgumentError(f"`prompt` {list(request.prompt)!r} holds an empty prompt; pass text such as 'on a beach'.", argument="prompt")
+    check_sampling(request)
     strength = request.strength
     if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength) or not 0.0 < strength <= 1.0:
         raise InvalidArgumentError(
             f"`strength` must lie in (0, 1] (how much of the photo is redrawn: 0.3 keeps most of it, 1.0 redraws all), got {strength!r}.",
             argument="strength",
         )
-    if isinstance(request.steps, int) and int(request.steps * strength) < 1:  # diffusers runs int(steps x strength) steps
+    if int(request.steps * strength) < 1:  # diffusers runs int(steps x strength) steps
         raise InvalidArgumentError(
             f"`strength` {strength!r} of `steps` {request.steps} runs no denoising step (diffusers runs int(steps x strength)); "
             f"raise `steps` to at least {math.ceil(1 / strength)} or `strength`.",
             argument="strength",
         )
+    reps = request.prompt_reps
+    if reps is not None and (isinstance(reps, bool) or not isinstance(reps, int) or reps < 1):
+        raise InvalidArgumentError(f"`prompt_reps` must be a whole number of at least 1 (or None: the model's), got {reps!r}.", argument="prompt_reps")
     changes: dict[str, Any] = {"image": read_photo(request.image)}
     if request.subject_image:
         changes["subject_image"] = subject_image_files("subject_image", request.subject_image)
@@ -134,12 +141,14 @@ def run_stock(pipe, stock, request, *, notify: Callable[[str], None] | None, **i
 
     notices: list[str] = []
     word = request.target_subject or request.subject
-    for name in ("subject", "target_subject"):
-        notice = unknown_word_notice(pipe, getattr(request, name), argument=name)
-        if notice:
-            notices.append(notice)
-            if notify is not None:
-                notify(notice)
+    found = [unknown_word_notice(pipe, getattr(request, name), argument=name) for name in ("subject", "target_subject")]
+    if not request.subject_image:
+        found.append(TEXT_ONLY_NOTICE)
+        pipe._said_text_only = True  # said here in the caller's terms, not by the pipeline in Python's (`subject_images`)
+    for notice in filter(None, found):
+        notices.append(notice)
+        if notify is not None:
+            notify(notice)
     prompt_embeds, negative_prompt_embeds = pipe.subject_prompt_embeds(
         list(request.prompt),
         subject_images=list(request.subject_image) if request.subject_image else None,
@@ -157,6 +166,12 @@ def run_stock(pipe, stock, request, *, notify: Callable[[str], None] | None, **i
         generator=generators, **images,
     )
     return list(output.images), notices
+
+
+def check_photo_output(request, output, overwrite: bool) -> None:
+    """``output`` (if given) is a folder that holds none of the files ``request`` writes, unless ``overwrite``."""
+    if output is not None:
+        check_output_folder(output, output_files(request), overwrite=overwrite)
 
 
 def photo_name(image: Any) -> str:
@@ -184,21 +199,23 @@ def write_photo_results(pipe, request, images, output, *, extra: dict, record: C
 
 
 def img2img(pipe, request: Img2ImgRequest, *, output: str | Path | None = None, record: Callable[[dict], dict] | None = None,
-            notify: Callable[[str], None] | None = None) -> PhotoResult:
+            notify: Callable[[str], None] | None = None, overwrite: bool = False) -> PhotoResult:
     """Redraw ``request.image`` with the subject through `StableDiffusionImg2ImgPipeline` on ``pipe``'s modules.
 
     Args:
         pipe: a loaded `BlipDiffusionPipeline` (`load_photo_model`).
         request (`Img2ImgRequest`): checked here first (nothing is written when it is refused).
-        output (`str` or `Path`, *optional*): the folder to write ``NNN-<prompt>.png`` and sidecars into (checked by the
-            caller: `check_output_folder`).
+        output (`str` or `Path`, *optional*): the folder to write ``NNN-<prompt>.png`` and sidecars into; files of an
+            earlier run there are refused before anything runs, unless ``overwrite``.
         record (`Callable[[dict], dict]`, *optional*): what the sidecars record besides each image's own values.
         notify (`Callable[[str], None]`, *optional*): receives warnings about the input (an unknown subject word).
+        overwrite (`bool`, defaults to `False`): replace the files of an earlier run in ``output``.
     """
     from diffusers import StableDiffusionImg2ImgPipeline
 
     name = photo_name(request.image)
     request = check_photo_request(request)
+    check_photo_output(request, output, overwrite)
     stock = pipe.stock_pipeline(StableDiffusionImg2ImgPipeline)
     height, width = working_size(request, request.image)
     # The img2img pipeline works at its image's size: the photo goes in at the working size (3: bicubic).

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .errors import InvalidArgumentError
-from .img2img import PhotoResult, check_photo_request, photo_name, run_stock, working_size, write_photo_results
+from .img2img import PhotoResult, check_photo_output, check_photo_request, photo_name, run_stock, working_size, write_photo_results
 from .inpaint_mask import blend_outside, mask_image, region_of
 from .sampling import ImageSamplingRequest
 
@@ -70,11 +70,8 @@ def inpaint_unet_channels(unet) -> int:
     return channels
 
 
-def load_inpaint_unet(folder: str | Path, pipe):
-    """The inpainting U-Net saved in ``folder`` (its own folder, or a pipeline folder's ``unet/``), on ``pipe``'s device
-    and dtype; errors name ``inpaint_unet``."""
-    from diffusers import UNet2DConditionModel
-
+def inpaint_unet_folder(folder: str | Path) -> Path:
+    """The U-Net folder of ``folder`` (its own, or a pipeline folder's ``unet/``); checked before any model loads."""
     from .errors import ModelArgumentError
 
     path = Path(folder)
@@ -86,6 +83,17 @@ def load_inpaint_unet(folder: str | Path, pipe):
             "inpainting U-Net saved with save_pretrained, or a pipeline folder holding one.",
             argument="inpaint_unet",
         )
+    return path
+
+
+def load_inpaint_unet(folder: str | Path, pipe):
+    """The inpainting U-Net saved in ``folder`` (its own folder, or a pipeline folder's ``unet/``), on ``pipe``'s device
+    and dtype; errors name ``inpaint_unet``."""
+    from diffusers import UNet2DConditionModel
+
+    from .errors import ModelArgumentError
+
+    path = inpaint_unet_folder(folder)
     try:
         unet = UNet2DConditionModel.from_pretrained(path, torch_dtype=pipe.unet.dtype)
     except (OSError, ValueError) as error:
@@ -101,7 +109,7 @@ def load_inpaint_unet(folder: str | Path, pipe):
 
 
 def inpaint(pipe, request: InpaintRequest, *, inpaint_unet=None, output: str | Path | None = None, record: Callable[[dict], dict] | None = None,
-            notify: Callable[[str], None] | None = None) -> PhotoResult:
+            notify: Callable[[str], None] | None = None, overwrite: bool = False) -> PhotoResult:
     """Repaint the region of ``request.image`` with the subject through `StableDiffusionInpaintPipeline` on ``pipe``'s
     modules.
 
@@ -111,15 +119,17 @@ def inpaint(pipe, request: InpaintRequest, *, inpaint_unet=None, output: str | P
         inpaint_unet (`UNet2DConditionModel`, *optional*): a 9-channel inpainting U-Net of the same base, used in place
             of the model's own (without it the stock pipeline runs the model's 4-channel U-Net and blends latents);
             `load_inpaint_unet` reads one from a folder.
-        output (`str` or `Path`, *optional*): the folder to write ``NNN-<prompt>.png`` and sidecars into (checked by the
-            caller: `check_output_folder`).
+        output (`str` or `Path`, *optional*): the folder to write ``NNN-<prompt>.png`` and sidecars into; files of an
+            earlier run there are refused before anything runs, unless ``overwrite``.
         record (`Callable[[dict], dict]`, *optional*): what the sidecars record besides each image's own values.
         notify (`Callable[[str], None]`, *optional*): receives warnings about the input (an unknown subject word).
+        overwrite (`bool`, defaults to `False`): replace the files of an earlier run in ``output``.
     """
     from diffusers import StableDiffusionInpaintPipeline
 
     name = photo_name(request.image)
     request, region = check_request(request)
+    check_photo_output(request, output, overwrite)
     channels = inpaint_unet_channels(inpaint_unet) if inpaint_unet is not None else pipe.unet.config.in_channels
     stock = pipe.stock_pipeline(StableDiffusionInpaintPipeline, **({"unet": inpaint_unet} if inpaint_unet is not None else {}))
     height, width = working_size(request, request.image)

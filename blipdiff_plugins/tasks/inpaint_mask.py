@@ -30,12 +30,18 @@ def _grey_array(mask: Any) -> np.ndarray:
     from ..utils.images import ImageTooLargeError, open_image
 
     if isinstance(mask, (str, os.PathLike)):
+        path = str(mask)
+        if not os.path.isfile(path):
+            what = "is a folder" if os.path.isdir(path) else "is no file"
+            raise InvalidArgumentError(f"`mask`: {path!r} {what}; pass an image file (PNG) of the region, white where to repaint.", argument="mask")
         try:
-            mask = open_image(mask, argument="mask")
+            mask = open_image(path, argument="mask")
         except ImageTooLargeError as error:
             raise InvalidArgumentError(str(error), argument="mask") from error
         except (ValueError, OSError) as error:
-            raise InvalidArgumentError(f"`mask`: could not read {str(mask)!r} as an image ({error}); pass a PNG of the region.", argument="mask") from error
+            # the reader's own message already names `mask` and the file; only its cause is kept here
+            cause = error.__cause__ or error
+            raise InvalidArgumentError(f"`mask`: could not read {path!r} as an image ({cause}); pass a PNG of the region.", argument="mask") from error
     if isinstance(mask, PIL.Image.Image):
         if mask.mode in GREY_MODES:
             array = np.asarray(mask.convert("L") if mask.mode in ("1", "LA") else mask, dtype=np.float64)

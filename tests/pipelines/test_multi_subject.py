@@ -91,13 +91,16 @@ def test_two_subjects_from_images_and_a_batch_of_prompts(tiny_pipeline, subject_
         (dict(prompt=TWO, subjects=Subject("dog", images="x")), "`subjects` must be a non-empty list"),
         (dict(prompt=TWO, subjects=[Subject("dog", images="x")], region_strength=-1.0), "`region_strength` must be a number >= 0"),
         (dict(prompt=TWO, subjects=[Subject("", images="x")]), "`subjects[0].word` must be a word"),
+        (dict(prompt=TWO, subjects=[Subject("dog", images="x", region=PIL.Image.fromarray(
+            np.random.default_rng(0).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)))]), "`subjects[0].region`: the mask is a colour image"),
+        (dict(prompt=TWO, subjects=[Subject("dog", images="x"), Subject("cat", images="missing.png")]), "`subjects[1].images[0]`: no file at 'missing.png'"),
     ],
 )
 def test_bad_subjects_are_named(tiny_pipeline, subject_image, kwargs, message):
     if isinstance(kwargs.get("subjects"), list):
-        kwargs["subjects"] = [s if s.images in (None,) else Subject(s.word, images=subject_image, region=s.region) for s in kwargs["subjects"]]
-    with pytest.raises(ValueError) as error:
-        tiny_pipeline(num_inference_steps=1, output_type="latent", **kwargs)
+        kwargs["subjects"] = [s if s.images in (None, "missing.png") else Subject(s.word, images=subject_image, region=s.region) for s in kwargs["subjects"]]
+    with pytest.raises((ValueError, FileNotFoundError)) as error:
+        tiny_pipeline(num_inference_steps=1, output_type="latent", height=SIZE, width=SIZE, **kwargs)
     assert message in str(error.value) and "\n" not in str(error.value)
     if "is not named" in message:
         assert "'a dog on grass'" in str(error.value)
@@ -163,3 +166,9 @@ def test_the_controlnet_pipeline_takes_subjects_the_same_way(tiny_components, su
     with_regions = sample(pipe, TWO, subjects=boxed, control_image=control)
     without = sample(pipe, TWO, subjects=[Subject(s.word, images=s.images) for s in boxed], control_image=control)
     assert np.abs(with_regions - without).max() > 1e-4 and pipe.unet.attn_processors == originals
+
+
+def test_a_subjects_repr_shows_the_embeddings_shape_not_their_values():
+    subject = Subject("dog", embeds=torch.zeros(1, 16, 32), region=np.ones((4, 4), bool))
+    assert repr(subject) == "Subject(word='dog', images=None, embeds=<tensor (1, 16, 32)>, region=<ndarray mask>)"
+    assert repr(Subject("cat", images="cat.jpg", region=(0, 0, 8, 8))) == "Subject(word='cat', images='cat.jpg', embeds=None, region=(0, 0, 8, 8))"

@@ -392,3 +392,21 @@ def test_a_published_layout_scheduler_is_left_as_written_and_the_stock_pipeline_
     assert {key: value for key, value in stock.scheduler.config.items() if key != "steps_offset" and not key.startswith("_")} == {
         key: value for key, value in pipe.scheduler.config.items() if key != "steps_offset" and not key.startswith("_")
     }
+
+
+def test_stock_pipeline_names_a_wrong_class_or_a_missing_component(pipe):
+    # were diffusers' "expected [9 modules], but only {...} were passed", an AttributeError for a string, a TypeError for ours
+    from blipdiff_plugins import BlipDiffusionPipeline
+
+    cases = [
+        (StableDiffusionControlNetPipeline, "`pipeline_class` StableDiffusionControlNetPipeline needs controlnet, which BlipDiffusionPipeline "
+         "does not hold; pass it: pipe.stock_pipeline(StableDiffusionControlNetPipeline, controlnet=...)"),
+        (StableDiffusionAdapterPipeline, "needs adapter"),
+        ("StableDiffusionPipeline", "`pipeline_class` must be a diffusers pipeline class such as StableDiffusionInpaintPipeline, got "
+         "'StableDiffusionPipeline' (str)"),
+        (BlipDiffusionPipeline, "is a subject pipeline, not a stock one; use BlipDiffusionPipeline.from_pipe(pipe)"),
+    ]
+    for pipeline_class, words in cases:
+        with pytest.raises(ValueError) as caught:
+            pipe.stock_pipeline(pipeline_class)
+        assert words in str(caught.value) and "\n" not in str(caught.value)

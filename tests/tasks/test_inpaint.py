@@ -207,6 +207,56 @@ def test_a_bad_mask_file_is_refused_and_nothing_is_written(tiny_pipeline, photo,
     PIL.Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 40, 3), dtype=np.uint8)).save(noise)
     with pytest.raises(InvalidArgumentError, match="`mask` is a colour image"):
         inpaint(tiny_pipeline, request(photo, subject_image, box=None, mask=str(noise)), output=tmp_path / "out")
-    with pytest.raises(InvalidArgumentError, match="`mask`: no file at"):
+    with pytest.raises(InvalidArgumentError, match="`mask`: '.*missing.png' is no file; pass an image file"):
         inpaint(tiny_pipeline, request(photo, subject_image, box=None, mask=str(tmp_path / "missing.png")), output=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_second_run_into_the_same_output_is_refused_unless_overwrite(tiny_pipeline, photo, tmp_path):
+    # was a silent overwrite from Python (only the CLI checked): running the README's snippet twice replaced the images
+    from blipdiff_plugins.tasks.errors import OutputArgumentError
+
+    inpaint(tiny_pipeline, request(photo), output=tmp_path / "out")
+    first = (tmp_path / "out" / "000-on-a-beach.png").read_bytes()
+    for task, made in ((inpaint, request(photo, seed=1)), (img2img, Img2ImgRequest(image=photo, prompt=["on a beach"], steps=2, seed=1))):
+        with pytest.raises(OutputArgumentError, match="`output`: '.*out' already holds '000-on-a-beach.png' and 1 more from an earlier run; pass `overwrite`"):
+            task(tiny_pipeline, made, output=tmp_path / "out")
+    assert (tmp_path / "out" / "000-on-a-beach.png").read_bytes() == first
+    inpaint(tiny_pipeline, request(photo, seed=1), output=tmp_path / "out", overwrite=True)
+    assert (tmp_path / "out" / "000-on-a-beach.png").read_bytes() != first
+
+
+def test_an_unreadable_mask_file_is_named_once_with_the_readers_cause(tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    for mask, words in ((text, ["could not read", "cannot identify image file", "pass a PNG of the region"]), (tmp_path, ["is a folder"])):
+        with pytest.raises(InvalidArgumentError) as caught:
+            read_mask(str(mask), SIZE)
+        message = str(caught.value)
+        assert message.count("`mask`") == 1 and "\n" not in message, message  # one line, the argument named once (not nested)
+        assert all(word in message for word in words), message
+
+
+@pytest.mark.parametrize("reps", [0, -3, 1.5])
+def test_prompt_reps_below_one_from_python_is_named(tiny_pipeline, photo, reps):
+    with pytest.raises(InvalidArgumentError, match=f"`prompt_reps` must be a whole number of at least 1 .*got {reps}"):
+        img2img(tiny_pipeline, Img2ImgRequest(image=photo, prompt=["x"], prompt_reps=reps))
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("num_images", 0, "`num_images` (images per prompt) must be a whole number of at least 1, got 0"),
+    ("num_images", 1.5, "got 1.5"),
+    ("steps", 0, "`steps` must be a whole number from 1 to 1000, got 0"),
+    ("steps", 2.0, "got 2.0"),
+    ("seed", "0", "`seed` must be a whole number"),
+    ("guidance", -1.0, "`guidance` must be a finite number of 0 or more"),
+    ("guidance", math.inf, "got inf"),
+    ("height", 30, "`height` must be a multiple of 8"),
+    ("width", 0, "`width` must be a multiple of 8"),
+])
+def test_a_bad_sampling_value_from_python_is_named_by_its_keyword_before_anything_runs(tiny_pipeline, photo, field, value, words, tmp_path):
+    for task, made in ((inpaint, request(photo, **{field: value})), (img2img, Img2ImgRequest(image=photo, prompt=["x"], **{field: value}))):
+        with pytest.raises(InvalidArgumentError) as caught:
+            task(tiny_pipeline, made, output=tmp_path / "out")
+        assert caught.value.argument == field and words in str(caught.value)
     assert not (tmp_path / "out").exists()

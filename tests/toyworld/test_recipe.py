@@ -137,7 +137,7 @@ def test_interrupted_stage_resumes_to_the_same_weights(finished, tmp_path):
 
 def test_other_settings_are_refused(finished):
     folder, _ = finished
-    with pytest.raises(ValueError, match="other settings \\(vae_steps\\)"):
+    with pytest.raises(ValueError, match="other settings \\(`vae_steps` 4 there, 5 now\\)"):
         train_toyworld(folder, config=RecipeConfig(**{**TINY.to_dict(), "vae_steps": 5}), progress=False, vae_gate=0)
     with pytest.raises(ValueError, match="`stages`"):
         train_toyworld(folder, config=TINY, stages=("vae", "gan"), progress=False, vae_gate=0)
@@ -316,7 +316,59 @@ def test_a_run_recorded_before_snr_shift_existed_resumes_with_the_plain_schedule
     recorded = json.loads(recipe_file.read_text(encoding="utf-8"))
     del recorded["snr_shift"]  # as a run of an earlier version wrote it
     recipe_file.write_text(json.dumps(recorded), encoding="utf-8")
-    with pytest.raises(ValueError, match=r"other settings \(snr_shift\)"):
+    with pytest.raises(ValueError, match=r"other settings \(`snr_shift` 1.0 there, 4.0 now\)"):
         train_toyworld(tmp_path / "run", config=RecipeConfig(**short), stages=("vae",), progress=False, vae_gate=0)  # default shift 4
     report = train_toyworld(tmp_path / "run", config=plain, stages=("vae",), progress=False, vae_gate=0)
     assert report["vae"]["status"] == "done"
+
+
+def test_cli_refuses_a_stage_whose_earlier_stage_is_not_done_and_writes_nothing(capsys, tmp_path):
+    # was a silent no-op: the run stopped before the first stage not asked for, printed {} and exited 0
+    from blipdiff_plugins.cli import main
+
+    assert main(["toyworld", "train", "--output", str(tmp_path / "run"), "--stages", "qformer"]) == 2
+    error = capsys.readouterr().err
+    assert "--stages: 'qformer' needs the earlier stage 'vae', which is not done in" in error
+    assert "(--stages vae,t2i,image_encoder,qformer)" in error
+    assert not (tmp_path / "run").exists()
+    assert main(["toyworld", "train", "--output", str(tmp_path / "run"), "--no-qformer-pretraining", "--prompted-image-encoder", "trainable",
+                 "--stages", "t2i,prompted"]) == 2
+    assert "--stages: 't2i' needs the earlier stage 'vae'" in capsys.readouterr().err
+
+
+def test_cli_names_an_output_that_is_a_file(capsys, tmp_path):
+    # was "[Errno 17] File exists"
+    from blipdiff_plugins.cli import main
+
+    (tmp_path / "taken").write_text("x")
+    assert main(["toyworld", "train", "--output", str(tmp_path / "taken"), "--stages", "vae"]) == 2
+    assert f"--output: {str(tmp_path / 'taken')!r} is a file, not a folder; choose another --output." in capsys.readouterr().err
+    assert (tmp_path / "taken").read_text() == "x"
+
+
+def test_cli_names_the_flags_and_values_a_resumed_run_differs_in(capsys, tmp_path):
+    # was "other settings (image_encoder_caption_context, qformer_learning_rate)": field names, no values
+    from blipdiff_plugins.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    recorded = {**RecipeConfig().to_dict(), "qformer_learning_rate": 0.001, "image_encoder_caption_context": "background"}
+    (run / "recipe.json").write_text(json.dumps(recorded))
+    assert main(["toyworld", "train", "--output", str(run), "--stages", "vae"]) == 2
+    error = capsys.readouterr().err
+    assert ("holds a recipe run with other settings (--image-encoder-captions 'background' there, 'full' now, "
+            "--qformer-learning-rate 0.001 there, 0.002 now); resume it with the same settings") in error, error
+    assert sorted(path.name for path in run.iterdir()) == ["recipe.json"]
+
+
+def test_cli_refuses_a_qformer_batch_larger_than_its_records_before_any_stage(capsys, tmp_path):
+    # was refused by the stage-1 trainer only when the qformer stage began, after the vae, t2i and image-encoder stages
+    from blipdiff_plugins.cli import main
+
+    with pytest.raises(ValueError, match="`qformer_batch_size` 64 is more than the 32 pairs of `qformer_records`"):
+        RecipeConfig(qformer_records=32, qformer_batch_size=64)
+    RecipeConfig(qformer_records=32, qformer_batch_size=64, qformer_pretraining=False, prompted_image_encoder="trainable")  # unused then
+    # an --output that is a file: a run the check let through stops there at once instead of training
+    (tmp_path / "taken").write_text("x")
+    assert main(["toyworld", "train", "--output", str(tmp_path / "taken"), "--qformer-records", "32", "--qformer-batch-size", "64"]) == 2
+    assert "--qformer-batch-size 64 is more than the 32 pairs of --qformer-records; pass a batch of at most 32" in capsys.readouterr().err

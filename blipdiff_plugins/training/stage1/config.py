@@ -23,8 +23,9 @@ class Stage1Config(RecordBatchSettings, TrainingSettings):
     Besides the `TrainingSettings`:
 
     Args:
-        init (`str`, defaults to ``"random"``): the starting Q-Former: ``"random"``, a stage-1 output folder, a
-            BLIP-Diffusion pipeline folder (its subject encoder), a transformers `Blip2ForImageTextRetrieval` folder
+        init (`str`, defaults to ``"random"``): the starting Q-Former: ``"random"``, a built-in model (``"builtin"``,
+            ``"builtin:random-tiny"``, ...: its subject encoder), a stage-1 output folder, a BLIP-Diffusion pipeline folder
+            (its subject encoder), a transformers `Blip2ForImageTextRetrieval` folder
             or a LAVIS checkpoint file (``.pth``); the image encoder comes from `image_encoder` when given.
         image_encoder (`str`, *optional*): a CLIP vision model folder or Hub id (frozen); required with
             ``init="random"`` or a `Blip2ForImageTextRetrieval` start (whose EVA encoder is not a CLIP one).

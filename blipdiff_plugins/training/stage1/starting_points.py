@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from ...conversion.state_dict import CheckpointError, check_against, convert_published_subject_encoder, lavis_to_published_keys
+from ...builtin.names import is_builtin_name, parse_builtin_name
 from .module import Stage1Heads
 
 INITIALIZER_RANGE = 0.02  # BERT's / LAVIS's initialisation of the query tokens
@@ -43,7 +44,13 @@ def _vision_model(image_encoder):
     from transformers import CLIPVisionModel
 
     if isinstance(image_encoder, (str, Path)):
-        return CLIPVisionModel.from_pretrained(image_encoder)
+        try:
+            return CLIPVisionModel.from_pretrained(image_encoder)
+        except (OSError, ValueError) as error:  # no such folder / Hub id (offline: OSError), or not a CLIP model
+            raise ValueError(
+                f"`image_encoder`: could not load a CLIP vision model from {str(image_encoder)!r} ({str(error).splitlines()[0]}); pass a "
+                "folder saved with save_pretrained (CLIPVisionModel or CLIPModel) or a Hub id such as openai/clip-vit-large-patch14."
+            ) from error
     if isinstance(image_encoder, CLIPVisionModel):
         return image_encoder
     tower = getattr(image_encoder, "vision_model", None)
@@ -180,7 +187,13 @@ def load_starting_point(config, *, subject_encoder=None, image_encoder=None, tok
     if tokenizer is None and config.tokenizer is not None:
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(config.tokenizer)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(config.tokenizer)
+        except (OSError, ValueError) as error:
+            raise ValueError(
+                f"`tokenizer`: could not load a tokenizer from {config.tokenizer!r} ({str(error).splitlines()[0]}); pass a BERT tokenizer "
+                "folder or Hub id (with the [DEC] token), or leave it out for the start's own."
+            ) from error
     if subject_encoder is not None:
         encoder, description = subject_encoder, "a subject encoder passed to train_stage1()"
     elif init == "random":
@@ -192,10 +205,21 @@ def load_starting_point(config, *, subject_encoder=None, image_encoder=None, tok
             qformer_config["num_hidden_layers"] = config.qformer_layers
         encoder, description = _fresh_encoder(vision, qformer_config, config.num_query_tokens, config.seed), "random"
         carries_vision = False
+    elif is_builtin_name(init):  # a built-in BLIP-Diffusion model (as `--model builtin` elsewhere): its subject encoder
+        from ...pipelines.pipeline_blip_diffusion import BlipDiffusionPipeline
+
+        parse_builtin_name(init, argument="`init`")
+        pipe = BlipDiffusionPipeline.from_pretrained(init)
+        encoder, description = pipe.subject_encoder, f"the built-in model {init!r}"
+        tokenizer = tokenizer if tokenizer is not None else pipe.subject_tokenizer
+        image_processor = image_processor if image_processor is not None else pipe.subject_image_processor
     else:
         path = Path(init)
         if not path.exists():
-            raise FileNotFoundError(f"`init`: no folder or file at {init!r}; pass 'random', a stage-1 / BLIP-Diffusion / Blip2ForImageTextRetrieval folder or a LAVIS .pth.")
+            raise FileNotFoundError(
+                f"`init`: no folder or file at {init!r}; pass 'random', a built-in model ('builtin', 'builtin:random-tiny', ...), a "
+                "stage-1 / BLIP-Diffusion / Blip2ForImageTextRetrieval folder or a LAVIS .pth."
+            )
         description = str(path.resolve())
         if is_stage1_folder(path):
             parts = load_stage1_folder(path, argument="init")

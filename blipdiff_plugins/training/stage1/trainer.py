@@ -57,14 +57,27 @@ class Stage1Trainer(TrainerCore):
                  tokenizer=None, image_processor=None, validation_data=None, callback: Callable[[TrainingProgress], None] | None = None):
         config = resolve_config(config, Stage1Config)
         super().__init__(config, callback=callback)
+        for folder in (self.output_dir, *self.output_dir.parents) if self.output_dir is not None else ():
+            if folder.exists() and not folder.is_dir():  # refused before training, not at the save after it
+                raise ValueError(f"`output_dir`: {str(folder)!r} is a file, not a folder; choose another `output_dir`.")
         if self.output_dir is not None and (self.output_dir / MARKER_FILE).exists() and config.resume is None:
             raise ValueError(f"`output_dir`: {str(self.output_dir)!r} already holds a stage-1 result; pass a new folder (or `resume` to continue its checkpoints).")
         if config.validation_every is not None and validation_data is None:
             raise ValueError("`validation_every` needs `validation_data`: held-out image-caption pairs for the retrieval evaluation.")
         self.records = PretrainRecords(data, columns=dict(config.columns), streaming=config.streaming, fields=STAGE1_FIELDS)
+        if self.records.num_records is not None and config.batch_size > self.records.num_records:
+            # every batch would hold each pair several times (BLIP-2's default batch is for its 129M pairs)
+            raise ValueError(
+                f"`batch_size` {config.batch_size} is more than the {self.records.num_records} pairs of `data`; pass a `batch_size` of at "
+                f"most {self.records.num_records} (2 or more)."
+            )
         self.validation_records = None
         if validation_data is not None:
-            self.validation_records = PretrainRecords(validation_data, columns=dict(config.columns), streaming=False, fields=STAGE1_FIELDS)
+            try:
+                self.validation_records = PretrainRecords(validation_data, columns=dict(config.columns), streaming=False, fields=STAGE1_FIELDS)
+            except (ValueError, FileNotFoundError) as error:  # the reader names its input `data`; this one is `validation_data`
+                error.args = (str(error).replace("`data`", "`validation_data`"), *error.args[1:])
+                raise
         start = load_starting_point(config, subject_encoder=subject_encoder, image_encoder=image_encoder, tokenizer=tokenizer,
                                     image_processor=image_processor)
         self.encoder, self.heads, self.tokenizer, self.image_processor = start.encoder, start.heads, start.tokenizer, start.image_processor
@@ -197,7 +210,8 @@ class Stage1Trainer(TrainerCore):
 
             report = {"step": step, **self.evaluate_retrieval()}
             self.retrieval.append(report)
-            write_json(self.output_dir / "retrieval" / f"step-{step:06d}.json", report)
+            if self.output_dir is not None:
+                write_json(self.output_dir / "retrieval" / f"step-{step:06d}.json", report)
             self.log({f"retrieval/{way}/{name}": value for way in ("image_to_text", "text_to_image") for name, value in report[way].items()}, step)
         self.accelerator.wait_for_everyone()
         return None
@@ -206,6 +220,8 @@ class Stage1Trainer(TrainerCore):
         """Run to ``config.steps`` (from the resume point); returns the result (saved if `output_dir`)."""
         try:
             self.run()
+            if self.validation_records is not None and not self.config.validation_every:
+                self.validate(self.config.steps)  # our choice: held-out pairs without an interval are evaluated once, at the end
         finally:
             self._restore_modules()
         if self.output_dir is not None and self.accelerator.is_main_process:
@@ -267,7 +283,8 @@ def train_stage1(
         image_processor (`SubjectImageProcessor`, *optional*): default: the start folder's, else one at the image
             encoder's size.
         validation_data (*optional*): held-out image-caption pairs (the same kinds as `data`); at each validation
-            the first ``config.retrieval_pairs`` give image->text and text->image recall@1/5.
+            (every ``config.validation_every`` steps, else once at the end) the first ``config.retrieval_pairs`` give
+            image->text and text->image recall@1/5.
         callback (`Callable[[TrainingProgress], None]`, *optional*): called after every step.
 
     Returns:

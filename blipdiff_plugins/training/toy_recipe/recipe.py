@@ -181,6 +181,23 @@ def _load_stage_outputs(name: str, folder: Path, components: dict) -> None:
             components[part] = getattr(trained, part).eval()
 
 
+def check_stage_order(output_dir: Path, folders: dict, active: Sequence[str], stages: Sequence[str]) -> None:
+    """Refuse, before anything is written, an ``output_dir`` that is a file, and ``stages`` that ask for a stage whose
+    earlier stage is neither done in ``output_dir`` nor asked for (the run would stop before it, training nothing)."""
+    for folder in (output_dir, *output_dir.parents):
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"`output_dir`: {str(folder)!r} is a file, not a folder; choose another `output_dir`.")
+    pending = [name for name in active if not (folders[name] / DONE_FILE).is_file()]
+    missing = next((name for name in pending if name not in stages), None)
+    blocked = [name for name in pending[pending.index(missing) + 1 :] if name in stages] if missing else []
+    if blocked:
+        needed = [name for name in active if name in stages or name in pending[: pending.index(blocked[-1]) + 1]]
+        raise ValueError(
+            f"`stages`: {blocked[0]!r} needs the earlier stage {missing!r}, which is not done in {str(output_dir)!r}; run it first or "
+            f"with it (`stages` {','.join(needed)})."
+        )
+
+
 def train_toyworld(
     output_dir: str | os.PathLike,
     *,
@@ -210,14 +227,19 @@ def train_toyworld(
     if unknown:
         raise ValueError(f"`stages`: {unknown} not in {', '.join(STAGES)}.")
     output_dir = Path(output_dir)
+    folders = {"vae": output_dir / "stage1_vae", "t2i": output_dir / "stage2_t2i", "image_encoder": output_dir / "image_encoder",
+               "qformer": output_dir / "qformer", "prompted": output_dir / "stage3_prompted"}
+    check_stage_order(output_dir, folders, config.active_stages(), stages)
     output_dir.mkdir(parents=True, exist_ok=True)
     recipe_file = output_dir / RECIPE_FILE
     if recipe_file.is_file():
         recorded = RecipeConfig.from_recorded(json.loads(recipe_file.read_text(encoding="utf-8"))).to_dict()
         if recorded != config.to_dict():
-            changed = sorted(k for k in set(recorded) | set(config.to_dict()) if recorded.get(k) != config.to_dict().get(k))
+            given = config.to_dict()
+            changed = sorted(k for k in set(recorded) | set(given) if recorded.get(k) != given.get(k))
+            differences = ", ".join(f"`{k}` {recorded.get(k)!r} there, {given.get(k)!r} now" for k in changed)
             raise ValueError(
-                f"`output_dir`: {str(output_dir)!r} holds a recipe run with other settings ({', '.join(changed)}); "
+                f"`output_dir`: {str(output_dir)!r} holds a recipe run with other settings ({differences}); "
                 "resume it with the same settings or choose a new folder."
             )
     else:
@@ -226,8 +248,6 @@ def train_toyworld(
     components = build_toy_components(toy_size(config.size), image_size=config.image_size, seed=config.seed,
                                       prediction_type=config.prediction_type, zero_terminal_snr=config.zero_terminal_snr,
                                       snr_shift=config.snr_shift)
-    folders = {"vae": output_dir / "stage1_vae", "t2i": output_dir / "stage2_t2i", "image_encoder": output_dir / "image_encoder",
-               "qformer": output_dir / "qformer", "prompted": output_dir / "stage3_prompted"}
     trainers = {"vae": _vae_stage, "t2i": _t2i_stage}
     later_trainers = {"image_encoder": run_image_encoder_stage, "qformer": run_qformer_stage, "prompted": run_prompted_stage}
     report: dict[str, Any] = {}

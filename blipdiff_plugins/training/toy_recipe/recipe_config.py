@@ -182,6 +182,9 @@ class RecipeConfig(DictRoundTrip):
             self.toy_clip_config()  # its checks (batch at most one render per training subject, patch divides the side)
         if self.qformer_batch_size < 2:
             raise ValueError(f"`qformer_batch_size` must be at least 2 (ITC and ITM need negatives), got {self.qformer_batch_size}.")
+        if self.qformer_pretraining and self.qformer_batch_size > self.qformer_records:  # refused here, not hours later at the stage
+            raise ValueError(f"`qformer_batch_size` {self.qformer_batch_size} is more than the {self.qformer_records} pairs of "
+                             f"`qformer_records`; pass a batch of at most {self.qformer_records}, or more records.")
         shift = self.snr_shift
         if isinstance(shift, bool) or not isinstance(shift, (int, float)) or not 1 <= shift < float("inf"):
             raise ValueError(f"`snr_shift` must be a finite number of at least 1 (1 keeps the schedule), got {shift!r}.")

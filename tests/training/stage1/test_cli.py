@@ -41,13 +41,38 @@ def test_cli_trains_stage_1_and_writes_the_folder_stage_2_takes(pair_folder, tmp
 
 
 def test_cli_bad_input_names_the_flag(pair_folder, tmp_path, capsys):
-    base = ["pretrain-qformer", "--data", str(pair_folder), "--output", str(tmp_path / "o"), "--report-to", "none"]
+    base = ["pretrain-qformer", "--data", str(pair_folder), "--output", str(tmp_path / "o"), "--report-to", "none", "--batch-size", "4"]
     assert main([*base, "--batch-size", "1"]) == 2
     assert "--batch-size must be an integer >= 2, got 1" in capsys.readouterr().err
     assert main(base) == 2
     assert "--image-encoder is required when --init is 'random'" in capsys.readouterr().err
     assert main([*base, "--validation-every", "5"]) == 2
     assert "--validation-every needs --validation-data" in capsys.readouterr().err
+
+
+def test_bad_validation_data_and_resume_are_named_by_their_flags(pair_folder, tmp_path, capsys):
+    # were "--data: no dataset at 'nowhere'" (the wrong flag) and "`resume='latest'`" (Python, not the flag)
+    base = ["pretrain-qformer", "--data", str(pair_folder), "--report-to", "none", "--init", "builtin:random-tiny", "--batch-size", "4", "--steps", "1"]
+    assert main([*base, "--validation-data", str(tmp_path / "nowhere"), "--output", str(tmp_path / "a")]) == 2
+    assert f"--validation-data: no dataset at {str(tmp_path / 'nowhere')!r}" in capsys.readouterr().err
+    assert main([*base, "--resume", "latest", "--output", str(tmp_path / "b")]) == 2
+    assert "error: --resume latest: no complete checkpoint in" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag, words", [
+    ("--image-encoder", "--image-encoder: could not load a CLIP vision model from 'no-such-clip'"),
+    ("--tokenizer", "--tokenizer: could not load a tokenizer from 'no-such-clip'"),
+])
+def test_an_image_encoder_or_tokenizer_that_does_not_load_is_one_line_naming_the_flag(pair_folder, tmp_path, capsys, flag, words):
+    # was a transformers traceback (OSError: couldn't connect to huggingface.co) for a name that is neither a folder nor cached
+    extra = []
+    if flag == "--tokenizer":
+        tiny_clip_vision().save_pretrained(tmp_path / "clip")
+        extra = ["--image-encoder", str(tmp_path / "clip")]
+    code = main(["pretrain-qformer", "--data", str(pair_folder), "--output", str(tmp_path / "o"), "--report-to", "none", "--batch-size", "4", *extra,
+                 flag, "no-such-clip"])
+    err = capsys.readouterr().err
+    assert code == 2 and words in err.strip().splitlines()[-1] and "Traceback" not in err, err  # (the lines before: datasets' progress)
 
 
 @pytest.mark.slow  # torchrun with two processes
@@ -73,3 +98,19 @@ def test_two_cpu_processes_with_gloo_gather_and_save_one_result(pair_folder, tmp
     assert '"processes": 2' in (output / "README.md").read_text()
     state = json.loads((output / "checkpoints" / "checkpoint-2" / "trainer_state.json").read_text())
     assert state["world_size"] == 2 and len(state["loss_parts"]) == 2
+
+
+def test_a_batch_larger_than_the_data_is_refused_before_the_start_loads(pair_folder, tmp_path, capsys):
+    # a bare run on a small folder batched BLIP-2's 2320 pairs out of 6, each repeated hundreds of times
+    assert main(["pretrain-qformer", "--data", str(pair_folder), "--init", "no-such-start", "--output", str(tmp_path / "o"), "--report-to", "none"]) == 2
+    assert "--batch-size 2320 is more than the 6 pairs of --data; pass a --batch-size of at most 6" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_help_says_the_defaults_a_run_without_flags_would_use(capsys):
+    # the help named BLIP-2's values but not that they are the defaults (a bare run plans 250K steps at batch 2320)
+    with pytest.raises(SystemExit):
+        main(["pretrain-qformer", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "optimizer steps (BLIP-2: 250K) (default: 250000)" in text and "(BLIP-2, ViT-L: 2320) (default: 2320)" in text
+    assert "(default: random)" in text and "(default: None)" not in text

@@ -127,3 +127,19 @@ def test_image_encoder_may_be_a_clip_model_with_projection_whose_tower_replaces_
     assert start.encoder is encoder
     for name, value in vision.state_dict().items():
         assert torch.equal(encoder.vision_model.state_dict()[name], value), name
+
+
+def test_a_builtin_model_start_is_its_subject_encoder_tokenizer_and_processor():
+    # `--init builtin` was refused ("no folder or file at 'builtin'") though every other command takes built-in models
+    from blipdiff_plugins import BlipDiffusionPipeline
+
+    start = load_starting_point(Stage1Config(init="builtin:random-tiny", steps=1, batch_size=2))
+    pipe = BlipDiffusionPipeline.from_pretrained("builtin:random-tiny")
+    expected = {key: value for key, value in pipe.subject_encoder.state_dict().items() if key != "query_tokens"}  # queries may be redrawn
+    for key, value in expected.items():
+        assert torch.equal(start.encoder.state_dict()[key], value), key
+    assert start.tokenizer.bos_token == "[DEC]" and len(start.tokenizer) == len(pipe.subject_tokenizer)
+    assert start.image_processor.to_dict() == pipe.subject_image_processor.to_dict()
+    assert start.description == "the built-in model 'builtin:random-tiny'"
+    with pytest.raises(ValueError, match="`init`: unknown built-in model 'builtin:random-huge'"):
+        load_starting_point(Stage1Config(init="builtin:random-huge", steps=1, batch_size=2))

@@ -113,6 +113,23 @@ def test_retrieval_report_is_written_at_each_validation_and_counts_hits_by_hand(
     assert recall["text_to_image"] == {"recall@1": pytest.approx(1.0), "recall@2": pytest.approx(1.0)}
 
 
+def test_validation_data_without_an_interval_is_evaluated_once_at_the_end_even_without_an_output(tmp_path):
+    # validation_data alone was silently never evaluated (the README's `result.retrieval[-1]` raised IndexError)
+    tokenizer = make_tokenizer()
+    result = train_stage1(make_pairs(10), config={**FAST, "steps": 1}, subject_encoder=make_encoder(tokenizer), tokenizer=tokenizer,
+                          validation_data=make_pairs(8, start=10))
+    assert [report["step"] for report in result.retrieval] == [1] and result.retrieval[0]["pairs"] == 8
+
+
+def test_an_output_dir_that_is_a_file_is_refused_before_training(tmp_path):
+    # was FileExistsError [Errno 17] at the save, after the whole run
+    (tmp_path / "taken").write_text("x")
+    steps = []
+    with pytest.raises(ValueError, match="`output_dir`: '.*taken' is a file, not a folder"):
+        run(tmp_path, "taken", steps=1, callback=steps.append)
+    assert steps == [] and (tmp_path / "taken").read_text() == "x"
+
+
 def test_settings_are_validated_and_round_trip():
     config = Stage1Config(steps=10, warmup_steps=2, batch_size=8, columns={"caption": "text"})
     assert Stage1Config.from_dict(config.to_dict()) == config
