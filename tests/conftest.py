@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 # Where PYTHONDONTWRITEBYTECODE is set (this project's CI image sets it, and uv installs no bytecode), every interpreter
@@ -12,6 +15,11 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 sys.dont_write_bytecode = False
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# `datasets` caches every non-streamed folder or parquet dataset it loads (Arrow copies and lock files, hundreds a run):
+# into a folder of this run, removed at its end, not the user's ~/.cache.
+if "HF_DATASETS_CACHE" not in os.environ:
+    os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="blipdiff-tests-datasets-")
+    atexit.register(shutil.rmtree, os.environ["HF_DATASETS_CACHE"], True)
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Under pytest-xdist (the README's `-n 2`) each worker owns one core: a second torch thread per worker, or per
     # child process it starts, would only make the workers take turns.
