@@ -92,7 +92,7 @@ def run(args) -> int:
     request = check_request(request, get_method(args.method))
     pipe, settings = load_generate_model(request, model_settings(args), notify=notify)
     args.model = settings.model  # recorded as used (the subject model's base when --model was not given)
-    output = generate(pipe, request, output=out_dir, notify=notify,
+    output = generate(pipe, request, output=out_dir, notify=notify, overwrite=args.overwrite,
                       record=lambda resolved: {"settings": recorded_settings(args, resolved), "command": command_line(args)})
     for path in output.files:
         if path.suffix == ".png":

@@ -241,6 +241,7 @@ def generate(
     record: Callable[[dict], dict] | None = None,
     notify: Callable[[str], None] | None = None,
     subject_cache: SubjectEmbeddingCache = SUBJECT_EMBEDDINGS,
+    overwrite: bool = False,
 ) -> GenerateResult:
     """Generate the images of ``request`` with ``pipe`` (a loaded pipeline of its method) and, with ``output``, write
     each as ``NNN-<prompt>.png`` with a ``.json`` sidecar.
@@ -248,13 +249,15 @@ def generate(
     Args:
         pipe: the method's pipeline (`load_generate_model`).
         request (`GenerateRequest`): checked by `check_request` first.
-        output (`str` or `Path`, *optional*): the folder to write into (checked by the caller: `check_output_folder`).
+        output (`str` or `Path`, *optional*): the folder to write into; files of an earlier run there are refused before
+            anything runs, unless ``overwrite``.
         record (`Callable[[dict], dict]`, *optional*): given the run's settings (the request's fields, the method's
             options resolved), what the sidecars record besides the image's own values (the CLI: the ``settings`` as
             typed and the ``command``); default: ``{"settings": settings}``.
         notify (`Callable[[str], None]`, *optional*): receives warnings about the input (an unknown subject word).
         subject_cache (`SubjectEmbeddingCache`, defaults to the shared `SUBJECT_EMBEDDINGS`): where the subject images'
             embeddings are kept between runs.
+        overwrite (`bool`, defaults to `False`): replace the files of an earlier run in ``output``.
     """
     import torch
 
@@ -267,6 +270,8 @@ def generate(
 
     method = get_method(request.method)
     request = check_request(request, method)
+    if output is not None:
+        check_output_folder(output, output_files(request), overwrite=overwrite)
     kwargs: dict[str, Any] = {}
     if request.subjects is not None:
         subject = None

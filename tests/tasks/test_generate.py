@@ -35,6 +35,26 @@ def test_the_task_hands_the_notice_to_any_front_door(tiny_pipeline, subject_imag
     assert unknown_word_notice(tiny_pipeline, "dog", argument="subject") is None
 
 
+def test_a_second_run_into_the_same_output_is_refused_unless_overwrite(tiny_pipeline, subject_image, tmp_path, photo):
+    # from Python as on the command line (was a silent replacement: only the CLI checked the folder)
+    from blipdiff_plugins.tasks.errors import OutputArgumentError
+
+    request = lambda seed: GenerateRequest(prompt=["on a beach"], subject_image=[subject_image], subject="dog", steps=1, height=16,  # noqa: E731
+                                           width=16, seed=seed)
+    generate(tiny_pipeline, request(0), output=tmp_path / "out")
+    first = (tmp_path / "out" / "000-on-a-beach.png").read_bytes()
+    with pytest.raises(OutputArgumentError, match="`output`: '.*out' already holds '000-on-a-beach.png' and 1 more from an earlier run; pass `overwrite`"):
+        generate(tiny_pipeline, request(1), output=tmp_path / "out")
+    assert (tmp_path / "out" / "000-on-a-beach.png").read_bytes() == first
+    generate(tiny_pipeline, request(1), output=tmp_path / "out", overwrite=True)
+    assert (tmp_path / "out" / "000-on-a-beach.png").read_bytes() != first
+    # the command line's --overwrite reaches the task
+    argv = ["generate", "--model", "builtin:random-tiny", "--subject-image", str(photo), "--subject", "dog", "--prompt", "on a beach",
+            "--steps", "1", "--height", "16", "--width", "16", "--output", str(tmp_path / "out")]
+    assert main(argv + ["--overwrite", "--seed", "2"]) == 0
+    assert (tmp_path / "out" / "000-on-a-beach.png").read_bytes() != first
+
+
 def _fake_subject_model(folder, base):
     folder.mkdir()
     (folder / "subject_model.json").write_text(json.dumps({"format_version": 1, "base_model": base, "subject": "dog"}))
