@@ -127,6 +127,24 @@ def working_size(request, photo) -> tuple[int, int]:
     return request.height or max(8, height // 8 * 8), request.width or max(8, width // 8 * 8)
 
 
+def large_photo_notice(pipe, request, height: int, width: int) -> str | None:
+    """A warning where the model would run at a photo's own size far above the one it was trained at (a phone photo:
+    4032x3024 against 512x512), which costs time and memory and makes Stable Diffusion 1.x repeat the subject; None where
+    the caller chose the size or the photo is at most 4x the model's area (our choice of threshold)."""
+    if request.height or request.width:
+        return None
+    trained_height, trained_width = pipe.default_size(None, None)
+    ratio = height * width / (trained_height * trained_width)
+    if ratio <= 4:
+        return None
+    scale = ratio ** -0.5  # the photo's shape at the model's area
+    suggested = max(8, round(height * scale / 8) * 8), max(8, round(width * scale / 8) * 8)
+    return (f"warning: `image` is {request.image.width}x{request.image.height} px and the model runs at the photo's size unless told "
+            f"otherwise: {width}x{height}, {ratio:.0f}x the area of the {trained_width}x{trained_height} it was trained at (slow, "
+            f"memory-hungry, and Stable Diffusion 1.x repeats subjects far above its size); pass `height` {suggested[0]} and "
+            f"`width` {suggested[1]} to work at the model's size (the result is scaled back to the photo's).")
+
+
 def load_photo_model(settings: ModelSettings, *, notify: Callable[[str], None] | None = None):
     """The `BlipDiffusionPipeline` of ``settings.model`` (the stock pipelines are built on its modules)."""
     from ..methods import get_method
@@ -134,14 +152,16 @@ def load_photo_model(settings: ModelSettings, *, notify: Callable[[str], None] |
     return load_model(settings, get_method("blip_diffusion").pipeline_class(), notify=notify)
 
 
-def run_stock(pipe, stock, request, *, notify: Callable[[str], None] | None, **images) -> tuple[list, list[str]]:
-    """Run ``stock`` (a stock pipeline on ``pipe``'s modules) with the request's subject conditioning; ``images``: the
-    stock pipeline's own image (and size) arguments. Returns the images and the notices."""
+def run_stock(pipe, stock, request, *, notify: Callable[[str], None] | None, size: tuple[int, int], **images) -> tuple[list, list[str]]:
+    """Run ``stock`` (a stock pipeline on ``pipe``'s modules) with the request's subject conditioning at ``size``
+    (height, width: `working_size`); ``images``: the stock pipeline's own image (and size) arguments. Returns the
+    images and the notices."""
     import torch
 
     notices: list[str] = []
     word = request.target_subject or request.subject
     found = [unknown_word_notice(pipe, getattr(request, name), argument=name) for name in ("subject", "target_subject")]
+    found.append(large_photo_notice(pipe, request, *size))
     if not request.subject_image:
         found.append(TEXT_ONLY_NOTICE)
         pipe._said_text_only = True  # said here in the caller's terms, not by the pipeline in Python's (`subject_images`)
@@ -219,7 +239,7 @@ def img2img(pipe, request: Img2ImgRequest, *, output: str | Path | None = None, 
     stock = pipe.stock_pipeline(StableDiffusionImg2ImgPipeline)
     height, width = working_size(request, request.image)
     # The img2img pipeline works at its image's size: the photo goes in at the working size (3: bicubic).
-    images, notices = run_stock(pipe, stock, request, notify=notify, image=request.image.resize((width, height), 3))
+    images, notices = run_stock(pipe, stock, request, notify=notify, size=(height, width), image=request.image.resize((width, height), 3))
     images = [image if image.size == request.image.size else image.resize(request.image.size, 3) for image in images]  # 3: bicubic
     files, settings = write_photo_results(pipe, request, images, output, extra={"task": "img2img", "image": name}, record=record)
     return PhotoResult(images=images, files=files, notices=notices, settings=settings)

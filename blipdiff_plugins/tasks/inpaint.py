@@ -133,7 +133,8 @@ def inpaint(pipe, request: InpaintRequest, *, inpaint_unet=None, output: str | P
     channels = inpaint_unet_channels(inpaint_unet) if inpaint_unet is not None else pipe.unet.config.in_channels
     stock = pipe.stock_pipeline(StableDiffusionInpaintPipeline, **({"unet": inpaint_unet} if inpaint_unet is not None else {}))
     height, width = working_size(request, request.image)
-    images, notices = run_stock(pipe, stock, request, notify=notify, image=request.image, mask_image=mask_image(region), height=height, width=width)
+    images, notices = run_stock(pipe, stock, request, notify=notify, size=(height, width), image=request.image, mask_image=mask_image(region),
+                               height=height, width=width)
     if request.blend:
         images = [blend_outside(request.image, image, region) for image in images]
     else:

@@ -260,3 +260,24 @@ def test_a_bad_sampling_value_from_python_is_named_by_its_keyword_before_anythin
             task(tiny_pipeline, made, output=tmp_path / "out")
         assert caught.value.argument == field and words in str(caught.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_photo_far_above_the_models_size_is_a_warning_naming_height_and_width(tiny_pipeline, photo, subject_image):
+    # a phone photo ran at its own size with no word (a 4032x3024 photo is 46x the area of a 512-px Stable Diffusion)
+    trained_height, trained_width = tiny_pipeline.default_size(None, None)
+    big = photo.resize((trained_width * 3, trained_height * 2))  # 6x the model's area
+    heard = []
+    result = img2img(tiny_pipeline, Img2ImgRequest(image=big, prompt=["on a beach"], subject_image=[subject_image], subject="dog", steps=2),
+                     notify=heard.append)
+    assert heard == result.notices and len(heard) == 1
+    height, width = round(trained_height * 2 / 6**0.5 / 8) * 8, round(trained_width * 3 / 6**0.5 / 8) * 8
+    assert heard[0] == (f"warning: `image` is {big.width}x{big.height} px and the model runs at the photo's size unless told otherwise: "
+                        f"{big.width}x{big.height}, 6x the area of the {trained_width}x{trained_height} it was trained at (slow, memory-hungry, "
+                        f"and Stable Diffusion 1.x repeats subjects far above its size); pass `height` {height} and `width` {width} to work "
+                        "at the model's size (the result is scaled back to the photo's).")
+    assert result.images[0].size == big.size
+    # the size chosen, or a photo within 4x the model's area: nothing to say
+    inpainted = inpaint(tiny_pipeline, request(big, subject_image, box=(0, 0, 16, 16), height=16, width=16), notify=heard.append)
+    small = photo.resize((trained_width * 2, trained_height * 2))
+    inpainted_small = img2img(tiny_pipeline, Img2ImgRequest(image=small, prompt=["on a beach"], subject_image=[subject_image], subject="dog", steps=2))
+    assert inpainted.notices == [] and inpainted_small.notices == [] and len(heard) == 1
