@@ -79,10 +79,14 @@ class Parser(argparse.ArgumentParser):
         return next(action for action in self._actions if isinstance(action, argparse._SubParsersAction))
 
     def _chosen_subparser(self, parsed):
+        """The command's own parser, down to the last level (``toyworld train``, not ``toyworld``), so that its errors
+        name that command's flags; None without subcommands."""
         if not self._subparsers:
             return None
         action = self._subparsers_action()
-        return action.choices.get(getattr(parsed, action.dest, None))
+        chosen = action.choices.get(getattr(parsed, action.dest, None))
+        deeper = chosen._chosen_subparser(parsed) if isinstance(chosen, Parser) else None
+        return deeper or chosen
 
 
 def _whole_number(text: str) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shlex
 from pathlib import Path
 
@@ -157,15 +156,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        help="LABEL=RUN_FOLDER of a reference method drawn as a line, e.g. 'BLIP-Diffusion zero-shot=runs/zs'; repeatable")
     sweep.add_argument("--output", required=True, help="folder for toyworld_sweep.md/.json/.png")
     sweep.set_defaults(func=run_sweep)
-    # RecipeConfig field -> the flag that sets it (the recipe's messages name fields)
-    train.set_defaults(recipe_flags={action.dest: action.option_strings[0] for action in train._actions if action.option_strings})
     return parser
-
-
-def recipe_message(error: Exception, args: argparse.Namespace) -> str:
-    """The recipe's message with each setting it names (```qformer_batch_size```) as the flag that sets it."""
-    flags = {"output_dir": "--output", **args.recipe_flags}
-    return re.sub(r"`([a-z_0-9]+)`", lambda match: flags.get(match.group(1), match.group(0)), str(error))
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -198,11 +189,8 @@ def run_train(args: argparse.Namespace) -> int:
         if "prompted_two_subject_rate" in str(error):
             raise ValueError(f"--prompted-two-subject-rate: {args.prompted_two_subject_rate} is not below 1; use a share in [0, 1) "
                              "(some of the prompted stage's records keep one subject), 0 for the one-subject recipe.") from error
-        raise ValueError(recipe_message(error, args)) from error
-    try:
-        report = train_recipe(args.output, config=config, stages=stages, vae_gate=args.vae_gate)
-    except ValueError as error:
-        raise ValueError(recipe_message(error, args)) from error
+        raise  # the recipe's settings are back-quoted fields, which the CLI writes as this command's flags
+    report = train_recipe(args.output, config=config, stages=stages, vae_gate=args.vae_gate)
     print(json.dumps(report, indent=2))
     return 0
 

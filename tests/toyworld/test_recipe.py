@@ -328,12 +328,12 @@ def test_cli_refuses_a_stage_whose_earlier_stage_is_not_done_and_writes_nothing(
 
     assert main(["toyworld", "train", "--output", str(tmp_path / "run"), "--stages", "qformer"]) == 2
     error = capsys.readouterr().err
-    assert "--stages: 'qformer' needs the earlier stage 'vae', which is not done in" in error
-    assert "(--stages vae,t2i,image_encoder,qformer)" in error
+    assert "`--stages`: 'qformer' needs the earlier stage 'vae', which is not done in" in error
+    assert "(`--stages` vae,t2i,image_encoder,qformer)" in error
     assert not (tmp_path / "run").exists()
     assert main(["toyworld", "train", "--output", str(tmp_path / "run"), "--no-qformer-pretraining", "--prompted-image-encoder", "trainable",
                  "--stages", "t2i,prompted"]) == 2
-    assert "--stages: 't2i' needs the earlier stage 'vae'" in capsys.readouterr().err
+    assert "`--stages`: 't2i' needs the earlier stage 'vae'" in capsys.readouterr().err
 
 
 def test_cli_names_an_output_that_is_a_file(capsys, tmp_path):
@@ -342,7 +342,7 @@ def test_cli_names_an_output_that_is_a_file(capsys, tmp_path):
 
     (tmp_path / "taken").write_text("x")
     assert main(["toyworld", "train", "--output", str(tmp_path / "taken"), "--stages", "vae"]) == 2
-    assert f"--output: {str(tmp_path / 'taken')!r} is a file, not a folder; choose another --output." in capsys.readouterr().err
+    assert f"`--output`: {str(tmp_path / 'taken')!r} is a file, not a folder; choose another `--output`." in capsys.readouterr().err
     assert (tmp_path / "taken").read_text() == "x"
 
 
@@ -356,8 +356,8 @@ def test_cli_names_the_flags_and_values_a_resumed_run_differs_in(capsys, tmp_pat
     (run / "recipe.json").write_text(json.dumps(recorded))
     assert main(["toyworld", "train", "--output", str(run), "--stages", "vae"]) == 2
     error = capsys.readouterr().err
-    assert ("holds a recipe run with other settings (--image-encoder-captions 'background' there, 'full' now, "
-            "--qformer-learning-rate 0.001 there, 0.002 now); resume it with the same settings") in error, error
+    assert ("holds a recipe run with other settings (`--image-encoder-captions` 'background' there, 'full' now, "
+            "`--qformer-learning-rate` 0.001 there, 0.002 now); resume it with the same settings") in error, error
     assert sorted(path.name for path in run.iterdir()) == ["recipe.json"]
 
 
@@ -371,4 +371,4 @@ def test_cli_refuses_a_qformer_batch_larger_than_its_records_before_any_stage(ca
     # an --output that is a file: a run the check let through stops there at once instead of training
     (tmp_path / "taken").write_text("x")
     assert main(["toyworld", "train", "--output", str(tmp_path / "taken"), "--qformer-records", "32", "--qformer-batch-size", "64"]) == 2
-    assert "--qformer-batch-size 64 is more than the 32 pairs of --qformer-records; pass a batch of at most 32" in capsys.readouterr().err
+    assert "`--qformer-batch-size` 64 is more than the 32 pairs of `--qformer-records`; pass a batch of at most 32" in capsys.readouterr().err
