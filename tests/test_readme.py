@@ -58,6 +58,7 @@ def test_readme_python_snippets_run(tmp_path, monkeypatch):
     assert len(namespace["images"]) == 2 and namespace["dog"].shape[0] == 1
     assert (tmp_path / "rex" / "subject_model.json").is_file() and namespace["image"].size == (32, 32)
     assert namespace["result"].images and namespace["out"].control_images
+    assert namespace["both"].size == (namespace["side"],) * 2  # two subjects inpainted through the stock pipeline
     assert (tmp_path / "my-qformer" / "stage1.json").is_file() and (tmp_path / "my-qformer" / "retrieval" / "step-000001.json").is_file()
 
 

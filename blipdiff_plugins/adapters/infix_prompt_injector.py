@@ -189,6 +189,34 @@ class InfixPromptInjector:
         first_copy = [len(text) for text in self.build_prompts(prompts, subjects, prompt_strength=1.0, prompt_reps=1)]
         return self.encode(text_encoder, tokenizer, built, subject_embeds, prefix_chars=first_copy)
 
+    def subject_word_slots(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        prompts: Sequence[str],
+        words: Sequence[str],
+        num_tokens: Sequence[int],
+        *,
+        max_length: int,
+        prompt_strength: float = 1.0,
+        prompt_reps: int = 20,
+        argument: str = "subjects",
+        warn: bool = False,
+    ):
+        """The `SubjectSlots` that `encode_subject_words` fills (no text encoder run): the prompts repeated as the
+        release repeats its template, each word's ``num_tokens[i]`` slots opened in front of it in the first copy."""
+        from .subject_slots import open_subject_slots
+
+        first_copy = [len(prompt.strip()) for prompt in prompts]
+        repeats = repeat_count(prompt_strength, prompt_reps)
+        built = [", ".join([prompt.strip()] * repeats) for prompt in prompts]
+        slots = open_subject_slots(
+            tokenizer, built, words, num_tokens, max_length=max_length, placeholder_token_id=self.placeholder_token_id,
+            prefix_chars=first_copy, argument=argument,
+        )
+        if warn:
+            warn_if_truncated([text[:n] for text, n in zip(built, first_copy)], slots.truncated, slots.input_ids.shape[1] - sum(slots.num_tokens))
+        return slots
+
     def encode_subject_words(
         self,
         text_encoder: PreTrainedModel,
@@ -207,17 +235,12 @@ class InfixPromptInjector:
         Returns ``(hidden states (batch, max_length, hidden), SubjectSlots)``. One subject whose prompt starts with
         ``"a {word} "`` gives exactly `encode_prompts` (``prompt`` without that start, ``subjects=[word]``).
         """
-        from .subject_slots import fill_subject_slots, open_subject_slots
+        from .subject_slots import fill_subject_slots
 
-        first_copy = [len(prompt.strip()) for prompt in prompts]
-        repeats = repeat_count(prompt_strength, prompt_reps)
-        built = [", ".join([prompt.strip()] * repeats) for prompt in prompts]
-        max_length = text_encoder.config.max_position_embeddings
-        slots = open_subject_slots(
-            tokenizer, built, words, [embeds.shape[1] for embeds in subject_embeds], max_length=max_length,
-            placeholder_token_id=self.placeholder_token_id, prefix_chars=first_copy, argument=argument,
+        slots = self.subject_word_slots(
+            tokenizer, prompts, words, [embeds.shape[1] for embeds in subject_embeds], max_length=text_encoder.config.max_position_embeddings,
+            prompt_strength=prompt_strength, prompt_reps=prompt_reps, argument=argument, warn=True,
         )
-        warn_if_truncated([text[:n] for text, n in zip(built, first_copy)], slots.truncated, slots.input_ids.shape[1] - sum(slots.num_tokens))
 
         def replace_slots(module, args, output):
             return fill_subject_slots(output, slots, subject_embeds)

@@ -26,13 +26,18 @@ def check_subjects_call(
     if subjects is None:
         return None
     check_region_strength(region_strength)
+    checked = check_subjects_arguments(pipe, subjects, prompt_embeds=prompt_embeds, **single_subject_arguments)
+    return checked, subject_masks(checked, height, width)
+
+
+def check_subjects_arguments(pipe, subjects, *, prompt_embeds=None, **single_subject_arguments) -> list[Subject]:
+    """``subjects`` checked as far as they can be without the output size; ``single_subject_arguments`` must be None."""
     given = [name for name, value in single_subject_arguments.items() if value is not None]
     if given:
         raise ValueError(f"Pass either `subjects` or `{given[0]}`, not both: each `Subject` carries its own word and images or embeds.")
     if prompt_embeds is not None:
         raise ValueError("`subjects` needs `prompt` (each subject is placed at its word in it), not `prompt_embeds`.")
-    checked = check_subjects(subjects, num_subject_tokens=pipe.subject_encoder.num_subject_tokens, hidden_size=pipe.text_encoder.config.hidden_size)
-    return checked, subject_masks(checked, height, width)
+    return check_subjects(subjects, num_subject_tokens=pipe.subject_encoder.num_subject_tokens, hidden_size=pipe.text_encoder.config.hidden_size)
 
 
 @torch.no_grad()
@@ -66,11 +71,26 @@ def encode_subjects_prompt(pipe, prompts: Sequence[str], subjects: Sequence[Subj
     )
 
 
+def subjects_prompt_slots(pipe, prompts: Sequence[str], subjects: Sequence[Subject], *, prompt_strength: float, prompt_reps: int | None):
+    """The `SubjectSlots` that `encode_subjects_prompt` gives for the same arguments, without encoding anything."""
+    injector = pipe.prompt_injector
+    if not hasattr(injector, "subject_word_slots"):
+        raise ValueError(f"`subjects`: the prompt injector {pipe.config.prompt_injector_name!r} places one subject; pass `subject_images` instead.")
+    return injector.subject_word_slots(
+        pipe.tokenizer, prompts, [s.word.strip() for s in subjects], [pipe.subject_encoder.num_subject_tokens] * len(subjects),
+        max_length=pipe.text_encoder.config.max_position_embeddings, prompt_strength=prompt_strength,
+        prompt_reps=pipe.resolve_prompt_reps(prompt_reps),
+    )
+
+
 @contextlib.contextmanager
-def subject_regions(pipe, several, slots, *, height: int, width: int, num_images_per_prompt: int, strength: float, processor: str) -> Iterator[None]:
+def subject_regions(
+    pipe, several, slots, *, height: int, width: int, num_images_per_prompt: int, strength: float, processor: str, unet=None
+) -> Iterator[None]:
     """For the block, each subject with a region attends only there (nothing happens when no subject has one).
 
-    ``several`` is `check_subjects_call`'s result, ``slots`` the conditioning's `SubjectSlots`.
+    ``several`` is `check_subjects_call`'s result, ``slots`` the conditioning's `SubjectSlots`; the processors go on
+    ``unet`` (a stock pipeline's, such as a 9-channel inpainting U-Net), ``pipe.unet`` by default.
     """
     from ..adapters.region_attention import region_attention
     from ..registry import ATTENTION_PROCESSORS
@@ -85,5 +105,5 @@ def subject_regions(pipe, several, slots, *, height: int, width: int, num_images
     subjects, masks = several
     columns = [[slots.columns(row, index) for index in range(len(subjects))] for row in range(len(slots.slots)) for _ in range(num_images_per_prompt)]
     latent_size = (height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
-    with region_attention(pipe.unet, RegionBias(masks, columns, latent_size, strength), processor_class):
+    with region_attention(pipe.unet if unet is None else unet, RegionBias(masks, columns, latent_size, strength), processor_class):
         yield

@@ -24,6 +24,7 @@ from types import MappingProxyType
 
 import torch
 
+from ..adapters.region_attention import DEFAULT_REGION_STRENGTH
 from .subject_conditioning import as_list
 
 # Stable Diffusion's sampling settings that stock SD pipelines demand: they warn about any other value and rewrite
@@ -45,6 +46,7 @@ def subject_prompt_embeds(
     source_subject: str | list[str] | None = None,
     target_subject: str | list[str] | None = None,
     subject_embeds: torch.Tensor | None = None,
+    subjects=None,
     negative_prompt: str | list[str] | None = None,
     prompt_strength: float = 1.0,
     prompt_reps: int | None = None,
@@ -68,6 +70,9 @@ def subject_prompt_embeds(
             or else the subject set by `load_subject`; none of them: the prompt as plain text. UMM-Diffusion: the
             prompt's word that the pseudo-word replaces is `target_subject`, else `source_subject` (its
             ``subject_word``), and a subject is required.
+        subjects (`list[Subject]`, *optional*): several subjects, each at its word in the prompt, as
+            ``pipe(prompt, subjects=[...])`` conditions (BLIP-Diffusion only; instead of the four above). Their regions
+            are not in the embeddings: run the stock pipeline inside `subject_regions` for them.
         negative_prompt (`str` or `list[str]`, *optional*): plain text of the unconditional branch, one or one per
             prompt; `None` is the empty prompt, as in ``pipe(...)``.
         prompt_strength (`float`, defaults to 1.0), prompt_reps (`int`, *optional*): BLIP-Diffusion's prompt
@@ -83,7 +88,12 @@ def subject_prompt_embeds(
         num_inference_steps=1, output_type="pil", callback_on_step_end_tensor_inputs=[],
     )
     prompts = as_list(prompt, "prompt")
-    if hasattr(pipe, "encode_conditions"):
+    if subjects is not None:
+        subjects = _checked_subjects(
+            pipe, subjects, subject_images=subject_images, source_subject=source_subject, target_subject=target_subject, subject_embeds=subject_embeds
+        )
+        positive = _template_prompt_embeds(pipe, prompts, None, None, None, None, prompt_strength, prompt_reps, device, subjects=subjects)
+    elif hasattr(pipe, "encode_conditions"):
         positive = _multimodal_prompt_embeds(
             pipe, prompts, subject_images, source_subject, target_subject, subject_embeds, prompt_strength, prompt_reps, device
         )
@@ -96,7 +106,19 @@ def subject_prompt_embeds(
     return positive.to(dtype=dtype), negative.to(dtype=dtype)
 
 
-def _template_prompt_embeds(pipe, prompts, subject_images, source_subject, target_subject, subject_embeds, prompt_strength, prompt_reps, device):
+def _checked_subjects(pipe, subjects, **single_subject_arguments):
+    """``subjects`` checked for a BLIP-Diffusion pipeline (UMM-Diffusion places one subject)."""
+    from .multi_subject_conditioning import check_subjects_arguments
+
+    if hasattr(pipe, "encode_conditions"):
+        raise ValueError(
+            f"`subjects`: {type(pipe).__name__} takes one subject (`subject_images` with `target_subject`); several subjects in one "
+            "image are BLIP-Diffusion's."
+        )
+    return check_subjects_arguments(pipe, subjects, **single_subject_arguments)
+
+
+def _template_prompt_embeds(pipe, prompts, subject_images, source_subject, target_subject, subject_embeds, prompt_strength, prompt_reps, device, subjects=None):
     """The positive rows of the mixin's `prepare_conditioning` (guidance off for the call, so no negative is made)."""
     saved_scale = pipe._guidance_scale
     pipe._guidance_scale = 1.0
@@ -114,6 +136,7 @@ def _template_prompt_embeds(pipe, prompts, subject_images, source_subject, targe
             prompt_strength=prompt_strength,
             prompt_reps=prompt_reps,
             device=device,
+            subjects=subjects,
         )
     finally:
         pipe._guidance_scale = saved_scale
@@ -139,6 +162,85 @@ def _multimodal_prompt_embeds(pipe, prompts, subject_images, source_subject, tar
         raise ValueError("Pass the subject: `subject_images` (reference images) or `subject_embeds` (from `encode_subject`).")
     _, multimodal = pipe.encode_conditions(prompts, word, subject_embeds, device=device)
     return multimodal
+
+
+@contextmanager
+def subject_regions(
+    pipe,
+    stock,
+    prompt: str | list[str],
+    subjects,
+    *,
+    height: int,
+    width: int,
+    num_images_per_prompt: int = 1,
+    region_strength: float = DEFAULT_REGION_STRENGTH,
+    region_processor: str = "region",
+    prompt_strength: float = 1.0,
+    prompt_reps: int | None = None,
+):
+    """For the block, the stock pipeline ``stock`` draws each of ``subjects`` that has a region only inside it, as
+    ``pipe(prompt, subjects=subjects, ...)`` does::
+
+        dog, cat = Subject("dog", images=dog_photos, region=(0, 0, 256, 512)), Subject("cat", images=cat_photos, region=(256, 0, 512, 512))
+        prompt_embeds, negative_prompt_embeds = pipe.subject_prompt_embeds("a dog and a cat on a sofa", subjects=[dog, cat])
+        inpaint = pipe.stock_pipeline(StableDiffusionInpaintPipeline)
+        with pipe.subject_regions(inpaint, "a dog and a cat on a sofa", [dog, cat], height=512, width=512, num_images_per_prompt=2):
+            images = inpaint(prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_prompt_embeds, image=photo,
+                             mask_image=mask, height=512, width=512, num_images_per_prompt=2).images
+
+    Bound as ``pipe.subject_regions(...)``. The region processors go on ``stock.unet`` (which may be a 9-channel
+    inpainting U-Net) and its own processors come back after the block, also when it raises.
+
+    Args:
+        stock: the stock pipeline that runs in the block (`stock_pipeline`).
+        prompt, subjects, prompt_strength, prompt_reps: what `subject_prompt_embeds` was given.
+        height, width (`int`): the size ``stock`` is called with (regions are in its output pixels).
+        num_images_per_prompt (`int`, defaults to 1): as ``stock`` is called with.
+        region_strength, region_processor: as in ``pipe(...)``.
+    """
+    from diffusers import DiffusionPipeline
+
+    from .multi_subject_conditioning import check_subjects_call, subjects_prompt_slots
+    from .multi_subject_conditioning import subject_regions as regions_on
+
+    if not isinstance(stock, DiffusionPipeline) or getattr(stock, "unet", None) is None:
+        raise ValueError(f"`stock` must be the stock pipeline that runs in the block (pipe.stock_pipeline(...)), got {type(stock).__name__}.")
+    _checked_subjects(pipe, subjects)
+    height, width = pipe.default_size(height, width)
+    if not isinstance(num_images_per_prompt, int) or isinstance(num_images_per_prompt, bool) or num_images_per_prompt < 1:
+        raise ValueError(f"`num_images_per_prompt` must be a whole number >= 1 (as the stock pipeline is called with), got {num_images_per_prompt!r}.")
+    prompts = as_list(prompt, "prompt")
+    several = check_subjects_call(pipe, subjects, height=height, width=width, region_strength=region_strength)
+    slots = subjects_prompt_slots(pipe, prompts, several[0], prompt_strength=prompt_strength, prompt_reps=prompt_reps)
+    latent = (height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
+    rows = len(prompts) * num_images_per_prompt
+
+    def check_call(module, args, kwargs):
+        # a call at another size or batch would put the regions on the wrong cells or rows
+        sample = args[0] if args else kwargs["sample"]
+        if tuple(sample.shape[-2:]) != latent:
+            raise ValueError(
+                f"The stock pipeline runs at {sample.shape[-2] * pipe.vae_scale_factor}x{sample.shape[-1] * pipe.vae_scale_factor} "
+                f"(height x width), the regions were given `height`={height}, `width`={width}; pass the call's size to both."
+            )
+        # the batch is one copy of the rows per branch: unconditional under guidance, conditional, PAG's perturbed one
+        branches = 1 + bool(getattr(stock, "do_classifier_free_guidance", False)) + bool(getattr(stock, "do_perturbed_attention_guidance", False))
+        if sample.shape[0] != rows * branches:
+            raise ValueError(
+                f"The stock pipeline's batch has {sample.shape[0]} rows, the regions expect {len(prompts)} prompt(s) x `num_images_per_prompt`="
+                f"{num_images_per_prompt} x {branches} branch(es); pass the call's prompts and `num_images_per_prompt` to both."
+            )
+
+    handle = stock.unet.register_forward_pre_hook(check_call, with_kwargs=True)
+    try:
+        with regions_on(
+            pipe, several, slots, height=height, width=width, num_images_per_prompt=num_images_per_prompt, strength=region_strength,
+            processor=region_processor, unet=stock.unet,
+        ):
+            yield
+    finally:
+        handle.remove()
 
 
 def stock_pipeline(pipe, pipeline_class, **kwargs):

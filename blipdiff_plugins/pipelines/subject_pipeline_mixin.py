@@ -286,9 +286,11 @@ class SubjectPipelineMixin(SubjectPipelineLoaderMixin, SubjectModelLoaderMixin):
 
     # ------------------------------------------------------------------------ stock diffusers pipelines
     # Functions of `stock_conditioning` (documented there) bound as methods: ``pipe.subject_prompt_embeds(prompt,
-    # subject_images=..., source_subject=...)`` and ``pipe.stock_pipeline(StableDiffusionInpaintPipeline)``.
+    # subject_images=..., source_subject=...)``, ``pipe.stock_pipeline(StableDiffusionInpaintPipeline)`` and, for
+    # several subjects' regions, ``with pipe.subject_regions(stock, prompt, subjects, height=..., width=...)``.
     subject_prompt_embeds = stock_conditioning.subject_prompt_embeds
     stock_pipeline = stock_conditioning.stock_pipeline
+    subject_regions = stock_conditioning.subject_regions
 
     # ------------------------------------------------------------------------ checks
     def check_inputs(
