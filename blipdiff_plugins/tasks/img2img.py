@@ -127,6 +127,20 @@ def working_size(request, photo) -> tuple[int, int]:
     return request.height or max(8, height // 8 * 8), request.width or max(8, width // 8 * 8)
 
 
+LARGE_PHOTO_AREA = 4  # a photo above this many times the model's area is worked on at the model's area (our choice)
+
+
+def model_area_size(pipe, height: int, width: int, *, max_side: int | None = None) -> tuple[int, int]:
+    """``(height, width)`` of the photo's shape at the model's area (multiples of 8), within ``max_side`` a side."""
+    trained_height, trained_width = pipe.default_size(None, None)
+    scale = (trained_height * trained_width / (height * width)) ** 0.5
+    limit = None if max_side is None else max(8, max_side // 8 * 8)
+    if limit is not None:
+        scale = min(scale, limit / max(height, width))
+    sides = [max(8, round(side * scale / 8) * 8) for side in (height, width)]
+    return tuple(side if limit is None else min(side, limit) for side in sides)
+
+
 def large_photo_notice(pipe, request, height: int, width: int) -> str | None:
     """A warning where the model would run at a photo's own size far above the one it was trained at (a phone photo:
     4032x3024 against 512x512), which costs time and memory and makes Stable Diffusion 1.x repeat the subject; None where
@@ -135,10 +149,9 @@ def large_photo_notice(pipe, request, height: int, width: int) -> str | None:
         return None
     trained_height, trained_width = pipe.default_size(None, None)
     ratio = height * width / (trained_height * trained_width)
-    if ratio <= 4:
+    if ratio <= LARGE_PHOTO_AREA:
         return None
-    scale = ratio ** -0.5  # the photo's shape at the model's area
-    suggested = max(8, round(height * scale / 8) * 8), max(8, round(width * scale / 8) * 8)
+    suggested = model_area_size(pipe, height, width)
     return (f"warning: `image` is {request.image.width}x{request.image.height} px and the model runs at the photo's size unless told "
             f"otherwise: {width}x{height}, {ratio:.0f}x the area of the {trained_width}x{trained_height} it was trained at (slow, "
             f"memory-hungry, and Stable Diffusion 1.x repeats subjects far above its size); pass `height` {suggested[0]} and "

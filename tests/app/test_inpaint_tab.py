@@ -3,6 +3,8 @@ kept outside the region, messages in the page's field labels."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import PIL.Image
 import pytest
@@ -57,6 +59,27 @@ def test_a_box_wins_over_strokes_and_bad_input_reads_in_field_labels(service, ph
         inpaint(service, editor=editor_value(photo, (0, 0, 5, 5)), subject_images=[subject_image], subject="dog", prompt="x", strength=0, steps=1)
     with pytest.raises(ValueError, match="Box: fill all four numbers"):
         inpaint(service, editor=editor_value(photo), box=(1, None, 3, 4), subject_images=[subject_image], subject="dog", prompt="x", steps=1)
+
+
+def test_a_photo_far_above_the_models_size_is_worked_on_at_the_models_area_and_returned_at_its_own(service, photo, subject_image):
+    # the page has no size fields: a phone photo ran at its own size (minutes and gigabytes on a 512-px model)
+    trained = service.pipe.default_size(None, None)
+    big = photo.resize((trained[1] * 5, trained[0] * 4), PIL.Image.NEAREST)  # 20x the model's area
+    box = (big.width // 4, big.height // 4, big.width // 2, big.height // 2)
+    output = inpaint(service, editor=editor_value_of(big), box=box, subject_images=[subject_image], subject="dog", prompt="on a beach", steps=1)
+    settings = json.loads(output.files[0].read_text())["settings"]
+    assert (settings["height"], settings["width"]) == (round(trained[0] * 4 / 20**0.5 / 8) * 8, round(trained[1] * 5 / 20**0.5 / 8) * 8)
+    assert output.result.size == big.size
+    outside = np.ones((big.height, big.width), bool)
+    outside[box[1] : box[3], box[0] : box[2]] = False
+    assert np.array_equal(np.asarray(output.result)[outside], np.asarray(big)[outside])
+    # a photo within 4x the model's area runs at its own size, as before
+    within = inpaint(service, editor=editor_value(photo, (8, 4, 30, 20)), subject_images=[subject_image], subject="dog", prompt="x", steps=1)
+    assert json.loads(within.files[0].read_text())["settings"]["height"] is None
+
+
+def editor_value_of(image):
+    return {"background": image, "layers": [], "composite": image}
 
 
 def test_editor_parts_reads_a_plain_image_and_strokes_of_any_colour(photo):

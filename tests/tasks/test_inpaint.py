@@ -281,3 +281,18 @@ def test_a_photo_far_above_the_models_size_is_a_warning_naming_height_and_width(
     small = photo.resize((trained_width * 2, trained_height * 2))
     inpainted_small = img2img(tiny_pipeline, Img2ImgRequest(image=small, prompt=["on a beach"], subject_image=[subject_image], subject="dog", steps=2))
     assert inpainted.notices == [] and inpainted_small.notices == [] and len(heard) == 1
+
+
+def test_model_area_size_keeps_the_photos_shape_at_the_models_area_within_a_largest_side():
+    from blipdiff_plugins.tasks.img2img import model_area_size
+
+    class Model:  # a 512-px model, as Stable Diffusion 1.x
+        def default_size(self, height, width):
+            return 512, 512
+
+    # a 4032x3024 phone photo: 443.4 x 591.2 at 512x512's area, to multiples of 8
+    assert model_area_size(Model(), 3024, 4032) == (440, 592)
+    # within 512 a side, the longer side gives way
+    assert model_area_size(Model(), 3024, 4032, max_side=512) == (384, 512)
+    # a panorama: its long side is capped, the short one keeps the shape and never falls below 8
+    assert model_area_size(Model(), 100, 20000, max_side=1020) == (8, 1016)
