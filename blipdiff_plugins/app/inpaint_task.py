@@ -12,6 +12,7 @@ import numpy as np
 import PIL.Image
 
 from ..tasks.errors import ArgumentError
+from ..tasks.img2img import fitted_size
 from ..tasks.inpaint import InpaintRequest
 from ..tasks.inpaint import inpaint as run_inpaint
 from .checks import check_float, check_int
@@ -68,20 +69,6 @@ def box_of(values: Sequence) -> tuple[int, int, int, int] | None:
     return tuple(check_int(name, value, 0, 100000) for name, value in zip(("Box left", "Box top", "Box right", "Box bottom"), values))
 
 
-def working_size(service: "ModelService", photo: PIL.Image.Image) -> tuple[int | None, int | None]:
-    """``(None, None)`` (the task works at the photo's size) for a photo within the model's reach; a larger one (a phone
-    photo: 4032x3024) is worked on at the model's area in its own shape, within the server's largest side, and the
-    result scaled back to the photo's size: the page has no size fields, and the photo's size would cost the server
-    minutes and gigabytes (the CLI and Python warn and leave the choice to the caller)."""
-    from ..tasks.img2img import LARGE_PHOTO_AREA, model_area_size
-
-    height, width = max(8, photo.height // 8 * 8), max(8, photo.width // 8 * 8)
-    trained_height, trained_width = service.pipe.default_size(None, None)
-    if height * width <= LARGE_PHOTO_AREA * trained_height * trained_width and max(height, width) <= service.limits.max_side:
-        return None, None
-    return model_area_size(service.pipe, height, width, max_side=service.limits.max_side)
-
-
 def inpaint(
     service: "ModelService",
     *,
@@ -106,7 +93,10 @@ def inpaint(
     steps = check_int("Steps", steps, 1, service.limits.max_steps)
     guidance = check_float("Guidance", guidance, 0.0, 30.0)
     seed = check_int("Seed", seed, 0, 2**63 - 1)
-    height, width = working_size(service, photo)
+    # the page has no size fields: a photo far above the model's size (a phone photo: 4032x3024) is worked on at the
+    # model's area in its own shape, within the server's largest side, and returned at its own size (the CLI and Python
+    # warn instead and leave the choice to the caller)
+    height, width = fitted_size(service.pipe, photo, max_side=service.limits.max_side)
     request = InpaintRequest(
         image=photo, prompt=[(prompt or "").strip()], mask=None if region_box else painted, box=region_box, subject_image=images,
         subject=(subject or "").strip() or None, strength=strength, steps=steps, guidance=guidance, seed=seed, height=height, width=width,

@@ -110,12 +110,16 @@ def _checked_subjects(pipe, subjects, **single_subject_arguments):
     """``subjects`` checked for a BLIP-Diffusion pipeline (UMM-Diffusion places one subject)."""
     from .multi_subject_conditioning import check_subjects_arguments
 
+    _refuse_one_subject_pipelines(pipe)
+    return check_subjects_arguments(pipe, subjects, **single_subject_arguments)
+
+
+def _refuse_one_subject_pipelines(pipe) -> None:
     if hasattr(pipe, "encode_conditions"):
         raise ValueError(
             f"`subjects`: {type(pipe).__name__} takes one subject (`subject_images` with `target_subject`); several subjects in one "
             "image are BLIP-Diffusion's."
         )
-    return check_subjects_arguments(pipe, subjects, **single_subject_arguments)
 
 
 def _template_prompt_embeds(pipe, prompts, subject_images, source_subject, target_subject, subject_embeds, prompt_strength, prompt_reps, device, subjects=None):
@@ -206,7 +210,7 @@ def subject_regions(
 
     if not isinstance(stock, DiffusionPipeline) or getattr(stock, "unet", None) is None:
         raise ValueError(f"`stock` must be the stock pipeline that runs in the block (pipe.stock_pipeline(...)), got {type(stock).__name__}.")
-    _checked_subjects(pipe, subjects)
+    _refuse_one_subject_pipelines(pipe)  # `check_subjects_call` below checks the subjects themselves
     height, width = pipe.default_size(height, width)
     if not isinstance(num_images_per_prompt, int) or isinstance(num_images_per_prompt, bool) or num_images_per_prompt < 1:
         raise ValueError(f"`num_images_per_prompt` must be a whole number >= 1 (as the stock pipeline is called with), got {num_images_per_prompt!r}.")

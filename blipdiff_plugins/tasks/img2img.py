@@ -123,11 +123,31 @@ def check_photo_request(request, *, subject_required: bool = False):
 
 def working_size(request, photo) -> tuple[int, int]:
     """``(height, width)`` the model runs at: the request's, or the photo's rounded down to a multiple of 8."""
-    width, height = photo.size
-    return request.height or max(8, height // 8 * 8), request.width or max(8, width // 8 * 8)
+    height, width = photo_size(photo)
+    return request.height or height, request.width or width
+
+
+def photo_size(photo) -> tuple[int, int]:
+    """``(height, width)`` of the photo rounded down to multiples of 8 (at least 8)."""
+    return max(8, photo.height // 8 * 8), max(8, photo.width // 8 * 8)
 
 
 LARGE_PHOTO_AREA = 4  # a photo above this many times the model's area is worked on at the model's area (our choice)
+
+
+def area_ratio(pipe, height: int, width: int) -> float:
+    """``height x width`` over the area of the size the model was trained at."""
+    trained_height, trained_width = pipe.default_size(None, None)
+    return height * width / (trained_height * trained_width)
+
+
+def fitted_size(pipe, photo, *, max_side: int) -> tuple[int | None, int | None]:
+    """For a caller without size fields (the web app): ``(None, None)`` (the photo's own size) for a photo within
+    `LARGE_PHOTO_AREA` of the model's area and ``max_side`` a side; else `model_area_size` within ``max_side``."""
+    height, width = photo_size(photo)
+    if area_ratio(pipe, height, width) <= LARGE_PHOTO_AREA and max(height, width) <= max_side:
+        return None, None
+    return model_area_size(pipe, height, width, max_side=max_side)
 
 
 def model_area_size(pipe, height: int, width: int, *, max_side: int | None = None) -> tuple[int, int]:
@@ -148,7 +168,7 @@ def large_photo_notice(pipe, request, height: int, width: int) -> str | None:
     if request.height or request.width:
         return None
     trained_height, trained_width = pipe.default_size(None, None)
-    ratio = height * width / (trained_height * trained_width)
+    ratio = area_ratio(pipe, height, width)
     if ratio <= LARGE_PHOTO_AREA:
         return None
     suggested = model_area_size(pipe, height, width)

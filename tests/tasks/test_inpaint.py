@@ -296,3 +296,16 @@ def test_model_area_size_keeps_the_photos_shape_at_the_models_area_within_a_larg
     assert model_area_size(Model(), 3024, 4032, max_side=512) == (384, 512)
     # a panorama: its long side is capped, the short one keeps the shape and never falls below 8
     assert model_area_size(Model(), 100, 20000, max_side=1020) == (8, 1016)
+
+
+def test_fitted_size_keeps_the_photos_size_unless_it_is_far_above_the_model_or_a_side_exceeds_the_limit():
+    from blipdiff_plugins.tasks.img2img import fitted_size
+
+    class Model:  # a 512-px model
+        def default_size(self, height, width):
+            return 512, 512
+
+    assert fitted_size(Model(), PIL.Image.new("RGB", (600, 400)), max_side=1024) == (None, None)  # under 4x the area
+    assert fitted_size(Model(), PIL.Image.new("RGB", (4032, 3024)), max_side=1024) == (440, 592)  # 46x the area
+    # 0.84x the area, but 1096 px wide (1100 rounded down to a multiple of 8) where the server allows 1024
+    assert fitted_size(Model(), PIL.Image.new("RGB", (1100, 200)), max_side=1024) == (184, 1024)
