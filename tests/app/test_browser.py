@@ -61,6 +61,16 @@ def find(page, css):
     return page.find_element("css selector", css)
 
 
+def shown(element) -> bool:
+    """Whether ``element`` is on screen; one that the page removed meanwhile (a toast closing itself) is not."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    try:
+        return element.is_displayed()
+    except StaleElementReferenceException:
+        return False
+
+
 def wait_for(page, condition, timeout=TIMEOUT):
     """``condition(page)`` once truthy; on timeout the page's screenshot path is in the error."""
     from selenium.common.exceptions import TimeoutException
@@ -71,7 +81,8 @@ def wait_for(page, condition, timeout=TIMEOUT):
     except TimeoutException:
         shot = Path(page.downloads).parent / "timeout.png"
         page.save_screenshot(str(shot))
-        raise TimeoutException(f"waited {timeout} s; the page then: {shot}") from None
+        toasts = [" ".join(toast.text.split()) for toast in page.find_elements("css selector", "[data-testid=toast-body]") if shown(toast)]
+        raise TimeoutException(f"waited {timeout} s; the page then: {shot}; its messages: {toasts}") from None
 
 
 def type_into(page, css, text, *, clear=True):
@@ -111,7 +122,7 @@ def open_settings(page, container):
 def page_message(page, text):
     """The visible element holding ``text`` (an error toast, a status line), or None."""
     for element in page.find_elements("xpath", f"//*[contains(text(), {json.dumps(text)})]"):
-        if element.is_displayed():
+        if shown(element):
             return element
     return None
 
@@ -214,7 +225,10 @@ def test_generate_gallery_and_sidecar_download(page, running_app, subject_png, s
 def test_bad_input_shows_a_message_and_the_app_keeps_serving(page, subject_png, tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"this is not a PNG")
+    fresh_page(page)  # whatever test ran before on this worker, the image is the only bad input
     upload(page, "#gen-images", broken)
+    type_into(page, "#gen-subject textarea", "crescent")
+    type_into(page, "#gen-prompts textarea", "on grass at the left, large")
     find(page, "#gen-run").click()
     message = wait_for(page, lambda b: page_message(b, "is not a readable image"))
     assert "broken.png" in message.text and "PNG, JPEG or WebP" in message.text
@@ -336,10 +350,15 @@ def fresh_page(page):
 
 def close_toasts(page):
     """Dismiss the messages in the corner, so that a screenshot shows the page under them."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
     for button in page.find_elements("css selector", "[data-testid=toast-close]"):
-        if button.is_displayed():
-            button.click()
-    wait_for(page, lambda b: not any(button.is_displayed() for button in b.find_elements("css selector", "[data-testid=toast-close]")))
+        try:
+            if button.is_displayed():
+                button.click()
+        except StaleElementReferenceException:
+            pass  # it closed itself between the lookup and the click
+    wait_for(page, lambda b: not any(shown(button) for button in b.find_elements("css selector", "[data-testid=toast-close]")))
 
 
 def open_accordion(page, title, container):
