@@ -35,6 +35,17 @@ def test_generate_two_subjects_with_regions_writes_images_and_records_them(tmp_p
     assert np.abs(with_regions.astype(int) - without).max() > 0
 
 
+def test_the_region_scope_reaches_the_pipeline_and_the_sidecar(tmp_path, two_images):
+    dog, cat = two_images
+    out = tmp_path / "phrase"
+    assert main(BASE + ["--subjects", f"dog={dog}", f"cat={cat}", "--regions", "dog=0,0,16,32", "cat=16,0,32,32", "--region-scope", "phrase", "--output", str(out)]) == 0
+    assert json.loads(next(out.glob("*.json")).read_text())["settings"]["region_scope"] == "phrase"
+    assert main(BASE + ["--subjects", f"dog={dog}", f"cat={cat}", "--regions", "dog=0,0,16,32", "cat=16,0,32,32", "--output", str(tmp_path / "subject")]) == 0
+    assert json.loads(next((tmp_path / "subject").glob("*.json")).read_text())["settings"].get("region_scope") is None  # the default
+    phrase, subject = (np.asarray(PIL.Image.open(next((tmp_path / name).glob("*.png")))).astype(int) for name in ("phrase", "subject"))
+    assert np.abs(phrase - subject).max() > 0
+
+
 @pytest.mark.parametrize(
     "extra, flag, words",
     [
@@ -47,6 +58,7 @@ def test_generate_two_subjects_with_regions_writes_images_and_records_them(tmp_p
         (["--subjects", "dog=nope.png"], "--subjects", "no file or folder at 'nope.png'"),
         (["--subjects", "dog=DOG", "--method", "umm"], "--subjects", "one subject per image"),
         (["--regions", "dog=0,0,8,8", "--subject-image", "DOG", "--subject", "dog"], "--regions", "pass `--subjects` too"),
+        (["--subjects", "dog=DOG", "--region-scope", "phrase"], "--region-scope", "pass `--regions` too"),
     ],
 )
 def test_bad_subjects_name_the_flag(tmp_path, two_images, capsys, extra, flag, words):
@@ -64,7 +76,8 @@ def test_a_box_outside_a_given_height_and_width_is_refused_before_the_model_load
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("extra, flag", [(["--subjects", "dog"], "--subjects"), (["--subjects", "dog=x", "--regions", "dog=1,2,3"], "--regions")])
+@pytest.mark.parametrize("extra, flag", [(["--subjects", "dog"], "--subjects"), (["--subjects", "dog=x", "--regions", "dog=1,2,3"], "--regions"),
+                                         (["--subjects", "dog=x", "--regions", "dog=1,2,3,4", "--region-scope", "word"], "--region-scope")])
 def test_malformed_entries_are_argparse_errors(extra, flag, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(BASE + extra + ["--output", "unused"])

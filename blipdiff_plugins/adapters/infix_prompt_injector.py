@@ -228,13 +228,16 @@ class InfixPromptInjector:
         prompt_strength: float = 1.0,
         prompt_reps: int = 20,
         argument: str = "subjects",
+        isolate_phrases: bool = False,
     ):
         """Several subjects: the prompts (which name every word) repeated as the release repeats its template, each
         subject's embeddings ``(batch, n_i, hidden)`` spliced in front of its word (`subject_slots`).
 
         Returns ``(hidden states (batch, max_length, hidden), SubjectSlots)``. One subject whose prompt starts with
         ``"a {word} "`` gives exactly `encode_prompts` (``prompt`` without that start, ``subjects=[word]``).
+        ``isolate_phrases``: each subject's phrase attends only to the shared start and itself (`region_scope.isolated_phrases`).
         """
+        from .region_scope import isolated_phrases
         from .subject_slots import fill_subject_slots
 
         slots = self.subject_word_slots(
@@ -247,7 +250,8 @@ class InfixPromptInjector:
 
         handle = text_encoder.get_input_embeddings().register_forward_hook(replace_slots)
         try:
-            hidden = text_encoder(input_ids=slots.input_ids.to(text_encoder.device)).last_hidden_state
+            with isolated_phrases(text_encoder, slots) if isolate_phrases else contextlib.nullcontext():
+                hidden = text_encoder(input_ids=slots.input_ids.to(text_encoder.device)).last_hidden_state
         finally:
             handle.remove()
         return hidden, slots

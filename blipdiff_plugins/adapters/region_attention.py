@@ -1,9 +1,9 @@
 """Regions for subjects: each subject's tokens are attended to only inside its region of the image.
 
 Our choice of how to restrict (the BLIP-Diffusion paper has one subject and no regions): at every cross-attention
-layer, the keys of a subject's tokens (its query-token slots and its word) get an additive bias of ``-strength`` for
-the image positions outside its region, in the conditional rows of the batch; the unconditional rows and every other
-token are untouched. A region is a box ``(left, top, right, bottom)`` in output pixels or a mask of the output size;
+layer, the keys of a subject's tokens (its query-token slots and its word; its whole phrase with ``region_scope``,
+`region_scope`) get an additive bias of ``-strength`` for the image positions outside its region, in the conditional
+rows of the batch; the unconditional rows and every other token are untouched. A region is a box ``(left, top, right, bottom)`` in output pixels or a mask of the output size;
 at a layer whose map is ``h x w`` a cell counts as inside when at least half of it lies in the region (the cell
 nearest to covered when none does). ``strength`` is configurable: the default 1e4 is a hard restriction in practice;
 small values (1-5) only discourage. The bias travels as the layer's ``attention_mask``, so it composes with whatever
@@ -97,12 +97,18 @@ class RegionBias:
         columns (`list[list[list[int]]]`): per conditional row of the U-Net batch, per subject, its key positions.
         latent_size (`tuple[int, int]`): the latent's ``(height, width)``.
         strength (`float`, defaults to 1e4): the bias outside a region is ``-strength``.
+        outside_columns (`list[list[list[int]]]`, *optional*): per row, per subject, the keys blocked at the cells
+            outside every region; ``columns`` by default (then ``columns`` are blocked wherever the subject's region
+            is not). `region_scope`'s ``"phrase"`` restricts a whole phrase among the regions but only the subject's
+            slots and word outside them.
     """
 
-    def __init__(self, masks: Sequence[torch.Tensor | None], columns: Sequence[Sequence[Sequence[int]]], latent_size: tuple[int, int], strength: float = DEFAULT_REGION_STRENGTH):
+    def __init__(self, masks: Sequence[torch.Tensor | None], columns: Sequence[Sequence[Sequence[int]]], latent_size: tuple[int, int], strength: float = DEFAULT_REGION_STRENGTH,
+                 outside_columns: Sequence[Sequence[Sequence[int]]] | None = None):
         check_region_strength(strength)
         self.masks = list(masks)
         self.columns = [list(map(list, row)) for row in columns]
+        self.outside_columns = self.columns if outside_columns is None else [list(map(list, row)) for row in outside_columns]
         self.latent_size = latent_size
         self.strength = float(strength)
         self._cache: dict[tuple, torch.Tensor] = {}
@@ -112,13 +118,14 @@ class RegionBias:
         key = (map_hw, keys)
         if key not in self._cache:
             bias = torch.zeros(len(self.columns), map_hw[0] * map_hw[1], keys)
-            for subject, mask in enumerate(self.masks):
-                if mask is None:
-                    continue
-                outside = ~cells_inside(mask, map_hw)
-                for row, row_columns in enumerate(self.columns):
-                    columns = torch.tensor([c for c in row_columns[subject] if c < keys], dtype=torch.long)
-                    bias[row, outside.nonzero()[:, 0][:, None], columns[None]] = -self.strength
+            insides = {subject: cells_inside(mask, map_hw) for subject, mask in enumerate(self.masks) if mask is not None}
+            outside_all = ~torch.stack(list(insides.values())).any(0) if insides else None
+            for subject, inside in insides.items():
+                # cells in another region block `columns`; cells outside every region block `outside_columns`
+                for cells, table in ((~inside & ~outside_all, self.columns), (outside_all, self.outside_columns)):
+                    for row, row_columns in enumerate(table):
+                        columns = torch.tensor([c for c in row_columns[subject] if c < keys], dtype=torch.long)
+                        bias[row, cells.nonzero()[:, 0][:, None], columns[None]] = -self.strength
             self._cache[key] = bias
         return self._cache[key]
 

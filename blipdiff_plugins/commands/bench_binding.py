@@ -18,6 +18,9 @@ def check_binding_arguments(args: argparse.Namespace) -> None:
         raise ValueError(f"--num-prompts: {args.num_prompts} is not from 1 to {MAX_PAIR_PROMPTS} (prompts per pair).")
     if args.no_regions and args.method != "blip_diffusion":
         raise ValueError(f"--no-regions is an option of --method blip_diffusion, not of {args.method!r}; drop it.")
+    if args.region_scope is not None and (args.method != "blip_diffusion" or args.no_regions):
+        raise ValueError(f"--region-scope places regions of --method blip_diffusion without --no-regions; drop it (got --method {args.method}"
+                         f"{' --no-regions' if args.no_regions else ''}).")
     outside = sorted(i for i in (args.prompts or []) if not 0 <= i < args.num_prompts)
     if outside:
         raise ValueError(f"--prompts: {outside} out of range; each pair's prompts are numbered 0-{args.num_prompts - 1}.")
@@ -55,7 +58,7 @@ def run_binding(args: argparse.Namespace, *, options: dict, load_pipeline) -> in
     if hasattr(pipeline, "set_progress_bar_config"):
         pipeline.set_progress_bar_config(disable=True)
     if args.method == "blip_diffusion":
-        method = method_class(pipeline, regions=not args.no_regions, reference=options.get("reference", "mean"))
+        method = method_class(pipeline, regions=not args.no_regions, reference=options.get("reference", "mean"), region_scope=args.region_scope)
     else:
         method = method_class(pipeline)
     size = native_image_size(pipeline, args.size)

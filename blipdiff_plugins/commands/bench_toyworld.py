@@ -14,6 +14,7 @@ TOYWORLD = "toyworld"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options that only ``--dataset toyworld`` reads."""
     from blipdiff_plugins.toyworld.contexts import BACKGROUND_NAMES  # numpy only, no torch
+    from blipdiff_plugins.adapters.region_scope import REGION_SCOPES  # no torch
 
     from .arguments import positive_int
     group = parser.add_argument_group("toy world (--dataset toyworld)")
@@ -26,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "heldout_pairs (training subjects never paired in training) (default: %(default)s)")
     group.add_argument("--num-pairs", type=positive_int, default=None, help="--task binding: the first N pairs of the split, in a fixed seeded order (default: all)")
     group.add_argument("--no-regions", action="store_true", help="--task binding: place the subjects by the prompt alone, without regions")
+    group.add_argument("--region-scope", default=None, choices=REGION_SCOPES,
+                       help="--task binding: which keys a subject's region restricts: subject (its query tokens and word), phrase "
+                            "(its phrase, up to the next subject), isolated (phrase, and phrases kept apart in the text encoder) "
+                            "(default: the pipeline's, subject)")
     group.add_argument("--oracle", default=None, help="oracle folder (default: the oracle shipped with the package)")
     group.add_argument("--num-prompts", type=int, default=None,
                        help="toy-world prompt contexts per subject, 1-25; --task inpaint: scenes per subject (default: 12; --task inpaint: 2)")
@@ -68,7 +73,7 @@ def run_toyworld(args: argparse.Namespace, *, options: dict, load_pipeline) -> i
         from .bench_binding import run_binding
 
         return run_binding(args, options=options, load_pipeline=load_pipeline)
-    for flag, given in (("--num-pairs", args.num_pairs is not None), ("--no-regions", args.no_regions),
+    for flag, given in (("--num-pairs", args.num_pairs is not None), ("--no-regions", args.no_regions), ("--region-scope", args.region_scope is not None),
                         ("--toyworld-split heldout_pairs", args.toyworld_split == "heldout_pairs")):
         if given:
             raise ValueError(f"{flag} is an option of --task binding; add --task binding or drop it.")

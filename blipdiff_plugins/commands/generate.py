@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..adapters.region_scope import REGION_SCOPES  # no torch: the parser stays light
 from .arguments import TOY_PROMPT, check_subject_model, prompt_text, subject_with_images, word_box
 from .common import (
     HelpFormatter,
@@ -38,6 +39,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "an IMAGE may be a fine-tuned subject-model folder")
     parser.add_argument("--regions", nargs="+", default=None, type=word_box, metavar="WORD=LEFT,TOP,RIGHT,BOTTOM",
                         help="with --subjects: keep a subject inside its box (output pixels), e.g. dog=0,0,256,512")
+    parser.add_argument("--region-scope", default=None, choices=REGION_SCOPES,
+                        help="with --regions: what a box restricts: subject (the subject's tokens and word), phrase (its phrase, up "
+                        "to the next subject), isolated (phrase, and the phrases kept apart in the text encoder) (default: subject)")
     parser.add_argument("--prompt", nargs="+", required=True, type=prompt_text,
                         help=f"one or more prompts, e.g. '{TOY_PROMPT}' (the toy model, builtin) or 'swimming underwater' (a real model)")
     parser.add_argument("--method", default="blip", choices=method_choices("generate"), help="the method: "
@@ -66,6 +70,7 @@ def request_from_args(args):
         guidance=args.guidance, height=args.height, width=args.width,
         subjects=None if args.subjects is None else [SubjectEntry(word, images) for word, images in args.subjects],
         regions=None if args.regions is None else regions_by_word(args.regions),
+        region_scope=args.region_scope,
     )
 
 

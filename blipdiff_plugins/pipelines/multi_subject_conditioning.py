@@ -14,15 +14,18 @@ from typing import Iterator, Sequence
 import torch
 
 from ..adapters.region_attention import RegionBias, check_region_strength
+from ..adapters.region_scope import DEFAULT_REGION_SCOPE, check_region_scope, scope_columns
 from .subject_conditioning import group_subject_images
 from .subjects import Subject, check_subjects, subject_masks
 
 
 def check_subjects_call(
-    pipe, subjects, *, height: int, width: int, region_strength: float, prompt_embeds=None, **single_subject_arguments
+    pipe, subjects, *, height: int, width: int, region_strength: float, prompt_embeds=None, region_scope: str = DEFAULT_REGION_SCOPE,
+    **single_subject_arguments
 ) -> tuple[list[Subject], list] | None:
     """``subjects`` checked (None when not given) and each one's region mask of the ``height x width`` output;
     ``single_subject_arguments`` (``subject_images=``, ...) must then all be None."""
+    check_region_scope(region_scope)
     if subjects is None:
         return None
     check_region_strength(region_strength)
@@ -58,8 +61,12 @@ def encode_subjects(pipe, subjects: Sequence[Subject], device: torch.device) -> 
     return embeds
 
 
-def encode_subjects_prompt(pipe, prompts: Sequence[str], subjects: Sequence[Subject], *, prompt_strength: float, prompt_reps: int | None, device: torch.device):
-    """Conditional embeddings ``(batch, seq_len, hidden)`` of ``prompts`` carrying every subject, and their `SubjectSlots`."""
+def encode_subjects_prompt(
+    pipe, prompts: Sequence[str], subjects: Sequence[Subject], *, prompt_strength: float, prompt_reps: int | None, device: torch.device,
+    region_scope: str = DEFAULT_REGION_SCOPE,
+):
+    """Conditional embeddings ``(batch, seq_len, hidden)`` of ``prompts`` carrying every subject, and their `SubjectSlots`;
+    ``region_scope="isolated"`` with two or more subjects and a region isolates their phrases in the text encoder."""
     injector = pipe.prompt_injector
     if not hasattr(injector, "encode_subject_words"):
         raise ValueError(f"`subjects`: the prompt injector {pipe.config.prompt_injector_name!r} places one subject; pass `subject_images` instead.")
@@ -68,7 +75,14 @@ def encode_subjects_prompt(pipe, prompts: Sequence[str], subjects: Sequence[Subj
     return injector.encode_subject_words(
         pipe.text_encoder, pipe.tokenizer, prompts, [s.word.strip() for s in subjects], embeds,
         prompt_strength=prompt_strength, prompt_reps=pipe.resolve_prompt_reps(prompt_reps),
+        isolate_phrases=isolates_phrases(subjects, region_scope),
     )
+
+
+def isolates_phrases(subjects: Sequence[Subject], region_scope: str) -> bool:
+    """Whether the text encoder isolates the phrases: scope ``"isolated"``, two or more subjects, one with a region
+    (one subject, or no region, is today's computation exactly)."""
+    return region_scope == "isolated" and len(subjects) > 1 and any(subject.region is not None for subject in subjects)
 
 
 def subjects_prompt_slots(pipe, prompts: Sequence[str], subjects: Sequence[Subject], *, prompt_strength: float, prompt_reps: int | None):
@@ -85,12 +99,14 @@ def subjects_prompt_slots(pipe, prompts: Sequence[str], subjects: Sequence[Subje
 
 @contextlib.contextmanager
 def subject_regions(
-    pipe, several, slots, *, height: int, width: int, num_images_per_prompt: int, strength: float, processor: str, unet=None
+    pipe, several, slots, *, height: int, width: int, num_images_per_prompt: int, strength: float, processor: str, unet=None,
+    scope: str = DEFAULT_REGION_SCOPE,
 ) -> Iterator[None]:
     """For the block, each subject with a region attends only there (nothing happens when no subject has one).
 
     ``several`` is `check_subjects_call`'s result, ``slots`` the conditioning's `SubjectSlots`; the processors go on
-    ``unet`` (a stock pipeline's, such as a 9-channel inpainting U-Net), ``pipe.unet`` by default.
+    ``unet`` (a stock pipeline's, such as a 9-channel inpainting U-Net), ``pipe.unet`` by default; ``scope`` is the
+    call's ``region_scope`` (`adapters.region_scope`: which keys a region restricts).
     """
     from ..adapters.region_attention import region_attention
     from ..registry import ATTENTION_PROCESSORS
@@ -103,7 +119,9 @@ def subject_regions(
     except KeyError as error:
         raise ValueError(f"`region_processor`: {error.args[0]}") from None
     subjects, masks = several
-    columns = [[slots.columns(row, index) for index in range(len(subjects))] for row in range(len(slots.slots)) for _ in range(num_images_per_prompt)]
+    check_region_scope(scope)
+    tables = [scope_columns(slots, row, scope) for row in range(len(slots.slots)) for _ in range(num_images_per_prompt)]
+    columns, outside = [table[0] for table in tables], [table[1] for table in tables]
     latent_size = (height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
-    with region_attention(pipe.unet if unet is None else unet, RegionBias(masks, columns, latent_size, strength), processor_class):
+    with region_attention(pipe.unet if unet is None else unet, RegionBias(masks, columns, latent_size, strength, outside), processor_class):
         yield

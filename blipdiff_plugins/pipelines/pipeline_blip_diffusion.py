@@ -16,6 +16,7 @@ from transformers import CLIPTextModel, CLIPTokenizer, PreTrainedTokenizerBase
 
 from ..adapters.interfaces import SubjectEncoder
 from ..adapters.region_attention import DEFAULT_REGION_STRENGTH
+from ..adapters.region_scope import DEFAULT_REGION_SCOPE
 from ..adapters.subject_image_processor import SubjectImageProcessor
 from ..utils.images import ImageLike
 from .denoising import callback_tensor_names, denoise, extra_step_kwargs, prepare_latents
@@ -145,6 +146,7 @@ class BlipDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffu
         subjects: Sequence[Subject] | None = None,
         region_strength: float = DEFAULT_REGION_STRENGTH,
         region_processor: str = "region",
+        region_scope: str = DEFAULT_REGION_SCOPE,
     ) -> BlipDiffusionPipelineOutput | tuple:
         """Generate images of the subject in the prompts' scenes.
 
@@ -191,6 +193,10 @@ class BlipDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffu
             region_strength (`float`, defaults to 1e4): with subjects' regions, the attention bias ``-region_strength``
                 on a subject's tokens outside its region (1e4: a hard restriction; 1-5: a nudge).
             region_processor (`str`, defaults to ``"region"``): the `ATTENTION_PROCESSORS` entry that applies regions.
+            region_scope (`str`, defaults to ``"subject"``): which keys a region restricts (our choice,
+                `adapters.region_scope`): ``"subject"`` a subject's query tokens and word; ``"phrase"`` its phrase (up
+                to the next subject); ``"isolated"`` its phrase, also kept apart from the other phrases in the text
+                encoder. One subject, or no region, is the same computation for every scope.
 
         Examples:
 
@@ -205,7 +211,7 @@ class BlipDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffu
         )
         height, width = self.default_size(height, width)
         several = check_subjects_call(
-            self, subjects, height=height, width=width, region_strength=region_strength, prompt_embeds=prompt_embeds,
+            self, subjects, height=height, width=width, region_strength=region_strength, prompt_embeds=prompt_embeds, region_scope=region_scope,
             subject_images=subject_images, subject_embeds=subject_embeds, source_subject=source_subject, target_subject=target_subject,
         )
         self._guidance_scale = guidance_scale
@@ -227,6 +233,7 @@ class BlipDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffu
             prompt_reps=prompt_reps,
             device=device,
             subjects=None if several is None else several[0],
+            region_scope=region_scope,
         )
 
         # 3. Prepare timesteps
@@ -239,7 +246,7 @@ class BlipDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffu
         # 5. Denoising loop (subjects' regions restrict their tokens' cross-attention for the loop)
         with subject_regions(
             self, several, self._subject_slots, height=height, width=width, num_images_per_prompt=num_images_per_prompt,
-            strength=region_strength, processor=region_processor,
+            strength=region_strength, processor=region_processor, scope=region_scope,
         ):
             latents = denoise(
                 self,

@@ -17,6 +17,7 @@ from transformers import CLIPTextModel, CLIPTokenizer, PreTrainedTokenizerBase
 
 from ..adapters.interfaces import SubjectEncoder
 from ..adapters.region_attention import DEFAULT_REGION_STRENGTH
+from ..adapters.region_scope import DEFAULT_REGION_SCOPE
 from ..adapters.subject_image_processor import SubjectImageProcessor
 from ..utils.images import ImageLike
 from . import control_conditioning as control
@@ -234,6 +235,7 @@ class BlipDiffusionControlNetPipeline(SubjectPipelineMixin, DiffusionPipeline, S
         subjects: Sequence[Subject] | None = None,
         region_strength: float = DEFAULT_REGION_STRENGTH,
         region_processor: str = "region",
+        region_scope: str = DEFAULT_REGION_SCOPE,
     ) -> BlipDiffusionControlNetPipelineOutput | tuple:
         """Generate images of the subject in the prompts' scenes, with the structure of the control image(s).
 
@@ -241,7 +243,7 @@ class BlipDiffusionControlNetPipeline(SubjectPipelineMixin, DiffusionPipeline, S
             prompt, subject_images, source_subject, target_subject, subject_embeds, negative_prompt, guidance_scale,
             num_inference_steps, num_images_per_prompt, generator, latents, prompt_embeds, negative_prompt_embeds,
             prompt_strength, prompt_reps, eta, output_type, return_dict, cross_attention_kwargs, callback_on_step_end,
-            callback_on_step_end_tensor_inputs, subjects, region_strength, region_processor: as in
+            callback_on_step_end_tensor_inputs, subjects, region_strength, region_processor, region_scope: as in
             `BlipDiffusionPipeline.__call__` (regions restrict the U-Net's cross-attention, not the ControlNet's).
             control_image (image, list, or tensor, *optional*): the structure map (edges, depth, pose, ...): a path,
                 PIL image, uint8 array, or a ``(3, h, w)``/``(batch, 3, h, w)`` tensor in [0, 1]; a list gives one image
@@ -298,7 +300,7 @@ class BlipDiffusionControlNetPipeline(SubjectPipelineMixin, DiffusionPipeline, S
 
         height, width = self.default_size(height, width)
         several = check_subjects_call(
-            self, subjects, height=height, width=width, region_strength=region_strength, prompt_embeds=prompt_embeds,
+            self, subjects, height=height, width=width, region_strength=region_strength, prompt_embeds=prompt_embeds, region_scope=region_scope,
             subject_images=subject_images, subject_embeds=subject_embeds, source_subject=source_subject, target_subject=target_subject,
         )
         self._guidance_scale = guidance_scale
@@ -329,6 +331,7 @@ class BlipDiffusionControlNetPipeline(SubjectPipelineMixin, DiffusionPipeline, S
             prompt_reps=prompt_reps,
             device=device,
             subjects=None if several is None else several[0],
+            region_scope=region_scope,
         )
         control_inputs = [
             control.expand_control_batch(
@@ -354,7 +357,7 @@ class BlipDiffusionControlNetPipeline(SubjectPipelineMixin, DiffusionPipeline, S
         )
         with subject_regions(
             self, several, self._subject_slots, height=height, width=width, num_images_per_prompt=num_images_per_prompt,
-            strength=region_strength, processor=region_processor,
+            strength=region_strength, processor=region_processor, scope=region_scope,
         ):
             latents = denoise(
                 self,

@@ -25,6 +25,7 @@ from types import MappingProxyType
 import torch
 
 from ..adapters.region_attention import DEFAULT_REGION_STRENGTH
+from ..adapters.region_scope import check_region_scope
 from .subject_conditioning import as_list
 
 # Stable Diffusion's sampling settings that stock SD pipelines demand: they warn about any other value and rewrite
@@ -51,6 +52,7 @@ def subject_prompt_embeds(
     prompt_strength: float = 1.0,
     prompt_reps: int | None = None,
     device: torch.device | None = None,
+    region_scope: str = "subject",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(prompt_embeds, negative_prompt_embeds)`` of the subject pipeline ``pipe`` for a stock SD-1.x pipeline.
 
@@ -73,6 +75,8 @@ def subject_prompt_embeds(
         subjects (`list[Subject]`, *optional*): several subjects, each at its word in the prompt, as
             ``pipe(prompt, subjects=[...])`` conditions (BLIP-Diffusion only; instead of the four above). Their regions
             are not in the embeddings: run the stock pipeline inside `subject_regions` for them.
+        region_scope (`str`, defaults to ``"subject"``): with `subjects`, as in ``pipe(...)``; give `subject_regions`
+            the same (``"isolated"`` changes the embeddings of two or more subjects with a region).
         negative_prompt (`str` or `list[str]`, *optional*): plain text of the unconditional branch, one or one per
             prompt; `None` is the empty prompt, as in ``pipe(...)``.
         prompt_strength (`float`, defaults to 1.0), prompt_reps (`int`, *optional*): BLIP-Diffusion's prompt
@@ -88,11 +92,12 @@ def subject_prompt_embeds(
         num_inference_steps=1, output_type="pil", callback_on_step_end_tensor_inputs=[],
     )
     prompts = as_list(prompt, "prompt")
+    check_region_scope(region_scope)
     if subjects is not None:
         subjects = _checked_subjects(
             pipe, subjects, subject_images=subject_images, source_subject=source_subject, target_subject=target_subject, subject_embeds=subject_embeds
         )
-        positive = _template_prompt_embeds(pipe, prompts, None, None, None, None, prompt_strength, prompt_reps, device, subjects=subjects)
+        positive = _template_prompt_embeds(pipe, prompts, None, None, None, None, prompt_strength, prompt_reps, device, subjects=subjects, region_scope=region_scope)
     elif hasattr(pipe, "encode_conditions"):
         positive = _multimodal_prompt_embeds(
             pipe, prompts, subject_images, source_subject, target_subject, subject_embeds, prompt_strength, prompt_reps, device
@@ -122,7 +127,9 @@ def _refuse_one_subject_pipelines(pipe) -> None:
         )
 
 
-def _template_prompt_embeds(pipe, prompts, subject_images, source_subject, target_subject, subject_embeds, prompt_strength, prompt_reps, device, subjects=None):
+def _template_prompt_embeds(
+    pipe, prompts, subject_images, source_subject, target_subject, subject_embeds, prompt_strength, prompt_reps, device, subjects=None, region_scope="subject"
+):
     """The positive rows of the mixin's `prepare_conditioning` (guidance off for the call, so no negative is made)."""
     saved_scale = pipe._guidance_scale
     pipe._guidance_scale = 1.0
@@ -141,6 +148,7 @@ def _template_prompt_embeds(pipe, prompts, subject_images, source_subject, targe
             prompt_reps=prompt_reps,
             device=device,
             subjects=subjects,
+            region_scope=region_scope,
         )
     finally:
         pipe._guidance_scale = saved_scale
@@ -182,6 +190,7 @@ def subject_regions(
     region_processor: str = "region",
     prompt_strength: float = 1.0,
     prompt_reps: int | None = None,
+    region_scope: str = "subject",
 ):
     """For the block, the stock pipeline ``stock`` draws each of ``subjects`` that has a region only inside it, as
     ``pipe(prompt, subjects=subjects, ...)`` does::
@@ -202,6 +211,7 @@ def subject_regions(
         height, width (`int`): the size ``stock`` is called with (regions are in its output pixels).
         num_images_per_prompt (`int`, defaults to 1): as ``stock`` is called with.
         region_strength, region_processor: as in ``pipe(...)``.
+        region_scope (`str`, defaults to ``"subject"``): as in ``pipe(...)``; what `subject_prompt_embeds` was given.
     """
     from diffusers import DiffusionPipeline
 
@@ -215,7 +225,7 @@ def subject_regions(
     if not isinstance(num_images_per_prompt, int) or isinstance(num_images_per_prompt, bool) or num_images_per_prompt < 1:
         raise ValueError(f"`num_images_per_prompt` must be a whole number >= 1 (as the stock pipeline is called with), got {num_images_per_prompt!r}.")
     prompts = as_list(prompt, "prompt")
-    several = check_subjects_call(pipe, subjects, height=height, width=width, region_strength=region_strength)
+    several = check_subjects_call(pipe, subjects, height=height, width=width, region_strength=region_strength, region_scope=region_scope)
     slots = subjects_prompt_slots(pipe, prompts, several[0], prompt_strength=prompt_strength, prompt_reps=prompt_reps)
     latent = (height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
     rows = len(prompts) * num_images_per_prompt
@@ -240,7 +250,7 @@ def subject_regions(
     try:
         with regions_on(
             pipe, several, slots, height=height, width=width, num_images_per_prompt=num_images_per_prompt, strength=region_strength,
-            processor=region_processor, unet=stock.unet,
+            processor=region_processor, unet=stock.unet, scope=region_scope,
         ):
             yield
     finally:

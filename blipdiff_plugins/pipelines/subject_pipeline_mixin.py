@@ -350,11 +350,12 @@ class SubjectPipelineMixin(SubjectPipelineLoaderMixin, SubjectModelLoaderMixin):
         prompt_reps: int | None,
         device: torch.device,
         subjects=None,
+        region_scope: str = "subject",
     ) -> tuple[torch.Tensor, int]:
         """Text conditioning for the U-Net, ``[negative; positive]`` under guidance, and the prompt count.
 
         With ``subjects`` (checked `Subject`s, `multi_subject_conditioning`) every subject sits at its word in the prompt;
-        where they sit is left in ``self._subject_slots`` for their regions.
+        where they sit is left in ``self._subject_slots`` for their regions (``region_scope``: `adapters.region_scope`).
         """
         self._subject_slots = None
         if subjects is not None:
@@ -363,7 +364,8 @@ class SubjectPipelineMixin(SubjectPipelineLoaderMixin, SubjectModelLoaderMixin):
             prompts = as_list(prompt, "prompt")
             batch_size = len(prompts)
             prompt_embeds, self._subject_slots = encode_subjects_prompt(
-                self, prompts, subjects, prompt_strength=prompt_strength, prompt_reps=prompt_reps, device=device
+                self, prompts, subjects, prompt_strength=prompt_strength, prompt_reps=prompt_reps, device=device,
+                region_scope=region_scope,
             )
         elif prompt_embeds is None:
             prompts = as_list(prompt, "prompt")

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from ..adapters.region_scope import REGION_SCOPES
 from .errors import InvalidArgumentError, OutputArgumentError
 from .generate_subjects import SubjectEntry, check_subject_entries, pipeline_subjects, recorded_subjects, subject_model_folders
 from .models import DEFAULT_MODEL, ModelSettings, check_model_settings, load_model
@@ -43,6 +44,8 @@ class GenerateRequest(ImageSamplingRequest):
             ``subject`` / ``subject_model``: each a word named in every prompt and its images (or one subject-model folder).
         regions (`dict`, *optional*): with ``subjects``, a subject's word -> its box ``(left, top, right, bottom)`` in
             output pixels.
+        region_scope (`str`, *optional*): with ``regions``, which keys a region restricts (`adapters.region_scope`:
+            subject, phrase, isolated); the pipeline's default (subject) when `None`.
     """
 
     prompt: Sequence[str]
@@ -54,6 +57,7 @@ class GenerateRequest(ImageSamplingRequest):
     options: dict = dataclasses.field(default_factory=dict)
     subjects: Sequence[SubjectEntry] | None = None
     regions: Mapping[str, Sequence[float]] | None = None
+    region_scope: str | None = None
 
 
 @dataclasses.dataclass
@@ -128,6 +132,11 @@ def check_request(request: GenerateRequest, method) -> GenerateRequest:
         raise InvalidArgumentError(f"`prompt` {list(request.prompt)!r} holds an empty prompt; pass text such as 'on a beach'.", argument="prompt")
     if request.regions and request.subjects is None:
         raise InvalidArgumentError("`regions` places the subjects of `subjects`; pass `subjects` too.", argument="regions")
+    if request.region_scope is not None:
+        if request.region_scope not in REGION_SCOPES:
+            raise InvalidArgumentError(f"`region_scope` must be one of {', '.join(REGION_SCOPES)}, got {request.region_scope!r}.", argument="region_scope")
+        if not request.regions:
+            raise InvalidArgumentError("`region_scope` says what `regions` restrict; pass `regions` too.", argument="region_scope")
     if request.subjects is not None:
         changes.update(check_subject_entries(request, method, subject_image_files))
     elif request.subject_model:
@@ -281,6 +290,8 @@ def generate(
                 say(notice)
         height, width = pipe.default_size(request.height, request.width)
         kwargs["subjects"] = pipeline_subjects(pipe, request, height, width)
+        if request.region_scope is not None:
+            kwargs["region_scope"] = request.region_scope
     elif request.subject_model:
         loaded = pipe.load_subject(request.subject_model)  # the loaded subject stands in for subject images
         subject = request.subject or loaded.subject
@@ -318,10 +329,12 @@ def generate(
         generator=generators,
         **kwargs,
     ).images
-    settings = {field.name: getattr(request, field.name) for field in dataclasses.fields(request) if field.name not in ("options", "subject_image", "subjects", "regions")}
+    settings = {field.name: getattr(request, field.name) for field in dataclasses.fields(request) if field.name not in ("options", "subject_image", "subjects", "regions", "region_scope")}
     settings.update(subject=subject, subject_image=[item if isinstance(item, str) else "<image>" for item in request.subject_image or []] or None)
     if request.subjects is not None:
         settings.update(recorded_subjects(request))
+    if request.region_scope is not None:  # recorded only when given: sidecars without regions stay as they were
+        settings["region_scope"] = request.region_scope
     settings.update(options)
     files: list[Path] = []
     if output is not None:

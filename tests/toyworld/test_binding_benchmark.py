@@ -122,6 +122,8 @@ def test_cli_runs_text_only_binding_and_names_bad_flags(tmp_path, capsys):
     for flags, message in (
         (["--method", "copy_reference"], "--method: 'copy_reference' does not run two subjects"),
         (["--method", "text_only", "--no-regions"], "--no-regions is an option of --method blip_diffusion"),
+        (["--method", "text_only", "--region-scope", "phrase"], "--region-scope places regions of --method blip_diffusion"),
+        (["--no-regions", "--region-scope", "isolated"], "--region-scope places regions of --method blip_diffusion without --no-regions"),
         (["--num-prompts", "30"], "--num-prompts: 30 is not from 1 to 24"),
         (["--subjects", "ruby_star+lemon_heart"], "--subjects: 'ruby_star+lemon_heart' is not a pair of split 'heldout'"),
     ):
@@ -132,4 +134,7 @@ def test_cli_runs_text_only_binding_and_names_bad_flags(tmp_path, capsys):
     assert main(["bench", "--dataset", "toyworld", "--model", "builtin", "--method", "copy_reference", "--output",
                  str(tmp_path / "bad"), "--no-regions"]) == 2
     assert "--no-regions is an option of --task binding" in capsys.readouterr().err
+    assert main(["bench", "--dataset", "toyworld", "--model", "builtin", "--method", "copy_reference", "--output",
+                 str(tmp_path / "bad"), "--region-scope", "phrase"]) == 2
+    assert "--region-scope is an option of --task binding" in capsys.readouterr().err
     assert np.isfinite(summary["scores"]["overall"]["each_right"]["mean"])

@@ -29,12 +29,14 @@ class BlipDiffusionPairs:
         regions (`bool`, defaults to `True`): give each subject its half of the canvas as its region (its tokens'
             cross-attention restricted there); `False` places the subjects by the prompt alone.
         region_strength (`float`, *optional*): the pipeline's ``region_strength``; its default when `None`.
+        region_scope (`str`, *optional*): the pipeline's ``region_scope`` (which keys a region restricts); its default when `None`.
         reference (`str`, defaults to `"mean"`): "mean" of each subject's references, or its "first".
     """
 
     name = "blip_diffusion_pairs"
 
-    def __init__(self, pipeline, *, regions: bool = True, region_strength: float | None = None, reference: str = "mean"):
+    def __init__(self, pipeline, *, regions: bool = True, region_strength: float | None = None, reference: str = "mean",
+                 region_scope: str | None = None):
         if reference not in REFERENCE_MODES:
             raise ValueError(f"`reference`: {reference!r} is not one of {', '.join(REFERENCE_MODES)}.")
         if not getattr(pipeline, "takes_several_subjects", False):
@@ -43,12 +45,15 @@ class BlipDiffusionPairs:
         self.pipeline = pipeline
         self.regions = bool(regions)
         self.region_strength = region_strength
+        self.region_scope = region_scope
         self.reference = reference
         self._embeds: dict[str, torch.Tensor] = {}
         self._warnings_shown: set = set()
 
     def describe(self) -> dict:
-        return {"name": self.name, "regions": self.regions, "region_strength": self.region_strength, "reference": self.reference}
+        described = {"name": self.name, "regions": self.regions, "region_strength": self.region_strength, "reference": self.reference}
+        # only a scope other than the default is recorded, so rows measured before the option keep their description
+        return described if self.region_scope is None else {**described, "region_scope": self.region_scope}
 
     def prepare_subject(self, subject: dict, reference_images: Sequence[PIL.Image.Image]) -> None:
         images = list(reference_images)
@@ -74,6 +79,8 @@ class BlipDiffusionPairs:
             for word, position in zip(words, positions)
         ]
         options = {} if self.region_strength is None else {"region_strength": self.region_strength}
+        if self.region_scope is not None:
+            options["region_scope"] = self.region_scope
         output = call_warning_once(self._warnings_shown, lambda: self.pipeline(
             prompt=text, subjects=subjects, **sampling_options(config, generators), prompt_reps=config.prompt_reps, **options,
         ))
