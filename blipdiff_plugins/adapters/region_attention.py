@@ -2,11 +2,11 @@
 
 Our choice of how to restrict (the BLIP-Diffusion paper has one subject and no regions): at every cross-attention
 layer, the keys of a subject's tokens (its query-token slots and its word; its whole phrase with ``region_scope``,
-`region_scope`) get an additive bias of ``-strength`` for the image positions outside its region, in the conditional
-rows of the batch; the unconditional rows and every other token are untouched. A region is a box ``(left, top, right, bottom)`` in output pixels or a mask of the output size;
-at a layer whose map is ``h x w`` a cell counts as inside when at least half of it lies in the region (the cell
-nearest to covered when none does). ``strength`` is configurable: the default 1e4 is a hard restriction in practice;
-small values (1-5) only discourage. The bias travels as the layer's ``attention_mask``, so it composes with whatever
+see `region_scope`) get an additive bias of ``-strength`` for the image positions outside its region, in the
+conditional rows of the batch; the unconditional rows and every other token are untouched. A region is a box
+``(left, top, right, bottom)`` in output pixels or a mask of the output size; at a layer whose map is ``h x w`` a
+cell counts as inside when at least half of it lies in the region (the cell nearest to covered when none does).
+``strength`` is configurable: the default 1e4 is a hard restriction in practice; small values (1-5) only discourage. The bias travels as the layer's ``attention_mask``, so it composes with whatever
 processor the layer has (SDPA, the attention store, prompt-to-prompt), which adds the mask to its logits.
 """
 

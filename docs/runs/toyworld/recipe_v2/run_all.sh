@@ -41,12 +41,12 @@ bench inpaint-subject_inpaint $INPAINT --method subject_inpaint
 bench zs-bricks --model "$RUN/model" --method blip_diffusion --num-images 4 --reference-background bricks
 bench binding-text $BIND --model "$RUN/model" --method text_only
 bench inpaint-text_inpaint $INPAINT --method text_inpaint
-bench text --model "$RUN/model" --method text_only --num-images 4
 # 5b. The toy UMM-Diffusion on the new model (its text encoder changed), on the one-subject records (UMM takes one
-#    subject), then its benchmark row at the fusion weight the README reports. Before the remaining rows: the model
-#    ships only together with its UMM (the shipped UMM is built on the shipped model).
+#    subject), before the remaining rows: the model ships only together with its UMM (the shipped UMM is built on the
+#    shipped model). Its benchmark row, at the fusion weight the README reports, after the floors.
 [ -f "$RUN/umm/model_index.json" ] || "$BLIPDIFF" toyworld train-umm --toy-model "$RUN/model" \
     --records "$RUN/stage3_prompted/records_one_subject" --output "$RUN/umm" --seed 0
+bench text --model "$RUN/model" --method text_only --num-images 4
 bench umm-a0.75 --model "$RUN/umm" --method umm --fusion-weight 0.75 --num-images 4
 bench copy --model "$RUN/model" --method copy_reference --num-images 4
 bench inpaint-copy_reference $INPAINT --method copy_reference
