@@ -3,12 +3,12 @@ held-out subjects from their references and the prompted context, and the oracle
 
 This is the README's main command in Python: it fails if the shipped weights, their float16 storage, the saved
 scheduler (SNR-shifted betas, trailing DDIM) or the conditioning path stop matching what was benchmarked.
-Thresholds sit well below the benchmark's figures (run 5: zero-shot subject 0.79, prompt 0.91 over 96 images; these
-16 images read 13/16 subjects and 16/16 contexts right at 12 steps (14 and 15 at 25), text only 0/16 at 12 steps as
-at 25; run 4 read 13, 14 and 0 at 25)
-and well above the text-only floor (subject 0.01), so float differences between CPUs cannot flip the outcome while a
-broken model (noise, or a subject ignored) cannot pass. With and without references are two tests, so that two
-workers can share them.
+Thresholds sit well below the benchmark's figures (recipe v2, runs/toy12: zero-shot subject 0.742, prompt 0.984
+over 384 images, protocol v2; these 16 images read 13/16 subjects and 16/16 contexts right at 12 steps as at 25, text
+only 1/16 at 12 and 25 steps; the previous model, run 5, read 13, 16 and 0 at 12 steps)
+and well above the text-only floor, so float differences between CPUs cannot flip the outcome while a broken model
+(noise, or a subject ignored) cannot pass. With and without references are two tests, so that two workers can share
+them.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from blipdiff_plugins.toyworld.oracle import classify, load_oracle
 from blipdiff_plugins.toyworld.world import ToyWorld, heldout_pairs
 
 # DDIM steps per image: 12, half the README's 25 (the same weights, scheduler and conditioning path). Measured on all
-# 8 held-out pairs: with references 13/16 subjects at 12 to 20 steps (11 at 10, 14 at 25) against the threshold 10,
-# contexts 16/16 (15 at 25) against 11; text only 0/16 at 12 as at 25 against 4.
+# 8 held-out pairs (recipe v2): with references 13/16 subjects at 12 and at 25 steps against the threshold 10,
+# contexts 16/16 against 11; text only 1/16 at 12 as at 25 against 4.
 REFERENCE_STEPS, TEXT_ONLY_STEPS = 12, 12
 CONTEXTS = (("on grass at the left, large", ("grass", "left", "large")), ("on sand at the right, large", ("sand", "right", "large")))
 

@@ -70,11 +70,11 @@ def shipped_umm():
 @pytest.mark.slow  # the shipped model over every held-out pair
 @pytest.mark.parametrize("weight, least, most", [(0.75, 12, 16), (0.0, 0, 5)], ids=["subject", "text_only"])
 def test_shipped_toy_umm_draws_heldout_appearances_from_references(shipped_umm, weight, least, most):
-    """The weights in the package: at a = 0.75 the pseudo-word brings the held-out subject's appearance (0.92 in the
-    96-image sweep of run 5, 0.96 in run 4's); at a = 0 the same prompts are text only (appearance 0.06).
-    16 images each at 10 DDIM steps: 16/16 at a = 0.75 and 0/16 at a = 0, as at 8 and 12 steps (25 steps read 16/16
-    and 1/16). The thresholds (>= 12, <= 5) leave room for float differences between CPUs while a pseudo-word that
-    carries nothing cannot pass. Two tests, one per weight, so that two workers can share the work."""
+    """The weights in the package: at a = 0.75 the pseudo-word brings the held-out subject's appearance; at a = 0 the
+    same prompts are text only. Retrained on recipe v2's model (runs/toy12/umm): 16 images each at 10 DDIM steps read
+    16/16 at a = 0.75 and 1/16 at a = 0, as at 25 steps (run 5's UMM: 16/16 and 0/16). The thresholds (>= 12, <= 5)
+    leave room for float differences between CPUs while a pseudo-word that carries nothing cannot pass. Two tests, one
+    per weight, so that two workers can share the work."""
     from blipdiff_plugins.toyworld.oracle import classify
 
     assert json.loads((toy_umm_folder() / SETTINGS_FILE).read_text())["prompt_injector_name"] == "hidden_state"

@@ -37,11 +37,11 @@ Made with: `{command}` (seed {seed}), then `python docs/runs/toyworld/pack_toy_m
 
 ## Stages as run
 
-| stage | steps | final loss (mean of last 50) | minutes |
+| stage | steps | final loss | minutes |
 |---|---|---|---|
 {stages}
 
-The stage-1 VAE, checked before stage 2: the oracle reads {gate} of its reconstructions of held-out renders right.
+The VAE, checked before the text-to-image stage: the oracle reads {gate} of its reconstructions of held-out renders right.{retrieval}
 
 Sizes: {sizes}
 
@@ -68,9 +68,19 @@ def main() -> None:
     recipe = json.loads((run / "recipe.json").read_text(encoding="utf-8"))
     pipe = BlipDiffusionPipeline.from_pretrained(run / "model").to(torch.float16)
     rows = []
-    for name in ("vae", "t2i", "prompted"):
-        stage = report[name]
+    for name in ("vae", "t2i", "image_encoder", "qformer", "prompted"):  # recipe v2's stages; v1 runs lack the middle two
+        if name not in report:
+            continue
+        stage = report[name].get("training", report[name])  # the image-encoder stage nests its training figures
         rows.append(f"| {stage.get('name', name)} | {stage['steps']} | {stage['loss']:.4f} | {stage['seconds'] / 60:.1f} |")
+    retrieval = report.get("qformer", {}).get("retrieval_heldout")
+    if retrieval:
+        gate_retrieval = (
+            f" Stage 1's retrieval on {retrieval['pairs']} held-out image-caption pairs: recall@1 "
+            f"{retrieval['image_to_text']['recall@1']:.3f} image to text, {retrieval['text_to_image']['recall@1']:.3f} text to image."
+        )
+    else:
+        gate_retrieval = ""
     params = {name: sum(p.numel() for p in getattr(pipe, name).parameters()) for name in ("unet", "vae", "text_encoder", "subject_encoder")}
     gate = report["vae"].get("oracle_on_reconstructions")
     gate_text = "(not measured)" if gate is None else (
@@ -81,7 +91,7 @@ def main() -> None:
     card = CARD.format(
         command=f"blipdiff toyworld train --output RUN (size {recipe['size']}, defaults of RecipeConfig)", seed=recipe["seed"],
         recipe=json.dumps(recipe, indent=2), stages="\n".join(rows),
-        gate=gate_text, benchmark=benchmark, image_size=recipe["image_size"],
+        gate=gate_text, retrieval=gate_retrieval, benchmark=benchmark, image_size=recipe["image_size"],
         scheduler=f"{type(pipe.scheduler).__name__} ({pipe.scheduler.config.prediction_type}, "
         f"{pipe.scheduler.config.timestep_spacing} spacing, the recipe's SNR-shifted betas in the scheduler config)",
         sizes=f"{toy_size(recipe['size'])}; parameters " + ", ".join(f"{k} {v / 1e6:.2f} M" for k, v in params.items()),
