@@ -89,3 +89,16 @@ def test_the_stock_route_takes_it(tiny_pipeline, subjects):
                        generator=generator(0), output_type="np").images
     assert processor_types(stock.unet) == before
     np.testing.assert_allclose(images, sample(pipe, TWO, subjects=subjects, region_self_attention=True), rtol=0, atol=1e-5)
+
+
+def test_the_controlnet_pipeline_takes_it(tiny_components, subjects, subject_image):
+    from blipdiff_plugins import BlipDiffusionControlNetPipeline
+    from blipdiff_plugins.pipelines.control_conditioning import controlnet_from_unet
+
+    pipe = BlipDiffusionControlNetPipeline(**tiny_components, controlnet=controlnet_from_unet(tiny_components["unet"], 2, seed=1))
+    pipe.set_progress_bar_config(disable=True)
+    control = subject_image.resize((SIZE, SIZE))
+    before = processor_types(pipe.unet)
+    bounded = sample(pipe, TWO, subjects=subjects, control_image=control, region_self_attention=True)
+    assert processor_types(pipe.unet) == before
+    assert np.abs(bounded - sample(pipe, TWO, subjects=subjects, control_image=control)).max() > 1e-4
