@@ -46,6 +46,17 @@ def test_the_region_scope_reaches_the_pipeline_and_the_sidecar(tmp_path, two_ima
     assert np.abs(phrase - subject).max() > 0
 
 
+def test_region_self_attention_reaches_the_pipeline_and_the_sidecar(tmp_path, two_images):
+    dog, cat = two_images
+    boxes = ["--subjects", f"dog={dog}", f"cat={cat}", "--regions", "dog=0,0,16,32", "cat=16,0,32,32"]
+    assert main(BASE + boxes + ["--region-self-attention", "--output", str(tmp_path / "bounded")]) == 0
+    assert json.loads(next((tmp_path / "bounded").glob("*.json")).read_text())["settings"]["region_self_attention"] is True
+    assert main(BASE + boxes + ["--output", str(tmp_path / "free")]) == 0
+    assert json.loads(next((tmp_path / "free").glob("*.json")).read_text())["settings"]["region_self_attention"] is False  # the flag as parsed
+    bounded, free = (np.asarray(PIL.Image.open(next((tmp_path / name).glob("*.png")))).astype(int) for name in ("bounded", "free"))
+    assert np.abs(bounded - free).max() > 0
+
+
 @pytest.mark.parametrize(
     "extra, flag, words",
     [
@@ -59,6 +70,7 @@ def test_the_region_scope_reaches_the_pipeline_and_the_sidecar(tmp_path, two_ima
         (["--subjects", "dog=DOG", "--method", "umm"], "--subjects", "one subject per image"),
         (["--regions", "dog=0,0,8,8", "--subject-image", "DOG", "--subject", "dog"], "--regions", "pass `--subjects` too"),
         (["--subjects", "dog=DOG", "--region-scope", "phrase"], "--region-scope", "pass `--regions` too"),
+        (["--subjects", "dog=DOG", "--region-self-attention"], "--region-self-attention", "keeps `--regions` apart; pass `--regions` too"),
     ],
 )
 def test_bad_subjects_name_the_flag(tmp_path, two_images, capsys, extra, flag, words):

@@ -21,6 +21,9 @@ def check_binding_arguments(args: argparse.Namespace) -> None:
     if args.region_scope is not None and (args.method != "blip_diffusion" or args.no_regions):
         raise ValueError(f"--region-scope places regions of --method blip_diffusion without --no-regions; drop it (got --method {args.method}"
                          f"{' --no-regions' if args.no_regions else ''}).")
+    if args.region_self_attention and (args.method != "blip_diffusion" or args.no_regions):
+        raise ValueError(f"--region-self-attention bounds regions of --method blip_diffusion without --no-regions; drop it (got --method {args.method}"
+                         f"{' --no-regions' if args.no_regions else ''}).")
     outside = sorted(i for i in (args.prompts or []) if not 0 <= i < args.num_prompts)
     if outside:
         raise ValueError(f"--prompts: {outside} out of range; each pair's prompts are numbered 0-{args.num_prompts - 1}.")
@@ -58,7 +61,8 @@ def run_binding(args: argparse.Namespace, *, options: dict, load_pipeline) -> in
     if hasattr(pipeline, "set_progress_bar_config"):
         pipeline.set_progress_bar_config(disable=True)
     if args.method == "blip_diffusion":
-        method = method_class(pipeline, regions=not args.no_regions, reference=options.get("reference", "mean"), region_scope=args.region_scope)
+        method = method_class(pipeline, regions=not args.no_regions, reference=options.get("reference", "mean"), region_scope=args.region_scope,
+                                region_self_attention=args.region_self_attention)
     else:
         method = method_class(pipeline)
     size = native_image_size(pipeline, args.size)

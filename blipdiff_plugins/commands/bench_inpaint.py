@@ -28,6 +28,7 @@ def check_inpaint_arguments(args: argparse.Namespace) -> None:
     if outside:
         raise ValueError(f"--prompts: {outside} out of range; each subject's scenes are numbered 0-{args.num_prompts - 1}.")
     for flag, given in (("--num-pairs", args.num_pairs is not None), ("--no-regions", args.no_regions), ("--region-scope", args.region_scope is not None),
+                        ("--region-self-attention", args.region_self_attention),
                         ("--reference-background", args.reference_background is not None),
                         ("--toyworld-split heldout_pairs", args.toyworld_split == "heldout_pairs")):
         if given:

@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="--task binding: which keys a subject's region restricts: subject (its query tokens and word), phrase "
                             "(its phrase, up to the next subject), isolated (phrase, and phrases kept apart in the text encoder) "
                             "(default: the pipeline's, subject)")
+    group.add_argument("--region-self-attention", action="store_true",
+                       help="--task binding: also keep the regions' cells apart in the U-Net's self-attention (default: off)")
     group.add_argument("--oracle", default=None, help="oracle folder (default: the oracle shipped with the package)")
     group.add_argument("--num-prompts", type=int, default=None,
                        help="toy-world prompt contexts per subject, 1-25; --task inpaint: scenes per subject (default: 12; --task inpaint: 2)")
@@ -74,6 +76,7 @@ def run_toyworld(args: argparse.Namespace, *, options: dict, load_pipeline) -> i
 
         return run_binding(args, options=options, load_pipeline=load_pipeline)
     for flag, given in (("--num-pairs", args.num_pairs is not None), ("--no-regions", args.no_regions), ("--region-scope", args.region_scope is not None),
+                        ("--region-self-attention", args.region_self_attention),
                         ("--toyworld-split heldout_pairs", args.toyworld_split == "heldout_pairs")):
         if given:
             raise ValueError(f"{flag} is an option of --task binding; add --task binding or drop it.")

@@ -42,6 +42,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--region-scope", default=None, choices=REGION_SCOPES,
                         help="with --regions: what a box restricts: subject (the subject's tokens and word), phrase (its phrase, up "
                         "to the next subject), isolated (phrase, and the phrases kept apart in the text encoder) (default: subject)")
+    parser.add_argument("--region-self-attention", action="store_true",
+                        help="with --regions: also keep the boxes' cells apart in the U-Net's self-attention (default: off)")
     parser.add_argument("--prompt", nargs="+", required=True, type=prompt_text,
                         help=f"one or more prompts, e.g. '{TOY_PROMPT}' (the toy model, builtin) or 'swimming underwater' (a real model)")
     parser.add_argument("--method", default="blip", choices=method_choices("generate"), help="the method: "
@@ -71,6 +73,7 @@ def request_from_args(args):
         subjects=None if args.subjects is None else [SubjectEntry(word, images) for word, images in args.subjects],
         regions=None if args.regions is None else regions_by_word(args.regions),
         region_scope=args.region_scope,
+        region_self_attention=args.region_self_attention,
     )
 
 

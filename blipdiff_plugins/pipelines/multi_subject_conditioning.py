@@ -15,17 +15,19 @@ import torch
 
 from ..adapters.region_attention import RegionBias, check_region_strength
 from ..adapters.region_scope import DEFAULT_REGION_SCOPE, check_region_scope, scope_columns
+from ..adapters.region_self_attention import check_region_self_attention
 from .subject_conditioning import group_subject_images
 from .subjects import Subject, check_subjects, subject_masks
 
 
 def check_subjects_call(
     pipe, subjects, *, height: int, width: int, region_strength: float, prompt_embeds=None, region_scope: str = DEFAULT_REGION_SCOPE,
-    **single_subject_arguments
+    region_self_attention: bool = False, **single_subject_arguments
 ) -> tuple[list[Subject], list] | None:
     """``subjects`` checked (None when not given) and each one's region mask of the ``height x width`` output;
     ``single_subject_arguments`` (``subject_images=``, ...) must then all be None."""
     check_region_scope(region_scope)
+    check_region_self_attention(region_self_attention)
     if subjects is None:
         return None
     check_region_strength(region_strength)
@@ -100,14 +102,16 @@ def subjects_prompt_slots(pipe, prompts: Sequence[str], subjects: Sequence[Subje
 @contextlib.contextmanager
 def subject_regions(
     pipe, several, slots, *, height: int, width: int, num_images_per_prompt: int, strength: float, processor: str, unet=None,
-    scope: str = DEFAULT_REGION_SCOPE,
+    scope: str = DEFAULT_REGION_SCOPE, self_attention: bool = False,
 ) -> Iterator[None]:
     """For the block, each subject with a region attends only there (nothing happens when no subject has one).
 
     ``several`` is `check_subjects_call`'s result, ``slots`` the conditioning's `SubjectSlots`; the processors go on
     ``unet`` (a stock pipeline's, such as a 9-channel inpainting U-Net), ``pipe.unet`` by default; ``scope`` is the
-    call's ``region_scope`` (`adapters.region_scope`: which keys a region restricts).
+    call's ``region_scope`` (`adapters.region_scope`: which keys a region restricts); ``self_attention`` its
+    ``region_self_attention`` (`adapters.region_self_attention`: the regions' cells also kept apart in self-attention).
     """
+    from ..adapters import region_self_attention as bounded
     from ..adapters.region_attention import region_attention
     from ..registry import ATTENTION_PROCESSORS
 
@@ -123,5 +127,9 @@ def subject_regions(
     tables = [scope_columns(slots, row, scope) for row in range(len(slots.slots)) for _ in range(num_images_per_prompt)]
     columns, outside = [table[0] for table in tables], [table[1] for table in tables]
     latent_size = (height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
-    with region_attention(pipe.unet if unet is None else unet, RegionBias(masks, columns, latent_size, strength, outside), processor_class):
+    unet = pipe.unet if unet is None else unet
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(region_attention(unet, RegionBias(masks, columns, latent_size, strength, outside), processor_class))
+        if self_attention and sum(mask is not None for mask in masks) > 1:  # one region: nothing to keep apart, today's call
+            stack.enter_context(bounded.region_self_attention(unet, bounded.SelfRegionBias(masks, latent_size, len(columns), strength, bounded.DEFAULT_SELF_ATTENTION_ROWS)))
         yield

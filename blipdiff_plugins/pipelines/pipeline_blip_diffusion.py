@@ -147,6 +147,7 @@ class BlipDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffu
         region_strength: float = DEFAULT_REGION_STRENGTH,
         region_processor: str = "region",
         region_scope: str = DEFAULT_REGION_SCOPE,
+        region_self_attention: bool = False,
     ) -> BlipDiffusionPipelineOutput | tuple:
         """Generate images of the subject in the prompts' scenes.
 
@@ -197,6 +198,8 @@ class BlipDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffu
                 `adapters.region_scope`): ``"subject"`` a subject's query tokens and word; ``"phrase"`` its phrase (up
                 to the next subject); ``"isolated"`` its phrase, also kept apart from the other phrases in the text
                 encoder. One subject, or no region, is the same computation for every scope.
+            region_self_attention (`bool`, defaults to False): with two or more regions, also keep the regions' cells
+                apart in the U-Net's self-attention (bias ``-region_strength``; `adapters.region_self_attention`, our choice).
 
         Examples:
 
@@ -212,6 +215,7 @@ class BlipDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffu
         height, width = self.default_size(height, width)
         several = check_subjects_call(
             self, subjects, height=height, width=width, region_strength=region_strength, prompt_embeds=prompt_embeds, region_scope=region_scope,
+            region_self_attention=region_self_attention,
             subject_images=subject_images, subject_embeds=subject_embeds, source_subject=source_subject, target_subject=target_subject,
         )
         self._guidance_scale = guidance_scale
@@ -246,7 +250,7 @@ class BlipDiffusionPipeline(SubjectPipelineMixin, DiffusionPipeline, StableDiffu
         # 5. Denoising loop (subjects' regions restrict their tokens' cross-attention for the loop)
         with subject_regions(
             self, several, self._subject_slots, height=height, width=width, num_images_per_prompt=num_images_per_prompt,
-            strength=region_strength, processor=region_processor, scope=region_scope,
+            strength=region_strength, processor=region_processor, scope=region_scope, self_attention=region_self_attention,
         ):
             latents = denoise(
                 self,

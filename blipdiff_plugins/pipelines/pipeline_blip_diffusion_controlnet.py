@@ -236,6 +236,7 @@ class BlipDiffusionControlNetPipeline(SubjectPipelineMixin, DiffusionPipeline, S
         region_strength: float = DEFAULT_REGION_STRENGTH,
         region_processor: str = "region",
         region_scope: str = DEFAULT_REGION_SCOPE,
+        region_self_attention: bool = False,
     ) -> BlipDiffusionControlNetPipelineOutput | tuple:
         """Generate images of the subject in the prompts' scenes, with the structure of the control image(s).
 
@@ -243,7 +244,7 @@ class BlipDiffusionControlNetPipeline(SubjectPipelineMixin, DiffusionPipeline, S
             prompt, subject_images, source_subject, target_subject, subject_embeds, negative_prompt, guidance_scale,
             num_inference_steps, num_images_per_prompt, generator, latents, prompt_embeds, negative_prompt_embeds,
             prompt_strength, prompt_reps, eta, output_type, return_dict, cross_attention_kwargs, callback_on_step_end,
-            callback_on_step_end_tensor_inputs, subjects, region_strength, region_processor, region_scope: as in
+            callback_on_step_end_tensor_inputs, subjects, region_strength, region_processor, region_scope, region_self_attention: as in
             `BlipDiffusionPipeline.__call__` (regions restrict the U-Net's cross-attention, not the ControlNet's).
             control_image (image, list, or tensor, *optional*): the structure map (edges, depth, pose, ...): a path,
                 PIL image, uint8 array, or a ``(3, h, w)``/``(batch, 3, h, w)`` tensor in [0, 1]; a list gives one image
@@ -301,7 +302,7 @@ class BlipDiffusionControlNetPipeline(SubjectPipelineMixin, DiffusionPipeline, S
         height, width = self.default_size(height, width)
         several = check_subjects_call(
             self, subjects, height=height, width=width, region_strength=region_strength, prompt_embeds=prompt_embeds, region_scope=region_scope,
-            subject_images=subject_images, subject_embeds=subject_embeds, source_subject=source_subject, target_subject=target_subject,
+            region_self_attention=region_self_attention, subject_images=subject_images, subject_embeds=subject_embeds, source_subject=source_subject, target_subject=target_subject,
         )
         self._guidance_scale = guidance_scale
         self._cross_attention_kwargs = None if cross_attention_kwargs is None else dict(cross_attention_kwargs)
@@ -357,7 +358,7 @@ class BlipDiffusionControlNetPipeline(SubjectPipelineMixin, DiffusionPipeline, S
         )
         with subject_regions(
             self, several, self._subject_slots, height=height, width=width, num_images_per_prompt=num_images_per_prompt,
-            strength=region_strength, processor=region_processor, scope=region_scope,
+            strength=region_strength, processor=region_processor, scope=region_scope, self_attention=region_self_attention,
         ):
             latents = denoise(
                 self,

@@ -191,6 +191,7 @@ def subject_regions(
     prompt_strength: float = 1.0,
     prompt_reps: int | None = None,
     region_scope: str = "subject",
+    region_self_attention: bool = False,
 ):
     """For the block, the stock pipeline ``stock`` draws each of ``subjects`` that has a region only inside it, as
     ``pipe(prompt, subjects=subjects, ...)`` does::
@@ -212,6 +213,7 @@ def subject_regions(
         num_images_per_prompt (`int`, defaults to 1): as ``stock`` is called with.
         region_strength, region_processor: as in ``pipe(...)``.
         region_scope (`str`, defaults to ``"subject"``): as in ``pipe(...)``; what `subject_prompt_embeds` was given.
+        region_self_attention (`bool`, defaults to False): as in ``pipe(...)`` (on ``stock.unet``'s self-attention).
     """
     from diffusers import DiffusionPipeline
 
@@ -225,7 +227,8 @@ def subject_regions(
     if not isinstance(num_images_per_prompt, int) or isinstance(num_images_per_prompt, bool) or num_images_per_prompt < 1:
         raise ValueError(f"`num_images_per_prompt` must be a whole number >= 1 (as the stock pipeline is called with), got {num_images_per_prompt!r}.")
     prompts = as_list(prompt, "prompt")
-    several = check_subjects_call(pipe, subjects, height=height, width=width, region_strength=region_strength, region_scope=region_scope)
+    several = check_subjects_call(pipe, subjects, height=height, width=width, region_strength=region_strength, region_scope=region_scope,
+                                  region_self_attention=region_self_attention)
     slots = subjects_prompt_slots(pipe, prompts, several[0], prompt_strength=prompt_strength, prompt_reps=prompt_reps)
     latent = (height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
     rows = len(prompts) * num_images_per_prompt
@@ -250,7 +253,7 @@ def subject_regions(
     try:
         with regions_on(
             pipe, several, slots, height=height, width=width, num_images_per_prompt=num_images_per_prompt, strength=region_strength,
-            processor=region_processor, unet=stock.unet, scope=region_scope,
+            processor=region_processor, unet=stock.unet, scope=region_scope, self_attention=region_self_attention,
         ):
             yield
     finally:

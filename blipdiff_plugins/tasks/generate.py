@@ -46,6 +46,8 @@ class GenerateRequest(ImageSamplingRequest):
             output pixels.
         region_scope (`str`, *optional*): with ``regions``, which keys a region restricts (`adapters.region_scope`:
             subject, phrase, isolated); the pipeline's default (subject) when `None`.
+        region_self_attention (`bool`, defaults to `False`): with ``regions``, also keep the regions' cells apart in the
+            U-Net's self-attention (`adapters.region_self_attention`).
     """
 
     prompt: Sequence[str]
@@ -58,6 +60,7 @@ class GenerateRequest(ImageSamplingRequest):
     subjects: Sequence[SubjectEntry] | None = None
     regions: Mapping[str, Sequence[float]] | None = None
     region_scope: str | None = None
+    region_self_attention: bool = False
 
 
 @dataclasses.dataclass
@@ -137,6 +140,10 @@ def check_request(request: GenerateRequest, method) -> GenerateRequest:
             raise InvalidArgumentError(f"`region_scope` must be one of {', '.join(REGION_SCOPES)}, got {request.region_scope!r}.", argument="region_scope")
         if not request.regions:
             raise InvalidArgumentError("`region_scope` says what `regions` restrict; pass `regions` too.", argument="region_scope")
+    if not isinstance(request.region_self_attention, bool):
+        raise InvalidArgumentError(f"`region_self_attention` must be True or False, got {request.region_self_attention!r}.", argument="region_self_attention")
+    if request.region_self_attention and not request.regions:
+        raise InvalidArgumentError("`region_self_attention` keeps `regions` apart; pass `regions` too.", argument="region_self_attention")
     if request.subjects is not None:
         changes.update(check_subject_entries(request, method, subject_image_files))
     elif request.subject_model:
@@ -292,6 +299,8 @@ def generate(
         kwargs["subjects"] = pipeline_subjects(pipe, request, height, width)
         if request.region_scope is not None:
             kwargs["region_scope"] = request.region_scope
+        if request.region_self_attention:
+            kwargs["region_self_attention"] = True
     elif request.subject_model:
         loaded = pipe.load_subject(request.subject_model)  # the loaded subject stands in for subject images
         subject = request.subject or loaded.subject
@@ -329,12 +338,14 @@ def generate(
         generator=generators,
         **kwargs,
     ).images
-    settings = {field.name: getattr(request, field.name) for field in dataclasses.fields(request) if field.name not in ("options", "subject_image", "subjects", "regions", "region_scope")}
+    settings = {field.name: getattr(request, field.name) for field in dataclasses.fields(request) if field.name not in ("options", "subject_image", "subjects", "regions", "region_scope", "region_self_attention")}
     settings.update(subject=subject, subject_image=[item if isinstance(item, str) else "<image>" for item in request.subject_image or []] or None)
     if request.subjects is not None:
         settings.update(recorded_subjects(request))
     if request.region_scope is not None:  # recorded only when given: sidecars without regions stay as they were
         settings["region_scope"] = request.region_scope
+    if request.region_self_attention:  # likewise only when on
+        settings["region_self_attention"] = True
     settings.update(options)
     files: list[Path] = []
     if output is not None:

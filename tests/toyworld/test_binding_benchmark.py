@@ -124,6 +124,7 @@ def test_cli_runs_text_only_binding_and_names_bad_flags(tmp_path, capsys):
         (["--method", "text_only", "--no-regions"], "--no-regions is an option of --method blip_diffusion"),
         (["--method", "text_only", "--region-scope", "phrase"], "--region-scope places regions of --method blip_diffusion"),
         (["--no-regions", "--region-scope", "isolated"], "--region-scope places regions of --method blip_diffusion without --no-regions"),
+        (["--no-regions", "--region-self-attention"], "--region-self-attention bounds regions of --method blip_diffusion without --no-regions"),
         (["--num-prompts", "30"], "--num-prompts: 30 is not from 1 to 24"),
         (["--subjects", "ruby_star+lemon_heart"], "--subjects: 'ruby_star+lemon_heart' is not a pair of split 'heldout'"),
     ):
@@ -137,4 +138,7 @@ def test_cli_runs_text_only_binding_and_names_bad_flags(tmp_path, capsys):
     assert main(["bench", "--dataset", "toyworld", "--model", "builtin", "--method", "copy_reference", "--output",
                  str(tmp_path / "bad"), "--region-scope", "phrase"]) == 2
     assert "--region-scope is an option of --task binding" in capsys.readouterr().err
+    assert main(["bench", "--dataset", "toyworld", "--model", "builtin", "--method", "copy_reference", "--output",
+                 str(tmp_path / "bad"), "--region-self-attention"]) == 2
+    assert "--region-self-attention is an option of --task binding" in capsys.readouterr().err
     assert np.isfinite(summary["scores"]["overall"]["each_right"]["mean"])

@@ -30,13 +30,15 @@ class BlipDiffusionPairs:
             cross-attention restricted there); `False` places the subjects by the prompt alone.
         region_strength (`float`, *optional*): the pipeline's ``region_strength``; its default when `None`.
         region_scope (`str`, *optional*): the pipeline's ``region_scope`` (which keys a region restricts); its default when `None`.
+        region_self_attention (`bool`, defaults to `False`): the pipeline's ``region_self_attention`` (regions kept apart
+            in self-attention too).
         reference (`str`, defaults to `"mean"`): "mean" of each subject's references, or its "first".
     """
 
     name = "blip_diffusion_pairs"
 
     def __init__(self, pipeline, *, regions: bool = True, region_strength: float | None = None, reference: str = "mean",
-                 region_scope: str | None = None):
+                 region_scope: str | None = None, region_self_attention: bool = False):
         if reference not in REFERENCE_MODES:
             raise ValueError(f"`reference`: {reference!r} is not one of {', '.join(REFERENCE_MODES)}.")
         if not getattr(pipeline, "takes_several_subjects", False):
@@ -46,6 +48,7 @@ class BlipDiffusionPairs:
         self.regions = bool(regions)
         self.region_strength = region_strength
         self.region_scope = region_scope
+        self.region_self_attention = bool(region_self_attention)
         self.reference = reference
         self._embeds: dict[str, torch.Tensor] = {}
         self._warnings_shown: set = set()
@@ -53,7 +56,11 @@ class BlipDiffusionPairs:
     def describe(self) -> dict:
         described = {"name": self.name, "regions": self.regions, "region_strength": self.region_strength, "reference": self.reference}
         # only a scope other than the default is recorded, so rows measured before the option keep their description
-        return described if self.region_scope is None else {**described, "region_scope": self.region_scope}
+        if self.region_scope is not None:
+            described["region_scope"] = self.region_scope
+        if self.region_self_attention:
+            described["region_self_attention"] = True
+        return described
 
     def prepare_subject(self, subject: dict, reference_images: Sequence[PIL.Image.Image]) -> None:
         images = list(reference_images)
@@ -81,6 +88,8 @@ class BlipDiffusionPairs:
         options = {} if self.region_strength is None else {"region_strength": self.region_strength}
         if self.region_scope is not None:
             options["region_scope"] = self.region_scope
+        if self.region_self_attention:
+            options["region_self_attention"] = True
         output = call_warning_once(self._warnings_shown, lambda: self.pipeline(
             prompt=text, subjects=subjects, **sampling_options(config, generators), prompt_reps=config.prompt_reps, **options,
         ))
