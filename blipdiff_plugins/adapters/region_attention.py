@@ -141,29 +141,41 @@ class RegionBias:
         return torch.cat([torch.zeros_like(conditional)] + [conditional] * (batch // rows - 1))
 
 
-class RegionAttentionProcessor:
-    """Wraps a cross-attention layer's processor and passes it the region bias as its ``attention_mask``
-    (registry name ``"region"`` in `ATTENTION_PROCESSORS`).
+class BiasedAttentionProcessor:
+    """Wraps a layer's processor and passes it a region bias as its ``attention_mask``: at cross-attention layers
+    (``cross = True``) or self-attention layers (``cross = False``); `layer_bias` gives the bias of one call.
 
     Args:
         inner (attention processor): the layer's processor (SDPA, an attention-store processor, ...).
         layer (`AttentionLayer`): the layer, for its downsampling level.
-        regions (`RegionBias`): the call's bias.
+        regions: the call's bias (`RegionBias`, or `region_self_attention.SelfRegionBias`).
     """
 
-    def __init__(self, inner, layer, regions: RegionBias):
+    cross = True
+
+    def __init__(self, inner, layer, regions):
         self.inner = inner
         self.layer = layer
         self.regions = regions
 
+    def layer_bias(self, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None, map_hw: tuple[int, int]) -> torch.Tensor:
+        raise NotImplementedError
+
     def __call__(self, attn, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None) -> torch.Tensor:
-        if encoder_hidden_states is not None:
+        if (encoder_hidden_states is not None) == self.cross:
             query_length = hidden_states.shape[1] if hidden_states.ndim == 3 else hidden_states.shape[-2] * hidden_states.shape[-1]
-            map_hw = map_size(query_length, self.regions.latent_size, self.layer.level)
-            bias = self.regions.bias(hidden_states.shape[0], map_hw, encoder_hidden_states.shape[1], dtype=hidden_states.dtype, device=hidden_states.device)
+            bias = self.layer_bias(hidden_states, encoder_hidden_states, map_size(query_length, self.regions.latent_size, self.layer.level))
             # an encoder attention mask arrives as a (batch, 1, keys) bias: the two add
             attention_mask = bias if attention_mask is None else bias + attention_mask
         return self.inner(attn, hidden_states, encoder_hidden_states=encoder_hidden_states, attention_mask=attention_mask, temb=temb)
+
+
+class RegionAttentionProcessor(BiasedAttentionProcessor):
+    """The subjects' regions at a cross-attention layer (registry name ``"region"`` in `ATTENTION_PROCESSORS`); see
+    `BiasedAttentionProcessor` for the arguments (``regions``: a `RegionBias`)."""
+
+    def layer_bias(self, hidden_states, encoder_hidden_states, map_hw):
+        return self.regions.bias(hidden_states.shape[0], map_hw, encoder_hidden_states.shape[1], dtype=hidden_states.dtype, device=hidden_states.device)
 
 
 @contextlib.contextmanager

@@ -20,8 +20,8 @@ from typing import Iterator, Sequence
 
 import torch
 
-from .attention_store import attention_layers, attention_processors, map_size
-from .region_attention import DEFAULT_REGION_STRENGTH, cells_inside, check_region_strength
+from .attention_store import attention_layers, attention_processors
+from .region_attention import DEFAULT_REGION_STRENGTH, BiasedAttentionProcessor, cells_inside, check_region_strength
 
 SELF_ATTENTION_ROWS = ("conditional", "all")
 DEFAULT_SELF_ATTENTION_ROWS = "conditional"
@@ -86,27 +86,14 @@ class SelfRegionBias:
         return torch.cat([torch.zeros(free, *cells.shape, dtype=dtype, device=device), cells.expand(batch - free, -1, -1)])
 
 
-class SelfRegionAttentionProcessor:
-    """Wraps a self-attention layer's processor and passes it the `SelfRegionBias` as its ``attention_mask``.
+class SelfRegionAttentionProcessor(BiasedAttentionProcessor):
+    """The subjects' regions kept apart at a self-attention layer; see `BiasedAttentionProcessor` for the arguments
+    (``regions``: a `SelfRegionBias`)."""
 
-    Args:
-        inner (attention processor): the layer's processor (SDPA, an attention-store processor, ...).
-        layer (`AttentionLayer`): the layer, for its downsampling level.
-        regions (`SelfRegionBias`): the call's bias.
-    """
+    cross = False
 
-    def __init__(self, inner, layer, regions: SelfRegionBias):
-        self.inner = inner
-        self.layer = layer
-        self.regions = regions
-
-    def __call__(self, attn, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None) -> torch.Tensor:
-        if encoder_hidden_states is None:
-            query_length = hidden_states.shape[1] if hidden_states.ndim == 3 else hidden_states.shape[-2] * hidden_states.shape[-1]
-            map_hw = map_size(query_length, self.regions.latent_size, self.layer.level)
-            bias = self.regions.bias(hidden_states.shape[0], map_hw, dtype=hidden_states.dtype, device=hidden_states.device)
-            attention_mask = bias if attention_mask is None else bias + attention_mask
-        return self.inner(attn, hidden_states, encoder_hidden_states=encoder_hidden_states, attention_mask=attention_mask, temb=temb)
+    def layer_bias(self, hidden_states, encoder_hidden_states, map_hw):
+        return self.regions.bias(hidden_states.shape[0], map_hw, dtype=hidden_states.dtype, device=hidden_states.device)
 
 
 @contextlib.contextmanager

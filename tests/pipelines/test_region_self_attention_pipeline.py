@@ -13,12 +13,7 @@ from diffusers import StableDiffusionPipeline
 from blipdiff_plugins import Subject
 from blipdiff_plugins.adapters.attention_store import AttentionStore, attention_control
 from tests.helpers import generator
-
-STEPS = 2
-SIZE = 16
-HALF = SIZE // 2
-TWO = "a dog at the left and a cat at the right"
-LEFT, RIGHT = (0, 0, HALF, SIZE), (HALF, 0, SIZE, SIZE)
+from tests.pipelines.test_region_scope_pipeline import LEFT, RIGHT, SIZE, STEPS, TWO
 
 
 @pytest.fixture()
