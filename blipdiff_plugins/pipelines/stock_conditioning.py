@@ -25,7 +25,7 @@ from types import MappingProxyType
 import torch
 
 from ..adapters.region_attention import DEFAULT_REGION_STRENGTH
-from ..adapters.region_scope import check_region_scope
+from ..adapters.region_scope import DEFAULT_REGION_SCOPE, check_region_scope
 from .subject_conditioning import as_list
 
 # Stable Diffusion's sampling settings that stock SD pipelines demand: they warn about any other value and rewrite
@@ -52,7 +52,7 @@ def subject_prompt_embeds(
     prompt_strength: float = 1.0,
     prompt_reps: int | None = None,
     device: torch.device | None = None,
-    region_scope: str = "subject",
+    region_scope: str = DEFAULT_REGION_SCOPE,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(prompt_embeds, negative_prompt_embeds)`` of the subject pipeline ``pipe`` for a stock SD-1.x pipeline.
 
@@ -128,7 +128,7 @@ def _refuse_one_subject_pipelines(pipe) -> None:
 
 
 def _template_prompt_embeds(
-    pipe, prompts, subject_images, source_subject, target_subject, subject_embeds, prompt_strength, prompt_reps, device, subjects=None, region_scope="subject"
+    pipe, prompts, subject_images, source_subject, target_subject, subject_embeds, prompt_strength, prompt_reps, device, subjects=None, region_scope=DEFAULT_REGION_SCOPE
 ):
     """The positive rows of the mixin's `prepare_conditioning` (guidance off for the call, so no negative is made)."""
     saved_scale = pipe._guidance_scale
@@ -190,7 +190,7 @@ def subject_regions(
     region_processor: str = "region",
     prompt_strength: float = 1.0,
     prompt_reps: int | None = None,
-    region_scope: str = "subject",
+    region_scope: str = DEFAULT_REGION_SCOPE,
     region_self_attention: bool = False,
 ):
     """For the block, the stock pipeline ``stock`` draws each of ``subjects`` that has a region only inside it, as
